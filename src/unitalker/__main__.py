@@ -1,0 +1,5 @@
+import sys
+
+from unitalker.cli import main
+
+sys.exit(main())

@@ -1,0 +1,408 @@
+"""The one registry of annotation conventions and datasets.
+
+Every part of unitalker that needs to know about an annotation convention (heads,
+losses, metrics, exporters, the renderer, the data loaders) looks it up here, by name.
+
+A *convention* is a way of writing facial motion down: mesh vertices of one topology,
+blendshape weights in one channel order, or a parameter vector. A *dataset* (D0..D7 in
+the paper) is a collection of clips annotated in one convention.
+
+The eight original conventions and datasets are registered at import time with the
+values of the original release (names, dimensions, scales, fps, subject counts). A user
+adds a convention from a YAML/JSON file with :func:`register_from_file`, which is how a
+new dataset "plugs in a new head" without code changes.
+
+Resources (lip / upper-face vertex indices, a blendshape rig basis, render faces, a
+neutral mesh) are arrays that live in ``.npz`` / ``.npy`` files; they are loaded lazily
+and cached, so registering a convention is cheap and importing this module reads no file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+Kind = Literal["vertices", "blendshapes", "params"]
+KINDS: tuple[str, ...] = ("vertices", "blendshapes", "params")
+
+# ARKit 52-channel order used by EmoTalk / 3D-ETF (alphabetical).
+ARKIT52_EMOTALK: tuple[str, ...] = (
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight",
+    "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
+    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
+    "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward",
+    "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight",
+    "mouthFrownLeft", "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft",
+    "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
+)  # fmt: skip
+
+# UniTalker in-house 51-channel order (D6/D7). The first 24 names are confirmed by the
+# original authors; the rest come from a third party (UNVERIFIED): change them here only.
+INHOUSE51: tuple[str, ...] = (
+    "EyeBlinkLeft", "EyeBlinkRight", "EyeSquintLeft", "EyeSquintRight", "EyeLookDownLeft",
+    "EyeLookDownRight", "EyeLookInLeft", "EyeLookInRight", "EyeWideLeft", "EyeWideRight",
+    "EyeLookOutLeft", "EyeLookOutRight", "EyeLookUpLeft", "EyeLookUpRight", "BrowDownLeft",
+    "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight", "JawOpen",
+    "MouthClose", "JawLeft", "JawRight", "JawForward", "MouthUpperUpLeft",
+    "MouthUpperUpRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthRollUpper",
+    "MouthRollLower", "MouthSmileLeft", "MouthSmileRight", "MouthDimpleLeft",
+    "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight", "MouthFrownLeft",
+    "MouthFrownRight", "MouthPressLeft", "MouthPressRight", "MouthPucker", "MouthFunnel",
+    "MouthLeft", "MouthRight", "MouthShrugLower", "MouthShrugUpper", "NoseSneerLeft",
+    "NoseSneerRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight",
+)  # fmt: skip
+
+# Live Link Face CSV name order (Unreal's Live Link Face app).
+LIVE_LINK_ORDER: tuple[str, ...] = (
+    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
+    "EyeSquintLeft", "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight",
+    "EyeLookOutRight", "EyeLookUpRight", "EyeSquintRight", "EyeWideRight", "JawForward",
+    "JawRight", "JawLeft", "JawOpen", "MouthClose", "MouthFunnel", "MouthPucker",
+    "MouthRight", "MouthLeft", "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft",
+    "MouthFrownRight", "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft",
+    "MouthStretchRight", "MouthRollLower", "MouthRollUpper", "MouthShrugLower",
+    "MouthShrugUpper", "MouthPressLeft", "MouthPressRight", "MouthLowerDownLeft",
+    "MouthLowerDownRight", "MouthUpperUpLeft", "MouthUpperUpRight", "BrowDownLeft",
+    "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight", "CheekPuff",
+    "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft", "NoseSneerRight", "TongueOut",
+)  # fmt: skip
+LIVE_LINK_ROTATIONS: tuple[str, ...] = (
+    "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
+    "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
+)  # fmt: skip
+
+
+def arkit_key(name: str) -> str:
+    """Case-insensitive key of an ARKit channel name (``jawOpen`` == ``JawOpen``)."""
+    return name[:1].lower() + name[1:]
+
+
+# Resource keys a convention may carry, and what they are.
+RESOURCE_KEYS: dict[str, str] = {
+    "lip_indices": "int [L] vertex indices of the lip region (LVE)",
+    "upper_face_indices": "int [U] vertex indices of the upper face (UFVE, FDD)",
+    "faces": "int [F, 3] triangles for rendering / mesh export",
+    "rig_meanshape": "float [V, 3] neutral mesh of the blendshape rig (blendshapes only)",
+    "rig_basis": "float [C, V, 3] per-channel vertex offsets (blendshapes only)",
+    "neutral": "float [V, 3] a neutral mesh to render vertex outputs on",
+}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """One annotation convention, i.e. one output head of the model.
+
+    Attributes:
+        name: unique key (``annot_type`` in the original code), e.g. ``FLAME_5023_vertices``.
+        kind: ``vertices`` (flattened ``V*3``), ``blendshapes`` (weights) or ``params``.
+        dim: flattened output dimension (``V*3`` for vertices).
+        fps: native output frame rate used at inference.
+        scale: factor applied to raw annotations and templates when loading data.
+        pca: whether the head predicts PCA coefficients (vertex conventions).
+        channel_names: channel names for blendshapes / params (length ``dim``) or None.
+        resources: resource key -> file path (``.npy`` or ``name.npz:key``); see
+            :data:`RESOURCE_KEYS`. Loaded lazily by :meth:`resource`.
+        description: a line for humans.
+    """
+
+    name: str
+    kind: Kind
+    dim: int
+    fps: float
+    scale: float = 1.0
+    pca: bool = False
+    channel_names: tuple[str, ...] | None = None
+    resources: tuple[tuple[str, str], ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"convention {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.dim <= 0:
+            raise ValueError(f"convention {self.name!r}: dim must be positive, got {self.dim}")
+        if self.kind == "vertices" and self.dim % 3:
+            raise ValueError(f"convention {self.name!r}: vertex dim {self.dim} is not a multiple of 3")
+        if self.fps <= 0:
+            raise ValueError(f"convention {self.name!r}: fps must be positive, got {self.fps}")
+        if self.channel_names is not None and len(self.channel_names) != self.dim:
+            raise ValueError(
+                f"convention {self.name!r}: {len(self.channel_names)} channel names for dim {self.dim}"
+            )
+        if self.pca and self.kind != "vertices":
+            raise ValueError(f"convention {self.name!r}: PCA heads are for vertex conventions")
+        for key, _ in self.resources:
+            if key not in RESOURCE_KEYS:
+                raise ValueError(
+                    f"convention {self.name!r}: unknown resource {key!r}; known: {sorted(RESOURCE_KEYS)}"
+                )
+
+    @property
+    def n_vertices(self) -> int | None:
+        """Vertex count for vertex conventions, else the rig's vertex count if any, else None."""
+        if self.kind == "vertices":
+            return self.dim // 3
+        mean = self.resource("rig_meanshape")
+        return None if mean is None else int(mean.shape[0])
+
+    def has_resource(self, key: str) -> bool:
+        return key in dict(self.resources)
+
+    def resource(self, key: str) -> np.ndarray | None:
+        """Load (and cache) a resource array, or None when the convention has none."""
+        path = dict(self.resources).get(key)
+        return None if path is None else _load_array(path)
+
+    def with_resources(self, **paths: str | Path) -> Convention:
+        """A copy with extra / replaced resource files (key=path)."""
+        merged = dict(self.resources)
+        merged.update({k: str(v) for k, v in paths.items()})
+        return dataclasses.replace(self, resources=tuple(sorted(merged.items())))
+
+    @property
+    def has_mesh(self) -> bool:
+        """Whether outputs can be turned into a mesh (vertices, or blendshapes with a rig)."""
+        return self.kind == "vertices" or (
+            self.has_resource("rig_basis") and self.has_resource("rig_meanshape")
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["channel_names"] = list(self.channel_names) if self.channel_names else None
+        d["resources"] = dict(self.resources)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], base_dir: str | Path | None = None) -> Convention:
+        """Build from a plain dict (YAML/JSON); relative resource paths resolve against base_dir."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"convention {d.get('name')!r}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+        missing = {"name", "kind", "dim", "fps"} - set(d)
+        if missing:
+            raise ValueError(f"convention {d.get('name')!r}: missing keys {sorted(missing)}")
+        d = dict(d)
+        if d.get("channel_names") is not None:
+            d["channel_names"] = tuple(d["channel_names"])
+        res = d.get("resources") or {}
+        if isinstance(res, (list, tuple)):
+            res = dict(res)
+        if base_dir is not None:
+            res = {k: _resolve_resource(v, Path(base_dir)) for k, v in res.items()}
+        d["resources"] = tuple(sorted((k, str(v)) for k, v in res.items()))
+        d["dim"] = int(d["dim"])
+        d["fps"] = float(d["fps"])
+        d["scale"] = float(d.get("scale", 1.0))
+        return cls(**d)
+
+
+def _resolve_resource(value: str, base: Path) -> str:
+    path, _, key = str(value).partition(":")
+    p = Path(path)
+    if not p.is_absolute():
+        p = base / p
+    return f"{p}:{key}" if key else str(p)
+
+
+@functools.lru_cache(maxsize=64)
+def _load_array(spec: str) -> np.ndarray:
+    # "file.npz:key" names one array of an npz; anything else is a single-array file.
+    path, key = spec.rsplit(":", 1) if ".npz:" in spec else (spec, "")
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"convention resource not found: {p}")
+    try:
+        if p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as z:
+                if not key:
+                    raise ValueError(f"{p}: name the array as '{p}:KEY' (keys: {list(z.keys())})")
+                return np.asarray(z[key])
+        if p.suffix == ".txt":  # BIWI region files: comma(+space) separated indices
+            text = p.read_text().replace(",", " ").split()
+            return np.asarray([int(float(t)) for t in text], dtype=np.int64)
+        return np.load(p, allow_pickle=False)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"cannot read convention resource {spec}: {e}") from e
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One dataset of A2F-Bench (or a user's / a synthetic one).
+
+    Attributes:
+        key: short key, ``D0`` .. ``D7`` for the paper's datasets.
+        name: human name, e.g. ``BIWI``.
+        convention: name of the annotation convention (head) it trains.
+        n_subjects: number of subjects in its identity table (training identities).
+        native_fps: the rate the annotations are distributed at.
+        demo_template_id: the local subject whose template the original demo uses.
+        folder: folder name in the original data release.
+        repeat: default repetition factor in multi-dataset training (``duplicate_list``).
+    """
+
+    key: str
+    name: str
+    convention: str
+    n_subjects: int
+    native_fps: float
+    demo_template_id: int = 0
+    folder: str = ""
+    repeat: int = 1
+    language: str = ""
+    domain: str = "speech"
+
+
+_CONVENTIONS: dict[str, Convention] = {}
+_DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register(conv: Convention, *, overwrite: bool = False) -> Convention:
+    """Add a convention to the registry. Re-registering an identical one is a no-op."""
+    old = _CONVENTIONS.get(conv.name)
+    if old is not None and old != conv and not overwrite:
+        raise ValueError(f"convention {conv.name!r} is already registered with other values")
+    _CONVENTIONS[conv.name] = conv
+    return conv
+
+
+def register_dataset(ds: DatasetInfo, *, overwrite: bool = False) -> DatasetInfo:
+    old = _DATASETS.get(ds.key)
+    if old is not None and old != ds and not overwrite:
+        raise ValueError(f"dataset {ds.key!r} is already registered with other values")
+    _DATASETS[ds.key] = ds
+    return ds
+
+
+def get(name: str) -> Convention:
+    """Look a convention up by name; the error lists what is registered."""
+    _ensure_builtin_extras()
+    try:
+        return _CONVENTIONS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown convention {name!r}; registered: {', '.join(sorted(_CONVENTIONS))}"
+        ) from None
+
+
+def names() -> list[str]:
+    _ensure_builtin_extras()
+    return list(_CONVENTIONS)
+
+
+def all_conventions() -> list[Convention]:
+    _ensure_builtin_extras()
+    return list(_CONVENTIONS.values())
+
+
+def get_dataset(key: str) -> DatasetInfo:
+    _ensure_builtin_extras()
+    try:
+        return _DATASETS[key]
+    except KeyError:
+        raise KeyError(f"unknown dataset {key!r}; registered: {', '.join(sorted(_DATASETS))}") from None
+
+
+def datasets() -> list[DatasetInfo]:
+    _ensure_builtin_extras()
+    return list(_DATASETS.values())
+
+
+def register_from_file(path: str | Path, *, overwrite: bool = False) -> list[Convention]:
+    """Register conventions (and optionally datasets) from a YAML or JSON file.
+
+    The file holds either one convention mapping or ``{"conventions": [...], "datasets": [...]}``.
+    Relative resource paths are resolved against the file's folder.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"convention file not found: {p}")
+    text = p.read_text()
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as e:  # noqa: BLE001 - re-raised with the file name
+        raise ValueError(f"{p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from e
+    if not isinstance(data, dict):
+        raise ValueError(f"{p}: expected a mapping at top level")
+    items = data.get("conventions", [data] if "name" in data else [])
+    out = []
+    try:
+        for item in items:
+            out.append(register(Convention.from_dict(item, base_dir=p.parent), overwrite=overwrite))
+        for item in data.get("datasets", []):
+            register_dataset(DatasetInfo(**item), overwrite=overwrite)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{p}: {e}") from e
+    return out
+
+
+def ensure_registered(convs: Iterable[Convention]) -> None:
+    """Register conventions that travel inside a checkpoint (no-op for known identical ones)."""
+    for c in convs:
+        if c.name not in _CONVENTIONS:
+            register(c)
+
+
+# --------------------------------------------------------------------------------------
+# The original eight datasets / six conventions (formats.md Sec. 2).
+
+register(Convention("BIWI_23370_vertices", "vertices", 23370 * 3, 25.0, 0.2, pca=True,
+                    description="BIWI 4D scans, 23370 vertices (D0)"))
+register(Convention("FLAME_5023_vertices", "vertices", 5023 * 3, 30.0, 1.0, pca=True,
+                    description="FLAME topology vertices, VOCASET (D1)"))
+register(Convention("meshtalk_6172_vertices", "vertices", 6172 * 3, 30.0, 0.001, pca=True,
+                    description="Multiface / MeshTalk topology, 6172 vertices (D2)"))
+register(Convention("3DETF_blendshape_weight", "blendshapes", 52, 30.0, 1.0,
+                    channel_names=ARKIT52_EMOTALK,
+                    description="ARKit 52 blendshape weights, EmoTalk order (D3, D4)"))
+register(Convention("flame_params_from_dadhead", "params", 413, 30.0, 1.0,
+                    description="FLAME parameters: 400 betas, jaw, rotation, translation, scale (D5)"))
+register(Convention("inhouse_blendshape_weight", "blendshapes", 51, 30.0, 1.0,
+                    channel_names=INHOUSE51,
+                    description="UniTalker in-house ARKit-like 51 weights (D6, D7)"))
+
+register_dataset(DatasetInfo("D0", "BIWI", "BIWI_23370_vertices", 6, 25.0, 3, "D0_BIWI", 10, "en"))
+register_dataset(DatasetInfo("D1", "VOCASET", "FLAME_5023_vertices", 12, 60.0, 3, "D1_vocaset", 5, "en"))
+register_dataset(DatasetInfo("D2", "Multiface", "meshtalk_6172_vertices", 13, 30.0, 0, "D2_meshtalk", 4, "en"))
+register_dataset(DatasetInfo("D3", "3D-ETF HDTF", "3DETF_blendshape_weight", 141, 30.0, 0, "D3D4_3DETF/D3_HDTF", 1, "en"))
+register_dataset(DatasetInfo("D4", "3D-ETF RAVDESS", "3DETF_blendshape_weight", 24, 30.0, 0, "D3D4_3DETF/D4_RAVDESS", 1, "en"))
+register_dataset(DatasetInfo("D5", "FaceForensics++ (FLAME)", "flame_params_from_dadhead", 719, 30.0, 0, "D5_unitalker_faceforensics++", 1, "multi"))
+register_dataset(DatasetInfo("D6", "Chinese speech", "inhouse_blendshape_weight", 8, 60.0, 4, "D6_unitalker_Chinese_speech", 1, "zh"))
+register_dataset(DatasetInfo("D7", "Songs", "inhouse_blendshape_weight", 11, 60.0, 0, "D7_unitalker_song", 1, "multi", "song"))  # fmt: skip
+
+ORIGINAL_DATASETS: tuple[str, ...] = ("D0", "D1", "D2", "D3", "D4", "D5", "D6", "D7")
+
+
+_EXTRAS_LOADED = False
+
+
+def _ensure_builtin_extras() -> None:
+    """Register the A2F-Synth conventions the first time the registry is read.
+
+    They are defined by :mod:`unitalker.synth` (procedural meshes), which is imported
+    lazily so that ``import unitalker`` stays light.
+    """
+    global _EXTRAS_LOADED
+    if _EXTRAS_LOADED:
+        return
+    _EXTRAS_LOADED = True
+    try:
+        from unitalker.synth import conventions as _synth_conventions
+    except ImportError:  # the synth package is optional while it is being built
+        return
+    _synth_conventions.register_all()
