@@ -35,7 +35,9 @@ class Animation:
     def __post_init__(self) -> None:
         self.data = np.asarray(self.data, dtype=np.float32)
         if self.data.ndim != 2:
-            raise ValueError(f"Animation {self.convention}: data must be [T, C], got {self.data.shape}")
+            raise ValueError(
+                f"Animation {self.convention}: data must be [T, C], got {self.data.shape}"
+            )
 
     @property
     def conv(self) -> conventions.Convention:

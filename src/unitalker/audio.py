@@ -19,7 +19,20 @@ ENCODER_HZ = 50  # frames per second of the encoders' output (hop of 320 samples
 HOP_LENGTH = SAMPLE_RATE // ENCODER_HZ
 assert HOP_LENGTH * ENCODER_HZ == SAMPLE_RATE
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".mp4", ".webm", ".wma", ".aiff", ".aif")
+AUDIO_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".mp3",
+    ".ogg",
+    ".opus",
+    ".m4a",
+    ".aac",
+    ".mp4",
+    ".webm",
+    ".wma",
+    ".aiff",
+    ".aif",
+)
 
 
 class AudioError(ValueError):

@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Audio-driven 3D facial animation in every annotation convention (UniTalker).",
     )
     parser.add_argument("--version", action="version", version=f"unitalker {__version__}")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     import unitalker.commands as pkg
 

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -128,11 +128,15 @@ class Convention:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(f"convention {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+            raise ValueError(
+                f"convention {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}"
+            )
         if self.dim <= 0:
             raise ValueError(f"convention {self.name!r}: dim must be positive, got {self.dim}")
         if self.kind == "vertices" and self.dim % 3:
-            raise ValueError(f"convention {self.name!r}: vertex dim {self.dim} is not a multiple of 3")
+            raise ValueError(
+                f"convention {self.name!r}: vertex dim {self.dim} is not a multiple of 3"
+            )
         if self.fps <= 0:
             raise ValueError(f"convention {self.name!r}: fps must be positive, got {self.fps}")
         if self.channel_names is not None and len(self.channel_names) != self.dim:
@@ -188,7 +192,9 @@ class Convention:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"convention {d.get('name')!r}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(
+                f"convention {d.get('name')!r}: unknown keys {sorted(unknown)}; known: {sorted(known)}"
+            )
         missing = {"name", "kind", "dim", "fps"} - set(d)
         if missing:
             raise ValueError(f"convention {d.get('name')!r}: missing keys {sorted(missing)}")
@@ -310,7 +316,9 @@ def get_dataset(key: str) -> DatasetInfo:
     try:
         return _DATASETS[key]
     except KeyError:
-        raise KeyError(f"unknown dataset {key!r}; registered: {', '.join(sorted(_DATASETS))}") from None
+        raise KeyError(
+            f"unknown dataset {key!r}; registered: {', '.join(sorted(_DATASETS))}"
+        ) from None
 
 
 def datasets() -> list[DatasetInfo]:
@@ -336,7 +344,9 @@ def register_from_file(path: str | Path, *, overwrite: bool = False) -> list[Con
         else:
             data = json.loads(text)
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
-        raise ValueError(f"{p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}") from e
+        raise ValueError(
+            f"{p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}"
+        ) from e
     if not isinstance(data, dict):
         raise ValueError(f"{p}: expected a mapping at top level")
     items = data.get("conventions", [data] if "name" in data else [])
@@ -361,28 +371,123 @@ def ensure_registered(convs: Iterable[Convention]) -> None:
 # --------------------------------------------------------------------------------------
 # The original eight datasets / six conventions (formats.md Sec. 2).
 
-register(Convention("BIWI_23370_vertices", "vertices", 23370 * 3, 25.0, 0.2, pca=True,
-                    description="BIWI 4D scans, 23370 vertices (D0)"))
-register(Convention("FLAME_5023_vertices", "vertices", 5023 * 3, 30.0, 1.0, pca=True,
-                    description="FLAME topology vertices, VOCASET (D1)"))
-register(Convention("meshtalk_6172_vertices", "vertices", 6172 * 3, 30.0, 0.001, pca=True,
-                    description="Multiface / MeshTalk topology, 6172 vertices (D2)"))
-register(Convention("3DETF_blendshape_weight", "blendshapes", 52, 30.0, 1.0,
-                    channel_names=ARKIT52_EMOTALK,
-                    description="ARKit 52 blendshape weights, EmoTalk order (D3, D4)"))
-register(Convention("flame_params_from_dadhead", "params", 413, 30.0, 1.0,
-                    description="FLAME parameters: 400 betas, jaw, rotation, translation, scale (D5)"))
-register(Convention("inhouse_blendshape_weight", "blendshapes", 51, 30.0, 1.0,
-                    channel_names=INHOUSE51,
-                    description="UniTalker in-house ARKit-like 51 weights (D6, D7)"))
+register(
+    Convention(
+        "BIWI_23370_vertices",
+        "vertices",
+        23370 * 3,
+        25.0,
+        0.2,
+        pca=True,
+        description="BIWI 4D scans, 23370 vertices (D0)",
+    )
+)
+register(
+    Convention(
+        "FLAME_5023_vertices",
+        "vertices",
+        5023 * 3,
+        30.0,
+        1.0,
+        pca=True,
+        description="FLAME topology vertices, VOCASET (D1)",
+    )
+)
+register(
+    Convention(
+        "meshtalk_6172_vertices",
+        "vertices",
+        6172 * 3,
+        30.0,
+        0.001,
+        pca=True,
+        description="Multiface / MeshTalk topology, 6172 vertices (D2)",
+    )
+)
+register(
+    Convention(
+        "3DETF_blendshape_weight",
+        "blendshapes",
+        52,
+        30.0,
+        1.0,
+        channel_names=ARKIT52_EMOTALK,
+        description="ARKit 52 blendshape weights, EmoTalk order (D3, D4)",
+    )
+)
+register(
+    Convention(
+        "flame_params_from_dadhead",
+        "params",
+        413,
+        30.0,
+        1.0,
+        description="FLAME parameters: 400 betas, jaw, rotation, translation, scale (D5)",
+    )
+)
+register(
+    Convention(
+        "inhouse_blendshape_weight",
+        "blendshapes",
+        51,
+        30.0,
+        1.0,
+        channel_names=INHOUSE51,
+        description="UniTalker in-house ARKit-like 51 weights (D6, D7)",
+    )
+)
 
 register_dataset(DatasetInfo("D0", "BIWI", "BIWI_23370_vertices", 6, 25.0, 3, "D0_BIWI", 10, "en"))
-register_dataset(DatasetInfo("D1", "VOCASET", "FLAME_5023_vertices", 12, 60.0, 3, "D1_vocaset", 5, "en"))
-register_dataset(DatasetInfo("D2", "Multiface", "meshtalk_6172_vertices", 13, 30.0, 0, "D2_meshtalk", 4, "en"))
-register_dataset(DatasetInfo("D3", "3D-ETF HDTF", "3DETF_blendshape_weight", 141, 30.0, 0, "D3D4_3DETF/D3_HDTF", 1, "en"))
-register_dataset(DatasetInfo("D4", "3D-ETF RAVDESS", "3DETF_blendshape_weight", 24, 30.0, 0, "D3D4_3DETF/D4_RAVDESS", 1, "en"))
-register_dataset(DatasetInfo("D5", "FaceForensics++ (FLAME)", "flame_params_from_dadhead", 719, 30.0, 0, "D5_unitalker_faceforensics++", 1, "multi"))
-register_dataset(DatasetInfo("D6", "Chinese speech", "inhouse_blendshape_weight", 8, 60.0, 4, "D6_unitalker_Chinese_speech", 1, "zh"))
+register_dataset(
+    DatasetInfo("D1", "VOCASET", "FLAME_5023_vertices", 12, 60.0, 3, "D1_vocaset", 5, "en")
+)
+register_dataset(
+    DatasetInfo("D2", "Multiface", "meshtalk_6172_vertices", 13, 30.0, 0, "D2_meshtalk", 4, "en")
+)
+register_dataset(
+    DatasetInfo(
+        "D3", "3D-ETF HDTF", "3DETF_blendshape_weight", 141, 30.0, 0, "D3D4_3DETF/D3_HDTF", 1, "en"
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "D4",
+        "3D-ETF RAVDESS",
+        "3DETF_blendshape_weight",
+        24,
+        30.0,
+        0,
+        "D3D4_3DETF/D4_RAVDESS",
+        1,
+        "en",
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "D5",
+        "FaceForensics++ (FLAME)",
+        "flame_params_from_dadhead",
+        719,
+        30.0,
+        0,
+        "D5_unitalker_faceforensics++",
+        1,
+        "multi",
+    )
+)
+register_dataset(
+    DatasetInfo(
+        "D6",
+        "Chinese speech",
+        "inhouse_blendshape_weight",
+        8,
+        60.0,
+        4,
+        "D6_unitalker_Chinese_speech",
+        1,
+        "zh",
+    )
+)
 register_dataset(DatasetInfo("D7", "Songs", "inhouse_blendshape_weight", 11, 60.0, 0, "D7_unitalker_song", 1, "multi", "song"))  # fmt: skip
 
 ORIGINAL_DATASETS: tuple[str, ...] = ("D0", "D1", "D2", "D3", "D4", "D5", "D6", "D7")

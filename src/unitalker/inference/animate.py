@@ -1,0 +1,149 @@
+"""Offline inference: one clip in, every requested head out, long audio in windows.
+
+Long clips run in overlapping windows (the original demo's 25 s windows with a 20 s hop)
+merged with a linear cross-fade over the overlap, so memory stays bounded and seams do not
+jump. Each window is one encoder pass for all heads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unitalker import conventions
+from unitalker.animation import Animation
+from unitalker.audio import SAMPLE_RATE, frame_count, load_audio, prepare_waveform
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 25.0
+OVERLAP_SECONDS = 5.0
+PRECISIONS = ("fp32", "bf16")
+
+
+def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
+    """Start samples of windows covering ``n_samples`` (the last one ends at the end)."""
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window, hop))
+    starts.append(n_samples - window)
+    return sorted(set(starts))
+
+
+def crossfade_merge(pieces: list[tuple[int, np.ndarray]], n_frames: int, fade: int) -> np.ndarray:
+    """Merge window outputs ``(start_frame, [t, C])`` into ``[n_frames, C]``.
+
+    Where two windows overlap, the earlier one fades out linearly over (at most) ``fade``
+    frames at the end of the overlap and the later one fades in; elsewhere the covering
+    window is used as is.
+    """
+    c = pieces[0][1].shape[1]
+    acc = np.zeros((n_frames, c), dtype=np.float64)
+    wsum = np.zeros((n_frames, 1), dtype=np.float64)
+    for i, (start, arr) in enumerate(pieces):
+        t = min(len(arr), n_frames - start)
+        w = np.ones(t)
+        if i > 0:  # fade in over the overlap with the previous window
+            prev_start, prev = pieces[i - 1]
+            overlap = max(0, prev_start + len(prev) - start)
+            f = min(fade, overlap, t)
+            if f > 0:
+                # Before the fade starts, the previous window alone is used.
+                w[: overlap - f] = 0.0
+                w[overlap - f : overlap] = np.linspace(0, 1, f + 2)[1:-1]
+        if i + 1 < len(pieces):  # fade out towards the next window
+            nxt = pieces[i + 1][0]
+            overlap = max(0, start + t - nxt)
+            f = min(fade, overlap)
+            if f > 0:
+                w[t - f :] = np.minimum(w[t - f :], np.linspace(1, 0, f + 2)[1:-1])
+        acc[start : start + t] += arr[:t] * w[:, None]
+        wsum[start : start + t, 0] += w
+    return (acc / np.maximum(wsum, 1e-8)).astype(np.float32)
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if precision == "bf16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+
+
+@torch.inference_mode()
+def animate(
+    model: Any,
+    audio: str | Path | np.ndarray | torch.Tensor,
+    sr: int | None = None,
+    heads: Sequence[str] | None = None,
+    identity: int | str | None = None,
+    *,
+    fps: dict[str, float] | None = None,
+    window: float = WINDOW_SECONDS,
+    overlap: float = OVERLAP_SECONDS,
+    precision: str = "fp32",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Animation]:
+    """Animate one clip with every requested head.
+
+    Args:
+        model: a :class:`~unitalker.models.unitalker.UniTalker` (or anything with the same
+            ``forward``, e.g. the ONNX runner).
+        audio: a file path (any format), or samples at ``sr`` (default 16 kHz).
+        sr: sample rate of an in-memory waveform.
+        heads: head names (default: all).
+        identity: None / ``"pivot"``, an index, or a name like ``D1:FaceTalk_..``.
+        fps: per-head output rate overrides.
+        window: window length in seconds (<= 0: one pass over the whole clip).
+        overlap: overlap between windows in seconds (the cross-fade length).
+        precision: ``fp32`` or ``bf16`` (autocast).
+        progress: called as ``progress(done_windows, total_windows)``.
+
+    Returns:
+        ``{convention: Animation}``.
+    """
+    if isinstance(audio, (str, Path)):
+        wav = load_audio(audio)
+    else:
+        arr = audio.detach().cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
+        wav = prepare_waveform(arr, sr or SAMPLE_RATE)
+    heads = list(heads) if heads is not None else list(model.heads)
+    for h in heads:
+        if h not in model.heads:
+            raise KeyError(f"unknown head {h!r}; this model has: {', '.join(model.heads)}")
+    rates = {h: float((fps or {}).get(h, conventions.get(h).fps)) for h in heads}
+    idx = model.identity_index(identity)
+    device = model.device
+    n = len(wav)
+    totals = {h: frame_count(n, rates[h]) for h in heads}
+
+    win = int(window * SAMPLE_RATE) if window and window > 0 else n
+    hop = max(1, win - int(overlap * SAMPLE_RATE))
+    starts = window_starts(n, win, hop)
+    pieces: dict[str, list[tuple[int, np.ndarray]]] = {h: [] for h in heads}
+    for i, s0 in enumerate(starts):
+        chunk = torch.from_numpy(wav[s0 : s0 + win]).to(device)[None]
+        with _autocast(precision, device):
+            out = model(chunk, heads=heads, identity=idx, fps=rates)
+        for h in heads:
+            start_frame = round(s0 / SAMPLE_RATE * rates[h])
+            pieces[h].append((start_frame, out[h].motion[0].float().cpu().numpy()))
+        if progress is not None:
+            progress(i + 1, len(starts))
+
+    name = "pivot" if identity in (None, "pivot") else str(identity)
+    result = {}
+    for h in heads:
+        fade = round(overlap * rates[h])
+        data = (
+            pieces[h][0][1] if len(pieces[h]) == 1 else crossfade_merge(pieces[h], totals[h], fade)
+        )
+        data = data[: totals[h]]
+        result[h] = Animation(h, rates[h], data, identity=name)
+    return result

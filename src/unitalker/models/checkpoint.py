@@ -1,0 +1,433 @@
+"""Checkpoints: our self-describing format, and the original release's ``.pt`` files.
+
+Our format is a folder with ``model.safetensors`` (weights, PCA and template buffers)
+and ``config.json`` (format name and version, the :class:`ModelConfig`, the head
+conventions, and training metadata). The JSON is also embedded in the safetensors header,
+so a lone ``.safetensors`` file loads too. Nothing is unpickled.
+
+Original checkpoints (``UniTalker-{B,L}-D0-D7.pt``) are plain state dicts; they are read
+with ``torch.load(weights_only=True)`` and completed with the data release's ``pca.npz``
+and ``id_template.npy`` and the encoder's architecture (:func:`load_original`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unitalker import conventions
+from unitalker.config import ConfigError, from_dict, to_dict
+from unitalker.models.config import PIVOT, DecoderConfig, EncoderConfig, HeadConfig, ModelConfig
+from unitalker.models.encoders import HFAudioEncoder, encoder_family_for
+from unitalker.models.heads import PCALayer
+from unitalker.models.unitalker import UniTalker
+
+log = logging.getLogger(__name__)
+
+FORMAT = "unitalker"
+FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+DEFAULT_MODEL = "default"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be read; the message names the file and the problem."""
+
+
+# --------------------------------------------------------------------------------------
+# Our format
+
+
+def model_config_from_dict(d: dict[str, Any]) -> ModelConfig:
+    return from_dict(ModelConfig, d)
+
+
+def save_model(
+    model: UniTalker,
+    path: str | Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    overwrite: bool = True,
+) -> Path:
+    """Write ``path/model.safetensors`` + ``path/config.json`` atomically.
+
+    Args:
+        model: the model.
+        path: output folder (created).
+        extra: JSON-able metadata stored under ``"extra"`` (training config, metrics...).
+        overwrite: replace an existing checkpoint folder's two files.
+    """
+    from safetensors.torch import save_file
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"{out}: exists and is not a folder")
+    if not overwrite and (out / WEIGHTS).exists():
+        raise CheckpointError(f"{out}: a checkpoint is already there (use overwrite)")
+    out.mkdir(parents=True, exist_ok=True)
+    meta = checkpoint_metadata(model, extra)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    # Write next to the target, then rename: a crash never leaves a half-written checkpoint.
+    with tempfile.TemporaryDirectory(dir=out, prefix=".tmp-") as tmp:
+        save_file(
+            state, os.path.join(tmp, WEIGHTS), metadata={"unitalker_config": json.dumps(meta)}
+        )
+        Path(tmp, CONFIG).write_text(json.dumps(meta, indent=2))
+        os.replace(os.path.join(tmp, WEIGHTS), out / WEIGHTS)
+        os.replace(os.path.join(tmp, CONFIG), out / CONFIG)
+    return out
+
+
+def checkpoint_metadata(model: UniTalker, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    cfg = model.config
+    # Record the encoder's full architecture so loading never needs the hub.
+    enc_cfg = to_dict(cfg.encoder) | model.audio_encoder.config_dict()
+    enc_cfg = {k: v for k, v in enc_cfg.items() if k in {f for f in to_dict(EncoderConfig())}}
+    model_dict = to_dict(cfg) | {"encoder": enc_cfg}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": model_dict,
+        "conventions": [conventions.get(h).to_dict() for h in cfg.head_names],
+        "meta": model.meta,
+        "extra": extra or {},
+    }
+
+
+def available_models() -> list[str]:
+    """Names of the models shipped inside the package."""
+    if not MODELS_DIR.exists():
+        return []
+    return sorted(p.name for p in MODELS_DIR.iterdir() if (p / WEIGHTS).exists())
+
+
+def resolve_model_path(name_or_path: str | Path | None) -> Path:
+    """A bundled name or a path -> the checkpoint file/folder; clear error otherwise."""
+    name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
+    if (MODELS_DIR / name / WEIGHTS).exists():
+        return MODELS_DIR / name
+    p = Path(name).expanduser()
+    if p.exists():
+        return p
+    if name_or_path is None:
+        raise CheckpointError(
+            f"the bundled default model is missing ({MODELS_DIR / name}); reinstall unitalker or pass -m MODEL"
+        )
+    raise CheckpointError(
+        f"model {name!r} is neither a bundled model ({', '.join(available_models()) or 'none'}) nor an existing path"
+    )
+
+
+def load_model(name_or_path: str | Path | None = None, device: Any = None) -> UniTalker:
+    """Load our format (folder or ``.safetensors``), or an original ``.pt`` with defaults.
+
+    Args:
+        name_or_path: bundled name (None = default), folder, ``.safetensors`` or ``.pt``.
+        device: torch device; default CUDA when available, else CPU.
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    path = resolve_model_path(name_or_path)
+    if path.is_file() and path.suffix in (".pt", ".pth", ".bin"):
+        raise CheckpointError(
+            f"{path}: an original-release checkpoint; convert it first: "
+            f"unitalker convert-checkpoint {path} --data-root DATA --encoder ENCODER -o OUT/"
+        )
+    model = _load_ours(path)
+    return model.to(device).eval()
+
+
+def _load_ours(path: Path) -> UniTalker:
+    from safetensors import SafetensorError, safe_open
+
+    weights = path / WEIGHTS if path.is_dir() else path
+    if not weights.exists():
+        raise CheckpointError(f"{path}: no {WEIGHTS} in this folder")
+    if weights.stat().st_size < 16:
+        raise CheckpointError(f"{weights}: file is empty or truncated")
+    try:
+        with safe_open(str(weights), framework="pt") as f:
+            header_meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(
+            f"{weights}: not a readable safetensors file (corrupt or truncated?): {e}"
+        ) from e
+    cfg_file = weights.parent / CONFIG
+    try:
+        meta = (
+            json.loads(cfg_file.read_text())
+            if path.is_dir() and cfg_file.exists()
+            else json.loads(header_meta["unitalker_config"])
+        )
+    except (KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(
+            f"{path}: no valid unitalker config (config.json or safetensors metadata): {e}"
+        ) from e
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a unitalker checkpoint (format={meta.get('format')!r})")
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {meta['format_version']} is newer than this unitalker ({FORMAT_VERSION}); upgrade"
+        )
+    for c in meta.get("conventions", []):
+        conventions.ensure_registered([conventions.Convention.from_dict(c)])
+    try:
+        config = model_config_from_dict(meta["model"])
+    except (ConfigError, KeyError) as e:
+        raise CheckpointError(f"{path}: invalid model config: {e}") from e
+    model = UniTalker(config)
+    state = remap_weight_norm(state, model.state_dict().keys())
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: weights do not match the config (missing {missing[:5]}, unexpected {unexpected[:5]})"
+        )
+    model.meta = dict(meta.get("meta", {}))
+    model.meta["extra"] = meta.get("extra", {})
+    return model
+
+
+# --------------------------------------------------------------------------------------
+# transformers renamed the positional conv's weight norm (weight_g / weight_v, saved by
+# 4.39) to parametrizations (original0 / original1). Map whichever way the model needs.
+
+_OLD_NEW = (
+    (".weight_g", ".parametrizations.weight.original0"),
+    (".weight_v", ".parametrizations.weight.original1"),
+)
+
+
+def remap_weight_norm(state: dict[str, torch.Tensor], expected: Any) -> dict[str, torch.Tensor]:
+    expected = set(expected)
+    out = {}
+    for k, v in state.items():
+        if k not in expected:
+            for old, new in _OLD_NEW:
+                if k.endswith(old) and k[: -len(old)] + new in expected:
+                    k = k[: -len(old)] + new
+                    break
+                if k.endswith(new) and k[: -len(new)] + old in expected:
+                    k = k[: -len(new)] + old
+                    break
+        out[k] = v
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# The original release
+
+
+def read_original_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read an original ``.pt`` state dict without executing pickled code."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such file")
+    try:
+        state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        raise CheckpointError(
+            f"{p}: cannot read as a weights-only torch checkpoint (corrupt, truncated or not a state dict): {e}"
+        ) from e
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    if not isinstance(state, dict) or "decoder.learnable_style_emb.weight" not in state:
+        raise CheckpointError(
+            f"{p}: not a UniTalker state dict (no decoder.learnable_style_emb.weight)"
+        )
+    return state
+
+
+def _head_dims(state: dict[str, torch.Tensor]) -> dict[str, int]:
+    dims = {}
+    for k, v in state.items():
+        m = re.fullmatch(r"out_head_dict\.(.+)\.weight", k)
+        if m:
+            dims[m.group(1)] = int(v.shape[0])
+    return dims
+
+
+def _datasets_of(convention: str) -> list[conventions.DatasetInfo]:
+    return [d for d in conventions.datasets() if d.convention == convention]
+
+
+def load_original(
+    path: str | Path,
+    data_root: str | Path | None = None,
+    encoder: str = "microsoft/wavlm-base-plus",
+    *,
+    encoder_family: str | None = None,
+) -> UniTalker:
+    """Build a :class:`UniTalker` from an original checkpoint and data release.
+
+    Args:
+        path: ``UniTalker-B-D0-D7.pt`` / ``UniTalker-L-D0-D7.pt`` (or any state dict of
+            that layout).
+        data_root: the ``unitalker_data_release_V1`` folder: ``<dataset>/pca.npz`` for PCA
+            heads and ``<dataset>/id_template.npy`` for the demo templates.
+        encoder: hub id or local folder of the encoder the checkpoint was trained on (only
+            its architecture and feature-extractor settings are read).
+        encoder_family: ``wavlm`` | ``wav2vec2`` | ``hubert`` when it cannot be inferred.
+
+    Returns:
+        The model in eval mode, with the original demo's defaults: pivot identity, the
+        demo's template subject per dataset times its scale, 25 fps for BIWI, 30 otherwise.
+    """
+    state = read_original_state(path)
+    root = Path(data_root) if data_root is not None else None
+    dims = _head_dims(state)
+    if not dims:
+        raise CheckpointError(f"{path}: no out_head_dict.* heads found")
+    n_ids = int(state["decoder.learnable_style_emb.weight"].shape[0])
+    id_dim = int(state["decoder.learnable_style_emb.weight"].shape[1])
+    hidden = int(state["decoder.audio_feature_map.weight"].shape[0])
+    n_blocks = len(
+        {k.split(".")[4] for k in state if k.startswith("decoder.tcn.first_net.conv_layers.")}
+    )
+    if n_blocks == 0:
+        raise CheckpointError(f"{path}: only the TCN decoder layout of the release is supported")
+    kernel = int(state["decoder.tcn.first_net.conv_layers.0.conv.weight"].shape[-1])
+
+    heads: list[HeadConfig] = []
+    pca: dict[str, dict[str, np.ndarray]] = {}
+    templates: dict[str, np.ndarray] = {}
+    for name, out_dim in dims.items():
+        conv = conventions.get(name)
+        is_pca = out_dim != conv.dim
+        if is_pca:
+            if not conv.pca:
+                raise CheckpointError(
+                    f"{path}: head {name} has {out_dim} outputs, expected {conv.dim}"
+                )
+            pca[name] = _find_release_pca(name, root, path)
+        heads.append(HeadConfig(name, out_dim if is_pca else 0))
+        templates[name] = _demo_template(conv, root)
+
+    identities = _original_identities(n_ids, root)
+    family = encoder_family or encoder_family_for(encoder)
+    enc = HFAudioEncoder.from_name_or_config(encoder, family)
+    config = ModelConfig(
+        encoder=EncoderConfig(
+            **{k: v for k, v in enc.config_dict().items() if k != "family"}, family=enc.family
+        ),
+        decoder=DecoderConfig("tcn", hidden, id_dim, n_blocks, kernel),
+        heads=tuple(heads),
+        identities=identities,
+        pivot=identities[-1] == PIVOT,
+        adaptor_position=1,
+    )
+    model = UniTalker(config, enc)
+    ours = {}
+    for k, v in state.items():
+        if k.startswith("audio_encoder."):
+            k = "audio_encoder.model." + k[len("audio_encoder.") :]
+        ours[k] = v
+    expected = model.state_dict().keys()
+    ours = remap_weight_norm(ours, expected)
+    for name, arrays in pca.items():
+        layer = PCALayer.from_arrays(arrays, model.pca_layer_dict[name].n_components)
+        model.pca_layer_dict[name] = layer
+        ours.update({f"pca_layer_dict.{name}.{k}": v for k, v in layer.state_dict().items()})
+    for name, tpl in templates.items():
+        ours[f"templates.{name}"] = torch.from_numpy(tpl)
+    missing, unexpected = model.load_state_dict(ours, strict=False)
+    # HF models may register buffers the release did not save (e.g. masked_spec_embed).
+    missing = [k for k in missing if not k.endswith("masked_spec_embed")]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: does not match encoder {encoder!r}: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.meta = {"source": str(path), "encoder": encoder}
+    return model.eval()
+
+
+def _find_release_pca(name: str, root: Path | None, ckpt: str | Path) -> dict[str, np.ndarray]:
+    if root is None:
+        raise CheckpointError(
+            f"{ckpt}: head {name} is a PCA head; pass the data release folder (--data-root) with its pca.npz"
+        )
+    for ds in _datasets_of(name):
+        f = root / ds.folder / "pca.npz"
+        if f.exists():
+            with np.load(f, allow_pickle=False) as z:
+                return {k: z[k] for k in z.files}
+    raise CheckpointError(
+        f"{root}: no pca.npz for head {name} (looked in {[d.folder for d in _datasets_of(name)]})"
+    )
+
+
+def _demo_template(conv: conventions.Convention, root: Path | None) -> np.ndarray:
+    """The original demo's template: local subject 3 (D0, D1), 4 (D6), else 0, times scale."""
+    for ds in _datasets_of(conv.name):
+        f = root / ds.folder / "id_template.npy" if root is not None else None
+        if f is not None and f.exists():
+            arr = np.load(f, allow_pickle=False)
+            row = arr[min(ds.demo_template_id, len(arr) - 1)].reshape(-1).astype(np.float32)
+            if row.size != conv.dim:
+                raise CheckpointError(
+                    f"{f}: template has {row.size} values, {conv.name} needs {conv.dim}"
+                )
+            return row * np.float32(conv.scale)
+    if conv.kind == "vertices":
+        log.warning("no id_template.npy for %s under %s: using a zero template", conv.name, root)
+    return np.zeros(conv.dim, dtype=np.float32)
+
+
+def _original_identities(n_ids: int, root: Path | None) -> tuple[str, ...]:
+    names: list[str] = []
+    for ds in conventions.datasets():
+        if ds.key not in conventions.ORIGINAL_DATASETS:
+            continue
+        subj: list[str] = []
+        f = root / ds.folder / "train.json" if root is not None else None
+        if f is not None and f.exists():
+            subj = [str(s) for s in json.loads(f.read_text()).get("info", {}).get("id_list", [])]
+        if len(subj) != ds.n_subjects:
+            subj = [str(i) for i in range(ds.n_subjects)]
+        names += [f"{ds.key}:{s}" for s in subj]
+    if n_ids == len(names) + 1:
+        return (*names, PIVOT)
+    if n_ids == len(names):
+        return tuple(names)
+    # A checkpoint of another dataset mix: index names, last row the pivot.
+    return (*(f"id{i}" for i in range(n_ids - 1)), PIVOT)
+
+
+def convert_original(
+    path: str | Path,
+    out: str | Path,
+    data_root: str | Path | None,
+    encoder: str,
+    *,
+    encoder_family: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """``unitalker convert-checkpoint``: original ``.pt`` -> our format folder."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CheckpointError(
+            f"{out}: folder is not empty (pass --overwrite to replace the checkpoint there)"
+        )
+    model = load_original(path, data_root, encoder, encoder_family=encoder_family)
+    return save_model(model, out, extra={"converted_from": str(path), "encoder": encoder})
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """Copy a checkpoint folder (used to bundle a trained model)."""
+    src, dst = Path(src), Path(dst)
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in (WEIGHTS, CONFIG):
+        shutil.copy2(src / name, dst / name)
+    return dst

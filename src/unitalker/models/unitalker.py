@@ -1,0 +1,325 @@
+"""The assembled UniTalker: audio encoder -> frequency adaptor -> motion decoder -> heads.
+
+One call runs the encoder once and returns every requested head, with each head at its
+own frame rate (the original demo ran the whole model once per head).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from unitalker import conventions
+from unitalker.audio import frame_count
+from unitalker.models.adaptor import adapt
+from unitalker.models.config import PIVOT, DecoderConfig, EncoderConfig, HeadConfig, ModelConfig
+from unitalker.models.decoders import TCNDecoder, TransformerDecoder
+from unitalker.models.encoders import AudioEncoder, build_encoder
+from unitalker.models.heads import PCALayer, make_head
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class HeadOutput:
+    """What one head returns.
+
+    Attributes:
+        motion: ``[B, T, D]`` in the convention's (scaled) units, template included.
+        coeffs: ``[B, T, K]`` PCA coefficients for PCA heads, else None.
+        lengths: valid frames per sample.
+        fps: frame rate.
+    """
+
+    motion: torch.Tensor
+    coeffs: torch.Tensor | None
+    lengths: list[int]
+    fps: float
+
+
+class UniTalker(nn.Module):
+    """The unified multi-head model.
+
+    Args:
+        config: the network description (see :class:`ModelConfig`).
+        encoder: a built encoder (default: built from ``config.encoder``).
+
+    Submodule names follow the released checkpoints: ``audio_encoder``, ``decoder``,
+    ``out_head_dict``, ``pca_layer_dict``.
+    """
+
+    def __init__(self, config: ModelConfig, encoder: AudioEncoder | None = None):
+        super().__init__()
+        self.config = config
+        self.audio_encoder = (
+            encoder if encoder is not None else build_encoder(_encoder_dict(config.encoder))
+        )
+        self.decoder = build_decoder(
+            config.decoder, self.audio_encoder.hidden_size, config.n_identities
+        )
+        self.out_head_dict = nn.ModuleDict()
+        self.pca_layer_dict = nn.ModuleDict()
+        self.templates = nn.Module()  # one buffer per head: its default template [D]
+        for h in config.heads:
+            conv = conventions.get(h.convention)
+            out_dim = h.pca_components if h.pca_components > 0 else conv.dim
+            self.out_head_dict[h.convention] = make_head(config.decoder.hidden, out_dim, h.layers)
+            if h.pca_components > 0:
+                self.pca_layer_dict[h.convention] = PCALayer(h.pca_components, conv.dim)
+            self.templates.register_buffer(h.convention, torch.zeros(conv.dim))
+        self.meta: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def heads(self) -> list[str]:
+        return self.config.head_names
+
+    @property
+    def pivot_index(self) -> int:
+        if not self.config.pivot:
+            raise ValueError("this model was trained without a pivot identity; name an identity")
+        return self.config.n_identities - 1
+
+    def identity_index(self, identity: int | str | None) -> int:
+        """Resolve ``None`` / ``"pivot"`` / an index / a name like ``D1:FaceTalk_..`` to an index."""
+        n = self.config.n_identities
+        if identity is None or identity == PIVOT:
+            return self.pivot_index
+        if isinstance(identity, (int, np.integer)) or (
+            isinstance(identity, str) and identity.lstrip("-").isdigit()
+        ):
+            i = int(identity)
+            if not -n <= i < n:
+                raise ValueError(f"identity index {i} out of range: the model has {n} identities")
+            return i % n
+        try:
+            return self.config.identities.index(identity)
+        except ValueError:
+            sample = ", ".join(self.config.identities[:5])
+            raise KeyError(
+                f"unknown identity {identity!r}; the model has {n} identities, e.g. {sample}"
+            ) from None
+
+    def template(self, head: str) -> torch.Tensor:
+        """The default template ``[D]`` of a head."""
+        return getattr(self.templates, head)
+
+    def set_template(self, head: str, template: np.ndarray | torch.Tensor) -> None:
+        t = torch.as_tensor(np.asarray(template, dtype=np.float32)).reshape(-1)
+        self.template(head).copy_(t)
+
+    # ------------------------------------------------------------------------------------
+    def forward(
+        self,
+        audio: torch.Tensor,
+        heads: Sequence[str] | None = None,
+        identity: torch.Tensor | int | None = None,
+        templates: dict[str, torch.Tensor] | None = None,
+        lengths: Sequence[int] | torch.Tensor | None = None,
+        frames: dict[str, Sequence[int]] | None = None,
+        fps: dict[str, float] | None = None,
+    ) -> dict[str, HeadOutput]:
+        """Run the encoder and decoder once and every requested head.
+
+        Args:
+            audio: ``[B, S]`` 16 kHz waveforms, zero-padded (raw; normalisation is internal).
+            heads: head names (default: all heads).
+            identity: ``[B]`` identity indices, one int for all, or None for the pivot.
+            templates: per head, ``[B, D]`` or ``[D]`` templates to add (default: the
+                head's stored template).
+            lengths: valid samples per waveform (default: all ``S``).
+            frames: per head, the wanted frame count per sample (default:
+                ``round(seconds * fps)``, as the original).
+            fps: per head, an output rate other than the convention's.
+
+        Returns:
+            ``{head: HeadOutput}`` with ``motion [B, T_head, D]``.
+        """
+        heads = list(heads) if heads is not None else self.heads
+        for h in heads:
+            if h not in self.out_head_dict:
+                raise KeyError(f"model has no head {h!r}; heads: {', '.join(self.heads)}")
+        b, s = audio.shape
+        lens = [s] * b if lengths is None else [int(x) for x in lengths]
+        idx = self._identity_tensor(identity, b, audio.device)
+
+        # Frame counts per head; heads that share rate and counts share decoder output.
+        rates = {h: float((fps or {}).get(h, conventions.get(h).fps)) for h in heads}
+        counts = {
+            h: [int(n) for n in frames[h]]
+            if frames and h in frames
+            else [frame_count(n, rates[h]) for n in lens]
+            for h in heads
+        }
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for h in heads:
+            groups.setdefault(tuple(counts[h]), []).append(h)
+
+        enc = self.audio_encoder
+        x = enc.normalize(audio, lens)
+        feats = enc.extract(x, lens)  # [B, T50, F]
+        in_lens = [min(n, feats.shape[1]) for n in enc.output_lengths(lens)]
+        pos = self.config.adaptor_position
+
+        hidden: dict[tuple[int, ...], torch.Tensor] = {}
+        if pos == 0:
+            for key in groups:
+                f = adapt(feats, in_lens, list(key))
+                m = _mask(key, f)
+                hidden[key] = self.decoder(enc.contextualize(f, m), idx, m)
+        else:
+            ctx = enc.contextualize(feats, _mask(in_lens, feats))
+            if pos == 1:
+                for key in groups:
+                    c = adapt(ctx, in_lens, list(key))
+                    hidden[key] = self.decoder(c, idx, _mask(key, c))
+            else:
+                d50 = self.decoder(ctx, idx, _mask(in_lens, ctx))
+                d50 = d50[:, : max(in_lens)]
+                for key in groups:
+                    hidden[key] = adapt(d50, in_lens, list(key))
+
+        out: dict[str, HeadOutput] = {}
+        for key, names in groups.items():
+            hs = hidden[key]
+            for h in names:
+                raw = self.out_head_dict[h](hs)
+                coeffs = None
+                if h in self.pca_layer_dict:
+                    coeffs, raw = raw, self.pca_layer_dict[h].decode(raw)
+                tpl = (templates or {}).get(h)
+                tpl = self.template(h) if tpl is None else tpl.to(raw.dtype)
+                tpl = tpl[None] if tpl.dim() == 1 else tpl
+                motion = raw + tpl[:, None, :]
+                m = _mask(key, motion)
+                if m is not None:  # zero the padding so callers never see garbage
+                    m = m[..., None]
+                    motion = motion * m
+                    coeffs = None if coeffs is None else coeffs * m
+                out[h] = HeadOutput(motion, coeffs, list(key), rates[h])
+        return out
+
+    def _identity_tensor(
+        self, identity: torch.Tensor | int | str | None, b: int, device: torch.device
+    ) -> torch.Tensor:
+        if isinstance(identity, torch.Tensor):
+            return (
+                identity.to(device=device, dtype=torch.long).reshape(-1).expand(b)
+                if identity.numel() == 1
+                else identity.to(device, torch.long)
+            )
+        return torch.full((b,), self.identity_index(identity), dtype=torch.long, device=device)
+
+    # ------------------------------------------------------------------------------------
+    def animate(
+        self,
+        audio: str | Path | np.ndarray | torch.Tensor,
+        sr: int | None = None,
+        heads: Sequence[str] | None = None,
+        identity: int | str | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Animate one clip: a path (any format) or a waveform at ``sr`` (default 16 kHz).
+
+        Long audio runs in cross-faded windows (see :func:`unitalker.inference.animate.animate`,
+        which takes the remaining keyword arguments).
+
+        Returns:
+            ``{convention: Animation}``.
+        """
+        from unitalker.inference.animate import animate
+
+        return animate(self, audio, sr=sr, heads=heads, identity=identity, **kwargs)
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "heads": {
+                h: {"fps": conventions.get(h).fps, "dim": conventions.get(h).dim}
+                for h in self.heads
+            },
+            "n_identities": self.config.n_identities,
+            "encoder": self.config.encoder.family,
+            "decoder": self.config.decoder.kind,
+            "parameters": sum(p.numel() for p in self.parameters()),
+        }
+
+
+def _mask(lengths: Sequence[int], like: torch.Tensor) -> torch.Tensor | None:
+    """``[B, T]`` True on the first ``lengths[b]`` frames of ``like [B, T, ..]``.
+
+    None when every sample fills all ``T`` frames: modules then take their unmasked path,
+    which is what the original (batch size 1) ran.
+    """
+    t = like.shape[1]
+    if all(int(n) >= t for n in lengths):
+        return None
+    return (
+        torch.arange(t, device=like.device)[None, :]
+        < torch.tensor(list(lengths), device=like.device)[:, None]
+    )
+
+
+def _encoder_dict(cfg: EncoderConfig) -> dict[str, Any]:
+    return {k: v for k, v in asdict(cfg).items() if v is not None}
+
+
+def build_decoder(cfg: DecoderConfig, in_dim: int, n_identities: int) -> nn.Module:
+    """Build the motion decoder from its config."""
+    if cfg.kind == "tcn":
+        return TCNDecoder(
+            in_dim,
+            n_identities,
+            cfg.hidden,
+            cfg.id_dim,
+            cfg.n_layers or 3,
+            cfg.kernel_size,
+            cfg.dropout,
+        )
+    if cfg.kind == "transformer":
+        return TransformerDecoder(
+            in_dim,
+            n_identities,
+            cfg.hidden,
+            cfg.id_dim,
+            cfg.n_layers or 1,
+            cfg.n_heads,
+            cfg.ff_dim,
+            cfg.period,
+            cfg.dropout,
+        )
+    raise ValueError(f"unknown decoder kind {cfg.kind!r}; known: tcn, transformer")
+
+
+def build_model(config: ModelConfig, *, pretrained_encoder: bool = False) -> UniTalker:
+    """Build a UniTalker from its config.
+
+    Args:
+        config: the network.
+        pretrained_encoder: load the HF encoder's weights from ``encoder.name_or_path``
+            (training from a pre-trained encoder); else random / to be loaded.
+    """
+    encoder = build_encoder(_encoder_dict(config.encoder), pretrained=pretrained_encoder)
+    return UniTalker(config, encoder)
+
+
+def default_heads(
+    names: Sequence[str], pca_components: int | dict[str, int] = 512
+) -> tuple[HeadConfig, ...]:
+    """Head configs for conventions: PCA heads (``min(512, dim, K)``) for PCA conventions."""
+    out = []
+    for n in names:
+        conv = conventions.get(n)
+        k = pca_components.get(n, 0) if isinstance(pca_components, dict) else pca_components
+        out.append(HeadConfig(n, min(k, conv.dim) if conv.pca and k else 0))
+    return tuple(out)

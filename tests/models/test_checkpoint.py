@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from tests.conftest import randomize, tiny_model_config
+
+from unitalker import conventions
+from unitalker.models.checkpoint import CheckpointError, load_model, load_original, save_model
+from unitalker.models.unitalker import UniTalker
+
+HEADS = ["FLAME_5023_vertices", "3DETF_blendshape_weight", "flame_params_from_dadhead"]
+
+
+def test_our_format_round_trips_exactly(tmp_path, tiny_model):
+    save_model(tiny_model, tmp_path / "ckpt", extra={"note": "x"})
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["format_version"] == 1
+    loaded = load_model(tmp_path / "ckpt", device="cpu")
+    a, b = tiny_model.state_dict(), loaded.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    audio = torch.randn(1, 20000)
+    with torch.no_grad():
+        x, y = tiny_model(audio), loaded(audio)
+    assert all(torch.equal(x[h].motion, y[h].motion) for h in x)
+    # the safetensors file alone is self-describing too
+    lone = load_model(tmp_path / "ckpt" / "model.safetensors", device="cpu")
+    assert lone.config == tiny_model.config
+    assert loaded.meta["extra"] == {"note": "x"}
+
+
+@pytest.mark.parametrize("family", ["wavlm", "wav2vec2"])
+def test_hf_model_round_trips_without_hub(tmp_path, family):
+    torch.manual_seed(1)
+    model = randomize(UniTalker(tiny_model_config(family))).eval()
+    save_model(model, tmp_path / "m")
+    loaded = load_model(tmp_path / "m", device="cpu")
+    audio = torch.randn(1, 16000)
+    with torch.no_grad():
+        assert torch.equal(
+            model(audio)["FLAME_5023_vertices"].motion, loaded(audio)["FLAME_5023_vertices"].motion
+        )
+
+
+def test_corrupt_and_truncated_checkpoints_fail_clearly(tmp_path, tiny_model):
+    save_model(tiny_model, tmp_path / "ok")
+    data = (tmp_path / "ok" / "model.safetensors").read_bytes()
+    trunc = tmp_path / "trunc"
+    trunc.mkdir()
+    (trunc / "model.safetensors").write_bytes(data[: len(data) // 2])
+    (trunc / "config.json").write_text((tmp_path / "ok" / "config.json").read_text())
+    with pytest.raises(CheckpointError, match="trunc"):
+        load_model(trunc)
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x00" * 64 + b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="garbage.safetensors"):
+        load_model(garbage)
+    empty = tmp_path / "empty.safetensors"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="empty"):
+        load_model(empty)
+    with pytest.raises(CheckpointError, match="neither a bundled model"):
+        load_model(tmp_path / "missing")
+    bad_cfg = tmp_path / "badcfg"
+    bad_cfg.mkdir()
+    (bad_cfg / "model.safetensors").write_bytes(data)
+    meta = json.loads((tmp_path / "ok" / "config.json").read_text())
+    meta["model"]["decoder"]["hiddenn"] = 3
+    (bad_cfg / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="hiddenn"):
+        load_model(bad_cfg)
+
+
+def _write_release(root, model, rng):
+    """A fake data release: pca.npz + id_template.npy for the heads' datasets."""
+    done = set()
+    for ds in conventions.datasets():
+        if ds.key not in conventions.ORIGINAL_DATASETS:
+            continue
+        conv = conventions.get(ds.convention)
+        folder = root / ds.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        tpl = rng.normal(size=(ds.n_subjects, conv.dim)).astype(np.float32)
+        np.save(folder / "id_template.npy", tpl)
+        if ds.convention in model.pca_layer_dict:
+            layer = model.pca_layer_dict[ds.convention]
+            np.savez(
+                folder / "pca.npz",
+                components_to_data=layer.components_to_data.numpy(),
+                original_data_mean=layer.original_data_mean.numpy(),
+            )
+        if ds.convention in model.heads and ds.convention not in done:  # first dataset's template
+            done.add(ds.convention)
+            model.set_template(ds.convention, tpl[ds.demo_template_id] * conv.scale)
+
+
+@pytest.mark.parametrize("naming", ["old", "new"])
+@pytest.mark.parametrize("family", ["wavlm", "wav2vec2"])
+def test_original_layout_loads_and_reproduces(tmp_path, naming, family, rng):
+    """A state dict in the release's key layout (either weight-norm naming) loads and
+    reproduces the module it came from."""
+    torch.manual_seed(2)
+    n_ids = 935
+    cfg = tiny_model_config(family, heads=HEADS, n_ids=n_ids)
+    src = randomize(UniTalker(cfg)).eval()
+    _write_release(tmp_path / "release", src, rng)
+    state = {}
+    for k, v in src.state_dict().items():
+        if k.startswith(("pca_layer_dict", "templates")):
+            continue  # the release strips PCA buffers; templates come from id_template.npy
+        if k.startswith("audio_encoder.model."):
+            k = "audio_encoder." + k[len("audio_encoder.model.") :]
+        if naming == "old":
+            k = k.replace(".parametrizations.weight.original0", ".weight_g").replace(
+                ".parametrizations.weight.original1", ".weight_v"
+            )
+        state[k] = v.clone()
+    assert any(k.endswith("weight_g") for k in state) == (naming == "old")
+    torch.save(state, tmp_path / "UniTalker-T.pt")
+    # the encoder's architecture from a local folder, as from_pretrained would read it
+    src.audio_encoder.model.config.save_pretrained(tmp_path / "enc")
+    (tmp_path / "enc" / "preprocessor_config.json").write_text(
+        json.dumps(
+            {
+                "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+                "do_normalize": family != "wavlm",
+                "feature_size": 1,
+                "padding_value": 0.0,
+                "sampling_rate": 16000,
+                "return_attention_mask": False,
+            }
+        )
+    )
+    model = load_original(tmp_path / "UniTalker-T.pt", tmp_path / "release", str(tmp_path / "enc"))
+    assert model.config.identities[-1] == "pivot" and model.config.n_identities == n_ids
+    audio = torch.randn(1, 24000)
+    with torch.no_grad():
+        ref, out = src(audio), model(audio)
+    for h in HEADS:
+        assert (out[h].motion - ref[h].motion).abs().max() < 1e-5, h
+    assert out["FLAME_5023_vertices"].motion.shape[1] == 45
+
+
+def test_original_needs_release_for_pca_heads(tmp_path):
+    src = UniTalker(tiny_model_config("wavlm", heads=HEADS, n_ids=935))
+    state = {
+        ("audio_encoder." + k[20:] if k.startswith("audio_encoder.model.") else k): v
+        for k, v in src.state_dict().items()
+        if not k.startswith(("pca_layer_dict", "templates"))
+    }
+    torch.save(state, tmp_path / "c.pt")
+    with pytest.raises(CheckpointError, match="PCA head"):
+        load_original(tmp_path / "c.pt", None, "microsoft/wavlm-base-plus")
+    (tmp_path / "bad.pt").write_bytes(b"PK\x03\x04 truncated zip")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_original(tmp_path / "bad.pt", None)
+
+
+def test_import_is_light():
+    code = "import sys, unitalker, unitalker.conventions; print(sorted(m for m in ('torch','transformers','moderngl','fastapi','onnxruntime') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
