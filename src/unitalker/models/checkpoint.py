@@ -93,7 +93,7 @@ def checkpoint_metadata(model: UniTalker, extra: dict[str, Any] | None = None) -
     cfg = model.config
     # Record the encoder's full architecture so loading never needs the hub.
     enc_cfg = to_dict(cfg.encoder) | model.audio_encoder.config_dict()
-    enc_cfg = {k: v for k, v in enc_cfg.items() if k in {f for f in to_dict(EncoderConfig())}}
+    enc_cfg = {k: v for k, v in enc_cfg.items() if k in to_dict(EncoderConfig())}
     model_dict = to_dict(cfg) | {"encoder": enc_cfg}
     return {
         "format": FORMAT,
