@@ -237,7 +237,7 @@ class MeshRenderer:
             fov = 22.0
             half = np.radians(fov) / 2
             # Fit the bounding sphere in the narrower of the two fields of view.
-            dist = radius / np.sin(min(half, np.arctan(np.tan(half) * aspect))) * 1.04
+            dist = radius / np.sin(min(half, np.arctan(np.tan(half) * aspect))) * 1.08
             proj = perspective(fov, aspect, max(dist - 2 * radius, dist * 0.01), dist + 2 * radius)
         else:
             dist = 3 * radius
