@@ -47,7 +47,9 @@ def sphere_conv(tmp_path_factory: pytest.TempPathFactory) -> conventions.Convent
 
 @pytest.fixture(scope="session")
 def faceless_conv() -> conventions.Convention:
-    return conventions.register(conventions.Convention(_unique("test_points"), "vertices", 50 * 3, 25.0))
+    return conventions.register(
+        conventions.Convention(_unique("test_points"), "vertices", 50 * 3, 25.0)
+    )
 
 
 RIG_NAMES = ("JawOpen", "mouthPucker", "eyeBlinkLeft", "customChannel")
@@ -95,7 +97,9 @@ def random_animation(conv: conventions.Convention, n_frames: int = 12, seed: int
         data = base[None] + 0.01 * rng.standard_normal((n_frames, conv.dim))
     else:
         data = rng.standard_normal((n_frames, conv.dim))
-    return Animation(conv.name, conv.fps, data.astype(np.float32), identity="pivot", meta={"seed": seed})
+    return Animation(
+        conv.name, conv.fps, data.astype(np.float32), identity="pivot", meta={"seed": seed}
+    )
 
 
 @pytest.fixture()

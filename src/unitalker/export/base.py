@@ -158,7 +158,9 @@ class _Item:
 
 def _check_name(what: str, value: str) -> None:
     if not value or not _SAFE_NAME.match(value) or value in (".", ".."):
-        raise ExportError(f"{what} {value!r} cannot be used in a file name (letters, digits, . _ + - only)")
+        raise ExportError(
+            f"{what} {value!r} cannot be used in a file name (letters, digits, . _ + - only)"
+        )
 
 
 def plan_outputs(

@@ -22,7 +22,9 @@ from unitalker.render.geometry import NormalComputer, uv_sphere
 
 log = logging.getLogger(__name__)
 
-EGL_HINT = "install Mesa's EGL and OpenGL drivers (Debian/Ubuntu: apt install libegl1 libgl1-mesa-dri)"
+EGL_HINT = (
+    "install Mesa's EGL and OpenGL drivers (Debian/Ubuntu: apt install libegl1 libgl1-mesa-dri)"
+)
 
 SKIN = (0.80, 0.62, 0.52)
 BACKGROUND = (0.16, 0.17, 0.19)
@@ -203,7 +205,9 @@ class MeshRenderer:
         content = [(self.vbo_pos, "3f", "in_pos"), (self.vbo_nrm, "3f", "in_nrm")]
         if faces is not None:
             self.ibo = ctx.buffer(np.ascontiguousarray(faces, dtype=np.uint32).tobytes())
-            self.vao = ctx.vertex_array(self.prog, content, index_buffer=self.ibo, index_element_size=4)
+            self.vao = ctx.vertex_array(
+                self.prog, content, index_buffer=self.ibo, index_element_size=4
+            )
             self.mode = moderngl.TRIANGLES
         else:
             self.ibo = None
