@@ -68,11 +68,10 @@ def run(args: argparse.Namespace) -> int:
     if args.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=None, unit="frame", desc="render")
-
         def progress(done: int, total: int) -> None:
-            if bar.total != total:
-                bar.total = total
+            nonlocal bar
+            if bar is None:  # created on the first frame, when the total is known
+                bar = tqdm(total=total, unit="frame", desc="render")
             bar.update(done - bar.n)
 
     try:
