@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FPS, RIG_NAMES, random_animation
+from export_testdata import FPS, RIG_NAMES, random_animation
 
 from unitalker import conventions
 from unitalker.animation import Animation
