@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitalker.audio import SAMPLE_RATE, AudioError, load_audio
-from unitalker.data.manifest import ManifestError, load_manifest, read_split_file
+from unitalker.data.manifest import ManifestError, _peek_dataset_key, load_manifest, read_split_file
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,8 @@ def check_manifest(
                 problems.append(str(e))
                 rows.append(SplitSummary("?", name, "?", sp, errors=1))
                 continue
-            row = SplitSummary(part.dataset, name, part.convention, sp)
+            key = part.dataset if part.entries else (_peek_dataset_key(folder) or part.dataset)
+            row = SplitSummary(key, name, part.convention or "?", sp)
             for e in tqdm(part.entries, desc=f"check {sp.parent.name}/{sp.name}", disable=not progress, unit="clip"):
                 row.clips += 1
                 row.subjects.add(e.subject)
@@ -116,8 +117,6 @@ def check_manifest(
                             f"{e.annot_path}: annotation lasts {annot_s:.2f} s but its audio "
                             f"{e.audio_path.name} lasts {audio_s:.2f} s (tolerance {tol:.2f} s)"
                         )
-                if part.templates is not None and e.local_id >= len(part.templates):
-                    pass  # already reported by read_split_file
             row.errors = len(local)
             problems += local
             rows.append(row)
@@ -127,17 +126,18 @@ def check_manifest(
 
 def format_report(report: CheckReport) -> str:
     """The summary table and the problem list as text."""
-    header = f"{'dataset':<10} {'split':<8} {'clips':>6} {'hours':>8} {'subj':>5} {'fps':>10} {'errors':>6}  convention"
+    w = max([10, *(len(r.dataset) + 1 for r in report.rows)])
+    header = f"{'dataset':<{w}} {'split':<8} {'clips':>6} {'hours':>8} {'subj':>5} {'fps':>10} {'errors':>6}  convention"
     lines = [header, "-" * len(header)]
     for r in report.rows:
         fps = ",".join(f"{f:g}" for f in sorted(r.fps)) or "-"
         lines.append(
-            f"{r.dataset:<10} {r.split:<8} {r.clips:>6} {r.hours:>8.3f} {len(r.subjects):>5} "
+            f"{r.dataset:<{w}} {r.split:<8} {r.clips:>6} {r.hours:>8.3f} {len(r.subjects):>5} "
             f"{fps:>10} {r.errors:>6}  {r.convention}"
         )
     total_clips = sum(r.clips for r in report.rows)
     total_h = sum(r.hours for r in report.rows)
-    lines.append(f"{'total':<10} {'':<8} {total_clips:>6} {total_h:>8.3f}")
+    lines.append(f"{'total':<{w}} {'':<8} {total_clips:>6} {total_h:>8.3f}")
     if report.problems:
         lines.append("")
         lines.append(f"{len(report.problems)} problem(s):")

@@ -472,8 +472,8 @@ def read_split_file(
             f"{path}: a split file holds one dataset and one convention; found datasets "
             f"{sorted(keys)} and conventions {sorted(convs)}"
         )
-    if not entries:
-        fail(f"{path}: empty split (no usable entries)")
+    if not doc["data"]:
+        fail(f"{path}: empty split (no entries)")
     dataset = next(iter(keys)) if keys else folder.name
     convention = next(iter(convs)) if convs else ""
 
