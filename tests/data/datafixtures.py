@@ -73,26 +73,40 @@ def make_vocaset(root: Path) -> Path:
 
 def make_multiface(root: Path) -> Path:
     """FaceDiffuser Multiface layout, raw millimetre-like units, 30 fps, 18 frames."""
-    templates = {"1": np.full((6172, 3), 100.0, np.float32), "2": np.full((6172, 3), 200.0, np.float32)}
+    templates = {
+        "1": np.full((6172, 3), 100.0, np.float32),
+        "2": np.full((6172, 3), 200.0, np.float32),
+    }
     with open(_mk(root) / "templates.pkl", "wb") as fh:
         pickle.dump(templates, fh)
     for subject in (1, 2):
         for sent in (1, 2, 41, 46):
             stem = f"{subject:02d}_{sent:02d}"
-            write_npy(root / "vertices_npy" / f"{stem}.npy", motion(18, MESHTALK_DIM, sent, 1000.0) + 100.0 * subject)
+            write_npy(
+                root / "vertices_npy" / f"{stem}.npy",
+                motion(18, MESHTALK_DIM, sent, 1000.0) + 100.0 * subject,
+            )
             write_wav(root / "wav" / f"{stem}.wav", 0.6, sr=16000)
     return root
 
 
 def make_3detf(root: Path) -> Path:
     """EmoTalk 3D-ETF layout: HDTF and RAVDESS, (T, 52) at 30 fps."""
-    for i, stem in enumerate(["WRA_Obama_000", "WRA_Obama_001", "RD_Radio1_000", "RD_Radio1_001", "WDA_Kim_000"]):
-        write_npy(root / "HDTF" / "blendshape" / f"{stem}.npy", np.random.default_rng(i).random((20 + i, 52)).astype(np.float32))
+    for i, stem in enumerate(
+        ["WRA_Obama_000", "WRA_Obama_001", "RD_Radio1_000", "RD_Radio1_001", "WDA_Kim_000"]
+    ):
+        write_npy(
+            root / "HDTF" / "blendshape" / f"{stem}.npy",
+            np.random.default_rng(i).random((20 + i, 52)).astype(np.float32),
+        )
         write_wav(root / "HDTF" / "audio" / f"{stem}.wav", (20 + i) / 30)
     for actor in (1, 2):
         for take in (1, 2, 3):
             stem = f"03-01-0{take}-01-01-01-{actor:02d}"
-            write_npy(root / "RAVDESS" / "blendshape" / f"{stem}.npy", np.random.default_rng(actor * 10 + take).random((30, 52)).astype(np.float32))
+            write_npy(
+                root / "RAVDESS" / "blendshape" / f"{stem}.npy",
+                np.random.default_rng(actor * 10 + take).random((30, 52)).astype(np.float32),
+            )
             write_wav(root / "RAVDESS" / "audio" / f"{stem}.wav", 1.0, sr=48000)
     return root
 
@@ -102,7 +116,10 @@ def make_folder(root: Path) -> Path:
     for subj in ("alice", "bob"):
         for k in range(4):
             stem = f"{subj}_{k:03d}"
-            write_npy(root / "annotations" / f"{stem}.npy", np.random.default_rng(k).random((60 + 6 * k, 51)).astype(np.float32))
+            write_npy(
+                root / "annotations" / f"{stem}.npy",
+                np.random.default_rng(k).random((60 + 6 * k, 51)).astype(np.float32),
+            )
             write_wav(root / "audio" / f"{stem}.wav", (60 + 6 * k) / 60, sr=22050)
     return root
 
@@ -117,7 +134,12 @@ def make_release(root: Path) -> Path:
         for k in range(n):
             name = f"{split}_{k}"
             write_npy(d5 / "annot" / f"{name}.npy", motion(30 + 3 * k, 413, k))
-            write_npy(d5 / "audio" / f"{name}.npy", (0.1 * np.random.default_rng(k).standard_normal(16000 * (30 + 3 * k) // 30)).astype(np.float32))
+            write_npy(
+                d5 / "audio" / f"{name}.npy",
+                (0.1 * np.random.default_rng(k).standard_normal(16000 * (30 + 3 * k) // 30)).astype(
+                    np.float32
+                ),
+            )
             data.append({"annot_path": f"annot/{name}.npy", "audio_path": f"audio/{name}.npy",
                          "id": k % 3, "annot_type": "flame_params_from_dadhead", "dataset": "D5", "fps": 30})  # fmt: skip
         (d5 / f"{split}.json").write_text(json.dumps({"info": {"id_list": ids}, "data": data}))
@@ -127,11 +149,16 @@ def make_release(root: Path) -> Path:
         data = []
         for k in range(n):
             name = f"{split}_{k}"
-            write_npy(d3 / "bs" / f"{name}.npy", np.random.default_rng(k).random((24, 52)).astype(np.float32))
+            write_npy(
+                d3 / "bs" / f"{name}.npy",
+                np.random.default_rng(k).random((24, 52)).astype(np.float32),
+            )
             write_wav(d3 / "wav" / f"{name}.wav", 0.8)
             data.append({"annot_path": f"bs/{name}.npy", "audio_path": f"wav/{name}.wav",
                          "id": k % 2, "annot_type": "3DETF_blendshape_weight", "dataset": "D3", "fps": 30})  # fmt: skip
-        (d3 / f"{split}.json").write_text(json.dumps({"info": {"id_list": ["a", "b"]}, "data": data}))
+        (d3 / f"{split}.json").write_text(
+            json.dumps({"info": {"id_list": ["a", "b"]}, "data": data})
+        )
     return root
 
 

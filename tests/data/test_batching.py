@@ -29,7 +29,7 @@ def test_mixed_loader_pads_and_masks(mixed):
         for i in range(b):
             n = int(batch.motion_lengths[i])
             assert batch.motion[i, n:].abs().sum() == 0
-            assert batch.audio[i, int(batch.audio_lengths[i]):].abs().sum() == 0
+            assert batch.audio[i, int(batch.audio_lengths[i]) :].abs().sum() == 0
         assert batch.template.shape == (b, d) and batch.identity.dtype == torch.int64
         seen.update(batch.names)
     assert sorted(seen) == sorted(e.name for e in mixed.entries) and set(seen.values()) == {1}
@@ -59,7 +59,9 @@ def test_repeats_defaults_and_epoch_determinism(mixed):
 def test_distributed_shares_disjoint_equal(mixed):
     shares = []
     for rank in range(3):
-        s = LengthBucketBatchSampler.from_dataset(mixed, batch_size=2, repeats={}, seed=5, rank=rank, world_size=3)
+        s = LengthBucketBatchSampler.from_dataset(
+            mixed, batch_size=2, repeats={}, seed=5, rank=rank, world_size=3
+        )
         shares.append([tuple(b) for b in s])
         assert len(shares[-1]) == len(s)
     assert len({len(x) for x in shares}) == 1

@@ -38,7 +38,9 @@ def test_biwi_splits_test_b_and_scale(tmp_path):
     assert {e["fps"] for e in train["data"]} == {25.0}
     assert all(not e["audio_path"].startswith("/") for e in train["data"])
     tb = _split(out, "test_b")
-    assert tb["info"]["id_list"][:6] == train["info"]["id_list"] and tb["info"]["id_list"][6] == "F1"
+    assert (
+        tb["info"]["id_list"][:6] == train["info"]["id_list"] and tb["info"]["id_list"][6] == "F1"
+    )
     assert tb["data"][0]["id"] == 6
     tpl = np.load(out / "id_template.npy")
     assert tpl.shape == (7, 23370, 3)
@@ -76,7 +78,12 @@ def test_multiface_scale_and_splits(tmp_path):
 
 def test_3detf_two_datasets_and_regex(tmp_path):
     dst = tmp_path / "D3D4_3DETF"
-    assert main(["data", "convert", "3detf", str(make_3detf(tmp_path / "etf")), str(dst), "--seed", "1"]) == 0
+    assert (
+        main(
+            ["data", "convert", "3detf", str(make_3detf(tmp_path / "etf")), str(dst), "--seed", "1"]
+        )
+        == 0
+    )
     hd = _split(dst / "D3_HDTF", "train")["info"]["id_list"]
     assert hd == ["RD_Radio1", "WDA_Kim", "WRA_Obama"]
     assert _split(dst / "D4_RAVDESS", "train")["info"]["id_list"] == ["01", "02"]
@@ -135,5 +142,7 @@ def test_audio_npy_not_confused_with_annotation(tmp_path):
     write_wav(src / "audio" / "x_1.wav", 1.0)
     (src / "annotations").mkdir()
     np.save(src / "annotations" / "x_1.npy", np.zeros((30, 52), np.float32))
-    rep = convert_folder(src, tmp_path / "o", convention="3DETF_blendshape_weight", fps=30, ratios=(1, 0, 0))
+    rep = convert_folder(
+        src, tmp_path / "o", convention="3DETF_blendshape_weight", fps=30, ratios=(1, 0, 0)
+    )
     assert rep.counts["."] == {"train": 1}

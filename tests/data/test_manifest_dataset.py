@@ -97,7 +97,9 @@ def test_clear_errors_name_the_file(release):
     bad[7, 3] = np.nan
     write_npy(d5 / "annot" / "train_2.npy", bad)
     ds = ClipDataset(d5, "train")
-    with pytest.raises(ClipError, match=r"train_2.npy: NaN or infinite values in 1 frame\(s\), first at frame 7"):
+    with pytest.raises(
+        ClipError, match=r"train_2.npy: NaN or infinite values in 1 frame\(s\), first at frame 7"
+    ):
         ds[2]
     # truncated npy
     raw = (d5 / "annot" / "train_3.npy").read_bytes()
@@ -108,10 +110,17 @@ def test_clear_errors_name_the_file(release):
     _edit_json(d5 / "val.json", lambda d: d["data"][0].update(fps=0))
     with pytest.raises(ManifestError, match=r"val.json entry 0 \(val_0.npy\): unsupported fps 0"):
         ClipDataset(d5, "val")
-    _edit_json(d5 / "val.json", lambda d: d["data"][0].update(fps=30, audio_path="../../secret.wav"))
-    with pytest.raises(ManifestError, match=r"val.json: audio_path '../../secret.wav' resolves outside"):
+    _edit_json(
+        d5 / "val.json", lambda d: d["data"][0].update(fps=30, audio_path="../../secret.wav")
+    )
+    with pytest.raises(
+        ManifestError, match=r"val.json: audio_path '../../secret.wav' resolves outside"
+    ):
         ClipDataset(d5, "val")
-    _edit_json(d5 / "val.json", lambda d: d["data"][0].update(audio_path="audio/val_0.npy", annot_type="xx"))
+    _edit_json(
+        d5 / "val.json",
+        lambda d: d["data"][0].update(audio_path="audio/val_0.npy", annot_type="xx"),
+    )
     with pytest.raises(ManifestError, match=r"val.json entry 0: unknown convention 'xx'"):
         ClipDataset(d5, "val")
     _edit_json(d5 / "test.json", lambda d: d.update(data=[]))

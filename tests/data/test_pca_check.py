@@ -50,7 +50,9 @@ def test_pca_recovers_subspace_and_roundtrips(tmp_path):
 
 def test_pca_cli(tmp_path, capsys):
     _lowrank_dataset(tmp_path / "ds")
-    rc = main(["pca", "fit", str(tmp_path / "ds"), "-o", str(tmp_path / "p.npz"), "--components", "8"])
+    rc = main(
+        ["pca", "fit", str(tmp_path / "ds"), "-o", str(tmp_path / "p.npz"), "--components", "8"]
+    )
     assert rc == 0
     out = capsys.readouterr().out
     assert "K=8" in out and "cumulative explained variance" in out

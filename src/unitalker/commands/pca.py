@@ -12,10 +12,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit = sub.add_parser("fit", help="fit incremental PCA on annotation - template (scaled units)")
     fit.add_argument("manifest", help="split .json, dataset folder, or root of dataset folders")
     fit.add_argument("-o", "--output", required=True, help="output pca.npz")
-    fit.add_argument("--components", type=int, default=512, help="number of components K (default 512)")
+    fit.add_argument(
+        "--components", type=int, default=512, help="number of components K (default 512)"
+    )
     fit.add_argument("--split", default="train", help="split to fit on (default train)")
-    fit.add_argument("--convention", default=None, help="convention to fit when the manifest holds several")
-    fit.add_argument("--batch-size", type=int, default=None, help="frames per incremental step (default max(1024, 2K))")
+    fit.add_argument(
+        "--convention", default=None, help="convention to fit when the manifest holds several"
+    )
+    fit.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="frames per incremental step (default max(1024, 2K))",
+    )
     fit.add_argument("--seed", type=int, default=0)
     fit.set_defaults(func=_fit)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])

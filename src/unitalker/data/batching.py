@@ -81,7 +81,15 @@ class Batch:
 
     def pin_memory(self) -> Batch:
         # Called by DataLoader(pin_memory=True) on custom batch types.
-        for name in ("audio", "audio_lengths", "motion", "motion_lengths", "mask", "template", "identity"):
+        for name in (
+            "audio",
+            "audio_lengths",
+            "motion",
+            "motion_lengths",
+            "mask",
+            "template",
+            "identity",
+        ):
             setattr(self, name, getattr(self, name).pin_memory())
         return self
 
@@ -119,7 +127,9 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         motion=torch.from_numpy(motion),
         motion_lengths=m_lengths,
         mask=mask,
-        template=torch.from_numpy(np.stack([np.asarray(it["template"], np.float32) for it in items])),
+        template=torch.from_numpy(
+            np.stack([np.asarray(it["template"], np.float32) for it in items])
+        ),
         identity=torch.tensor([int(it["identity"]) for it in items], dtype=torch.int64),
         convention=items[0]["convention"],
         fps=float(items[0]["fps"]),
@@ -186,7 +196,9 @@ class LengthBucketBatchSampler:
         self.groups = list(groups)
         self.datasets = list(datasets) if datasets is not None else ["_"] * len(lengths)
         self.batch_size = batch_size
-        self.repeats = default_repeats(sorted(set(self.datasets))) if repeats is None else dict(repeats)
+        self.repeats = (
+            default_repeats(sorted(set(self.datasets))) if repeats is None else dict(repeats)
+        )
         for k, v in self.repeats.items():
             if int(v) != v or v < 0:
                 raise ValueError(f"repeat factor for {k} must be a non-negative integer, got {v}")
@@ -245,7 +257,9 @@ class LengthBucketBatchSampler:
         if self.world_size > 1:
             usable = len(batches) - len(batches) % self.world_size
             if usable < len(batches):
-                logger.debug("dropping %d batch(es) so ranks get equal shares", len(batches) - usable)
+                logger.debug(
+                    "dropping %d batch(es) so ranks get equal shares", len(batches) - usable
+                )
             batches = batches[self.rank : usable : self.world_size]
         return batches
 

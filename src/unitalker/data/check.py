@@ -75,7 +75,9 @@ def check_manifest(
     manifest = load_manifest(path, strict=False)
     names = manifest.split_names if split == "all" else [split]
     if split != "all" and not manifest.has_split(split):
-        return CheckReport([], [f"{manifest.path}: no split {split!r} (has {manifest.split_names})"])
+        return CheckReport(
+            [], [f"{manifest.path}: no split {split!r} (has {manifest.split_names})"]
+        )
     rows: list[SplitSummary] = []
     problems: list[str] = []
     for folder in manifest.dataset_folders():
@@ -92,7 +94,12 @@ def check_manifest(
                 continue
             key = part.dataset if part.entries else (_peek_dataset_key(folder) or part.dataset)
             row = SplitSummary(key, name, part.convention or "?", sp)
-            for e in tqdm(part.entries, desc=f"check {sp.parent.name}/{sp.name}", disable=not progress, unit="clip"):
+            for e in tqdm(
+                part.entries,
+                desc=f"check {sp.parent.name}/{sp.name}",
+                disable=not progress,
+                unit="clip",
+            ):
                 row.clips += 1
                 row.subjects.add(e.subject)
                 row.fps.add(e.fps)

@@ -66,9 +66,17 @@ class _Clip:
 class _DatasetWriter:
     """Collects the clips of one dataset folder and writes it in the release format."""
 
-    def __init__(self, folder: str, dataset: str, convention: str, fps: float, mode: FileMode) -> None:
+    def __init__(
+        self, folder: str, dataset: str, convention: str, fps: float, mode: FileMode
+    ) -> None:
         conventions.get(convention)  # unregistered convention: fail before writing
-        self.folder, self.dataset, self.convention, self.fps, self.mode = folder, dataset, convention, fps, mode
+        self.folder, self.dataset, self.convention, self.fps, self.mode = (
+            folder,
+            dataset,
+            convention,
+            fps,
+            mode,
+        )
         self.splits: dict[str, list[tuple[_Clip, str, str]]] = {}
 
     def add(self, split: str, clip: _Clip, audio_rel: str, annot_rel: str) -> None:
@@ -144,7 +152,9 @@ def _merge_into(tmp: Path, dst: Path) -> None:
     tmp.rmdir()
 
 
-def _run(dst: str | Path, overwrite: bool, build: Callable[[Path, ConvertReport], None]) -> ConvertReport:
+def _run(
+    dst: str | Path, overwrite: bool, build: Callable[[Path, ConvertReport], None]
+) -> ConvertReport:
     dst = Path(dst)
     tmp = _prepare_dst(dst, overwrite)
     report = ConvertReport(dst=dst)
@@ -173,15 +183,21 @@ def _check_width(path: Path, convention: str) -> None:
     check_annotation_header(path, convention)
 
 
-def _template_array(templates: dict[str, np.ndarray], subjects: Sequence[str], convention: str, source: Path) -> np.ndarray:
+def _template_array(
+    templates: dict[str, np.ndarray], subjects: Sequence[str], convention: str, source: Path
+) -> np.ndarray:
     dim = conventions.get(convention).dim
     rows = []
     for s in subjects:
         if s not in templates:
-            raise ValueError(f"{source}: no template for subject {s!r} (has {sorted(templates)[:6]}...)")
+            raise ValueError(
+                f"{source}: no template for subject {s!r} (has {sorted(templates)[:6]}...)"
+            )
         t = np.asarray(templates[s], dtype=np.float32)
         if t.size != dim:
-            raise ValueError(f"{source}: template of {s!r} has {t.size} values, {convention} needs {dim}")
+            raise ValueError(
+                f"{source}: template of {s!r} has {t.size} values, {convention} needs {dim}"
+            )
         rows.append(t.reshape(-1))
     arr = np.stack(rows)
     if conventions.get(convention).kind == "vertices":
@@ -230,7 +246,15 @@ def convert_biwi(
         for m, p in _scan(src / "vertices_npy", r"^([FM]\d+)_e(\d+)\.npy$"):
             subject, sent = m.group(1), int(m.group(2))
             if subject in BIWI_TRAIN_SUBJECTS:
-                split = "train" if sent <= 32 else "val" if sent <= 36 else "test" if sent <= 40 else None
+                split = (
+                    "train"
+                    if sent <= 32
+                    else "val"
+                    if sent <= 36
+                    else "test"
+                    if sent <= 40
+                    else None
+                )
             elif subject in BIWI_TEST_B_SUBJECTS:
                 split = "test_b" if 37 <= sent <= 40 else None
             else:
@@ -242,7 +266,9 @@ def convert_biwi(
                 report.skipped.append(f"{p}: no audio in {src / 'wav'}")
                 continue
             _check_width(p, conv)
-            w.add(split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}")
+            w.add(
+                split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}"
+            )
         all_ids = list(BIWI_TRAIN_SUBJECTS) + list(BIWI_TEST_B_SUBJECTS)
         present = [s for s in all_ids if s in templates]
         missing_train = [s for s in BIWI_TRAIN_SUBJECTS if s not in templates]
@@ -294,7 +320,9 @@ def convert_vocaset(
                 report.skipped.append(f"{p}: no audio in {src / 'wav'}")
                 continue
             _check_width(p, conv)
-            w.add(split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}")
+            w.add(
+                split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}"
+            )
         ids = list(VOCASET_TRAIN + VOCASET_VAL + VOCASET_TEST)
         w.write(tmp, ids, _template_array(templates, ids, conv, src / "templates.pkl"), report)
 
@@ -333,7 +361,15 @@ def convert_multiface(
         subjects = set()
         for m, p in _scan(src / "vertices_npy", r"^(\d+)_(\d+)\.npy$"):
             subject, sent = f"{int(m.group(1)):02d}", int(m.group(2))
-            split = "train" if 1 <= sent <= 40 else "val" if sent <= 45 else "test" if sent <= 50 else None
+            split = (
+                "train"
+                if 1 <= sent <= 40
+                else "val"
+                if sent <= 45
+                else "test"
+                if sent <= 50
+                else None
+            )
             if split is None:
                 continue
             audio = _find_audio(p.stem, [src / "wav", src / "vertices_npy"], exclude=p)
@@ -342,7 +378,9 @@ def convert_multiface(
                 continue
             _check_width(p, conv)
             subjects.add(subject)
-            w.add(split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}")
+            w.add(
+                split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}"
+            )
         ids = sorted(subjects)
         if not ids:
             raise ValueError(f"{src / 'vertices_npy'}: no clips named like 01_01.npy found")
@@ -398,7 +436,9 @@ def _collect_pairs(
         m = rx.search(p.stem)
         subject = (m.group(1) if m.groups() else m.group(0)) if m else p.stem
         if not m:
-            logger.warning("%s: subject regex %r does not match; using the file stem", p.name, subject_regex)
+            logger.warning(
+                "%s: subject regex %r does not match; using the file stem", p.name, subject_regex
+            )
         clips.append(_Clip(subject, audio, p, p.stem))
     return clips
 
@@ -406,7 +446,10 @@ def _collect_pairs(
 # --------------------------------------------------------------------------------------
 # 3D-ETF (EmoTalk)
 
-ETF_SUBSETS = {"HDTF": ("D3", "D3_HDTF", r"^(.*?)_?\d*$"), "RAVDESS": ("D4", "D4_RAVDESS", r"(\d+)$")}
+ETF_SUBSETS = {
+    "HDTF": ("D3", "D3_HDTF", r"^(.*?)_?\d*$"),
+    "RAVDESS": ("D4", "D4_RAVDESS", r"(\d+)$"),
+}
 
 
 def convert_3detf(
@@ -437,7 +480,9 @@ def convert_3detf(
             if not base.is_dir():
                 continue
             found = True
-            clips = _collect_pairs(base / "audio", base / "blendshape", subject_regex or default_rx, report)
+            clips = _collect_pairs(
+                base / "audio", base / "blendshape", subject_regex or default_rx, report
+            )
             _write_generic(tmp, report, clips, folder=folder, dataset=key, convention=conv, fps=30.0,
                            mode=mode, split_by=split_by, ratios=ratios, seed=seed, templates=None,
                            audio_sub="audio", annot_sub="blendshape")  # fmt: skip
@@ -485,7 +530,9 @@ def _write_generic(
                 f"nor [{len(ids)} subjects, {dim}] (subjects in sorted order: {ids[:5]}...)"
             )
     else:
-        tpl = _template_array(templates, ids, convention, template_source or Path("templates")).reshape(len(ids), -1)
+        tpl = _template_array(
+            templates, ids, convention, template_source or Path("templates")
+        ).reshape(len(ids), -1)
     if conventions.get(convention).kind == "vertices":
         tpl = tpl.reshape(len(ids), -1, 3)
     w = _DatasetWriter(folder, dataset, convention, fps, mode)

@@ -66,7 +66,9 @@ def annotation_shape(path: Path) -> tuple[int, ...]:
     try:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - truncated / not npy / object arrays
-        raise ClipError(f"{path}: cannot read annotation npy (truncated or not a .npy?): {e}") from e
+        raise ClipError(
+            f"{path}: cannot read annotation npy (truncated or not a .npy?): {e}"
+        ) from e
     shape = tuple(arr.shape)
     del arr
     return shape
@@ -85,7 +87,9 @@ def load_annotation(path: Path, convention: str) -> np.ndarray:
     try:
         arr = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001
-        raise ClipError(f"{path}: cannot read annotation npy (truncated or not a .npy?): {e}") from e
+        raise ClipError(
+            f"{path}: cannot read annotation npy (truncated or not a .npy?): {e}"
+        ) from e
     if arr.ndim < 2 or arr.shape[0] == 0:
         raise ClipError(f"{path}: expected [T, ...] annotation frames, got shape {arr.shape}")
     flat = arr.reshape(arr.shape[0], -1)
@@ -98,7 +102,9 @@ def load_annotation(path: Path, convention: str) -> np.ndarray:
     finite = np.isfinite(flat).all(axis=1)
     if not finite.all():
         bad = np.flatnonzero(~finite)
-        raise ClipError(f"{path}: NaN or infinite values in {len(bad)} frame(s), first at frame {bad[0]}")
+        raise ClipError(
+            f"{path}: NaN or infinite values in {len(bad)} frame(s), first at frame {bad[0]}"
+        )
     return flat
 
 

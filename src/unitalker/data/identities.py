@@ -193,7 +193,9 @@ class IdentityTable:
         if ds is None:
             raise KeyError("the pivot identity has no template; pick a dataset subject's template")
         if ds not in self._templates:
-            raise KeyError(f"no templates loaded for dataset {ds!r} (build the table from a manifest)")
+            raise KeyError(
+                f"no templates loaded for dataset {ds!r} (build the table from a manifest)"
+            )
         return self._templates[ds][i - self.offset(ds)]
 
     def templates_for(self, convention: str) -> dict[str, np.ndarray]:
@@ -224,7 +226,9 @@ class IdentityTable:
     def from_dict(cls, d: dict[str, Any]) -> IdentityTable:
         version = d.get("version", FORMAT_VERSION)
         if version > FORMAT_VERSION:
-            raise ValueError(f"identity table format {version} is newer than this unitalker ({FORMAT_VERSION})")
+            raise ValueError(
+                f"identity table format {version} is newer than this unitalker ({FORMAT_VERSION})"
+            )
         try:
             blocks = [_Block(str(b["key"]), str(b["convention"]), [str(s) for s in b["subjects"]])
                       for b in d["datasets"]]  # fmt: skip

@@ -107,7 +107,9 @@ class DatasetSplit:
     def template(self, local_id: int) -> np.ndarray:
         """The scaled, flattened template ``[D]`` of a local subject id."""
         if self.templates is None:
-            raise ManifestError(f"{self.folder / TEMPLATE_FILE}: no templates for dataset {self.dataset}")
+            raise ManifestError(
+                f"{self.folder / TEMPLATE_FILE}: no templates for dataset {self.dataset}"
+            )
         if not 0 <= local_id < len(self.templates):
             raise ManifestError(
                 f"{self.path}: subject id {local_id} out of range for {self.folder / TEMPLATE_FILE} "
@@ -235,7 +237,10 @@ class Manifest:
                 continue
             if name not in folder._cache:
                 folder._cache[name] = read_split_file(
-                    folder.split_files[name], root=self.root, strict=self.strict, problems=self.problems
+                    folder.split_files[name],
+                    root=self.root,
+                    strict=self.strict,
+                    problems=self.problems,
                 )
             parts.append(folder._cache[name])
         if not parts:
@@ -261,7 +266,10 @@ class Manifest:
         name = "train" if "train" in names else sorted(names)[0]
         if name not in dataset_folder._cache:
             dataset_folder._cache[name] = read_split_file(
-                dataset_folder.split_files[name], root=self.root, strict=self.strict, problems=self.problems
+                dataset_folder.split_files[name],
+                root=self.root,
+                strict=self.strict,
+                problems=self.problems,
             )
         return dataset_folder._cache[name]
 
@@ -429,7 +437,9 @@ def read_split_file(
         try:
             if not isinstance(item, dict):
                 raise ManifestError(f"{where}: expected an object, got {type(item).__name__}")
-            missing = [k for k in ("annot_path", "audio_path", "id", "annot_type", "fps") if k not in item]
+            missing = [
+                k for k in ("annot_path", "audio_path", "id", "annot_type", "fps") if k not in item
+            ]
             if missing:
                 raise ManifestError(f"{where}: missing keys {missing}")
             conv_name = str(item["annot_type"])
@@ -437,8 +447,12 @@ def read_split_file(
                 conventions.get(conv_name)
             except KeyError as e:
                 raise ManifestError(f"{where}: {e.args[0]}") from None
-            annot = resolve_entry_path(item["annot_path"], folder, root, source=path, what="annot_path")
-            audio = resolve_entry_path(item["audio_path"], folder, root, source=path, what="audio_path")
+            annot = resolve_entry_path(
+                item["annot_path"], folder, root, source=path, what="annot_path"
+            )
+            audio = resolve_entry_path(
+                item["audio_path"], folder, root, source=path, what="audio_path"
+            )
             fps = check_fps(item["fps"], source=f"{where} ({annot.name})")
             try:
                 local_id = int(item["id"])

@@ -90,7 +90,9 @@ class IncrementalPCA:
             delta = b_mean - self.mean
             new_mean = self.mean + delta * (n / total)
             # Chan et al. parallel variance
-            new_var = (self.var * self.n_samples + b_var * n + delta**2 * self.n_samples * n / total) / total
+            new_var = (
+                self.var * self.n_samples + b_var * n + delta**2 * self.n_samples * n / total
+            ) / total
             corr = np.sqrt(self.n_samples * n / total) * (self.mean - b_mean)
             stacked = torch.cat(
                 [
@@ -140,7 +142,9 @@ def _collect_sources(
             pairs += [(e, item.template(e.local_id)) for e in item.entries]
         elif isinstance(item, ClipEntry):
             if templates is None or item.dataset not in templates:
-                raise ValueError(f"fit_pca: no templates given for dataset {item.dataset!r} of {item.name}")
+                raise ValueError(
+                    f"fit_pca: no templates given for dataset {item.dataset!r} of {item.name}"
+                )
             pairs.append((item, np.asarray(templates[item.dataset])[item.local_id].reshape(-1)))
         else:
             raise TypeError(f"fit_pca: cannot use {type(item).__name__} as a data source")
@@ -190,7 +194,9 @@ def fit_pca(
     convs = sorted({e.convention for e, _ in pairs})
     if convention is None:
         if len(convs) != 1:
-            raise ValueError(f"fit_pca: the data holds conventions {convs}; choose one with convention=")
+            raise ValueError(
+                f"fit_pca: the data holds conventions {convs}; choose one with convention="
+            )
         convention = convs[0]
     pairs = [(e, t) for e, t in pairs if e.convention == convention]
     if not pairs:
@@ -203,7 +209,13 @@ def fit_pca(
                 for e, _ in pairs)  # fmt: skip
     k = min(n_components, total, conv.dim)
     if k < n_components:
-        logger.warning("n_components %d > available (frames %d, dim %d): using %d", n_components, total, conv.dim, k)
+        logger.warning(
+            "n_components %d > available (frames %d, dim %d): using %d",
+            n_components,
+            total,
+            conv.dim,
+            k,
+        )
     bs = max(batch_size or max(1024, 2 * k), k)
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(pairs))
@@ -290,11 +302,15 @@ def load_pca(path: str | Path) -> dict[str, np.ndarray]:
         if d[key].shape != (k,):
             raise ValueError(f"{path}: {key} must be [{k}], got {d[key].shape}")
     if d["original_data_mean"].shape != (dim,):
-        raise ValueError(f"{path}: original_data_mean must be [{dim}], got {d['original_data_mean'].shape}")
+        raise ValueError(
+            f"{path}: original_data_mean must be [{dim}], got {d['original_data_mean'].shape}"
+        )
     return d
 
 
-def cumulative_explained(ratio: np.ndarray, ks: Sequence[int] = (1, 8, 32, 64, 128, 256, 512)) -> list[tuple[int, float]]:
+def cumulative_explained(
+    ratio: np.ndarray, ks: Sequence[int] = (1, 8, 32, 64, 128, 256, 512)
+) -> list[tuple[int, float]]:
     """``[(k, cumulative explained variance ratio at k)]`` for the ks within range."""
     c = np.cumsum(ratio)
     out = [(k, float(c[k - 1])) for k in ks if k <= len(c)]
