@@ -7,7 +7,13 @@ is initialised lazily per process and every call holds :data:`_LOCK`.
 With ``espeakINITIALIZE_PHONEME_EVENTS`` the synth callback receives one
 ``espeakEVENT_PHONEME`` per phoneme with its eSpeak mnemonic (``'aI``, ``tS``, ``_:``)
 and its sample position; a phoneme lasts until the next one starts. Word and sentence
-events are kept too. The output is deterministic for the same text and parameters.
+events are kept too.
+
+Determinism: eSpeak NG keeps wave-generator state between utterances (so an utterance
+depends on what was spoken before) and draws from libc's ``rand()``. Each
+:func:`synthesize` therefore unloads and reloads the library (a fresh copy of its
+static state, ~5 ms) and seeds ``srand``: the same text and parameters give the same
+samples, in any process and in any order.
 """
 
 from __future__ import annotations
@@ -112,6 +118,13 @@ class _Engine:
         self._cb = _CALLBACK(self._on_audio)  # keep a reference: eSpeak holds the pointer
         lib.espeak_SetSynthCallback(self._cb)
 
+    def close(self) -> None:
+        """Unload the library so the next engine starts from fresh static state."""
+        import _ctypes
+
+        self.lib.espeak_Terminate()
+        _ctypes.dlclose(self.lib._handle)
+
     def _on_audio(self, wav, n, events) -> int:  # noqa: ANN001 - ctypes signature
         if n > 0:
             self._samples.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
@@ -178,10 +191,20 @@ def _build_result(audio: np.ndarray, events: list, text: str, voice: str) -> Syn
 _ENGINE: _Engine | None = None
 
 
-def engine() -> _Engine:
-    """The process's eSpeak NG engine, initialised on first use."""
+def engine(*, fresh: bool = False, seed: int = 0) -> _Engine:
+    """The process's eSpeak NG engine, initialised on first use.
+
+    Args:
+        fresh: unload the current instance first, so no state of earlier utterances
+            remains, and seed libc's ``rand()`` with ``seed``.
+    """
     global _ENGINE
     with _LOCK:
+        if fresh:
+            if _ENGINE is not None:
+                _ENGINE.close()
+                _ENGINE = None
+            ctypes.CDLL(None).srand(ctypes.c_uint(seed))
         if _ENGINE is None:
             _ENGINE = _Engine()
             log.debug("eSpeak NG initialised from %s", _ENGINE.data_path)
@@ -204,6 +227,7 @@ def synthesize(
     pitch: int = 50,
     pitch_range: int = 50,
     word_gap: int = 0,
+    seed: int = 0,
 ) -> SynthResult:
     """Speak ``text`` with eSpeak NG and return audio plus the phoneme timeline.
 
@@ -214,11 +238,13 @@ def synthesize(
         pitch: base pitch 0-100.
         pitch_range: intonation range 0-100 (0 = monotone).
         word_gap: extra pause between words in units of 10 ms.
+        seed: seed of eSpeak's random jitter (libc ``srand``).
 
     Returns:
         :class:`SynthResult` at 22050 Hz.
     """
-    return engine().synth(text, voice, rate, pitch, pitch_range, word_gap)
+    with _LOCK:  # reset + synth as one step: no other thread may speak in between
+        return engine(fresh=True, seed=seed).synth(text, voice, rate, pitch, pitch_range, word_gap)
 
 
 # --------------------------------------------------------------------------------------
