@@ -19,6 +19,7 @@ Everything is deterministic given the seed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,14 @@ VISEMES: tuple[str, ...] = (
 )  # fmt: skip
 
 # Articulatory parameters driven by visemes.
-PARAMS: tuple[str, ...] = ("jaw_open", "lip_close", "lip_round", "lip_spread", "lower_lip_tuck", "tongue_out")
+PARAMS: tuple[str, ...] = (
+    "jaw_open",
+    "lip_close",
+    "lip_round",
+    "lip_spread",
+    "lower_lip_tuck",
+    "tongue_out",
+)
 
 # All curves returned by timeline_to_articulation, in [0, 1] except gaze / jaw_side ([-1, 1]).
 CURVES: tuple[str, ...] = (
@@ -67,8 +75,8 @@ _DOMINANCE: dict[str, tuple[float, ...]] = {
     "CH": (0.4, 0.3, 2.0, 0.5, 0.3, 0.5),
     "SS": (0.4, 0.3, 0.2, 0.8, 0.3, 0.5),
     "RR": (0.35, 0.3, 1.0, 0.3, 0.3, 0.5),
-    **{v: _VOWEL_DOM for v in ("aa", "E", "ih", "oh", "ou")},
-    **{v: _CONS_DOM for v in ("DD", "kk", "nn")},
+    **dict.fromkeys(("aa", "E", "ih", "oh", "ou"), _VOWEL_DOM),
+    **dict.fromkeys(("DD", "kk", "nn"), _CONS_DOM),
 }
 _HARD = {"PP": 1, "FF": 4}  # viseme -> parameter index with a hard (enforced) target
 
@@ -87,6 +95,8 @@ _SINGLE: dict[str, str] = {
     **dict.fromkeys("iIjyɪʏ", "ih"), **dict.fromkeys("oO0ɔɒ", "oh"),
     **dict.fromkeys("uUwWY8ʊɯ", "ou"), "_": "sil", "?": "sil",
 }  # fmt: skip
+# stress / length marks around a phoneme symbol (eSpeak and IPA)
+_MARKS = re.compile(r"^[',%=ˈˌ]+|[:ːˑ]+$")
 _WEAK = set("h") | {"ɦ", "ʔ"}  # aspirates / glottals take their neighbours' shape
 
 
@@ -96,7 +106,7 @@ def phoneme_to_viseme(ph: str) -> str:
     Unknown symbols map to ``sil`` (weak); ``h`` maps to ``sil`` with weak dominance in
     :func:`timeline_to_articulation`.
     """
-    core = ph.strip().lstrip("'',%=ˈˌ").rstrip(":ːˑ")
+    core = _MARKS.sub("", ph.strip())
     if not core or core[0] == "_" or core in ("sil", "sp", "spn", "pau", "SIL"):
         return "sil"
     if core in VISEMES:
@@ -147,7 +157,9 @@ class SpeakerStyle:
         )  # fmt: skip
 
 
-def _segments(timeline: Sequence[tuple[str, float, float]]) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
+def _segments(
+    timeline: Sequence[tuple[str, float, float]],
+) -> tuple[list[str], np.ndarray, np.ndarray, list[str]]:
     names, starts, ends, raw = [], [], [], []
     for ph, s, e in timeline:
         if e <= s:
@@ -170,7 +182,7 @@ def _dominance_blend(
     d = np.maximum(e - s, 1e-3)
     tgt = np.array([_TARGETS[v] for v in vis])  # [N, P]
     mag = np.array([_DOMINANCE[v] for v in vis])  # [N, P]
-    weak = np.array([r.strip().lstrip("'',") [:1] in _WEAK for r in raw])
+    weak = np.array([_MARKS.sub("", r.strip())[:1] in _WEAK for r in raw])
     mag[weak] *= 0.05
     # silence dominance grows with the pause so long pauses reach neutral
     sil = np.array([v == "sil" for v in vis])
@@ -209,7 +221,9 @@ def _smooth(x: np.ndarray, fps: float, sigma_s: float) -> np.ndarray:
     return gaussian_filter1d(x, sigma=max(sigma_s * fps, 1e-3), mode="nearest") if len(x) > 1 else x
 
 
-def _blinks(n: int, fps: float, rng: np.random.Generator, interval: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+def _blinks(
+    n: int, fps: float, rng: np.random.Generator, interval: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     t = np.arange(n) / fps
     left = np.zeros(n)
     right = np.zeros(n)
@@ -312,7 +326,9 @@ def timeline_to_articulation(
     return {name: out[name].astype(np.float32) for name in CURVES}
 
 
-def audio_features(audio: np.ndarray, sr: int, fps: float, n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def audio_features(
+    audio: np.ndarray, sr: int, fps: float, n_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Cheap per-frame f0 (autocorrelation, 70-400 Hz, 0 when unvoiced) and RMS energy."""
     hop = sr / fps
     win = int(0.04 * sr)

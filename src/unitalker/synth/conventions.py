@@ -38,7 +38,12 @@ ASSET_FILES = ("head.npz", "head2.npz", "flame.npz")
 N_EXPR = 40
 JAW_SIDE_ANGLE = 0.08  # rad of jaw yaw at jawLeft = 1
 FLAME_JAW_CHANNELS = ("jawOpen", "jawLeft", "jawRight")  # represented by the jaw rotation
-FLAME_CHANNEL_NAMES: tuple[str, ...] = ("jaw_rx", "jaw_ry", "jaw_rz", *(f"expr_{k:02d}" for k in range(N_EXPR)))
+FLAME_CHANNEL_NAMES: tuple[str, ...] = (
+    "jaw_rx",
+    "jaw_ry",
+    "jaw_rz",
+    *(f"expr_{k:02d}" for k in range(N_EXPR)),
+)
 
 ARKIT = "synth_arkit52"
 HEAD = "synth_head_vertices"
@@ -255,7 +260,9 @@ def flame_params_to_vertices(params: np.ndarray, template: np.ndarray | None = N
     p = p[None] if p.ndim == 1 else p
     fl = asset("flame")
     tpl = fl["template"] if template is None else np.asarray(template).reshape(-1, 3)
-    v = tpl[None].astype(np.float64) + np.einsum("tk,kvc->tvc", p[:, 3:], fl["exprdirs"].astype(np.float64))
+    v = tpl[None].astype(np.float64) + np.einsum(
+        "tk,kvc->tvc", p[:, 3:], fl["exprdirs"].astype(np.float64)
+    )
     rot = rodrigues(p[:, :3])  # [T, 3, 3]
     piv = fl["jaw_pivot"].astype(np.float64)
     rotated = np.einsum("tij,tvj->tvi", rot, v - piv) + piv
@@ -275,7 +282,9 @@ def identity_template(convention: str, identity_seed: int | None) -> np.ndarray:
     return M.build_mesh(topo, ident).vertices.astype(np.float32)
 
 
-def render(convention: str, curves: dict[str, np.ndarray], identity_seed: int | None = None) -> np.ndarray:
+def render(
+    convention: str, curves: dict[str, np.ndarray], identity_seed: int | None = None
+) -> np.ndarray:
     """Render articulation curves in one synth convention: ``[T, dim]`` float32.
 
     Vertex conventions include the identity's template (``identity_seed``); ARKit and
@@ -296,7 +305,9 @@ def render(convention: str, curves: dict[str, np.ndarray], identity_seed: int | 
     raise KeyError(f"not a synth convention: {convention!r}")
 
 
-def to_vertices(convention: str, data: np.ndarray, template: np.ndarray | None = None) -> np.ndarray:
+def to_vertices(
+    convention: str, data: np.ndarray, template: np.ndarray | None = None
+) -> np.ndarray:
     """Any synth convention's ``[T, dim]`` data -> vertices ``[T, V, 3]`` (for metrics)."""
     data = np.asarray(data, np.float32)
     if convention in (HEAD, HEAD2):

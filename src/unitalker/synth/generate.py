@@ -56,7 +56,9 @@ def _speaker(spec: DatasetSpec, subject: str, si: int, seed: int) -> dict:
 
     rng = np.random.default_rng([seed, int(spec.key[1:]), si, 1])
     lang = spec.languages[si % len(spec.languages)]
-    female = subject.startswith("F") and spec.layout == "biwi" or (spec.layout != "biwi" and si % 2 == 0)
+    female = (
+        subject.startswith("F") and spec.layout == "biwi" or (spec.layout != "biwi" and si % 2 == 0)
+    )
     variants = VARIANTS_F if female else VARIANTS_M
     base = VOICES[lang][int(rng.integers(len(VOICES[lang])))]
     return {
@@ -83,7 +85,10 @@ def plan(preset: str, seed: int, out_dir: str | Path = ".") -> list[ClipJob]:
         for si, subj in enumerate(subjects):
             if spec.layout == "biwi":
                 ids = [1, 2, 33, 37] if preset == "tiny" else list(range(1, n + 1))
-                names = [(f"{subj}_e{i:02d}", i, "train" if i <= 32 else "val" if i <= 36 else "test") for i in ids]
+                names = [
+                    (f"{subj}_e{i:02d}", i, "train" if i <= 32 else "val" if i <= 36 else "test")
+                    for i in ids
+                ]
             elif spec.layout == "vocaset":
                 held = subj in VOCA_VAL or subj in VOCA_TEST
                 ids = list(range(21, 21 + max(1, n // 2))) if held else list(range(1, n + 1))
@@ -123,8 +128,19 @@ def synth_clip(spec: DatasetSpec, job: ClipJob, speaker: dict) -> tuple:
     if spec.domain == "song":
         n_notes = max(4, round(target / 0.6))
         words, notes, durs = text.song(speaker["lang"], srng, n_notes)
-        base = speaker["voice"] if speaker["lang"] != "zh" else "cmn-latn-pinyin+" + speaker["voice"].split("+")[1]
-        res = tts.sing(words, notes, durs, base, rate=speaker["rate"], base_midi=55 + (speaker["pitch"] - 50) // 4)
+        base = (
+            speaker["voice"]
+            if speaker["lang"] != "zh"
+            else "cmn-latn-pinyin+" + speaker["voice"].split("+")[1]
+        )
+        res = tts.sing(
+            words,
+            notes,
+            durs,
+            base,
+            rate=speaker["rate"],
+            base_midi=55 + (speaker["pitch"] - 50) // 4,
+        )
     else:
         res = tts.synthesize(text.paragraph(speaker["lang"], srng, target), speaker["voice"],
                              rate=speaker["rate"], pitch=speaker["pitch"], pitch_range=speaker["range"])  # fmt: skip
@@ -152,7 +168,10 @@ def _run_job(job: ClipJob) -> dict:
     if spec.layout in ("biwi", "vocaset"):
         wav_rel, annot_rel = f"wav/{job.clip_name}.wav", f"vertices_npy/{job.clip_name}.npy"
     elif spec.layout == "3detf":
-        wav_rel, annot_rel = f"HDTF/audio/{job.clip_name}.wav", f"HDTF/blendshape/{job.clip_name}.npy"
+        wav_rel, annot_rel = (
+            f"HDTF/audio/{job.clip_name}.wav",
+            f"HDTF/blendshape/{job.clip_name}.npy",
+        )
     else:
         wav_rel, annot_rel = f"audio/{job.clip_name}.wav", f"annot/{job.clip_name}.npy"
     _write_audio(root / wav_rel, audio, res.sr, sr_out)
@@ -178,13 +197,18 @@ def _finish_dataset(out: Path, spec: DatasetSpec, rows: list[dict], preset: str)
     subjects = spec.subjects[preset]
     if spec.layout in ("biwi", "vocaset"):
         seeds = {r["subject"]: r["identity_seed"] for r in rows}
-        templates = {s: np.asarray(identity_template(spec.convention, seeds[s]), np.float32) for s in subjects}
+        templates = {
+            s: np.asarray(identity_template(spec.convention, seeds[s]), np.float32)
+            for s in subjects
+        }
         (root / "templates.pkl").write_bytes(pickle.dumps(templates, protocol=4))
     elif spec.layout == "release":
         from unitalker import conventions
 
         dim = conventions.get(spec.convention).dim
-        np.save(root / "id_template.npy", np.zeros((len(subjects), dim), np.float32), allow_pickle=False)
+        np.save(
+            root / "id_template.npy", np.zeros((len(subjects), dim), np.float32), allow_pickle=False
+        )
         for split in ("train", "val", "test"):
             data = [{"annot_path": r["annot"], "audio_path": r["audio"], "id": r["subject_index"],
                      "annot_type": spec.convention, "dataset": spec.key, "fps": spec.fps}
@@ -251,7 +275,9 @@ def generate(
     """
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} is not empty (pass overwrite=True / --overwrite to write into it)")
+        raise FileExistsError(
+            f"{out} is not empty (pass overwrite=True / --overwrite to write into it)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan(preset, seed, out)
     rows: list[dict] = []

@@ -168,7 +168,9 @@ def build_mesh(topology: str | Topology = "head", ident: IdentityShape | None = 
     for j in range(n_c):  # crown cap
         faces.append((pole, grid[0][j], grid[0][(j + 1) % n_c]))
     faces = np.asarray(faces, dtype=np.int64)
-    side = np.where(th < thetas[m] - 1e-9, 1, np.where(th > thetas[m] + 1e-9, -1, 0)).astype(np.int8)
+    side = np.where(th < thetas[m] - 1e-9, 1, np.where(th > thetas[m] + 1e-9, -1, 0)).astype(
+        np.int8
+    )
     side[grid[m][slit_cols]] = 1
     side[lower] = -1
     side[pole] = 1
@@ -215,10 +217,14 @@ def arkit_rig(mesh: HeadMesh) -> np.ndarray:
         xx = x if mirror == 0 else (x * mirror)
         return np.exp(-0.5 * (((xx - cx) / sx) ** 2 + ((y - cy) / sy) ** 2)) * front
 
-    def vec(dx: float | np.ndarray = 0.0, dy: float | np.ndarray = 0.0, dz: float | np.ndarray = 0.0) -> np.ndarray:
+    def vec(
+        dx: float | np.ndarray = 0.0, dy: float | np.ndarray = 0.0, dz: float | np.ndarray = 0.0
+    ) -> np.ndarray:
         return np.stack(np.broadcast_arrays(dx, dy, dz, x)[:3], -1).astype(float)
 
-    lipzone = np.exp(-0.5 * ((y - Y_MOUTH) / 0.009) ** 2) * np.clip(1 - (ax / 0.034) ** 4, 0, 1) * front
+    lipzone = (
+        np.exp(-0.5 * ((y - Y_MOUTH) / 0.009) ** 2) * np.clip(1 - (ax / 0.034) ** 4, 0, 1) * front
+    )
     lip_u, lip_l = lipzone * up, lipzone * lo
     wj = jaw_weights(p, side)
     jaw = ((p - JAW_PIVOT) @ _rot_x(JAW_MAX_ANGLE).T + JAW_PIVOT - p) * wj[:, None]
@@ -255,7 +261,9 @@ def arkit_rig(mesh: HeadMesh) -> np.ndarray:
         d[f"mouthFrown{nm}"] = vec(dy=-0.006 * corner[s])
         d[f"mouthLowerDown{nm}"] = vec(dy=-0.006 * lipside[s] * lo, dz=0.001 * lipside[s] * lo)
         d[f"mouthPress{nm}"] = vec(dy=0.0015 * lipside[s] * (lo - up), dz=-0.002 * lipside[s])
-        d[f"mouthSmile{nm}"] = vec(dx=s * 0.006 * corner[s], dy=0.006 * corner[s], dz=-0.002 * corner[s])
+        d[f"mouthSmile{nm}"] = vec(
+            dx=s * 0.006 * corner[s], dy=0.006 * corner[s], dz=-0.002 * corner[s]
+        )
         d[f"mouthStretch{nm}"] = vec(dx=s * 0.007 * corner[s], dy=-0.003 * corner[s])
         d[f"mouthUpperUp{nm}"] = vec(dy=0.005 * lipside[s] * up, dz=0.001 * lipside[s] * up)
         d[f"noseSneer{nm}"] = vec(dy=0.004 * nose[s], dz=0.001 * nose[s])
@@ -266,13 +274,17 @@ def arkit_rig(mesh: HeadMesh) -> np.ndarray:
     d["jawLeft"] = vec(dx=0.008 * wj)
     d["jawRight"] = vec(dx=-0.008 * wj)
     d["mouthClose"] = close
-    d["mouthFunnel"] = vec(dx=-0.25 * x * lipzone, dy=0.003 * lip_u - 0.003 * lip_l, dz=0.006 * lipzone)
+    d["mouthFunnel"] = vec(
+        dx=-0.25 * x * lipzone, dy=0.003 * lip_u - 0.003 * lip_l, dz=0.006 * lipzone
+    )
     d["mouthPucker"] = vec(dx=-0.35 * x * lipzone, dz=0.009 * lipzone)
     d["mouthLeft"] = vec(dx=0.006 * lipzone + 0.003 * (corner[1] + corner[-1]))
     d["mouthRight"] = vec(dx=-0.006 * lipzone - 0.003 * (corner[1] + corner[-1]))
     d["mouthRollLower"] = vec(dy=0.002 * lip_l, dz=-0.005 * lip_l)
     d["mouthRollUpper"] = vec(dy=-0.002 * lip_u, dz=-0.005 * lip_u)
-    d["mouthShrugLower"] = vec(dy=0.004 * lip_l + 0.003 * wj * (y < Y_MOUTH - 0.02), dz=0.002 * lip_l)
+    d["mouthShrugLower"] = vec(
+        dy=0.004 * lip_l + 0.003 * wj * (y < Y_MOUTH - 0.02), dz=0.002 * lip_l
+    )
     d["mouthShrugUpper"] = vec(dy=0.003 * lip_u, dz=0.001 * lip_u)
     # no tongue geometry: the lower lip drops and everts around a visible tongue
     d["tongueOut"] = vec(dy=-0.004 * lip_l, dz=0.004 * lip_l)
@@ -284,7 +296,9 @@ def arkit_rig(mesh: HeadMesh) -> np.ndarray:
 def lip_indices(mesh: HeadMesh) -> np.ndarray:
     """Vertices of the lip region (for LVE)."""
     x, y, z = mesh.vertices.T
-    return np.nonzero((np.abs(x) < 0.032) & (np.abs(y - Y_MOUTH) < 0.014) & (z > 0.03))[0].astype(np.int32)
+    return np.nonzero((np.abs(x) < 0.032) & (np.abs(y - Y_MOUTH) < 0.014) & (z > 0.03))[0].astype(
+        np.int32
+    )
 
 
 def upper_face_indices(mesh: HeadMesh) -> np.ndarray:

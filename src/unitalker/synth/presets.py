@@ -36,8 +36,34 @@ VOICES: dict[str, tuple[str, ...]] = {
     "fr": ("fr", "fr-be"),
     "zh": ("cmn-latn-pinyin",),
 }
-VARIANTS_F = ("f1", "f4", "anika", "belinda", "linda", "steph", "aunty", "Andrea", "Annie", "shelby")
-VARIANTS_M = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "adam", "boris", "david", "edward", "john", "paul")
+VARIANTS_F = (
+    "f1",
+    "f4",
+    "anika",
+    "belinda",
+    "linda",
+    "steph",
+    "aunty",
+    "Andrea",
+    "Annie",
+    "shelby",
+)
+VARIANTS_M = (
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "adam",
+    "boris",
+    "david",
+    "edward",
+    "john",
+    "paul",
+)
 
 
 @dataclass(frozen=True)
@@ -99,7 +125,17 @@ def spec(key: str) -> DatasetSpec:
 def dataset_infos() -> list[DatasetInfo]:
     """Registry entries for the bench preset (subject counts are those of ``bench``)."""
     return [
-        DatasetInfo(d.key, d.name, d.convention, len(d.subjects["bench"]), d.fps, 0, d.folder, d.repeat,
-                    "multi" if len(d.languages) > 1 else d.languages[0], d.domain)
+        DatasetInfo(
+            d.key,
+            d.name,
+            d.convention,
+            len(d.subjects["bench"]),
+            d.fps,
+            0,
+            d.folder,
+            d.repeat,
+            "multi" if len(d.languages) > 1 else d.languages[0],
+            d.domain,
+        )
         for d in DATASETS
     ]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,7 +61,9 @@ class _Event(ctypes.Structure):
     ]
 
 
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
+_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
+)
 
 
 @dataclass
@@ -111,7 +114,9 @@ class _Engine:
             _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT,
         )  # fmt: skip
         if sr != ESPEAK_SR:
-            raise RuntimeError(f"eSpeak NG failed to initialise (returned {sr}) with data {self.data_path}")
+            raise RuntimeError(
+                f"eSpeak NG failed to initialise (returned {sr}) with data {self.data_path}"
+            )
         self.lib = lib
         self._samples: list[np.ndarray] = []
         self._events: list[tuple[int, int, int, bytes]] = []
@@ -136,7 +141,9 @@ class _Engine:
             i += 1
         return 0
 
-    def synth(self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, word_gap: int) -> SynthResult:
+    def synth(
+        self, text: str, voice: str, rate: int, pitch: int, pitch_range: int, word_gap: int
+    ) -> SynthResult:
         """Synthesise ``text`` (UTF-8) with one voice and parameter set."""
         with _LOCK:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -147,7 +154,9 @@ class _Engine:
             self._samples, self._events = [], []
             raw = text.encode("utf-8") + b"\0"
             buf = ctypes.create_string_buffer(raw)
-            err = self.lib.espeak_Synth(buf, len(raw), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None)
+            err = self.lib.espeak_Synth(
+                buf, len(raw), 0, _POS_CHARACTER, 0, _CHARS_UTF8 | _ENDPAUSE, None, None
+            )
             self.lib.espeak_Synchronize()
             if err != 0:
                 raise RuntimeError(f"espeak_Synth failed ({err}) for {text!r}")
@@ -170,7 +179,9 @@ def _build_result(audio: np.ndarray, events: list, text: str, voice: str) -> Syn
             ph_starts.append((name, min(sample, n)))
         elif etype == _EV_WORD:
             # text_position is 1-based in characters of the input (bytes for UTF-8 input).
-            word = raw[max(text_pos - 1, 0) : max(text_pos - 1, 0) + length].decode("utf-8", "replace")
+            word = raw[max(text_pos - 1, 0) : max(text_pos - 1, 0) + length].decode(
+                "utf-8", "replace"
+            )
             words.append((word, min(sample, n) / ESPEAK_SR))
         elif etype == _EV_SENTENCE:
             sentences.append(min(sample, n) / ESPEAK_SR)
@@ -255,7 +266,7 @@ _VOWEL_START = set("aeiouAEIOUV0@3&Y8WyQ")
 
 def is_vowel(mnemonic: str) -> bool:
     """Whether an eSpeak mnemonic (or IPA symbol) is a vowel or diphthong."""
-    core = mnemonic.lstrip("'',%=")
+    core = re.sub(r"^[',%=ˈˌ]+", "", mnemonic)
     return bool(core) and (core[0] in _VOWEL_START or core[0] in "ɑæʌɛəɪɔʊøœɜɐɒ")
 
 
@@ -346,8 +357,13 @@ def sing(
     return SynthResult(audio, ESPEAK_SR, tl, words, [shift], " ".join(syllables), voice)
 
 
-def augment(audio: np.ndarray, rng: np.random.Generator, *, noise_db: tuple[float, float] = (-50, -30),
-            gain_db: tuple[float, float] = (-6, 3)) -> np.ndarray:
+def augment(
+    audio: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    noise_db: tuple[float, float] = (-50, -30),
+    gain_db: tuple[float, float] = (-6, 3),
+) -> np.ndarray:
     """Light augmentation: random gain and white noise at a random level (dBFS)."""
     gain = 10 ** (rng.uniform(*gain_db) / 20)
     noise = 10 ** (rng.uniform(*noise_db) / 20)
