@@ -1,0 +1,66 @@
+"""Every registered synth convention has consistent resources; assets rebuild identically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unitalker import conventions
+from unitalker.synth import conventions as sc
+
+SYNTH = [c for c in conventions.all_conventions() if c.name.startswith("synth_")]
+
+
+def test_registered():
+    assert {c.name for c in SYNTH} == {sc.ARKIT, sc.HEAD, sc.HEAD2, sc.FLAME}
+    keys = {d.key for d in conventions.datasets()}
+    assert {"S0", "S1", "S2", "S3", "S4", "S5"} <= keys
+    assert {conventions.get_dataset(k).native_fps for k in ("S0", "S1", "S2")} == {25.0, 60.0, 30.0}
+
+
+@pytest.mark.parametrize("conv", SYNTH, ids=lambda c: c.name)
+def test_resources_consistent(conv):
+    n_v = conv.n_vertices if conv.kind != "params" else conv.resource("neutral").shape[0]
+    faces = conv.resource("faces")
+    assert faces.ndim == 2 and faces.shape[1] == 3 and faces.min() >= 0 and faces.max() < n_v
+    assert len(np.unique(faces)) == n_v  # every vertex is used
+    for key in ("lip_indices", "upper_face_indices"):
+        idx = conv.resource(key)
+        assert idx.ndim == 1 and len(idx) > 10 and idx.min() >= 0 and idx.max() < n_v
+        assert len(np.unique(idx)) == len(idx)
+    if conv.kind == "blendshapes":
+        assert conv.resource("rig_basis").shape == (conv.dim, n_v, 3)
+        assert conv.resource("rig_meanshape").shape == (n_v, 3)
+        assert conv.has_mesh
+    else:
+        assert conv.resource("neutral").shape == (n_v, 3)
+
+
+def test_topologies_differ():
+    a, b = sc.asset("head"), sc.asset("head2")
+    assert a["neutral"].shape != b["neutral"].shape
+    assert 2000 <= len(a["neutral"]) <= 5000
+
+
+def test_flame_params_roundtrip():
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0, 0.5, (4, 52)).astype(np.float32)
+    p = sc.arkit_to_flame(w)
+    assert p.shape == (4, 43)
+    v_flame = sc.flame_params_to_vertices(p)
+    v_rig = sc.to_vertices(sc.ARKIT, w)
+    # linear rig vs skinned jaw + 40-component expression model: close, not identical
+    assert np.abs(v_flame - v_rig).max() < 0.004
+    assert np.allclose(
+        sc.flame_params_to_vertices(np.zeros(43))[0], sc.asset("flame")["template"], atol=1e-6
+    )
+
+
+def test_build_assets_byte_identical(tmp_path):
+    for p in sc.build_assets(tmp_path):
+        assert p.read_bytes() == (sc.ASSET_DIR / p.name).read_bytes(), p.name
+
+
+def test_attach_arkit_rig():
+    conv = conventions.get("3DETF_blendshape_weight").with_resources(**sc.attach_arkit_rig())
+    assert conv.has_mesh and conv.resource("rig_basis").shape[0] == 52

@@ -1,0 +1,110 @@
+"""The tiny preset: layouts, contents, determinism, CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from unitalker import conventions
+
+
+def test_layouts(tiny_dir):
+    d = tiny_dir
+    # BIWI (CodeTalker)
+    b = d / "S0_synbiwi"
+    tpl = pickle.loads((b / "templates.pkl").read_bytes())
+    assert set(tpl) == {"F2", "M3"}
+    v = conventions.get("synth_head_vertices").n_vertices
+    assert all(t.shape == (v, 3) for t in tpl.values())
+    arr = np.load(b / "vertices_npy" / "F2_e01.npy")
+    assert arr.ndim == 2 and arr.shape[1] == v * 3
+    assert (b / "wav" / "F2_e37.wav").exists()
+    import soundfile as sf
+
+    info = sf.info(str(b / "wav" / "F2_e01.wav"))
+    assert info.samplerate == 44100
+    assert abs(arr.shape[0] - round(info.duration * 25)) <= 1
+    # VOCASET (FaceFormer), 60 fps
+    vo = d / "S1_synvoca"
+    names = sorted(p.stem for p in (vo / "vertices_npy").glob("*.npy"))
+    assert all(n.startswith("FaceTalk_") and "_TA_sentence" in n for n in names)
+    x = np.load(vo / "vertices_npy" / f"{names[0]}.npy")
+    dur = sf.info(str(vo / "wav" / f"{names[0]}.wav")).duration
+    assert abs(x.shape[0] - round(dur * 60)) <= 1
+    # 3D-ETF
+    bs = sorted((d / "S2_syn3detf" / "HDTF" / "blendshape").glob("*.npy"))
+    assert bs and np.load(bs[0]).shape[1] == 52
+    assert (d / "S2_syn3detf" / "HDTF" / "audio" / f"{bs[0].stem}.wav").exists()
+    # release layout
+    for folder, conv in (("S3_synflame", "synth_flame_params"), ("S4_synmandarin", "synth_arkit52"),
+                         ("S5_synsong", "synth_arkit52")):  # fmt: skip
+        root = d / folder
+        ids = np.load(root / "id_template.npy")
+        for split in ("train", "val", "test"):
+            doc = json.loads((root / f"{split}.json").read_text())
+            assert doc["info"]["id_list"] == list(range(len(ids)))
+            assert doc["data"]
+            for item in doc["data"]:
+                assert list(item) == [
+                    "annot_path",
+                    "audio_path",
+                    "id",
+                    "annot_type",
+                    "dataset",
+                    "fps",
+                ]
+                assert item["annot_type"] == conv and 0 <= item["id"] < len(ids)
+                a = np.load(root / item["annot_path"])
+                assert a.shape[1] == conventions.get(conv).dim
+                assert (root / item["audio_path"]).exists()
+    summary = json.loads((d / "summary.json").read_text())
+    assert [t["key"] for t in summary["datasets"]] == ["S0", "S1", "S2", "S3", "S4", "S5"]
+    assert {t["fps"] for t in summary["datasets"]} >= {25.0, 30.0, 60.0}
+    assert "| S0 |" in (d / "README.md").read_text()
+
+
+def test_bilabial_closure_in_generated_data(tiny_dir):
+    """Mouth gap on the rendered mesh is ~0 in the middle of every long-enough m/b/p."""
+    from unitalker.synth import conventions as sc
+    from unitalker.synth.mesh import mouth_gap
+
+    pairs = sc.asset("head")["slit_pairs"]
+    pair = tuple(int(i) for i in pairs[len(pairs) // 2])
+    tl = json.loads((tiny_dir / "_timelines" / "S0" / "F2_e01.json").read_text())
+    v = np.load(tiny_dir / "S0_synbiwi" / "vertices_npy" / "F2_e01.npy").reshape(
+        tl["n_frames"], -1, 3
+    )
+    gap = mouth_gap(v, pair)
+    checked = 0
+    for ph, s, e in tl["phonemes"]:
+        if ph in ("m", "b", "p") and e - s > 0.06:
+            checked += 1
+            assert abs(gap[round(0.5 * (s + e) * 25)]) < 0.003, (ph, s, e)
+    assert gap.max() > 0.01
+
+
+def test_deterministic(tiny_dir, tmp_path):
+    from unitalker.synth.generate import generate
+
+    generate(tmp_path / "again", "tiny", seed=0, workers=2)
+    a = sorted(p.relative_to(tiny_dir) for p in tiny_dir.rglob("*") if p.is_file())
+    b = sorted(
+        p.relative_to(tmp_path / "again") for p in (tmp_path / "again").rglob("*") if p.is_file()
+    )
+    assert a == b
+    for rel in a:
+        assert (tiny_dir / rel).read_bytes() == (tmp_path / "again" / rel).read_bytes(), rel
+
+
+def test_cli_refuses_non_empty(tmp_path, capsys):
+    from unitalker.cli import main
+
+    (tmp_path / "x.txt").write_text("keep me")
+    assert main(["synth", "generate", "--preset", "tiny", "-o", str(tmp_path)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    assert (tmp_path / "x.txt").read_text() == "keep me"
+    with pytest.raises(SystemExit):
+        main(["synth", "generate", "--preset", "huge", "-o", str(tmp_path)])
