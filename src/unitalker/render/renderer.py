@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from typing import Any, Literal
 
@@ -56,10 +57,19 @@ def create_context() -> Any:
         ) from e
 
 
-@functools.lru_cache(maxsize=1)
+_THREAD_CONTEXTS = threading.local()
+
+
 def shared_context() -> Any:
-    """One context per process, shared by all renderers (contexts are expensive on EGL)."""
-    return create_context()
+    """One context per thread, shared by the renderers of that thread.
+
+    Contexts are expensive on EGL, so they are reused; but an EGL context is current only
+    in the thread that made it, so a server rendering from worker threads needs one each.
+    """
+    ctx = getattr(_THREAD_CONTEXTS, "ctx", None)
+    if ctx is None:
+        ctx = _THREAD_CONTEXTS.ctx = create_context()
+    return ctx
 
 
 @functools.lru_cache(maxsize=1)
