@@ -83,3 +83,17 @@ def write_release(root: Path, res_dir: Path | None = None) -> Path:
     write_dataset(root, "TB", "tt_bs", seed=2)
     write_dataset(root, "TC", "tt_params", seed=3)
     return root
+
+
+TINY = [
+    "model.encoder.hidden_size=32", "model.encoder.n_layers=1", "model.encoder.n_heads=2",
+    "model.encoder.n_mels=20", "model.decoder.hidden=24", "model.decoder.id_dim=8",
+    "model.pca_components=8", "log.tensorboard=false", "log.every=1", "data.val_split=",
+]  # fmt: skip
+
+
+def tiny_config(root: Path, out: Path, *overrides: str):
+    from unitalker.config import load_config
+    from unitalker.training.config import TrainConfig
+
+    return load_config(TrainConfig, None, [f"data.manifest={root}", f"out_dir={out}", *TINY, *overrides])
