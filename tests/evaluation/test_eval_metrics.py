@@ -63,10 +63,10 @@ def test_pooled_vs_per_sequence():
 
 def test_evaluate_end_to_end(eval_release, tmp_path):
     import torch
+    from train_fixtures import tiny_config
 
     from unitalker.evaluation.evaluate import evaluate
     from unitalker.training.run import train
-    from train_fixtures import tiny_config
 
     res = train(tiny_config(eval_release, tmp_path, "schedule.steps=1", "data.datasets=[TA, TB]"))
     from unitalker.models.checkpoint import load_model
