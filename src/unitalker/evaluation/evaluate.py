@@ -1,0 +1,219 @@
+"""Evaluate a model on a manifest split: per dataset LVE, LVD, MVE, UFVE, FDD.
+
+Blendshape and parameter conventions are measured after conversion to vertices (rig,
+FLAME LBS with a user FLAME file, A2F-Synth's params model). Conventions with no lip /
+upper-face region use all vertices, and the report says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from unitalker.evaluation.metrics import METRICS, MetricSummary, score_sequence, summarize
+from unitalker.training.geometry import region_indices, vertex_map
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DatasetResult:
+    dataset: str
+    convention: str
+    summary: MetricSummary
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EvalReport:
+    split: str
+    identity: str
+    results: list[DatasetResult]
+    model: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "split": self.split,
+            "identity": self.identity,
+            "model": self.model,
+            "averaging": {
+                "pooled": "mean over all frames of all sequences (CodeTalker / FaceDiffuser)",
+                "per_sequence": "mean over sequences of each sequence's mean (original UniTalker)",
+            },
+            "datasets": [
+                {"dataset": r.dataset, "convention": r.convention, "notes": r.notes,
+                 **asdict(r.summary)}
+                for r in self.results
+            ],  # fmt: skip
+        }
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for r in self.results:
+            for avg in ("pooled", "per_sequence"):
+                vals = getattr(r.summary, avg)
+                out.append({"dataset": r.dataset, "convention": r.convention, "averaging": avg,
+                            "sequences": r.summary.n_sequences, "frames": r.summary.n_frames,
+                            **{m: vals[m] for m in METRICS}, "notes": "; ".join(r.notes)})  # fmt: skip
+        return out
+
+    def write_csv(self, path: str | Path) -> None:
+        rows = self.rows()
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]))
+            w.writeheader()
+            w.writerows(rows)
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def table(self) -> str:
+        """A fixed-width console table."""
+        head = f"{'dataset':<8} {'convention':<24} {'avg':<8} {'seq':>4} " + " ".join(
+            f"{m:>11}" for m in METRICS
+        )
+        lines = [head, "-" * len(head)]
+        for row in self.rows():
+            avg = "pooled" if row["averaging"] == "pooled" else "per-seq"
+            lines.append(
+                f"{row['dataset']:<8} {row['convention'][:24]:<24} {avg:<8} {row['sequences']:>4} "
+                + " ".join(f"{row[m]:>11.4e}" for m in METRICS)
+            )
+        notes = [f"{r.dataset}: {n}" for r in self.results for n in r.notes]
+        lines += [f"note: {n}" for n in notes]
+        lines.append(f"identity: {self.identity}; LVE = mean of per-frame max squared lip error; "
+                     "LVD non-squared; FDD = GT minus prediction (signed)")  # fmt: skip
+        return "\n".join(lines)
+
+
+Predictor = Callable[[dict[str, Any], int], np.ndarray]
+
+
+def evaluate(
+    model: Any,
+    manifest: str | Path | Any,
+    *,
+    split: str = "test",
+    identity: Literal["gt", "pivot"] = "gt",
+    datasets: tuple[str, ...] = (),
+    flame_model: str | None = None,
+    flame_face_indices: str | None = None,
+    static_baseline: bool = False,
+    max_sequences: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    keep_predictions: int = 0,
+) -> tuple[EvalReport, list[dict[str, Any]]]:
+    """Run ``model`` on every clip of ``split`` and compute the metrics per dataset.
+
+    Args:
+        model: a :class:`UniTalker` (eval mode is set here).
+        manifest: split file / dataset folder / root.
+        split: split name.
+        identity: ``gt`` (each clip's subject, global index with the dataset offset; unseen
+            subjects use the pivot) or ``pivot``.
+        datasets: only these dataset keys.
+        flame_model / flame_face_indices: for ``flame_params_from_dadhead``.
+        static_baseline: score the subject's static template instead of the model (the
+            "does it move at all" baseline).
+        max_sequences: at most this many sequences per dataset.
+        progress: ``progress(done, total)``.
+        keep_predictions: return the first N (item, prediction) pairs (for rendering).
+
+    Returns:
+        The report and the kept predictions.
+    """
+    from unitalker.data import ClipDataset, load_manifest
+    from unitalker.training.builders import table_from_model
+
+    m = load_manifest(manifest)
+    table = table_from_model(model)
+    ds = ClipDataset(m, split, max_seconds=None, min_seconds=0.0, identities=table,
+                     unseen_identity="pivot", datasets=tuple(datasets) or None)  # fmt: skip
+    model.eval()
+    dev = model.device
+    by_ds: dict[str, list[int]] = {}
+    for i, key in enumerate(ds.dataset_keys):
+        by_ds.setdefault(key, []).append(i)
+    if max_sequences:
+        by_ds = {k: v[:max_sequences] for k, v in by_ds.items()}
+    total = sum(len(v) for v in by_ds.values())
+    done = 0
+    results, kept = [], []
+    for key, idxs in by_ds.items():
+        conv = ds.entries[idxs[0]].convention
+        if not static_baseline and conv not in model.heads:
+            log.warning("model has no head %s: skipping dataset %s", conv, key)
+            continue
+        vmap = vertex_map(conv, flame_model=flame_model, flame_face_indices=flame_face_indices)
+        if vmap is None:
+            log.warning("%s (%s) has no vertex map: cannot be measured", key, conv)
+            continue
+        vmap = vmap.to(dev)
+        notes = []
+        lip, upper = region_indices(conv, "lip_indices"), region_indices(conv, "upper_face_indices")
+        scores = []
+        for i in idxs:
+            item = ds[i]
+            gt = torch.as_tensor(item["motion"], device=dev)
+            tpl = torch.as_tensor(item["template"], device=dev)
+            if static_baseline:
+                pred = tpl[None].expand(len(gt), -1)
+            else:
+                ident = item["identity"] if identity == "gt" else model.pivot_index
+                with torch.no_grad():
+                    out = model(torch.as_tensor(item["audio"], device=dev)[None], heads=[conv],
+                                identity=torch.tensor([ident], device=dev),
+                                templates={conv: tpl[None]}, frames={conv: [len(gt)]})  # fmt: skip
+                pred = out[conv].motion[0]
+            with torch.no_grad():
+                pv = vmap(pred.float()).cpu().numpy()
+                gv = vmap(gt.float()).cpu().numpy()
+                tv = vmap(tpl[None].float()).cpu().numpy()[0]
+            nv = gv.shape[1]
+            lip_i = lip if lip is not None and lip.max() < nv else None
+            up_i = upper if upper is not None and upper.max() < nv else None
+            scores.append(score_sequence(item["name"], pv, gv, tv, lip_i, up_i))
+            if len(kept) < keep_predictions:
+                kept.append({"item": item, "prediction": pred.cpu().numpy(), "convention": conv})
+            done += 1
+            if progress:
+                progress(done, total)
+        if lip is None or (lip_i is None):
+            notes.append("no lip region for this convention: LVE/LVD over all vertices")
+        if upper is None or (up_i is None):
+            notes.append("no upper-face region: UFVE/FDD over all vertices")
+        results.append(DatasetResult(key, conv, summarize(scores), notes))
+    name = str(model.meta.get("source", "")) if hasattr(model, "meta") else ""
+    return EvalReport(split, "static template" if static_baseline else identity, results, name), kept
+
+
+def render_previews(kept: list[dict[str, Any]], out_dir: str | Path) -> list[Path] | str:
+    """Side-by-side GT / prediction mp4s when the renderer is installed, else a message."""
+    try:
+        from unitalker.render import render_video  # type: ignore[attr-defined]
+    except (ImportError, AttributeError) as e:
+        return f"--render skipped: the renderer is not available in this install ({e})"
+    from unitalker.animation import Animation
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for k in kept:
+        it, conv = k["item"], k["convention"]
+        fps = float(it["fps"])
+        res = {"ground truth": Animation(conv, fps, it["motion"]),
+               "prediction": Animation(conv, fps, k["prediction"])}  # fmt: skip
+        path = out / f"{it['name'].replace('/', '_')}.mp4"
+        try:
+            paths.append(render_video(res, it["audio"], path, overwrite=True))
+        except Exception as e:  # noqa: BLE001 - a missing GL context etc.: report, go on
+            return f"--render failed: {type(e).__name__}: {e}"
+    return paths

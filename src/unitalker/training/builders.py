@@ -1,0 +1,306 @@
+"""The only place that reads a :class:`TrainConfig`: datasets, identity table, model, loss.
+
+Fine-tuning (``model.init_from``) also lives here: heads are added for conventions the
+checkpoint lacks, identity rows are carried over by name (new identities start from the
+pivot row), and the decoder / heads can be re-initialised.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unitalker import conventions
+from unitalker.models.config import PIVOT, HeadConfig, ModelConfig
+from unitalker.models.heads import PCALayer
+from unitalker.models.unitalker import UniTalker, build_model
+from unitalker.training.config import TrainConfig
+from unitalker.training.geometry import vertex_map
+from unitalker.training.losses import UniTalkerLoss
+
+log = logging.getLogger(__name__)
+
+# Aliases accepted in ``finetune.trainable``.
+TRAINABLE_ALIASES = {
+    "heads": "out_head_dict",
+    "decoder": "decoder",
+    "encoder": "audio_encoder",
+    "pca": "pca_layer_dict",
+}
+
+
+class TrainSetupError(ValueError):
+    """A training setup that cannot work (reported before any training)."""
+
+
+def register_conventions(cfg: TrainConfig) -> None:
+    for f in cfg.conventions_files:
+        conventions.register_from_file(f)
+
+
+def load_train_manifest(cfg: TrainConfig) -> Any:
+    """Open the manifest and check every convention in it is registered."""
+    from unitalker.data import load_manifest
+
+    if not cfg.data.manifest:
+        raise TrainSetupError("data.manifest is empty: name a split file, dataset folder or root")
+    manifest = load_manifest(cfg.data.manifest)
+    split = manifest.split(cfg.data.train_split)
+    for part in split.parts:
+        if cfg.data.datasets and part.dataset not in cfg.data.datasets:
+            continue
+        try:
+            conventions.get(part.convention)
+        except KeyError as e:
+            raise TrainSetupError(
+                f"{part.path}: dataset {part.dataset} uses convention {part.convention!r}, which is "
+                f"not registered ({e.args[0]}); register it with conventions_files: [FILE.yaml]"
+            ) from None
+    return manifest
+
+
+def identity_table(manifest: Any, datasets: tuple[str, ...] = (), pivot: bool = True) -> Any:
+    """Training identities of the manifest's datasets (all, or ``datasets``), pivot last."""
+    from unitalker.data import IdentityTable
+
+    specs, templates = [], {}
+    for folder in manifest.dataset_folders():
+        part = manifest.identity_split(folder)
+        if datasets and part.dataset not in datasets:
+            continue
+        ids = part.id_list or [
+            str(i) for i in range(max((e.local_id for e in part.entries), default=-1) + 1)
+        ]
+        specs.append((part.dataset, part.convention, list(ids)))
+        if part.templates is not None:
+            templates[part.dataset] = part.templates
+    return IdentityTable.from_datasets(specs, pivot=pivot, templates=templates)
+
+
+def merge_identity_tables(old: Any, new: Any, pivot: bool = True) -> Any:
+    """``old``'s identities in their order, then ``new``'s that ``old`` lacks; pivot last."""
+    from unitalker.data import IdentityTable
+
+    blocks: dict[str, tuple[str, list[str]]] = {}
+    for b in old.blocks:
+        blocks[b.dataset] = (b.convention, list(b.subjects))
+    for b in new.blocks:
+        conv, subj = blocks.get(b.dataset, (b.convention, []))
+        blocks[b.dataset] = (conv, subj + [s for s in b.subjects if s not in subj])
+    templates = dict(getattr(old, "_templates", {}))
+    templates.update(getattr(new, "_templates", {}))
+    specs = [(k, c, s) for k, (c, s) in blocks.items()]
+    # templates of a grown block no longer line up with its subjects; keep only exact ones
+    keep = {}
+    for k, c, s in specs:
+        t = templates.get(k)
+        if t is not None and len(t) >= len(s):
+            keep[k] = t
+    return IdentityTable.from_datasets(specs, pivot=pivot, templates=keep)
+
+
+def table_from_model(model: UniTalker) -> Any:
+    """The identity table a checkpoint carries (or one parsed from its identity names)."""
+    from unitalker.data import IdentityTable
+
+    d = model.meta.get("extra", {}).get("identity_table")
+    if d:
+        return IdentityTable.from_dict(d)
+    blocks: dict[str, list[str]] = {}
+    for name in model.config.identities:
+        if name == PIVOT:
+            continue
+        key, _, subj = name.partition(":") if ":" in name else ("ckpt", "", name)
+        blocks.setdefault(key, []).append(subj)
+    specs = []
+    for key, subj in blocks.items():
+        try:
+            conv = conventions.get_dataset(key).convention
+        except KeyError:
+            conv = ""
+        specs.append((key, conv, subj))
+    return IdentityTable.from_datasets(specs, pivot=model.config.pivot)
+
+
+def build_datasets(cfg: TrainConfig, manifest: Any, table: Any) -> tuple[Any, Any | None]:
+    """Training set (cut to ``max_seconds``, fraction applied) and validation set (or None)."""
+    from unitalker.data import ClipDataset
+
+    ds = tuple(cfg.data.datasets) or None
+    train = ClipDataset(
+        manifest,
+        cfg.data.train_split,
+        max_seconds=cfg.data.max_seconds,
+        min_seconds=cfg.data.min_seconds,
+        cache_dir=cfg.data.cache_dir,
+        identities=table,
+        datasets=ds,
+        fraction=cfg.data.fraction,
+        fraction_seed=cfg.seed,
+    )
+    val = None
+    if cfg.data.val_split and manifest.has_split(cfg.data.val_split):
+        try:
+            val = ClipDataset(
+                manifest,
+                cfg.data.val_split,
+                max_seconds=cfg.data.max_seconds,
+                min_seconds=cfg.data.min_seconds,
+                cache_dir=cfg.data.cache_dir,
+                identities=table,
+                datasets=ds,
+            )
+        except (ValueError, KeyError) as e:  # a dataset without val split is fine
+            log.warning("no validation set: %s", e)
+    return train, val
+
+
+def _pca_arrays(manifest: Any, cfg: TrainConfig, convention: str, k: int) -> dict[str, np.ndarray]:
+    """The PCA of a convention: a dataset folder's ``pca.npz``, else fitted on train data."""
+    from unitalker.data import fit_pca, load_pca
+
+    parts = [
+        p
+        for p in manifest.split(cfg.data.train_split).parts
+        if p.convention == convention and (not cfg.data.datasets or p.dataset in cfg.data.datasets)
+    ]
+    for p in parts:
+        if p.pca_path is not None and Path(p.pca_path).exists():
+            arrays = load_pca(p.pca_path)
+            log.info("PCA of %s from %s", convention, p.pca_path)
+            return arrays
+    log.info("fitting PCA (K=%d) for %s on the training split", k, convention)
+    return fit_pca(parts, n_components=k, seed=cfg.seed)
+
+
+def _head(cfg: TrainConfig, manifest: Any, name: str) -> tuple[HeadConfig, dict | None]:
+    conv = conventions.get(name)
+    k = cfg.model.pca_components
+    if conv.pca and k > 0:
+        arrays = _pca_arrays(manifest, cfg, name, min(k, conv.dim))
+        k = min(k, int(arrays["components_to_data"].shape[0]))
+        return HeadConfig(name, k, cfg.model.head_layers), arrays
+    return HeadConfig(name, 0, cfg.model.head_layers), None
+
+
+def _default_template(table: Any, convention: str) -> np.ndarray | None:
+    tpl = table.templates_for(convention)
+    return next(iter(tpl.values())) if tpl else None
+
+
+def build_fresh_model(cfg: TrainConfig, manifest: Any, train_set: Any, table: Any) -> UniTalker:
+    """A new UniTalker with one head per convention of the training set."""
+    names = list(dict.fromkeys(train_set.conventions))
+    heads, pcas = [], {}
+    for n in names:
+        h, arrays = _head(cfg, manifest, n)
+        heads.append(h)
+        if arrays is not None:
+            pcas[n] = arrays
+    mcfg = ModelConfig(
+        encoder=cfg.model.encoder,
+        decoder=cfg.model.decoder,
+        heads=tuple(heads),
+        identities=tuple(table.names),
+        pivot=cfg.model.pivot,
+        adaptor_position=cfg.model.adaptor_position,
+    )
+    model = build_model(mcfg, pretrained_encoder=cfg.model.pretrained_encoder)
+    _install_pca_and_templates(model, pcas, table, names)
+    return model
+
+
+def _install_pca_and_templates(
+    model: UniTalker, pcas: dict[str, dict], table: Any, names: list[str]
+) -> None:
+    for n, arrays in pcas.items():
+        k = model.pca_layer_dict[n].n_components
+        model.pca_layer_dict[n] = PCALayer.from_arrays(arrays, k)
+    for n in names:
+        tpl = _default_template(table, n)
+        if tpl is not None:
+            model.set_template(n, tpl)
+
+
+def build_finetune_model(
+    cfg: TrainConfig, manifest: Any, train_set: Any, data_table: Any
+) -> tuple[UniTalker, Any]:
+    """Start from ``model.init_from``: add missing heads, map identities, re-init parts."""
+    from unitalker.models.checkpoint import load_model
+
+    base = load_model(cfg.model.init_from, device="cpu")
+    ft = cfg.finetune
+    data_convs = list(dict.fromkeys(train_set.conventions))
+    table = merge_identity_tables(table_from_model(base), data_table, pivot=base.config.pivot)
+    heads, pcas = [], {}
+    for h in base.config.heads:
+        if ft.drop_other_heads and h.convention not in data_convs:
+            continue
+        heads.append(h)
+    for n in data_convs:
+        if n not in base.config.head_names:
+            h, arrays = _head(cfg, manifest, n)
+            heads.append(h)
+            if arrays is not None:
+                pcas[n] = arrays
+            log.info("fine-tuning: new head %s", n)
+    mcfg = dataclasses.replace(base.config, heads=tuple(heads), identities=tuple(table.names))
+    model = UniTalker(mcfg)
+    state = base.state_dict()
+    own = model.state_dict()
+    new_state = {}
+    skip_prefixes = []
+    if ft.reinit_decoder:
+        skip_prefixes.append("decoder.")
+        skip_prefixes += [f"out_head_dict.{n}." for n in data_convs]
+    if ft.reinit_heads:
+        skip_prefixes += [f"out_head_dict.{n}." for n in data_convs]
+    for k, v in own.items():
+        if k in state and state[k].shape == v.shape and not k.startswith(tuple(skip_prefixes)):
+            new_state[k] = state[k]
+    emb_key = "decoder.learnable_style_emb.weight"
+    if not ft.reinit_decoder and emb_key in state:
+        old_names = list(base.config.identities)
+        old = state[emb_key]
+        src_row = old[old_names.index(PIVOT)] if PIVOT in old_names else old.mean(0)
+        rows = [old[old_names.index(n)] if n in old_names else src_row for n in table.names]
+        new_state[emb_key] = torch.stack(rows)
+    model.load_state_dict(new_state, strict=False)
+    _install_pca_and_templates(model, pcas, table, [n for n in data_convs if n in pcas or
+                                                     n not in base.config.head_names])
+    model.meta = {"finetuned_from": str(cfg.model.init_from)}
+    return model, table
+
+
+def trainable_mask(model: torch.nn.Module, prefixes: tuple[str, ...]) -> dict[str, bool]:
+    """Parameter name -> whether fine-tuning lets it train (all when ``prefixes`` is empty)."""
+    names = [n for n, _ in model.named_parameters()]
+    if not prefixes:
+        return dict.fromkeys(names, True)
+    full = [TRAINABLE_ALIASES.get(p, p) for p in prefixes]
+    mask = {n: any(n == p or n.startswith(p.rstrip(".") + ".") for p in full) for n in names}
+    for p in full:
+        if not any(n == p or n.startswith(p.rstrip(".") + ".") for n in names):
+            raise TrainSetupError(
+                f"finetune.trainable: {p!r} matches no parameter; top-level modules: "
+                f"{sorted({n.split('.')[0] for n in names})}"
+            )
+    return mask
+
+
+def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
+    maps = {
+        h: vertex_map(
+            h, flame_model=cfg.loss.flame_model, flame_face_indices=cfg.loss.flame_face_indices
+        )
+        for h in heads
+    }
+    for h, m in maps.items():
+        if m is None and conventions.get(h).kind != "vertices":
+            log.warning("convention %s has no vertex map: trained on its parameter term only", h)
+    return UniTalkerLoss(maps, alpha=cfg.loss.alpha, beta=cfg.loss.beta, vertex_weight=cfg.loss.vertex)

@@ -1,0 +1,177 @@
+"""Typed training configuration (``unitalker train --config X.yaml --set optim.lr=3e-4``).
+
+Every section is a frozen dataclass; :func:`unitalker.config.load_config` rejects unknown
+keys and wrong types before any work starts. Only :mod:`unitalker.training.builders`
+reads this config; the trainer's parts take explicit arguments.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from unitalker.models.config import DecoderConfig, EncoderConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the clips come from and how they are batched.
+
+    Attributes:
+        manifest: a split file, a dataset folder or a root of dataset folders (the
+            original release layout); all its datasets are mixed.
+        datasets: keep only these dataset keys (empty: all).
+        repeats: dataset key -> repetition factor per epoch (missing: the registry's,
+            10, 5, 4, 1, .. for D0..D7).
+        fraction: keep this fraction of each training set (Fig. 4 curves), nested over seeds.
+        train_split / val_split: split names (val_split "" = no validation).
+        batch_size: clips per batch (one convention per batch).
+        max_seconds / min_seconds: training clip cut / drop (20 s / 0.5 s as the original).
+        cache_dir: decoded-audio disk cache.
+        num_workers: DataLoader workers.
+    """
+
+    manifest: str = ""
+    datasets: tuple[str, ...] = ()
+    repeats: dict[str, int] = field(default_factory=dict)
+    fraction: float = 1.0
+    train_split: str = "train"
+    val_split: str = "val"
+    batch_size: int = 1
+    max_seconds: float = 20.0
+    min_seconds: float = 0.5
+    cache_dir: str | None = None
+    num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """The network to train, or the checkpoint to start from.
+
+    Attributes:
+        encoder / decoder: the architecture (ignored for the parts loaded by ``init_from``).
+        pca_components: K of PCA heads (vertex conventions); 0 = no PCA (ablation).
+        head_layers: layers per output head.
+        adaptor_position: 0, 1 (default) or 2.
+        pivot: add the pivot identity row (and replace GT identities by it in training).
+        pretrained_encoder: load the HF encoder's weights from ``encoder.name_or_path``.
+        init_from: a trained checkpoint to start from (fine-tuning, see ``finetune``).
+    """
+
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    pca_components: int = 512
+    head_layers: int = 1
+    adaptor_position: int = 1
+    pivot: bool = True
+    pretrained_encoder: bool = False
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam, constant learning rate (the original: 1e-4)."""
+
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    accum_steps: int = 1
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    """How long to train and when the encoder unfreezes.
+
+    ``steps`` > 0 wins over ``epochs``. Warm-up (decoder warm-up, DW): the whole audio
+    encoder is frozen for ``warmup_steps`` optimizer steps if > 0, else for
+    ``warmup_epochs`` epochs; afterwards everything but the encoder's local feature
+    extractor trains, as the original. ``freeze_features`` = False trains it too.
+    """
+
+    epochs: int = 100
+    steps: int = 0
+    warmup_epochs: int = 1
+    warmup_steps: int = 0
+    freeze_features: bool = True
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Eq. 2: ``L = l(verts) + alpha * l(pca) + beta * l(params)``.
+
+    Attributes:
+        alpha: PCA-coefficient MSE weight (0.01).
+        beta: parameter / blendshape-weight MSE weight (1e-4).
+        vertex: weight of the vertex term (1).
+        flame_model: a FLAME model file (npz, or the FLAME 2020 pickle, read without
+            executing code) for the vertex term of ``flame_params_from_dadhead``.
+        flame_face_indices: ``.npy`` vertex indices the FLAME vertex term compares
+            (the original's ``flame_humanface_index.npy``); empty = all vertices.
+    """
+
+    alpha: float = 0.01
+    beta: float = 1e-4
+    vertex: float = 1.0
+    flame_model: str | None = None
+    flame_face_indices: str | None = None
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Fine-tuning from ``model.init_from``.
+
+    Attributes:
+        reinit_decoder: re-initialise the motion decoder (keep only the encoder), as the
+            paper's unseen-annotation experiment.
+        reinit_heads: re-initialise (zero) the heads of conventions in the training data.
+        drop_other_heads: keep only heads of conventions in the training data.
+        trainable: module-name prefixes that train (empty = all). Aliases: ``heads``,
+            ``decoder``, ``encoder``, ``pca``; e.g.
+            ``[heads, audio_encoder.transformer.layers.3]``.
+    """
+
+    reinit_decoder: bool = False
+    reinit_heads: bool = False
+    drop_other_heads: bool = False
+    trainable: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Logging and checkpoints (every N optimizer steps; 0 = off)."""
+
+    every: int = 10
+    ckpt_every: int = 0
+    val_every: int = 0
+    keep_last: int = 2
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``unitalker train`` needs."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelSection = field(default_factory=ModelSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    pivot_prob: float = 0.1
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    device: str = "auto"
+    out_dir: str = "runs/unitalker"
+    seed: int = 0
+    conventions_files: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.pivot_prob <= 1.0:
+            raise ValueError(f"pivot_prob must be in [0, 1], got {self.pivot_prob}")
+        if self.data.batch_size < 1:
+            raise ValueError(f"data.batch_size must be >= 1, got {self.data.batch_size}")
+        if self.optim.accum_steps < 1:
+            raise ValueError(f"optim.accum_steps must be >= 1, got {self.optim.accum_steps}")
+        if not 0.0 < self.data.fraction <= 1.0:
+            raise ValueError(f"data.fraction must be in (0, 1], got {self.data.fraction}")

@@ -1,0 +1,119 @@
+"""The training loss of UniTalker (Eq. 2 of the paper), masked by valid frames.
+
+``L = l(verts_pred, verts_gt) + alpha * l(pca_pred, pca_gt) + beta * l(theta_pred, theta_gt)``
+
+with ``l`` the mean squared error over valid frames and all channels, and per convention:
+
+* vertex conventions: the vertex term on the predicted vertices; PCA heads add the PCA
+  term on coefficients (ground truth projected with the head's PCA layer);
+* blendshape conventions: the vertex term through the rig when the convention has one,
+  and the parameter term on the weights;
+* parameter conventions: the parameter term, and the vertex term when a vertex map exists
+  (FLAME LBS with a user FLAME file, A2F-Synth's FLAME-like model).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from unitalker import conventions
+
+
+@dataclass
+class LossTerms:
+    """The loss and its (unweighted) terms; absent terms are None."""
+
+    total: torch.Tensor
+    vertex: torch.Tensor | None = None
+    pca: torch.Tensor | None = None
+    param: torch.Tensor | None = None
+
+    def as_floats(self) -> dict[str, float]:
+        out = {"loss": float(self.total.detach())}
+        for k in ("vertex", "pca", "param"):
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = float(v.detach())
+        return out
+
+
+def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``(pred - target)^2`` over valid frames and every channel.
+
+    Args:
+        pred, target: ``[B, T, ...]``.
+        mask: ``[B, T]`` True on valid frames, or None (all valid).
+    """
+    d = (pred.float() - target.float()) ** 2
+    d = d.reshape(d.shape[0], d.shape[1], -1)  # [B, T, C]
+    if mask is None:
+        return d.mean()
+    m = mask.to(d.dtype)[..., None]
+    return (d * m).sum() / (m.sum() * d.shape[-1]).clamp_min(1.0)
+
+
+class UniTalkerLoss(nn.Module):
+    """Eq. 2 for one batch of one convention.
+
+    Args:
+        vertex_maps: convention -> differentiable ``[N, D] -> [N, V, 3]`` map or None
+            (see :func:`unitalker.training.geometry.vertex_map`).
+        alpha, beta: PCA and parameter weights (0.01, 1e-4).
+        vertex_weight: weight of the vertex term (1).
+    """
+
+    def __init__(
+        self,
+        vertex_maps: dict[str, nn.Module | None],
+        alpha: float = 0.01,
+        beta: float = 1e-4,
+        vertex_weight: float = 1.0,
+    ):
+        super().__init__()
+        self.maps = nn.ModuleDict({k: v for k, v in vertex_maps.items() if v is not None})
+        self.alpha, self.beta, self.vertex_weight = alpha, beta, vertex_weight
+
+    def forward(
+        self,
+        convention: str,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        mask: torch.Tensor | None,
+        coeffs: torch.Tensor | None = None,
+        target_coeffs: torch.Tensor | None = None,
+    ) -> LossTerms:
+        """Args:
+            convention: the batch's convention.
+            pred, target: ``[B, T, D]`` motion (template included).
+            mask: ``[B, T]`` valid frames.
+            coeffs / target_coeffs: ``[B, T, K]`` PCA coefficients (PCA heads).
+        """
+        conv = conventions.get(convention)
+        t = min(pred.shape[1], target.shape[1])
+        pred, target = pred[:, :t], target[:, :t]
+        mask = None if mask is None else mask[:, :t]
+        total = pred.new_zeros((), dtype=torch.float32)
+        terms = LossTerms(total)
+        if conv.kind == "vertices":
+            terms.vertex = masked_mse(pred, target, mask)
+        else:
+            terms.param = masked_mse(pred, target, mask)
+            vmap = self.maps[convention] if convention in self.maps else None
+            if vmap is not None:
+                b = pred.shape[0]
+                vp = vmap(pred.reshape(b * t, -1).float())
+                vt = vmap(target.reshape(b * t, -1).float())
+                terms.vertex = masked_mse(vp.reshape(b, t, -1), vt.reshape(b, t, -1), mask)
+        if coeffs is not None and target_coeffs is not None:
+            terms.pca = masked_mse(coeffs[:, :t], target_coeffs[:, :t], mask)
+        if terms.vertex is not None:
+            total = total + self.vertex_weight * terms.vertex
+        if terms.pca is not None:
+            total = total + self.alpha * terms.pca
+        if terms.param is not None:
+            total = total + self.beta * terms.param
+        terms.total = total
+        return terms
