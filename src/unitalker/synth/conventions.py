@@ -232,9 +232,10 @@ def arkit_to_flame(weights: np.ndarray) -> np.ndarray:
     keep = [i for i, n in enumerate(ARKIT52_EMOTALK) if n not in FLAME_JAW_CHANNELS]
     basis = head["rig_basis"].astype(np.float64)[keep].reshape(len(keep), -1)
     dirs = fl["exprdirs"].astype(np.float64).reshape(N_EXPR, -1)
-    # least squares in vertex space (dirs are orthogonal, so this is a projection)
-    gram = dirs @ dirs.T
-    expr = np.linalg.solve(gram, dirs @ (w[:, keep] @ basis).T).T
+    # Least squares in vertex space. The rig spans fewer than N_EXPR directions, so the
+    # trailing directions have ~0 norm: a minimum-norm solve keeps their coefficients at 0
+    # (solving the normal equations blew them up to ~1e7).
+    expr = np.linalg.lstsq(dirs.T, (w[:, keep] @ basis).T, rcond=1e-6)[0].T
     from unitalker.synth.mesh import JAW_MAX_ANGLE
 
     jaw = np.stack([w[:, idx["jawOpen"]] * JAW_MAX_ANGLE,
