@@ -18,17 +18,51 @@ def add_parser(sub: Any) -> None:
         description=HELP + ". Writes OUT/<stem>.npz (all heads) and per-head files for "
         "other formats (OUT/<stem>_<head>.csv ...).",
     )
-    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders (searched recursively)")
-    p.add_argument("-m", "--model", default=None, help="bundled model name, checkpoint folder/.safetensors, or .onnx (default: the bundled default model)")
-    p.add_argument("--heads", default=None, help="comma-separated heads (default: all of the model's)")
-    p.add_argument("--identity", default=None, help="identity: 'pivot' (default), an index, or a name like D1:FaceTalk_...")
-    p.add_argument("-o", "--output", default=".", type=Path, help="output folder (default: current folder)")
-    p.add_argument("-f", "--format", default="npz", help="comma-separated formats, or 'all' (default: npz)")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast, about 2x faster")
-    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch", help="onnxruntime: export (or take -m MODEL.onnx) and run with onnxruntime")
-    p.add_argument("--window", type=float, default=25.0, help="window length in seconds for long audio (0: whole clip at once)")
+    p.add_argument(
+        "audio", nargs="+", metavar="AUDIO", help="audio files or folders (searched recursively)"
+    )
+    p.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="bundled model name, checkpoint folder/.safetensors, or .onnx (default: the bundled default model)",
+    )
+    p.add_argument(
+        "--heads", default=None, help="comma-separated heads (default: all of the model's)"
+    )
+    p.add_argument(
+        "--identity",
+        default=None,
+        help="identity: 'pivot' (default), an index, or a name like D1:FaceTalk_...",
+    )
+    p.add_argument(
+        "-o", "--output", default=".", type=Path, help="output folder (default: current folder)"
+    )
+    p.add_argument(
+        "-f", "--format", default="npz", help="comma-separated formats, or 'all' (default: npz)"
+    )
+    p.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        default="fp32",
+        help="bf16: autocast, about 2x faster",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="onnxruntime: export (or take -m MODEL.onnx) and run with onnxruntime",
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=25.0,
+        help="window length in seconds for long audio (0: whole clip at once)",
+    )
     p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument(
+        "--device", default=None, help="torch device (default: cuda if available, else cpu)"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -67,7 +101,9 @@ def _stems(items: list[tuple[Path, Path]]) -> list[str]:
     ]
 
 
-def load_runner(model: str | None, backend: str, device: str | None, heads: list[str] | None) -> Any:
+def load_runner(
+    model: str | None, backend: str, device: str | None, heads: list[str] | None
+) -> Any:
     """The model object ``animate`` runs: a UniTalker, or an OnnxUniTalker."""
     from unitalker.cli import CLIError
 
@@ -82,7 +118,10 @@ def load_runner(model: str | None, backend: str, device: str | None, heads: list
 
         torch_model = load_model(model, device="cpu")
         tmp = Path(tempfile.mkdtemp(prefix="unitalker-onnx-")) / "model.onnx"
-        print(f"exporting to ONNX ({tmp}); save it once with `unitalker export onnx` and pass -m FILE.onnx", file=sys.stderr)
+        print(
+            f"exporting to ONNX ({tmp}); save it once with `unitalker export onnx` and pass -m FILE.onnx",
+            file=sys.stderr,
+        )
         export_onnx(torch_model, tmp, heads=heads)
         return OnnxUniTalker(tmp)
     if model is not None and str(model).endswith(".onnx"):
@@ -105,9 +144,13 @@ def run(args: argparse.Namespace) -> int:
     known = available_formats()
     unknown = [f for f in formats if f != "all" and f not in known]
     if unknown or not formats:
-        raise CLIError(f"unknown format(s) {unknown or args.format!r}; known: {', '.join(known)}, all")
+        raise CLIError(
+            f"unknown format(s) {unknown or args.format!r}; known: {', '.join(known)}, all"
+        )
     if args.backend == "onnxruntime" and args.precision != "fp32":
-        raise CLIError("--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph")
+        raise CLIError(
+            "--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph"
+        )
     heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
 
     items, bad = collect_inputs(args.audio)
@@ -115,13 +158,21 @@ def run(args: argparse.Namespace) -> int:
     if heads is not None:
         missing = [h for h in heads if h not in model.heads]
         if missing:
-            raise CLIError(f"unknown head(s) {', '.join(missing)}; this model has: {', '.join(model.heads)}")
+            raise CLIError(
+                f"unknown head(s) {', '.join(missing)}; this model has: {', '.join(model.heads)}"
+            )
     model.identity_index(args.identity)  # unknown identity: fail before any work
 
     failures: list[tuple[str, str]] = list(bad)
     written = 0
     t_start = time.perf_counter()
-    files_bar = tqdm(total=len(items), desc="files", unit="file", disable=args.quiet or len(items) < 2, file=sys.stderr)
+    files_bar = tqdm(
+        total=len(items),
+        desc="files",
+        unit="file",
+        disable=args.quiet or len(items) < 2,
+        file=sys.stderr,
+    )
     for (path, rel), stem in zip(items, _stems(items), strict=True):
         try:
             paths = animate_file(model, path, out / rel, stem, args, heads, quiet=args.quiet)
@@ -135,7 +186,10 @@ def run(args: argparse.Namespace) -> int:
         files_bar.update(1)
     files_bar.close()
     dt = time.perf_counter() - t_start
-    print(f"{written} of {len(items) + len(bad)} input(s) animated in {dt:.1f} s -> {out}", file=sys.stderr)
+    print(
+        f"{written} of {len(items) + len(bad)} input(s) animated in {dt:.1f} s -> {out}",
+        file=sys.stderr,
+    )
     if failures:
         print(f"{len(failures)} failed:", file=sys.stderr)
         for p, msg in failures:
@@ -145,7 +199,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def animate_file(
-    model: Any, path: Path, out_dir: Path, stem: str, args: argparse.Namespace, heads: list[str] | None, *, quiet: bool = False
+    model: Any,
+    path: Path,
+    out_dir: Path,
+    stem: str,
+    args: argparse.Namespace,
+    heads: list[str] | None,
+    *,
+    quiet: bool = False,
 ) -> list[Path]:
     """Decode, animate and write one file (all outputs or none)."""
     from tqdm import tqdm
@@ -162,7 +223,9 @@ def animate_file(
         if total < 2 or quiet:
             return
         if bar is None:
-            bar = tqdm(total=total, desc=path.name[:30], unit="window", leave=False, file=sys.stderr)
+            bar = tqdm(
+                total=total, desc=path.name[:30], unit="window", leave=False, file=sys.stderr
+            )
         bar.update(done - bar.n)
 
     try:
@@ -179,4 +242,11 @@ def animate_file(
     finally:
         if bar is not None:
             bar.close()
-    return write_outputs(results, out_dir, stem, [f.strip() for f in args.format.split(",")], audio=wav, overwrite=args.overwrite)
+    return write_outputs(
+        results,
+        out_dir,
+        stem,
+        [f.strip() for f in args.format.split(",")],
+        audio=wav,
+        overwrite=args.overwrite,
+    )

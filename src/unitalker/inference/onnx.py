@@ -223,9 +223,7 @@ class OnnxUniTalker:
             opts.intra_op_num_threads = threads
         if providers is None:
             avail = ort.get_available_providers()
-            providers = [
-                p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail
-            ]
+            providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in avail]
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=list(providers))
         except Exception as e:  # noqa: BLE001 - ort raises its own exception types
@@ -255,7 +253,9 @@ class OnnxUniTalker:
         n = len(self.identities)
         if identity is None or identity == PIVOT:
             if not self.meta.get("pivot", True):
-                raise ValueError("this model was trained without a pivot identity; name an identity")
+                raise ValueError(
+                    "this model was trained without a pivot identity; name an identity"
+                )
             return n - 1
         if isinstance(identity, (int, np.integer)) or (
             isinstance(identity, str) and identity.lstrip("-").isdigit()
@@ -294,10 +294,18 @@ class OnnxUniTalker:
                 raise ValueError(
                     f"head {h} was exported at {self.fps[h]:g} fps; re-export with that rate for {want:g}"
                 )
-        a = audio.detach().to("cpu", torch.float32).numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio, np.float32)
+        a = (
+            audio.detach().to("cpu", torch.float32).numpy()
+            if isinstance(audio, torch.Tensor)
+            else np.asarray(audio, np.float32)
+        )
         if a.ndim != 2 or a.shape[0] != 1:
             raise ValueError(f"the ONNX runner takes audio [1, S], got {tuple(a.shape)}")
-        idx = int(identity.reshape(-1)[0]) if isinstance(identity, torch.Tensor) else self.identity_index(identity)
+        idx = (
+            int(identity.reshape(-1)[0])
+            if isinstance(identity, torch.Tensor)
+            else self.identity_index(identity)
+        )
         outs = self.session.run(heads, {"audio": a, "identity": np.array([idx], dtype=np.int64)})
         return {
             h: HeadOutput(torch.from_numpy(o), None, [o.shape[1]], self.fps[h])
@@ -306,7 +314,14 @@ class OnnxUniTalker:
 
     forward = __call__
 
-    def animate(self, audio: Any, sr: int | None = None, heads: Sequence[str] | None = None, identity: Any = None, **kwargs: Any) -> dict:
+    def animate(
+        self,
+        audio: Any,
+        sr: int | None = None,
+        heads: Sequence[str] | None = None,
+        identity: Any = None,
+        **kwargs: Any,
+    ) -> dict:
         """Same as :meth:`UniTalker.animate` (windowed, cross-faded)."""
         from unitalker.inference.animate import animate
 

@@ -119,7 +119,9 @@ class Streamer:
         self._received += len(x)
         final_until = self._received - self._la  # a frame at or before this time is final
         targets = {
-            h: max(0, min(math.floor(final_until * r / SAMPLE_RATE), frame_count(self._received, r)))
+            h: max(
+                0, min(math.floor(final_until * r / SAMPLE_RATE), frame_count(self._received, r))
+            )
             for h, r in self.fps.items()
         }
         return self._emit(targets, end=self._received)
@@ -152,7 +154,10 @@ class Streamer:
             # Emit at most max_step seconds per run; the window still sees the look-ahead.
             step_end = int(first) // self._grid * self._grid + self._step
             s1 = min(end, step_end + self._la)
-            stop = {h: min(targets[h], math.floor(step_end * self.fps[h] / SAMPLE_RATE)) for h in self.heads}
+            stop = {
+                h: min(targets[h], math.floor(step_end * self.fps[h] / SAMPLE_RATE))
+                for h in self.heads
+            }
             stop = {h: max(stop[h], self._emitted[h]) for h in self.heads}
             if s1 >= end:  # the window reaches the newest audio: it may emit all targets
                 stop = dict(targets)
