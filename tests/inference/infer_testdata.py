@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from tests.conftest import randomize, tiny_model_config
 
 HEADS = ["FLAME_5023_vertices", "3DETF_blendshape_weight", "BIWI_23370_vertices"]

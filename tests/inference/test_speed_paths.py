@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-
 from tests.inference.infer_testdata import HEADS, speechy, tiny_wavlm
+
 from unitalker.inference.animate import animate
 
 pytest.importorskip("onnxruntime")
@@ -46,7 +46,7 @@ def onnx_file(tmp_path_factory):
     return export_onnx(tiny_wavlm(), path)
 
 
-@pytest.mark.parametrize("seconds", [0.3, 1.0, 2.71, 7.5])
+@pytest.mark.parametrize("seconds", [0.3, 2.71, 7.5])
 def test_onnx_matches_fp32_at_any_length(onnx_file, seconds):
     from unitalker.inference.onnx import OnnxUniTalker
 
@@ -78,9 +78,10 @@ def test_onnx_other_adaptor_positions(tmp_path, position):
 
 
 def test_onnx_runner_contract_and_errors(onnx_file, tmp_path):
+    from tests.conftest import tiny_model_config
+
     from unitalker.inference.onnx import OnnxExportError, OnnxUniTalker, export_onnx
     from unitalker.models.unitalker import UniTalker
-    from tests.conftest import tiny_model_config
 
     runner = OnnxUniTalker(onnx_file)
     assert runner.identity_index(None) == 3 and runner.identity_index("T:1") == 1

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from tests.inference.infer_testdata import HEADS, speechy, tiny_wavlm
+
 from unitalker.audio import frame_count
 from unitalker.inference.animate import animate
 from unitalker.inference.streaming import Streamer, stream_array
@@ -59,9 +59,7 @@ def test_tiny_pushes_and_tiny_streams(setup):
     for _ in range(20):
         s.push(np.zeros(37, np.float32))
     rest = s.flush()
-    assert {h: len(v) for h, v in rest.items()} == {
-        h: frame_count(740, s.fps[h]) for h in s.heads
-    }
+    assert {h: len(v) for h, v in rest.items()} == {h: frame_count(740, s.fps[h]) for h in s.heads}
     with pytest.raises(ValueError, match="NaN"):
         Streamer(model).push(np.array([np.nan], np.float32))
 
