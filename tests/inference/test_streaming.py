@@ -20,7 +20,7 @@ from unitalker.inference.streaming import Streamer, stream_array
 @pytest.fixture(scope="module")
 def setup():
     model = tiny_wavlm()
-    wav = speechy(6.0, seed=5)
+    wav = speechy(4.0, seed=5)
     return model, wav, animate(model, wav, window=0)
 
 
@@ -67,8 +67,8 @@ def test_tiny_pushes_and_tiny_streams(setup):
 def test_error_shrinks_with_lookahead(setup):
     model, wav, offline = setup
     errs = {}
-    for la in (0.08, 0.2, 0.5):
-        out, _ = stream_array(Streamer(model, lookahead=la, context=2.0), wav, chunk=0.1)
+    for la in (0.08, 0.5):
+        out, _ = stream_array(Streamer(model, lookahead=la, context=2.0), wav, chunk=0.25)
         for h in HEADS:
             assert out[h].shape == offline[h].data.shape
         errs[la] = _mean_err(out, offline)
