@@ -1,0 +1,62 @@
+"""``unitalker bench``: speed of every inference path, memory, streaming latency, render fps."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "bench", help="measure inference speed, memory, streaming latency and render fps"
+    )
+    p.add_argument(
+        "--size",
+        choices=("B", "tiny"),
+        default="B",
+        help="B: UniTalker-B architecture with random weights (default); tiny: a smoke test",
+    )
+    p.add_argument(
+        "--seconds", type=float, default=10.0, help="clip length for the speed table (default 10)"
+    )
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="one repeat, short memory runs (10 s, 60 s), one look-ahead, no 10-minute run",
+    )
+    p.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated parts to skip: per_head, onnx, bf16, memory, streaming, render",
+    )
+    p.add_argument("--threads", type=int, default=None, help="torch / onnxruntime threads")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from unitalker.inference.bench import run_bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    paths = tuple(p for p in ("per_head", "one_pass", "bf16", "onnx") if p not in skip)
+    memory = () if "memory" in skip else ((10.0, 60.0) if args.quick else (60.0, 600.0))
+    lookaheads = () if "streaming" in skip else ((0.2,) if args.quick else (0.08, 0.2, 0.5))
+    report = run_bench(
+        args.size,
+        args.seconds,
+        repeats=1 if args.quick else args.repeats,
+        paths=paths,
+        memory_seconds=memory,
+        lookaheads=lookaheads,
+        stream_seconds=4.0 if args.quick else 8.0,
+        render="render" not in skip,
+        progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True),
+    )
+    print(report.to_json() if args.json else report.table())
+    return 0

@@ -1,0 +1,369 @@
+"""Speed and memory measurements behind ``unitalker bench``.
+
+The model is built from a config with random weights (nothing downloads): ``B`` is the
+released UniTalker-B architecture (WavLM base / base-plus encoder, TCN decoder, the six
+original conventions' heads with 512 PCA components for vertex heads, 935 identities);
+``tiny`` is a small model for smoke tests. Timings are medians over repeats after a
+warm-up run. Peak memory is the process's high-water mark (``VmHWM`` in
+``/proc/self/status``), each measurement in a fresh subprocess so earlier runs do not
+count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unitalker.audio import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+ORIGINAL_HEADS = (
+    "BIWI_23370_vertices",
+    "FLAME_5023_vertices",
+    "meshtalk_6172_vertices",
+    "3DETF_blendshape_weight",
+    "flame_params_from_dadhead",
+    "inhouse_blendshape_weight",
+)
+N_IDENTITIES_B = 935
+SIZES = ("B", "tiny")
+
+
+def build_bench_model(size: str = "B", seed: int = 0) -> Any:
+    """A UniTalker of the given size with random weights (heads and PCA non-zero)."""
+    import transformers
+
+    from unitalker.models.config import DecoderConfig, EncoderConfig, ModelConfig
+    from unitalker.models.unitalker import UniTalker, default_heads
+
+    torch.manual_seed(seed)
+    if size == "B":
+        enc = EncoderConfig(family="wavlm", hf_config=transformers.WavLMConfig().to_dict())
+        dec = DecoderConfig()
+        heads = default_heads(ORIGINAL_HEADS, 512)
+        n_ids = N_IDENTITIES_B
+    elif size == "tiny":
+        hf = transformers.WavLMConfig(
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            conv_dim=(16,) * 7,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            num_buckets=32,
+            max_bucket_distance=100,
+        ).to_dict()
+        enc = EncoderConfig(family="wavlm", hf_config=hf)
+        dec = DecoderConfig(hidden=24, id_dim=8)
+        heads = default_heads(ORIGINAL_HEADS, 16)
+        n_ids = 8
+    else:
+        raise ValueError(f"size must be one of {SIZES}, got {size!r}")
+    ids = tuple(f"id{i}" for i in range(n_ids - 1)) + ("pivot",)
+    model = UniTalker(ModelConfig(encoder=enc, decoder=dec, heads=heads, identities=ids)).eval()
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in list(model.named_parameters()) + list(model.named_buffers()):
+            if name.startswith(("out_head_dict", "pca_layer_dict", "templates")):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.02)
+    return model
+
+
+def bench_audio(seconds: float, seed: int = 0) -> np.ndarray:
+    """Speech-like test signal: noise under a syllable-rate envelope."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    env = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
+    return (0.1 * env * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> float:
+    fn()  # warm-up (allocations, oneDNN kernel choice)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    """High-water resident memory of this process in MB (Linux ``VmHWM``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class BenchReport:
+    """What ``unitalker bench`` measured. Times in seconds for ``clip_seconds`` of audio."""
+
+    size: str
+    clip_seconds: float
+    threads: int
+    device: str
+    speed: dict[str, float] = field(default_factory=dict)  # path -> seconds
+    errors: dict[str, float] = field(default_factory=dict)  # path -> max abs error vs fp32
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)
+    streaming: dict[str, dict[str, float]] = field(default_factory=dict)
+    render_fps: float | None = None
+    render_note: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def rtf(self, path: str) -> float:
+        return self.speed[path] / self.clip_seconds
+
+    def targets(self) -> dict[str, tuple[bool, str]]:
+        out = {}
+        s = self.speed
+        if "per_head" in s and "one_pass" in s:
+            x = s["per_head"] / s["one_pass"]
+            out["one pass >= 6x faster than per-head"] = (x >= 6, f"{x:.2f}x")
+        best = min((v, k) for k, v in s.items())
+        out["best path <= 0.03 RTF"] = (
+            best[0] / self.clip_seconds <= 0.03,
+            f"{best[1]}: {best[0] / self.clip_seconds:.3f}",
+        )
+        m = self.memory
+        if "60" in m and "600" in m:
+            r = m["600"]["working_mb"] / m["60"]["working_mb"]
+            out["10 min memory <= 1.5x of 1 min (without the outputs)"] = (r <= 1.5, f"{r:.2f}x")
+            r2 = m["600"]["peak_mb"] / m["60"]["peak_mb"]
+            out["10 min memory <= 1.5x of 1 min (with outputs)"] = (r2 <= 1.5, f"{r2:.2f}x")
+        return out
+
+    def table(self) -> str:
+        lines = [
+            f"unitalker bench: size {self.size}, {self.clip_seconds:g} s clip, {self.device}, {self.threads} threads",
+            "",
+            f"{'path':44s} {'seconds':>9s} {'RTF':>7s} {'speed-up':>9s} {'max |err|':>10s}",
+        ]
+        names = {
+            "per_head": "per head, whole model each (original demo)",
+            "one_pass": "one pass, all heads, fp32",
+            "bf16": "one pass, bf16 autocast",
+            "onnx": "one pass, onnxruntime fp32",
+        }
+        base = self.speed.get("per_head")
+        for k, label in names.items():
+            if k not in self.speed:
+                continue
+            v = self.speed[k]
+            sp = f"{base / v:8.2f}x" if base else ""
+            err = f"{self.errors[k]:10.2e}" if k in self.errors else ""
+            lines.append(f"{label:44s} {v:9.3f} {v / self.clip_seconds:7.3f} {sp:>9s} {err}")
+        if self.memory:
+            lines += [
+                "",
+                f"{'peak memory (windowed, all heads)':44s} {'peak MB':>9s} {'outputs MB':>10s} {'working MB':>10s}",
+            ]
+            for sec, m in self.memory.items():
+                lines.append(
+                    f"{float(sec) / 60:g} min audio{'':33s} {m['peak_mb']:9.0f} {m['output_mb']:10.0f} {m['working_mb']:10.0f}"
+                )
+        if self.streaming:
+            lines += [
+                "",
+                f"{'streaming (chunk 100 ms)':28s} {'look-ahead ms':>13s} {'compute ms':>10s} {'latency ms':>10s} {'max |err|':>10s} {'mean |err|':>10s}",
+            ]
+            for la, st in self.streaming.items():
+                lines.append(
+                    f"{'':28s} {float(la) * 1000:13.0f} {st['compute_ms']:10.0f} {st['latency_ms']:10.0f} {st['max_err']:10.2e} {st['mean_err']:10.2e}"
+                )
+        lines.append("")
+        lines.append(
+            f"render: {self.render_fps:.0f} frames/s (5k vertices, 512x512)"
+            if self.render_fps
+            else f"render: n/a ({self.render_note})"
+        )
+        lines += ["", "targets:"]
+        for k, (ok, val) in self.targets().items():
+            lines.append(f"  [{'met' if ok else 'NOT met'}] {k}: {val}")
+        lines += [f"note: {n}" for n in self.notes]
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        d = self.__dict__ | {
+            "targets": {k: {"met": ok, "value": v} for k, (ok, v) in self.targets().items()}
+        }
+        return json.dumps(d, indent=2)
+
+
+def _max_err(a: dict[str, Any], b: dict[str, Any]) -> float:
+    return max(float((a[h].motion.float() - b[h].motion.float()).abs().max()) for h in a)
+
+
+def run_bench(
+    size: str = "B",
+    seconds: float = 10.0,
+    *,
+    repeats: int = 3,
+    paths: tuple[str, ...] = ("per_head", "one_pass", "bf16", "onnx"),
+    memory_seconds: tuple[float, ...] = (60.0, 600.0),
+    lookaheads: tuple[float, ...] = (0.08, 0.2, 0.5),
+    stream_seconds: float = 8.0,
+    render: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> BenchReport:
+    """Measure every inference path; see the module docstring.
+
+    Args:
+        size: ``B`` or ``tiny``.
+        seconds: clip length for the speed table.
+        repeats: timed runs per path (median).
+        paths: which of per_head, one_pass, bf16, onnx to time.
+        memory_seconds: audio lengths for the windowed peak-memory runs (subprocesses).
+        lookaheads: streaming look-aheads to measure.
+        stream_seconds: audio length for the streaming measurement.
+        render: also measure the renderer (needs the render extra and EGL).
+        progress: called with a short description before each step.
+    """
+    say = progress or (lambda _msg: None)
+    model = build_bench_model(size)
+    wav = bench_audio(seconds)
+    audio = torch.from_numpy(wav)[None]
+    rep = BenchReport(size, seconds, torch.get_num_threads(), str(model.device))
+    with torch.inference_mode():
+        ref = model(audio)
+        if "per_head" in paths:
+            say("per-head runs (original demo)")
+            rep.speed["per_head"] = _median_time(
+                lambda: [model(audio, heads=[h]) for h in model.heads], repeats
+            )
+        if "one_pass" in paths:
+            say("one pass")
+            rep.speed["one_pass"] = _median_time(lambda: model(audio), repeats)
+        if "bf16" in paths:
+            say("bf16")
+
+            def bf() -> Any:
+                with torch.autocast(model.device.type, dtype=torch.bfloat16):
+                    return model(audio)
+
+            rep.speed["bf16"] = _median_time(bf, repeats)
+            rep.errors["bf16"] = _max_err(ref, bf())
+    if "onnx" in paths:
+        say("ONNX export + onnxruntime")
+        try:
+            from unitalker.inference.onnx import OnnxUniTalker, export_onnx
+
+            with tempfile.TemporaryDirectory() as tmp:
+                f = export_onnx(model, Path(tmp) / "model.onnx")
+                runner = OnnxUniTalker(f, threads=torch.get_num_threads())
+                rep.speed["onnx"] = _median_time(lambda: runner(audio), repeats)
+                rep.errors["onnx"] = _max_err(ref, runner(audio))
+                del runner
+        except ImportError as e:
+            rep.notes.append(f"onnx skipped: {e}")
+    rep.notes.append(
+        "max |err| is against fp32 torch on the same clip; the heads' outputs span about "
+        f"{max(float(v.motion.abs().max()) for v in ref.values()):.2f} (random weights)"
+    )
+    for sec in memory_seconds:
+        say(f"peak memory, {sec:g} s of audio (subprocess)")
+        rep.memory[f"{sec:g}"] = measure_memory(size, sec)
+    if lookaheads:
+        say("streaming")
+        rep.streaming = measure_streaming(model, stream_seconds, lookaheads)
+    if render:
+        say("render")
+        try:
+            from unitalker.render.renderer import bench_render
+
+            rep.render_fps = bench_render(frames=60 if size == "tiny" else 200)
+        except Exception as e:  # noqa: BLE001 - no EGL / no render extra: report, don't fail
+            rep.render_note = f"{type(e).__name__}: {e}"[:160]
+    return rep
+
+
+def measure_streaming(
+    model: Any, seconds: float, lookaheads: tuple[float, ...], chunk: float = 0.1
+) -> dict[str, dict[str, float]]:
+    """Per look-ahead: median compute per push that emits frames, latency and error vs offline."""
+    from unitalker.inference.animate import animate
+    from unitalker.inference.streaming import Streamer, stream_array
+
+    wav = bench_audio(seconds, seed=1)
+    offline = animate(model, wav, window=0)
+    out = {}
+    for la in lookaheads:
+        s = Streamer(model, lookahead=la, context=2.0)
+        frames, times = stream_array(s, wav, chunk)
+        compute = statistics.median(s.run_times) if s.run_times else 0.0
+        errs = [np.abs(frames[h] - offline[h].data) for h in frames]
+        out[f"{la:g}"] = {
+            "compute_ms": compute * 1000,
+            # audio must first arrive (one chunk and the look-ahead), then one model run
+            "latency_ms": (chunk + la + compute) * 1000,
+            "max_err": float(max(e.max() for e in errs)),
+            "mean_err": float(np.mean([e.mean() for e in errs])),
+        }
+    return out
+
+
+def measure_memory(size: str, seconds: float, precision: str = "fp32") -> dict[str, float]:
+    """Peak RSS of windowed inference on ``seconds`` of audio, in a fresh subprocess."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "unitalker.inference.bench",
+        "--memory",
+        str(seconds),
+        "--size",
+        size,
+        "--precision",
+        precision,
+    ]
+    env = dict(os.environ)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if res.returncode != 0:
+        raise RuntimeError(f"memory measurement failed: {res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _memory_child(size: str, seconds: float, precision: str) -> dict[str, float]:
+    from unitalker.inference.animate import animate
+
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = build_bench_model(size)
+    wav = bench_audio(seconds)
+    base = peak_rss_mb()
+    res = animate(model, wav, precision=precision)
+    out_mb = sum(a.data.nbytes for a in res.values()) / 2**20
+    peak = peak_rss_mb()
+    return {"peak_mb": peak, "model_mb": base, "output_mb": out_mb, "working_mb": peak - out_mb}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="internal: one peak-memory measurement")
+    p.add_argument("--memory", type=float, required=True)
+    p.add_argument("--size", default="B")
+    p.add_argument("--precision", default="fp32")
+    a = p.parse_args(argv)
+    print(json.dumps(_memory_child(a.size, a.memory, a.precision)))
+
+
+if __name__ == "__main__":
+    main()
