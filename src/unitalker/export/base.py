@@ -1,0 +1,313 @@
+"""The writer interface, the format registry and the all-or-nothing output plan.
+
+Every format is a :class:`Writer` registered by name (whisper's ``get_writer`` idea).
+A writer either writes one file for all heads (``npz``, ``mp4``), one file per head
+(``csv``, ``json``, ``glb``) or one folder of frame files per head (``obj``, ``ply``).
+
+:func:`write_outputs` first plans every output path and checks them all (existing
+files, a file where a folder is expected) before writing anything; then every writer
+writes into a private staging folder inside ``out_dir``; only when all succeeded are
+the staged outputs moved into place with ``os.replace``. A failure therefore leaves
+neither partial files nor half of the requested formats behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from unitalker.animation import Animation
+
+log = logging.getLogger(__name__)
+
+
+class ExportError(ValueError):
+    """An output cannot be written as asked; the message names the path or the head."""
+
+
+class OutputExistsError(ExportError, FileExistsError):
+    """An output path already exists and ``overwrite`` was not given."""
+
+
+class Writer:
+    """One output format.
+
+    Subclasses set ``name`` / ``extension`` / ``layout`` and implement :meth:`fits` and
+    either :meth:`write_head` (per-head layouts) or :meth:`write_all` (``combined``).
+
+    Attributes:
+        name: the format's name on the command line (``npz``, ``csv``...).
+        extension: file extension without the dot.
+        layout: ``combined`` (one file for all heads), ``file`` (one file per head) or
+            ``sequence`` (one folder of frame files per head).
+        needs_audio: included in ``all`` only when audio is given.
+    """
+
+    name: ClassVar[str]
+    extension: ClassVar[str]
+    layout: ClassVar[str] = "file"
+    needs_audio: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    def fits(self, animation: Animation) -> bool:
+        """Whether this format can represent ``animation``."""
+        raise NotImplementedError
+
+    def why_not(self, animation: Animation) -> str:
+        """A short reason for a head this format does not fit (for error messages)."""
+        return f"{self.name} does not fit the {animation.conv.kind} convention {animation.convention!r}"
+
+    def output_path(self, out_dir: Path, stem: str, convention: str | None) -> Path:
+        """Final path of the output for one head (or for all heads when ``combined``)."""
+        if self.layout == "combined":
+            return out_dir / f"{stem}.{self.extension}"
+        if self.layout == "sequence":
+            return out_dir / f"{stem}_{convention}_{self.extension}"
+        return out_dir / f"{stem}_{convention}.{self.extension}"
+
+    def write_head(self, animation: Animation, path: Path) -> None:
+        """Write one head to ``path`` (a file, or a new empty folder for ``sequence``)."""
+        raise NotImplementedError
+
+    def write_all(
+        self, results: Mapping[str, Animation], path: Path, audio: np.ndarray | None
+    ) -> None:
+        """Write all heads to one file at ``path`` (``combined`` layout)."""
+        raise NotImplementedError
+
+    def write(
+        self,
+        results: Mapping[str, Animation],
+        out_dir: str | Path,
+        stem: str,
+        *,
+        audio: np.ndarray | None = None,
+        overwrite: bool = False,
+    ) -> list[Path]:
+        """Write this format for every head it fits; see :func:`write_outputs`."""
+        return write_outputs(results, out_dir, stem, [self.name], audio=audio, overwrite=overwrite)
+
+
+_WRITERS: dict[str, type[Writer]] = {}
+
+
+def register_writer(cls: type[Writer]) -> type[Writer]:
+    """Class decorator: make a writer available by its ``name``."""
+    _WRITERS[cls.name] = cls
+    return cls
+
+
+def available_formats() -> list[str]:
+    """Names accepted by :func:`get_writer` and :func:`write_outputs` (besides ``all``)."""
+    _load_builtin_writers()
+    return list(_WRITERS)
+
+
+def get_writer(fmt: str) -> Writer:
+    """The writer for a format name (``npz``, ``csv``, ``json``, ``glb``, ``obj``, ``ply``, ``mp4``)."""
+    _load_builtin_writers()
+    try:
+        return _WRITERS[fmt.lower()]()
+    except KeyError:
+        raise ExportError(
+            f"unknown output format {fmt!r}; available: {', '.join(_WRITERS)} (or 'all')"
+        ) from None
+
+
+def formats_for(animation: Animation, *, audio: bool = False) -> list[str]:
+    """The formats that fit one head.
+
+    Args:
+        animation: the head.
+        audio: whether audio is available (``mp4`` is listed only then).
+    """
+    _load_builtin_writers()
+    out = []
+    for name, cls in _WRITERS.items():
+        w = cls()
+        if w.needs_audio and not audio:
+            continue
+        if w.fits(animation):
+            out.append(name)
+    return out
+
+
+def _load_builtin_writers() -> None:
+    # Importing the modules registers their writers (cheap: no heavy imports at module level).
+    from unitalker.export import glb, json_frames, livelink_csv, mesh_sequence, npz, video  # noqa: F401
+
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
+
+
+@dataclass
+class _Item:
+    writer: Writer
+    heads: list[str]
+    final: Path
+
+
+def _check_name(what: str, value: str) -> None:
+    if not value or not _SAFE_NAME.match(value) or value in (".", ".."):
+        raise ExportError(f"{what} {value!r} cannot be used in a file name (letters, digits, . _ + - only)")
+
+
+def plan_outputs(
+    results: Mapping[str, Animation],
+    out_dir: Path,
+    stem: str,
+    formats: Iterable[str] | str,
+    *,
+    audio: bool,
+) -> list[_Item]:
+    """Decide which file each (format, head) goes to; nothing is written."""
+    _load_builtin_writers()
+    if isinstance(formats, str):
+        formats = [f.strip() for f in formats.split(",") if f.strip()]
+    formats = [f.lower() for f in formats]
+    if not formats:
+        raise ExportError("no output format given")
+    if not results:
+        raise ExportError("nothing to export: no heads in the results")
+    _check_name("stem", stem)
+    for name in results:
+        _check_name("convention name", name)
+    want_all = "all" in formats
+    names = list(dict.fromkeys(list(_WRITERS) if want_all else formats))
+    items: list[_Item] = []
+    for fmt in names:
+        writer = get_writer(fmt)
+        if writer.needs_audio and not audio:
+            if want_all:
+                log.info("skipping %s: no audio given", fmt)
+                continue
+            log.warning("%s without audio: the video will be silent", fmt)
+        fitting = [k for k, a in results.items() if writer.fits(a)]
+        for k, a in results.items():
+            if k not in fitting and not want_all:
+                log.warning("skipping %s for %s: %s", fmt, k, writer.why_not(a))
+        if not fitting:
+            if want_all:
+                continue
+            reasons = "; ".join(writer.why_not(a) for a in results.values())
+            raise ExportError(f"format {fmt!r} fits none of the heads: {reasons}")
+        if fmt == "mp4" and want_all:
+            from unitalker.render import renderer
+
+            if any(results[k].conv.has_mesh for k in fitting) and not renderer.egl_available():
+                log.warning("skipping mp4: no EGL for offscreen rendering (%s)", renderer.EGL_HINT)
+                continue
+        if writer.layout == "combined":
+            items.append(_Item(writer, fitting, writer.output_path(out_dir, stem, None)))
+        else:
+            items.extend(_Item(writer, [k], writer.output_path(out_dir, stem, k)) for k in fitting)
+    return items
+
+
+def write_outputs(
+    results: Mapping[str, Animation],
+    out_dir: str | Path,
+    stem: str,
+    formats: Iterable[str] | str = ("npz",),
+    *,
+    audio: np.ndarray | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write ``results`` in each requested format, all or nothing.
+
+    Args:
+        results: ``{convention: Animation}`` as returned by inference.
+        out_dir: output folder (created if missing; an existing *file* there is an error).
+        stem: base name of the outputs: ``<stem>.npz``, ``<stem>_<convention>.csv``,
+            ``<stem>_<convention>_obj/`` ...
+        formats: format names or ``"all"`` (every format that fits each head; ``mp4``
+            only with audio and a working renderer). A comma-separated string works too.
+        audio: float32 ``[S]`` mono at 16 kHz, muxed into ``mp4``.
+        overwrite: replace existing outputs; otherwise an existing one is an error
+            raised before anything is written.
+
+    Returns:
+        The paths written (files, or folders for frame sequences), in plan order.
+
+    Raises:
+        ExportError: unknown format, a format that fits no head, a bad path.
+        OutputExistsError: an output exists and ``overwrite`` is False.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ExportError(f"output folder {out_dir} exists and is not a folder")
+    for parent in out_dir.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ExportError(f"cannot create output folder {out_dir}: {parent} is a file")
+    items = plan_outputs(results, out_dir, stem, formats, audio=audio is not None)
+    _check_targets(items, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
+    try:
+        staged: list[tuple[Path, Path]] = []
+        for item in items:
+            tmp = stage / item.final.name
+            w = item.writer
+            log.debug("writing %s -> %s", w.name, item.final)
+            if w.layout == "combined":
+                w.write_all({k: results[k] for k in item.heads}, tmp, audio)
+            else:
+                if w.layout == "sequence":
+                    tmp.mkdir()
+                w.write_head(results[item.heads[0]], tmp)
+            staged.append((tmp, item.final))
+        for tmp, final in staged:
+            _commit(tmp, final)
+    finally:
+        # The staging folder is ours alone (mkdtemp); whatever is left in it is partial.
+        shutil.rmtree(stage, ignore_errors=True)
+    return [it.final for it in items]
+
+
+def _check_targets(items: list[_Item], overwrite: bool) -> None:
+    existing = []
+    for it in items:
+        p = it.final
+        if it.writer.layout == "sequence":
+            if p.exists() and not p.is_dir():
+                raise ExportError(f"{p} exists and is a file, but a folder of frames goes there")
+            if p.is_dir() and any(p.iterdir()):
+                if not overwrite:
+                    existing.append(p)
+                elif not _is_our_sequence(p, it.writer.extension):
+                    raise ExportError(
+                        f"{p} holds files that are not {it.writer.extension} frames; "
+                        "refusing to replace it even with overwrite"
+                    )
+        elif p.exists():
+            if p.is_dir():
+                raise ExportError(f"{p} is a folder, but a {it.writer.name} file goes there")
+            if not overwrite:
+                existing.append(p)
+    if existing:
+        listed = ", ".join(str(p) for p in existing)
+        raise OutputExistsError(f"output exists: {listed} (use overwrite / --overwrite to replace)")
+
+
+def _is_our_sequence(folder: Path, ext: str) -> bool:
+    pat = re.compile(rf"^.+_\d+\.{re.escape(ext)}$")
+    return all(f.is_file() and pat.match(f.name) for f in folder.iterdir())
+
+
+def _commit(tmp: Path, final: Path) -> None:
+    if tmp.is_dir() and final.is_dir():
+        # Replace an earlier frame sequence of ours (checked by _check_targets): delete
+        # only its frame files, then the empty folder, never anything else.
+        for f in final.iterdir():
+            f.unlink()
+        final.rmdir()
+    os.replace(tmp, final)

@@ -1,0 +1,30 @@
+"""``mp4``: a preview video of all heads side by side, with the audio (see :mod:`unitalker.render`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+
+from unitalker.animation import Animation
+from unitalker.export.base import Writer, register_writer
+
+
+@register_writer
+class Mp4Writer(Writer):
+    name = "mp4"
+    extension = "mp4"
+    layout = "combined"
+    needs_audio = True
+    description = "preview video of all heads with the audio (meshes, or bar charts)"
+
+    def fits(self, animation: Animation) -> bool:
+        return True  # heads without a mesh become bar charts
+
+    def write_all(
+        self, results: Mapping[str, Animation], path: Path, audio: np.ndarray | None
+    ) -> None:
+        from unitalker.render.video import render_video
+
+        render_video(results, audio, path, overwrite=True)

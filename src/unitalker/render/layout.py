@@ -1,0 +1,228 @@
+"""Several heads side by side in one frame: mesh panels, or bar charts where there is no mesh.
+
+A head whose convention has a mesh (vertices, or blendshapes with a rig) is drawn by
+the :class:`~unitalker.render.renderer.MeshRenderer`; any other head (blendshapes
+without a rig, parameter vectors) becomes an animated bar chart of its channels, drawn
+with numpy on a background prepared once with PIL, so it costs almost nothing per frame.
+Labels sit in a strip above the panels, drawn once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from unitalker.animation import Animation, rig_vertices
+
+log = logging.getLogger(__name__)
+
+LABEL_HEIGHT = 28
+BAR_BG = (246, 246, 244)
+BAR_FG = (214, 120, 84)
+BAR_NEG = (84, 132, 214)
+TEXT = (235, 235, 235)
+STRIP_BG = (30, 31, 34)
+MAX_NAMED_BARS = 64  # above this many channels, bars get no names (params: 413)
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # scalable font, Pillow >= 10.1
+    except TypeError:  # pragma: no cover - older Pillow: fixed bitmap font
+        return ImageFont.load_default()
+
+
+class Panel(Protocol):
+    label: str
+
+    def draw(self, frame: int) -> np.ndarray:
+        """``[S, S, 3]`` uint8 image of one frame."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def head_vertices(animation: Animation, frames: np.ndarray | slice) -> np.ndarray:
+    """Vertices ``[N, V, 3]`` of some frames of a head with a mesh."""
+    conv = animation.conv
+    data = animation.data[frames]
+    if conv.kind == "vertices":
+        return data.reshape(len(data), -1, 3)
+    return rig_vertices(conv, data)
+
+
+class MeshPanel:
+    """One head with a mesh, rendered with lighting; framed on the whole sequence."""
+
+    def __init__(self, animation: Animation, size: int, label: str, ctx: Any = None) -> None:
+        from unitalker.render.renderer import MeshRenderer
+
+        self.animation = animation
+        self.label = label
+        sample = np.unique(np.linspace(0, animation.n_frames - 1, min(animation.n_frames, 64)).astype(int))
+        verts = head_vertices(animation, sample)
+        self.renderer = MeshRenderer(animation.faces(), verts.shape[1], size=size, ctx=ctx)
+        self.renderer.frame_vertices(verts)
+
+    def draw(self, frame: int) -> np.ndarray:
+        return self.renderer.render(head_vertices(self.animation, slice(frame, frame + 1))[0])
+
+    def close(self) -> None:
+        self.renderer.release()
+
+
+class BarPanel:
+    """An animated bar chart of a head's channels (for heads without a mesh).
+
+    Blendshape weights are drawn as horizontal bars on [0, 1] with channel names; other
+    channels (parameters) as vertical bars, each normalised by its largest magnitude in
+    the clip so that small parameters still move (blue below zero, orange above).
+    With more channels than pixel columns, neighbouring channels share a column (the
+    largest magnitude wins).
+    """
+
+    def __init__(self, animation: Animation, size: int, label: str) -> None:
+        from PIL import Image, ImageDraw
+
+        self.label = label
+        self.size = size
+        conv = animation.conv
+        data = animation.data.astype(np.float32)
+        c = data.shape[1]
+        names = conv.channel_names
+        self.horizontal = conv.kind == "blendshapes" and c <= MAX_NAMED_BARS
+        img = Image.new("RGB", (size, size), BAR_BG)
+        draw = ImageDraw.Draw(img)
+        pad = max(4, size // 64)
+        if self.horizontal:
+            row = (size - 2 * pad) / c
+            font = _font(max(6, min(14, int(row * 0.95))))
+            name_w = int(size * 0.36) if names else pad
+            self.x0, self.x1 = name_w + pad, size - pad
+            tops = pad + np.arange(c) * row
+            self.rows = [(int(t + row * 0.1), max(int(t + row * 0.1) + 1, int(t + row * 0.9))) for t in tops]
+            for i, (y0, _) in enumerate(self.rows):
+                if names:
+                    draw.text((pad, y0 - 1), names[i][:28], fill=(60, 60, 60), font=font)
+            draw.line([(self.x0, pad), (self.x0, size - pad)], fill=(150, 150, 150))
+            self.values = np.clip(data, 0.0, 1.0)
+        else:
+            n_cols = min(c, size - 2 * pad)
+            scale = np.abs(data).max(axis=0)
+            norm = data / np.where(scale > 0, scale, 1.0)  # [T, C] in [-1, 1]
+            bins = np.linspace(0, c, n_cols + 1).astype(int)
+            # Per column, the channel value with the largest magnitude in its bin.
+            cols = []
+            for a, b in zip(bins[:-1], bins[1:], strict=True):
+                seg = norm[:, a:max(b, a + 1)]
+                pick = np.abs(seg).argmax(axis=1)
+                cols.append(seg[np.arange(len(seg)), pick])
+            self.values = np.stack(cols, axis=1)  # [T, n_cols]
+            self.x0, self.x1 = pad, size - pad
+            self.col_edges = np.linspace(self.x0, self.x1, n_cols + 1).astype(int)
+            self.mid = size // 2
+            self.half = size // 2 - 3 * pad - 14  # room for the caption
+            draw.line([(pad, self.mid), (size - pad, self.mid)], fill=(150, 150, 150))
+            font = _font(12)
+            draw.text((pad, size - pad - 14), f"{c} channels, each scaled to its max |value|", fill=(90, 90, 90), font=font)
+        self.background = np.asarray(img, dtype=np.uint8)
+        self.canvas = self.background.copy()
+        self.n_frames = len(self.values)
+
+    def draw(self, frame: int) -> np.ndarray:
+        canvas = self.canvas
+        canvas[:] = self.background
+        vals = self.values[min(frame, self.n_frames - 1)]
+        if self.horizontal:
+            ends = self.x0 + 1 + np.round(vals * (self.x1 - self.x0 - 1)).astype(int)
+            for (y0, y1), e in zip(self.rows, ends, strict=True):
+                canvas[y0:y1, self.x0 + 1 : e] = BAR_FG
+        else:
+            heights = np.round(vals * self.half).astype(int)
+            for i, h in enumerate(heights):
+                xa, xb = self.col_edges[i], max(self.col_edges[i + 1] - 1, self.col_edges[i] + 1)
+                if h > 0:
+                    canvas[self.mid - h : self.mid, xa:xb] = BAR_FG
+                elif h < 0:
+                    canvas[self.mid + 1 : self.mid + 1 - h, xa:xb] = BAR_NEG
+        return canvas
+
+    def close(self) -> None:
+        pass
+
+
+def make_panel(animation: Animation, size: int, label: str | None = None, ctx: Any = None) -> Panel:
+    """A mesh panel when the head has a mesh, else a bar chart."""
+    label = label or animation.convention
+    if animation.conv.has_mesh:
+        return MeshPanel(animation, size, label, ctx=ctx)
+    log.debug("%s has no mesh: drawing a bar chart", animation.convention)
+    return BarPanel(animation, size, label)
+
+
+class Layout:
+    """Panels side by side under a label strip; :meth:`frame` returns the composed image.
+
+    The canvas is ``[LABEL_HEIGHT + size, n * size, 3]`` (even sizes for yuv420p video).
+    """
+
+    def __init__(self, panels: Sequence[Panel], size: int) -> None:
+        from PIL import Image, ImageDraw
+
+        if not panels:
+            raise ValueError("a layout needs at least one panel")
+        if size < 16 or size % 2:
+            raise ValueError(f"panel size must be an even number >= 16, got {size}")
+        self.panels = list(panels)
+        self.size = size
+        self.width = size * len(panels)
+        self.height = size + LABEL_HEIGHT
+        strip = Image.new("RGB", (self.width, LABEL_HEIGHT), STRIP_BG)
+        draw = ImageDraw.Draw(strip)
+        font = _font(15)
+        for i, p in enumerate(self.panels):
+            text = p.label
+            while len(text) > 4 and draw.textlength(text, font=font) > size - 12:
+                text = text[:-2]
+            draw.text((i * size + 6, 6), text, fill=TEXT, font=font)
+        self.canvas = np.zeros((self.height, self.width, 3), dtype=np.uint8)
+        self.canvas[:LABEL_HEIGHT] = np.asarray(strip)
+
+    def frame(self, index: int) -> np.ndarray:
+        """The composed ``[H, W, 3]`` uint8 frame (the same buffer each call; copy to keep)."""
+        for i, p in enumerate(self.panels):
+            self.canvas[LABEL_HEIGHT:, i * self.size : (i + 1) * self.size] = p.draw(index)
+        return self.canvas
+
+    def close(self) -> None:
+        for p in self.panels:
+            p.close()
+
+
+def build_layout(
+    results: Mapping[str, Animation], size: int, heads: Sequence[str] | None = None
+) -> Layout:
+    """A :class:`Layout` of the chosen heads (default all) in the given order."""
+    keys = list(heads) if heads else list(results)
+    unknown = [k for k in keys if k not in results]
+    if unknown:
+        raise KeyError(f"heads not in the results: {unknown}; available: {list(results)}")
+    ctx = None
+    if any(results[k].conv.has_mesh for k in keys):
+        from unitalker.render.renderer import shared_context
+
+        ctx = shared_context()  # raises RendererUnavailable with the fix
+    panels: list[Panel] = []
+    try:
+        for k in keys:
+            panels.append(make_panel(results[k], size, k, ctx=ctx))
+    except Exception:
+        for p in panels:
+            p.close()
+        raise
+    return Layout(panels, size)

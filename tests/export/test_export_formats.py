@@ -1,0 +1,303 @@
+"""Every export opens in an independent reader with the expected content."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from conftest import FPS, RIG_NAMES, random_animation
+
+from unitalker import conventions
+from unitalker.animation import Animation
+from unitalker.conventions import INHOUSE51, LIVE_LINK_ORDER, LIVE_LINK_ROTATIONS
+from unitalker.export import (
+    ExportError,
+    available_formats,
+    formats_for,
+    get_writer,
+    load_npz,
+    write_outputs,
+)
+from unitalker.export.livelink_csv import timecode
+
+EXPECTED_HEADER = ["Timecode", "BlendShapeCount", *LIVE_LINK_ORDER, *LIVE_LINK_ROTATIONS]
+REGISTRY = [c.name for c in conventions.all_conventions()]
+ARKIT_REGISTRY = [
+    c.name
+    for c in conventions.all_conventions()
+    if c.kind == "blendshapes" and get_writer("csv").fits(random_animation(c, 1))
+]
+
+
+def test_available_formats() -> None:
+    assert set(available_formats()) == {"npz", "csv", "json", "glb", "obj", "ply", "mp4"}
+    with pytest.raises(ExportError, match="unknown output format"):
+        get_writer("fbx")
+
+
+def test_formats_for_kinds(sphere_anim, rig_anim, norig_conv, faceless_conv) -> None:
+    assert set(formats_for(sphere_anim)) == {"npz", "json", "glb", "obj", "ply"}
+    assert "mp4" in formats_for(sphere_anim, audio=True)
+    assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "obj", "ply"}
+    assert set(formats_for(random_animation(norig_conv))) == {"npz", "json", "csv"}
+    assert set(formats_for(random_animation(faceless_conv))) == {"npz", "json", "glb", "ply"}
+    params = random_animation(conventions.get("flame_params_from_dadhead"))
+    assert set(formats_for(params)) == {"npz", "json"}
+
+
+# --- npz / json round trips for every registered convention --------------------------
+
+
+@pytest.mark.parametrize("name", REGISTRY)
+def test_npz_json_roundtrip_registry(name: str, tmp_path) -> None:
+    anim = random_animation(conventions.get(name), n_frames=3)
+    paths = write_outputs({name: anim}, tmp_path, "clip", ["npz", "json"])
+    assert [p.name for p in paths] == ["clip.npz", f"clip_{name}.json"]
+    with np.load(paths[0], allow_pickle=False) as z:
+        assert z[name].shape == (3, anim.conv.dim)
+        assert float(z[f"{name}__fps"]) == anim.fps
+        meta = json.loads(str(z["__meta__"]))
+    assert meta["heads"][name]["identity"] == "pivot"
+    back = load_npz(paths[0])[name]
+    np.testing.assert_array_equal(back.data, anim.data)
+    assert (back.fps, back.convention, back.identity, back.meta) == (anim.fps, name, "pivot", {"seed": 0})
+    doc = json.loads(paths[1].read_text())
+    assert doc["fps"] == anim.fps and doc["convention"] == name and doc["identity"] == "pivot"
+    assert len(doc["frames"]) == 3
+    if anim.conv.kind == "blendshapes" and anim.conv.channel_names:
+        assert doc["channels"] == list(anim.conv.channel_names)
+        values = [[f[c] for c in doc["channels"]] for f in doc["frames"]]
+    else:
+        values = doc["frames"]
+    np.testing.assert_allclose(np.asarray(values), anim.data, atol=1e-6)
+
+
+def test_npz_several_heads_and_unregistered_convention(sphere_anim, rig_anim, tmp_path) -> None:
+    (path,) = write_outputs({"a": sphere_anim, rig_anim.convention: rig_anim}, tmp_path, "two", "npz")
+    heads = load_npz(path)
+    assert set(heads) == {"a", rig_anim.convention}
+    assert heads["a"].convention == sphere_anim.convention
+
+
+def test_npz_carries_unregistered_convention(tmp_path, monkeypatch) -> None:
+    """A file made with a convention this process does not know still loads."""
+    conv = conventions.register(conventions.Convention("test_only_in_file_xyz", "params", 2, 10.0))
+    anim = Animation(conv.name, 10.0, np.ones((4, 2)), identity="s1")
+    (path,) = write_outputs({conv.name: anim}, tmp_path, "x", "npz")
+    monkeypatch.delitem(conventions._CONVENTIONS, conv.name)  # as in another process
+    back = load_npz(path)
+    assert back[conv.name].identity == "s1" and conventions.get(conv.name).fps == 10.0
+    monkeypatch.delitem(conventions._CONVENTIONS, conv.name)
+
+
+def test_load_npz_errors(tmp_path) -> None:
+    with pytest.raises(FileNotFoundError):
+        load_npz(tmp_path / "missing.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(ExportError, match="not a readable npz"):
+        load_npz(tmp_path / "bad.npz")
+
+
+# --- Live Link CSV ---------------------------------------------------------------------
+
+
+def _read_csv(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+@pytest.mark.parametrize("name", ARKIT_REGISTRY)
+def test_csv_registry_blendshapes(name: str, tmp_path) -> None:
+    conv = conventions.get(name)
+    anim = random_animation(conv, n_frames=40)
+    (path,) = write_outputs({name: anim}, tmp_path, "clip", "csv")
+    header, rows = _read_csv(path)
+    assert header == EXPECTED_HEADER
+    assert len(rows) == 40
+    assert all(len(r) == 2 + 61 and r[1] == "61" for r in rows)
+    assert rows[0][0] == "00:00:00:00.000" and rows[31][0] == timecode(31, conv.fps)
+    values = np.asarray([[float(x) for x in r[2:]] for r in rows])
+    assert np.all((values >= 0) & (values <= 1)) and np.all(values[:, 52:] == 0)
+    # Every channel with an ARKit name lands in its Live Link column.
+    col = {h.lower(): i for i, h in enumerate(EXPECTED_HEADER[2:])}
+    for j, ch in enumerate(conv.channel_names):
+        key = ch.lower()
+        if key in col:
+            np.testing.assert_allclose(values[:, col[key]], anim.data[:, j], atol=1e-5)
+
+
+def test_csv_inhouse51_has_zero_tongue(tmp_path) -> None:
+    name = "inhouse_blendshape_weight"
+    data = np.zeros((5, 51), np.float32)
+    data[:, INHOUSE51.index("JawOpen")] = 0.7
+    (path,) = write_outputs({name: Animation(name, 30.0, data)}, tmp_path, "c", "csv")
+    header, rows = _read_csv(path)
+    assert float(rows[2][header.index("JawOpen")]) == pytest.approx(0.7)
+    assert all(float(r[header.index("TongueOut")]) == 0 for r in rows)
+
+
+def test_csv_partial_rig_case_insensitive(rig_anim, tmp_path) -> None:
+    (path,) = write_outputs({rig_anim.convention: rig_anim}, tmp_path, "c", "csv")
+    header, rows = _read_csv(path)
+    jaw = np.asarray([float(r[header.index("JawOpen")]) for r in rows])
+    np.testing.assert_allclose(jaw, rig_anim.data[:, RIG_NAMES.index("JawOpen")], atol=1e-5)
+    assert {float(r[header.index("EyeBlinkLeft")]) for r in rows} == {0.5}
+
+
+def test_timecode() -> None:
+    assert timecode(0, 30) == "00:00:00:00.000"
+    assert timecode(29, 30) == "00:00:00:29.000"
+    assert timecode(30 * 3661 + 5, 30) == "01:01:01:05.000"
+    assert timecode(3, 25) == "00:00:00:03.000"
+    # 29.97 fps: frame 30 is 1.001 s in, one frame plus 0.03 of a frame past the second.
+    assert timecode(30, 29.97) == "00:00:01:00.030"
+
+
+# --- glb -----------------------------------------------------------------------------
+
+
+def _glb_checks(path, n_vertices, n_faces, n_targets, n_frames, fps):
+    import pygltflib
+    import trimesh
+
+    g = pygltflib.GLTF2().load(str(path))
+    prim = g.meshes[0].primitives[0]
+    assert g.accessors[prim.attributes.POSITION].count == n_vertices
+    pos = g.accessors[prim.attributes.POSITION]
+    assert pos.min is not None and pos.max is not None
+    assert len(prim.targets) == n_targets
+    assert len(g.meshes[0].extras["targetNames"]) == n_targets
+    for t in prim.targets:
+        acc = g.accessors[t["POSITION"] if isinstance(t, dict) else t.POSITION]
+        assert acc.min is not None and acc.max is not None and acc.count == n_vertices
+    for view in g.bufferViews:
+        assert view.byteOffset % 4 == 0
+    (anim,) = g.animations
+    sampler = anim.samplers[0]
+    assert sampler.interpolation == "LINEAR" and anim.channels[0].target.path == "weights"
+    times = g.accessors[sampler.input]
+    assert times.count == n_frames
+    assert times.max[0] == pytest.approx((n_frames - 1) / fps, abs=1e-5)
+    assert g.accessors[sampler.output].count == n_frames * n_targets
+    # trimesh: an independent loader sees the same mesh and the target names.
+    scene = trimesh.load(str(path), force="scene")
+    (mesh,) = scene.geometry.values()
+    assert len(mesh.vertices) == n_vertices and len(mesh.faces) == n_faces
+    return g
+
+
+def _decode(g, path, accessor_index):
+    import pygltflib
+
+    acc = g.accessors[accessor_index]
+    view = g.bufferViews[acc.bufferView]
+    blob = g.binary_blob()
+    width = {"SCALAR": 1, "VEC3": 3}[acc.type]
+    dtype = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_SHORT: np.uint16, pygltflib.UNSIGNED_INT: np.uint32}[
+        acc.componentType
+    ]
+    arr = np.frombuffer(blob, dtype, count=acc.count * width, offset=view.byteOffset + (acc.byteOffset or 0))
+    return arr.reshape(acc.count, width) if width > 1 else arr
+
+
+def test_glb_rig(rig_anim, rig_conv, tmp_path) -> None:
+    (path,) = write_outputs({rig_conv.name: rig_anim}, tmp_path, "clip", "glb")
+    faces = rig_conv.resource("faces")
+    v = rig_conv.n_vertices
+    g = _glb_checks(path, v, len(faces), len(RIG_NAMES), 15, FPS)
+    assert g.meshes[0].extras["targetNames"] == list(RIG_NAMES)
+    prim = g.meshes[0].primitives[0]
+    jaw = _decode(g, path, prim.targets[0]["POSITION"])
+    np.testing.assert_allclose(jaw, rig_conv.resource("rig_basis")[0], atol=1e-6)
+    w = _decode(g, path, g.animations[0].samplers[0].output).reshape(15, -1)
+    np.testing.assert_allclose(w, rig_anim.data, atol=1e-6)
+
+
+def test_glb_vertices_reconstructs_motion(sphere_anim, sphere_conv, tmp_path) -> None:
+    (path,) = write_outputs({sphere_conv.name: sphere_anim}, tmp_path, "clip", "glb")
+    import pygltflib
+
+    g = pygltflib.GLTF2().load(str(path))
+    prim = g.meshes[0].primitives[0]
+    k = len(prim.targets)
+    assert 1 <= k <= 20  # 20 frames: at most 20 components
+    _glb_checks(path, sphere_conv.dim // 3, len(sphere_conv.resource("faces")), k, 20, FPS)
+    base = _decode(g, path, prim.attributes.POSITION)
+    targets = np.stack([_decode(g, path, t["POSITION"]) for t in prim.targets])
+    w = _decode(g, path, g.animations[0].samplers[0].output).reshape(20, k)
+    assert w.min() >= -1e-6 and w.max() <= 1 + 1e-6  # Blender's default slider range
+    recon = base[None] + np.einsum("tk,kvc->tvc", w, targets)
+    frames = sphere_anim.vertices()
+    energy = ((frames - frames.mean(0)) ** 2).sum()
+    assert ((recon - frames) ** 2).sum() <= 2e-3 * energy
+    assert np.abs(recon - frames).max() < 0.05
+
+
+def test_glb_long_clip_caps_targets(sphere_conv, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    verts = sphere_conv.resource("neutral")
+    data = verts.reshape(1, -1) + 0.01 * rng.standard_normal((300, sphere_conv.dim))
+    anim = Animation(sphere_conv.name, 25.0, data)
+    (path,) = write_outputs({sphere_conv.name: anim}, tmp_path, "long", "glb")
+    _glb_checks(path, sphere_conv.dim // 3, len(sphere_conv.resource("faces")), 64, 300, 25.0)
+
+
+def test_glb_points_without_faces(faceless_conv, tmp_path) -> None:
+    import pygltflib
+
+    anim = random_animation(faceless_conv, 6)
+    (path,) = write_outputs({faceless_conv.name: anim}, tmp_path, "p", "glb")
+    g = pygltflib.GLTF2().load(str(path))
+    assert g.meshes[0].primitives[0].mode == pygltflib.POINTS
+    assert g.meshes[0].primitives[0].indices is None
+
+
+# --- obj / ply sequences -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["obj", "ply"])
+def test_mesh_sequences(fmt, sphere_anim, rig_anim, tmp_path) -> None:
+    import trimesh
+
+    results = {sphere_anim.convention: sphere_anim, rig_anim.convention: rig_anim}
+    paths = write_outputs(results, tmp_path, "clip", fmt)
+    for folder, anim in zip(paths, results.values(), strict=True):
+        assert folder.is_dir() and folder.name == f"clip_{anim.convention}_{fmt}"
+        files = sorted(folder.iterdir())
+        assert len(files) == anim.n_frames
+        assert files[0].name == f"{anim.convention}_00000.{fmt}"
+        frames = anim.vertices()
+        for i in (0, anim.n_frames - 1):
+            mesh = trimesh.load(str(files[i]), process=False)
+            np.testing.assert_allclose(mesh.vertices, frames[i], atol=1e-5)
+            np.testing.assert_array_equal(mesh.faces, anim.faces())
+
+
+def test_ply_points_and_obj_refused_without_faces(faceless_conv, tmp_path) -> None:
+    import trimesh
+
+    anim = random_animation(faceless_conv, 3)
+    (folder,) = write_outputs({faceless_conv.name: anim}, tmp_path, "p", "ply")
+    cloud = trimesh.load(str(sorted(folder.iterdir())[1]))
+    np.testing.assert_allclose(cloud.vertices, anim.vertices()[1], atol=1e-6)
+    with pytest.raises(ExportError, match="no 'faces' resource"):
+        write_outputs({faceless_conv.name: anim}, tmp_path, "p2", "obj")
+    assert not (tmp_path / f"p2_{faceless_conv.name}_obj").exists()
+
+
+@pytest.mark.parametrize("name", [c.name for c in conventions.all_conventions() if c.has_mesh])
+def test_registry_mesh_conventions_export(name: str, tmp_path) -> None:
+    """Every registered convention with a mesh writes every mesh format that fits it."""
+    conv = conventions.get(name)
+    if conv.kind == "blendshapes":
+        try:
+            conv.resource("rig_basis")
+        except (FileNotFoundError, ValueError) as e:
+            pytest.skip(f"rig resource not present here: {e}")
+    anim = random_animation(conv, n_frames=2)
+    fmts = [f for f in formats_for(anim) if f in ("glb", "obj", "ply")]
+    paths = write_outputs({name: anim}, tmp_path, "r", fmts)
+    assert len(paths) == len(fmts)
