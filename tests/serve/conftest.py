@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from tests.conftest import randomize, tiny_model_config
 
 VERT = "servetest_sphere_vertices"  # vertex head with faces + neutral
@@ -41,7 +40,7 @@ def uv_sphere(rings: int = 8, segments: int = 12) -> tuple[np.ndarray, np.ndarra
     last = len(verts) - 1
     for j in range(segments):
         faces.append([last, ring(rings - 1, j), ring(rings - 1, j + 1)])
-    return np.asarray(verts, np.float32) * 0.1, np.asarray(faces, np.int64)
+    return np.asarray(verts, np.float32), np.asarray(faces, np.int64)
 
 
 def register_test_conventions(root: Path) -> None:
@@ -49,7 +48,7 @@ def register_test_conventions(root: Path) -> None:
 
     verts, faces = uv_sphere()
     rng = np.random.default_rng(0)
-    basis = rng.normal(0, 0.03, (4, len(verts), 3)).astype(np.float32)
+    basis = rng.normal(0, 0.1, (4, len(verts), 3)).astype(np.float32)
     np.savez(root / "mesh.npz", verts=verts, faces=faces, basis=basis)
     m = root / "mesh.npz"
     conventions.register(
@@ -81,7 +80,7 @@ def model_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("serve-model")
     register_test_conventions(root)
     torch.manual_seed(0)
-    model = randomize(UniTalker(tiny_model_config(heads=HEADS)), scale=0.3).eval()
+    model = randomize(UniTalker(tiny_model_config(heads=HEADS)), scale=0.02).eval()
     verts, _ = uv_sphere()
     model.set_template(VERT, verts.reshape(-1))
     return save_model(model, root / "model")

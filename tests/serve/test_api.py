@@ -9,8 +9,8 @@ import zipfile
 import httpx
 import numpy as np
 import pytest
-
 from tests.serve.conftest import BS, HEADS, RIG, VERT, run_server, write_clip
+
 from unitalker.audio import frame_count, load_audio
 from unitalker.serve import protocol
 
@@ -37,7 +37,13 @@ def test_health_models_conventions_openapi(client):
     assert convs[VERT]["in_model"] and convs[VERT]["resources"] == ["faces", "neutral"]
     assert not convs["FLAME_5023_vertices"]["in_model"]
     schema = client.get("/openapi.json").json()
-    for path in ("/v1/animate", "/v1/models", "/v1/conventions", "/v1/mesh/{convention}", "/health"):
+    for path in (
+        "/v1/animate",
+        "/v1/models",
+        "/v1/conventions",
+        "/v1/mesh/{convention}",
+        "/health",
+    ):
         assert path in schema["paths"], path
 
 
@@ -59,7 +65,9 @@ def test_animate_bin_and_identity(client, clip):
     assert r.status_code == 200 and r.headers["content-type"] == protocol.ARRAYS_MEDIA_TYPE
     arrays, meta = protocol.unpack_arrays(r.content)
     assert set(arrays) == set(HEADS) and arrays[RIG].shape == (frame_count(24000, 25), 4)
-    r2 = post(client, "/v1/animate", content=clip.read_bytes(), data={"format": "bin", "identity": "T:0"})
+    r2 = post(
+        client, "/v1/animate", content=clip.read_bytes(), data={"format": "bin", "identity": "T:0"}
+    )
     a2, meta2 = protocol.unpack_arrays(r2.content)
     assert meta2["identity"] == "T:0" and not np.allclose(a2[BS], arrays[BS])
 

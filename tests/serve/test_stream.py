@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 import websockets
-
 from tests.serve.conftest import BS, HEADS, RIG, VERT, write_clip
+
 from unitalker.audio import frame_count
 from unitalker.serve import protocol
 
@@ -33,7 +33,7 @@ async def stream(url, wav, header, chunk=1600, pace=0.0, split_odd=False):
                 await asyncio.sleep(pace)
             while True:  # collect whatever already arrived
                 try:
-                    before.append(await asyncio.wait_for(ws.recv(), 0.001 if not pace else pace))
+                    before.append(await asyncio.wait_for(ws.recv(), pace or 0.001))
                 except asyncio.TimeoutError:
                     break
         await ws.send(json.dumps({"type": "end"}))
@@ -67,7 +67,9 @@ def collect(ready, msgs):
 def test_stream_frames_before_end_and_counts_match_offline(server, model, fmt):
     wav = write_clip_array(2.0)
     header = {"sample_rate": 16000, "heads": HEADS, "lookahead": 0.2, "format": fmt}
-    ready, before, after = asyncio.run(stream(server.ws_url, wav, header, pace=0.01, split_odd=True))
+    ready, before, after = asyncio.run(
+        stream(server.ws_url, wav, header, pace=0.01, split_odd=True)
+    )
     assert [h["name"] for h in ready["heads"]] == HEADS
     early, _ = collect(ready, before)
     assert sum(len(v) for v in early.values()) > 0, "no frames before the end"

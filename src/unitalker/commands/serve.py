@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
         import fastapi  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError as e:
-        raise CLIError(f"serving needs the 'serve' extra: pip install 'unitalker[serve]' ({e})") from e
+        raise CLIError(
+            f"serving needs the 'serve' extra: pip install 'unitalker[serve]' ({e})"
+        ) from e
     import unitalker
     from unitalker.serve.app import serve
     from unitalker.serve.settings import ServeSettings

@@ -193,6 +193,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
     gate = JobGate(settings.max_concurrency, settings.queue_limit)
     state = {"streams": 0, "started": time.time()}
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         yield
@@ -220,9 +221,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errs = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()
-        ]
+        errs = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errs)
         return _error(422, "invalid_request", detail, errors=errs)
 
@@ -298,7 +297,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     ) -> Response:
         arrays, meta = await asyncio.to_thread(mesh_payload, model, convention)
         if format == "bin":
-            return Response(protocol.pack_arrays(arrays, meta), media_type=protocol.ARRAYS_MEDIA_TYPE)
+            return Response(
+                protocol.pack_arrays(arrays, meta), media_type=protocol.ARRAYS_MEDIA_TYPE
+            )
         body = dict(meta)
         body["neutral"] = _round(arrays["neutral"])
         body["faces"] = arrays["faces"].tolist() if "faces" in arrays else None
@@ -312,7 +313,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         bad = [h for h in names if h not in model.heads]
         if bad:
             raise ApiError(
-                422, "unknown_head", f"unknown heads {bad}; this model has: {', '.join(model.heads)}"
+                422,
+                "unknown_head",
+                f"unknown heads {bad}; this model has: {', '.join(model.heads)}",
             )
         ident = identity.strip() if identity and identity.strip() else None
         try:
@@ -383,14 +386,18 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         },
     )
     async def animate(
-        audio: UploadFile = File(..., description="an audio file: wav, flac, mp3, ogg, m4a, webm..."),
+        audio: UploadFile = File(
+            ..., description="an audio file: wav, flac, mp3, ogg, m4a, webm..."
+        ),
         heads: str | None = Form(None, description="comma-separated head names (default: all)"),
         identity: str | None = Form(None, description="identity name or index (default: pivot)"),
         format: str = Form("json", description=f"one of {', '.join(FORMATS)}"),
     ) -> Response:
         fmt = (format or "json").lower()
         if fmt not in FORMATS:
-            raise ApiError(422, "unknown_format", f"format must be one of {FORMATS}, got {format!r}")
+            raise ApiError(
+                422, "unknown_format", f"format must be one of {FORMATS}, got {format!r}"
+            )
         names, ident = _check_request(heads, identity)
         data = await audio.read()
         if not data:
@@ -441,7 +448,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def stream(ws: WebSocket) -> None:
         await ws.accept()
         if state["streams"] >= settings.max_streams:
-            await _ws_fail(ws, protocol.CLOSE_TRY_LATER, f"server busy: {state['streams']} streams open")
+            await _ws_fail(
+                ws, protocol.CLOSE_TRY_LATER, f"server busy: {state['streams']} streams open"
+            )
             return
         state["streams"] += 1
         try:
@@ -495,7 +504,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         pending: list[np.ndarray] = []
         wake = asyncio.Event()
         flags = {"ended": False, "raw": 0}
-        counts = {h: 0 for h in names}
+        counts = dict.fromkeys(names, 0)
         odd = b""
 
         async def send_frames(new: dict[str, np.ndarray]) -> None:

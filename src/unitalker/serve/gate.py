@@ -66,7 +66,9 @@ class JobGate:
         self.running += 1
         try:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
         finally:
             self.running -= 1
             self.completed += 1
@@ -77,7 +79,9 @@ class JobGate:
         sem = self._semaphore()
         async with sem:
             loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+            return await loop.run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs)
+            )
 
     def stats(self) -> dict[str, int]:
         return {

@@ -57,7 +57,7 @@ class WindowStreamer:
         self._buf = np.zeros(0, dtype=np.float32)  # the last `window` samples
         self._buf_start = 0  # absolute sample index of _buf[0]
         self.n_samples = 0
-        self.emitted = {h: 0 for h in self.heads}
+        self.emitted = dict.fromkeys(self.heads, 0)
 
     def push(self, samples: np.ndarray) -> dict[str, np.ndarray]:
         """Add 16 kHz float samples; return the frames that became ready (maybe none)."""
