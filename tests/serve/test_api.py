@@ -186,3 +186,41 @@ def test_concurrency_limit_503(model, clip):
             assert first.result(60).status_code == 200
             assert second.result(60).status_code == 200
         assert c.get("/health").json()["jobs"]["rejected"] == 1
+
+
+def test_serve_cli_subprocess(model_dir, clip):
+    """``unitalker serve`` as users run it: a subprocess on a free loopback port."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    cmd = [sys.executable, "-m", "unitalker", "serve", "-m", str(model_dir), "--device", "cpu",
+           "--port", str(port), "--max-upload-mb", "2", "--max-concurrency", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stdout.read().decode()
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.2)
+        files = {"audio": ("s.wav", clip.read_bytes(), "audio/wav")}
+        r = httpx.post(url + "/v1/animate", files=files, data={"heads": BS}, timeout=60)
+        assert r.status_code == 200 and r.json()["heads"][BS]["n_frames"] == 45
+        limits = httpx.get(url + "/v1/models").json()["limits"]
+        assert limits["max_upload_mb"] == 2 and limits["max_concurrency"] == 1
+        assert httpx.get(url + "/").text.startswith("<!doctype html>")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
