@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import FPS, RIG_NAMES, random_animation
+from export_testdata import FPS, RIG_NAMES, random_animation
 
 from unitalker import conventions
 from unitalker.animation import Animation
@@ -62,7 +62,12 @@ def test_npz_json_roundtrip_registry(name: str, tmp_path) -> None:
     assert meta["heads"][name]["identity"] == "pivot"
     back = load_npz(paths[0])[name]
     np.testing.assert_array_equal(back.data, anim.data)
-    assert (back.fps, back.convention, back.identity, back.meta) == (anim.fps, name, "pivot", {"seed": 0})
+    assert (back.fps, back.convention, back.identity, back.meta) == (
+        anim.fps,
+        name,
+        "pivot",
+        {"seed": 0},
+    )
     doc = json.loads(paths[1].read_text())
     assert doc["fps"] == anim.fps and doc["convention"] == name and doc["identity"] == "pivot"
     assert len(doc["frames"]) == 3
@@ -75,7 +80,9 @@ def test_npz_json_roundtrip_registry(name: str, tmp_path) -> None:
 
 
 def test_npz_several_heads_and_unregistered_convention(sphere_anim, rig_anim, tmp_path) -> None:
-    (path,) = write_outputs({"a": sphere_anim, rig_anim.convention: rig_anim}, tmp_path, "two", "npz")
+    (path,) = write_outputs(
+        {"a": sphere_anim, rig_anim.convention: rig_anim}, tmp_path, "two", "npz"
+    )
     heads = load_npz(path)
     assert set(heads) == {"a", rig_anim.convention}
     assert heads["a"].convention == sphere_anim.convention
@@ -196,10 +203,14 @@ def _decode(g, path, accessor_index):
     view = g.bufferViews[acc.bufferView]
     blob = g.binary_blob()
     width = {"SCALAR": 1, "VEC3": 3}[acc.type]
-    dtype = {pygltflib.FLOAT: np.float32, pygltflib.UNSIGNED_SHORT: np.uint16, pygltflib.UNSIGNED_INT: np.uint32}[
-        acc.componentType
-    ]
-    arr = np.frombuffer(blob, dtype, count=acc.count * width, offset=view.byteOffset + (acc.byteOffset or 0))
+    dtype = {
+        pygltflib.FLOAT: np.float32,
+        pygltflib.UNSIGNED_SHORT: np.uint16,
+        pygltflib.UNSIGNED_INT: np.uint32,
+    }[acc.componentType]
+    arr = np.frombuffer(
+        blob, dtype, count=acc.count * width, offset=view.byteOffset + (acc.byteOffset or 0)
+    )
     return arr.reshape(acc.count, width) if width > 1 else arr
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import random_animation
+from export_testdata import random_animation
 
 from unitalker import conventions
 from unitalker.export import ExportError, OutputExistsError, write_outputs
@@ -50,7 +50,9 @@ def test_overwrite_refuses_foreign_files_in_sequence_folder(sphere_anim, tmp_pat
     folder.mkdir()
     (folder / "notes.txt").write_text("mine")
     with pytest.raises(ExportError, match="refusing"):
-        write_outputs({sphere_anim.convention: sphere_anim}, tmp_path, "clip", "obj", overwrite=True)
+        write_outputs(
+            {sphere_anim.convention: sphere_anim}, tmp_path, "clip", "obj", overwrite=True
+        )
     assert (folder / "notes.txt").read_text() == "mine"
 
 
@@ -83,7 +85,9 @@ def test_file_where_folder_expected(sphere_anim, tmp_path) -> None:
 def test_folder_where_file_expected(sphere_anim, tmp_path) -> None:
     (tmp_path / "clip.npz").mkdir()
     with pytest.raises(ExportError, match="is a folder"):
-        write_outputs({sphere_anim.convention: sphere_anim}, tmp_path, "clip", "npz", overwrite=True)
+        write_outputs(
+            {sphere_anim.convention: sphere_anim}, tmp_path, "clip", "npz", overwrite=True
+        )
 
 
 def test_format_that_fits_no_head(tmp_path) -> None:

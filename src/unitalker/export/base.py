@@ -98,6 +98,7 @@ class Writer:
 
 
 _WRITERS: dict[str, type[Writer]] = {}
+_ORDER = ("npz", "csv", "json", "glb", "obj", "ply", "mp4")  # how formats are listed
 
 
 def register_writer(cls: type[Writer]) -> type[Writer]:
@@ -109,7 +110,7 @@ def register_writer(cls: type[Writer]) -> type[Writer]:
 def available_formats() -> list[str]:
     """Names accepted by :func:`get_writer` and :func:`write_outputs` (besides ``all``)."""
     _load_builtin_writers()
-    return list(_WRITERS)
+    return sorted(_WRITERS, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 
 def get_writer(fmt: str) -> Writer:
@@ -132,8 +133,8 @@ def formats_for(animation: Animation, *, audio: bool = False) -> list[str]:
     """
     _load_builtin_writers()
     out = []
-    for name, cls in _WRITERS.items():
-        w = cls()
+    for name in available_formats():
+        w = _WRITERS[name]()
         if w.needs_audio and not audio:
             continue
         if w.fits(animation):
@@ -158,7 +159,9 @@ class _Item:
 
 def _check_name(what: str, value: str) -> None:
     if not value or not _SAFE_NAME.match(value) or value in (".", ".."):
-        raise ExportError(f"{what} {value!r} cannot be used in a file name (letters, digits, . _ + - only)")
+        raise ExportError(
+            f"{what} {value!r} cannot be used in a file name (letters, digits, . _ + - only)"
+        )
 
 
 def plan_outputs(
@@ -182,7 +185,7 @@ def plan_outputs(
     for name in results:
         _check_name("convention name", name)
     want_all = "all" in formats
-    names = list(dict.fromkeys(list(_WRITERS) if want_all else formats))
+    names = list(dict.fromkeys(available_formats() if want_all else formats))
     items: list[_Item] = []
     for fmt in names:
         writer = get_writer(fmt)

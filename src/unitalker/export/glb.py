@@ -52,9 +52,11 @@ class _Builder:
         self, array: np.ndarray, gltf_type: str, *, target: int | None = None, minmax: bool = False
     ) -> int:
         array = np.ascontiguousarray(array)
-        comp = {np.dtype(np.float32): _FLOAT, np.dtype(np.uint16): _USHORT, np.dtype(np.uint32): _UINT}[
-            array.dtype
-        ]
+        comp = {
+            np.dtype(np.float32): _FLOAT,
+            np.dtype(np.uint16): _USHORT,
+            np.dtype(np.uint32): _UINT,
+        }[array.dtype]
         width = {"SCALAR": 1, "VEC3": 3}[gltf_type]
         # Every accessor here has 4-byte components (or 2-byte indices): aligning each
         # bufferView to 4 bytes satisfies the spec's alignment rule for all of them.
@@ -97,7 +99,11 @@ def morph_basis(
     offsets = (frames - base[None]).reshape(t, v * 3).astype(np.float64)
     total = float((offsets**2).sum())
     if total <= 0:
-        return base.astype(np.float32), np.zeros((0, v, 3), np.float32), np.zeros((t, 0), np.float32)
+        return (
+            base.astype(np.float32),
+            np.zeros((0, v, 3), np.float32),
+            np.zeros((t, 0), np.float32),
+        )
     if t <= 4 * max_targets:
         u, s, vt = np.linalg.svd(offsets, full_matrices=False)
     else:
@@ -120,7 +126,9 @@ def morph_basis(
     )
 
 
-def _randomized_svd(a: np.ndarray, rank: int, n_iter: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _randomized_svd(
+    a: np.ndarray, rank: int, n_iter: int = 3
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # Halko et al.: a range finder with power iterations; exact enough for 99.9 % energy
     # on smooth motion and O(T * D * rank) instead of O(T^2 * D) for long clips.
     rng = np.random.default_rng(0)
@@ -158,7 +166,9 @@ def build_glb(animation: Animation) -> bytes:
         extras = {"targetNames": names, "source": "svd of vertex motion", "max_abs_error": err}
     v = base.shape[0]
     if targets.shape[1:] != (v, 3):
-        raise ValueError(f"{conv.name}: rig basis {targets.shape} does not match mean shape {base.shape}")
+        raise ValueError(
+            f"{conv.name}: rig basis {targets.shape} does not match mean shape {base.shape}"
+        )
 
     b = _Builder()
     attributes = {"POSITION": b.accessor(base, "VEC3", target=_ARRAY_BUFFER, minmax=True)}

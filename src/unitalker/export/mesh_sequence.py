@@ -30,9 +30,7 @@ class _SequenceWriter(Writer):
         return animation.conv.has_mesh
 
     def why_not(self, animation: Animation) -> str:
-        return (
-            f"{self.name} needs a mesh; {animation.convention!r} is {animation.conv.kind} without a rig"
-        )
+        return f"{self.name} needs a mesh; {animation.convention!r} is {animation.conv.kind} without a rig"
 
     def write_head(self, animation: Animation, path: Path) -> None:
         verts = animation.vertices()
@@ -69,10 +67,10 @@ class ObjSequenceWriter(_SequenceWriter):
         if faces is None:
             raise ExportError(f"obj needs the 'faces' resource of {convention!r}")
         # The face block is the same in every frame: format it once.
-        face_text = "\n".join("f %d %d %d" % tuple(f) for f in (np.asarray(faces) + 1).tolist())
+        face_text = "\n".join(f"f {a} {b} {c}" for a, b, c in (np.asarray(faces) + 1).tolist())
         header = f"# unitalker {convention}\n"
         for v, p in zip(verts, paths, strict=True):
-            vtext = "\n".join("v %.6f %.6f %.6f" % tuple(r) for r in v.tolist())
+            vtext = "\n".join(f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in v.tolist())
             p.write_text(header + vtext + "\n" + face_text + "\n", encoding="ascii")
 
 

@@ -88,7 +88,9 @@ def load_npz(path: str | Path) -> dict[str, Animation]:
             if meta.get("format") != FORMAT:
                 raise ExportError(f"{p}: __meta__ is not a {FORMAT} header")
             if int(meta.get("version", 0)) > VERSION:
-                raise ExportError(f"{p}: written by a newer unitalker (format version {meta['version']})")
+                raise ExportError(
+                    f"{p}: written by a newer unitalker (format version {meta['version']})"
+                )
             heads_meta = meta.get("heads", {})
         out: dict[str, Animation] = {}
         for key in z.files:

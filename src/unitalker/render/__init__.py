@@ -10,7 +10,12 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["MeshRenderer", "RendererUnavailable", "bench_render", "egl_available", "render_video"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from unitalker.render.renderer import MeshRenderer, RendererUnavailable, bench_render, egl_available
+    from unitalker.render.renderer import (
+        MeshRenderer,
+        RendererUnavailable,
+        bench_render,
+        egl_available,
+    )
     from unitalker.render.video import render_video
 
 

@@ -64,7 +64,9 @@ class MeshPanel:
 
         self.animation = animation
         self.label = label
-        sample = np.unique(np.linspace(0, animation.n_frames - 1, min(animation.n_frames, 64)).astype(int))
+        sample = np.unique(
+            np.linspace(0, animation.n_frames - 1, min(animation.n_frames, 64)).astype(int)
+        )
         verts = head_vertices(animation, sample)
         self.renderer = MeshRenderer(animation.faces(), verts.shape[1], size=size, ctx=ctx)
         self.renderer.frame_vertices(verts)
@@ -105,7 +107,9 @@ class BarPanel:
             name_w = int(size * 0.36) if names else pad
             self.x0, self.x1 = name_w + pad, size - pad
             tops = pad + np.arange(c) * row
-            self.rows = [(int(t + row * 0.1), max(int(t + row * 0.1) + 1, int(t + row * 0.9))) for t in tops]
+            self.rows = [
+                (int(t + row * 0.1), max(int(t + row * 0.1) + 1, int(t + row * 0.9))) for t in tops
+            ]
             for i, (y0, _) in enumerate(self.rows):
                 if names:
                     draw.text((pad, y0 - 1), names[i][:28], fill=(60, 60, 60), font=font)
@@ -119,7 +123,7 @@ class BarPanel:
             # Per column, the channel value with the largest magnitude in its bin.
             cols = []
             for a, b in zip(bins[:-1], bins[1:], strict=True):
-                seg = norm[:, a:max(b, a + 1)]
+                seg = norm[:, a : max(b, a + 1)]
                 pick = np.abs(seg).argmax(axis=1)
                 cols.append(seg[np.arange(len(seg)), pick])
             self.values = np.stack(cols, axis=1)  # [T, n_cols]
@@ -129,7 +133,12 @@ class BarPanel:
             self.half = size // 2 - 3 * pad - 14  # room for the caption
             draw.line([(pad, self.mid), (size - pad, self.mid)], fill=(150, 150, 150))
             font = _font(12)
-            draw.text((pad, size - pad - 14), f"{c} channels, each scaled to its max |value|", fill=(90, 90, 90), font=font)
+            draw.text(
+                (pad, size - pad - 14),
+                f"{c} channels, each scaled to its max |value|",
+                fill=(90, 90, 90),
+                font=font,
+            )
         self.background = np.asarray(img, dtype=np.uint8)
         self.canvas = self.background.copy()
         self.n_frames = len(self.values)

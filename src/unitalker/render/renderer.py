@@ -22,7 +22,9 @@ from unitalker.render.geometry import NormalComputer, uv_sphere
 
 log = logging.getLogger(__name__)
 
-EGL_HINT = "install Mesa's EGL and OpenGL drivers (Debian/Ubuntu: apt install libegl1 libgl1-mesa-dri)"
+EGL_HINT = (
+    "install Mesa's EGL and OpenGL drivers (Debian/Ubuntu: apt install libegl1 libgl1-mesa-dri)"
+)
 
 SKIN = (0.80, 0.62, 0.52)
 BACKGROUND = (0.16, 0.17, 0.19)
@@ -91,7 +93,7 @@ void main() {
 
 _FRAGMENT_SHADER = """
 #version 330
-uniform vec3 u_color;
+uniform vec3 u_color;  // linear RGB
 uniform bool u_lit;
 uniform bool u_ortho;
 in vec3 v_pos;
@@ -103,7 +105,7 @@ const vec3 FILL_DIR = normalize(vec3(0.75, -0.05, 0.45));
 const vec3 FILL_COL = vec3(0.35, 0.40, 0.48);
 const vec3 AMBIENT = vec3(0.16, 0.16, 0.18);
 void main() {
-    vec3 base = pow(u_color, vec3(2.2));
+    vec3 base = u_color;
     vec3 col;
     if (u_lit) {
         vec3 n = normalize(v_nrm);
@@ -116,7 +118,7 @@ void main() {
     } else {
         col = base * 0.9;
     }
-    f_color = vec4(pow(col, vec3(1.0 / 2.2)), 1.0);
+    f_color = vec4(sqrt(col), 1.0);  // gamma 2 is close to sRGB and far cheaper than pow
 }
 """
 
@@ -192,7 +194,7 @@ class MeshRenderer:
         self.ctx = ctx if ctx is not None else shared_context()
         ctx = self.ctx
         self.prog = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        self.prog["u_color"].value = tuple(color)
+        self.prog["u_color"].value = tuple(float(c) ** 2 for c in color)
         self._normals = NormalComputer(faces, n_vertices) if faces is not None else None
         self.prog["u_lit"].value = self._normals is not None
         self.prog["u_ortho"].value = projection == "orthographic"
@@ -203,7 +205,9 @@ class MeshRenderer:
         content = [(self.vbo_pos, "3f", "in_pos"), (self.vbo_nrm, "3f", "in_nrm")]
         if faces is not None:
             self.ibo = ctx.buffer(np.ascontiguousarray(faces, dtype=np.uint32).tobytes())
-            self.vao = ctx.vertex_array(self.prog, content, index_buffer=self.ibo, index_element_size=4)
+            self.vao = ctx.vertex_array(
+                self.prog, content, index_buffer=self.ibo, index_element_size=4
+            )
             self.mode = moderngl.TRIANGLES
         else:
             self.ibo = None

@@ -95,7 +95,11 @@ def render_video(
     if not results:
         raise ValueError("nothing to render: no heads in the results")
     keys = list(heads) if heads else list(results)
-    fps = float(fps) if fps else max((results[k].fps for k in keys if k in results), default=DEFAULT_FPS)
+    fps = (
+        float(fps)
+        if fps
+        else max((results[k].fps for k in keys if k in results), default=DEFAULT_FPS)
+    )
     rate = _video_rate(fps)
     fps = float(rate)
     if audio is not None:
@@ -126,7 +130,11 @@ def render_video(
                 container.mux(vstream.encode(frame))
                 if astream is not None:
                     # Interleave: push the audio that plays until the end of this frame.
-                    upto = len(audio) if i == n_frames - 1 else min(len(audio), round((i + 1) / fps * SAMPLE_RATE))
+                    upto = (
+                        len(audio)
+                        if i == n_frames - 1
+                        else min(len(audio), round((i + 1) / fps * SAMPLE_RATE))
+                    )
                     if upto > sent:
                         container.mux(astream.encode(_audio_frame(av, audio[sent:upto], sent)))
                         sent = upto
