@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Callable, Sequence
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +78,68 @@ def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContex
     raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
+def frame_grid(rates: Sequence[float], sr: int = SAMPLE_RATE) -> int:
+    """Smallest sample step at which every rate in ``rates`` has a whole frame.
+
+    Window starts on this grid make each window's frame ``j`` exactly global frame
+    ``start_frame + j`` for every head (25 and 30 fps: 3200 samples = 0.2 s). Returns 1 when
+    no grid of at most 2 s exists (odd rates); starts are then rounded to the nearest frame.
+    """
+    step = 1
+    for r in rates:
+        period = Fraction(sr) / Fraction(r).limit_denominator(1001)  # samples per frame
+        step = math.lcm(step, period.numerator)
+    return step if step <= 2 * sr else 1
+
+
+def aligned_window_starts(n_samples: int, window: int, hop: int, grid: int) -> list[int]:
+    """:func:`window_starts` with every start on ``grid``; the last window may be up to
+    ``grid`` samples longer than ``window`` so that it still reaches the end."""
+    if grid <= 1:
+        return window_starts(n_samples, window, hop)
+    hop = max(grid, hop // grid * grid)
+    if n_samples <= window:
+        return [0]
+    starts = list(range(0, n_samples - window, hop))
+    starts.append((n_samples - window) // grid * grid)
+    return sorted(set(starts))
+
+
+class CrossfadeMerger:
+    """Incremental form of :func:`crossfade_merge` for windows that arrive in order.
+
+    Holds only the merged ``[n_frames, C]`` float32 output (pre-allocated), so memory does not
+    grow with the number of windows beyond the result itself. The blend is the same: the
+    earlier window alone until the last ``fade`` frames of the overlap, then a linear
+    cross-fade whose two weights sum to one.
+    """
+
+    def __init__(self, n_frames: int, channels: int, fade: int):
+        self.out = np.empty((n_frames, channels), dtype=np.float32)
+        self.fade = fade
+        self.end = 0  # frames written so far
+
+    def add(self, start: int, arr: np.ndarray) -> None:
+        n = len(self.out)
+        start = min(max(0, start), self.end)
+        t = min(len(arr), n - start)
+        if t <= 0:
+            return
+        overlap = min(self.end - start, t)
+        f = min(self.fade, overlap)
+        if f > 0:
+            w = np.linspace(0, 1, f + 2, dtype=np.float32)[1:-1, None]
+            a, b = start + overlap - f, start + overlap
+            self.out[a:b] = self.out[a:b] * (1 - w) + arr[overlap - f : overlap] * w
+        self.out[start + overlap : start + t] = arr[overlap:t]
+        self.end = max(self.end, start + t)
+
+    def result(self) -> np.ndarray:
+        if self.end < len(self.out):  # a tie in frame rounding left the last frame(s) out
+            self.out[self.end :] = self.out[self.end - 1] if self.end else 0.0
+        return self.out
+
+
 @torch.inference_mode()
 def animate(
     model: Any,
@@ -94,7 +158,7 @@ def animate(
 
     Args:
         model: a :class:`~unitalker.models.unitalker.UniTalker` (or anything with the same
-            ``forward``, e.g. the ONNX runner).
+            ``forward``, e.g. :class:`~unitalker.inference.onnx.OnnxUniTalker`).
         audio: a file path (any format), or samples at ``sr`` (default 16 kHz).
         sr: sample rate of an in-memory waveform.
         heads: head names (default: all).
@@ -108,6 +172,8 @@ def animate(
     Returns:
         ``{convention: Animation}``.
     """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if isinstance(audio, (str, Path)):
         wav = load_audio(audio)
     else:
@@ -124,26 +190,26 @@ def animate(
     totals = {h: frame_count(n, rates[h]) for h in heads}
 
     win = int(window * SAMPLE_RATE) if window and window > 0 else n
+    if window and window > 0 and not 0 <= overlap < window:
+        raise ValueError(f"overlap must be in [0, window), got {overlap} for window {window}")
     hop = max(1, win - int(overlap * SAMPLE_RATE))
-    starts = window_starts(n, win, hop)
-    pieces: dict[str, list[tuple[int, np.ndarray]]] = {h: [] for h in heads}
+    grid = frame_grid(list(rates.values()))
+    starts = aligned_window_starts(n, win, hop, grid)
+    mergers: dict[str, CrossfadeMerger] = {}
     for i, s0 in enumerate(starts):
-        chunk = torch.from_numpy(wav[s0 : s0 + win]).to(device)[None]
+        end = n if i == len(starts) - 1 else s0 + win
+        chunk = torch.from_numpy(wav[s0:end]).to(device)[None]
         with _autocast(precision, device):
             out = model(chunk, heads=heads, identity=idx, fps=rates)
         for h in heads:
-            start_frame = round(s0 / SAMPLE_RATE * rates[h])
-            pieces[h].append((start_frame, out[h].motion[0].float().cpu().numpy()))
+            motion = out[h].motion[0].float().cpu().numpy()  # [t, C]
+            if h not in mergers:
+                mergers[h] = CrossfadeMerger(totals[h], motion.shape[1], round(overlap * rates[h]))
+            mergers[h].add(round(s0 / SAMPLE_RATE * rates[h]), motion)
+            del motion
+        del out
         if progress is not None:
             progress(i + 1, len(starts))
 
     name = "pivot" if identity in (None, "pivot") else str(identity)
-    result = {}
-    for h in heads:
-        fade = round(overlap * rates[h])
-        data = (
-            pieces[h][0][1] if len(pieces[h]) == 1 else crossfade_merge(pieces[h], totals[h], fade)
-        )
-        data = data[: totals[h]]
-        result[h] = Animation(h, rates[h], data, identity=name)
-    return result
+    return {h: Animation(h, rates[h], mergers[h].result(), identity=name) for h in heads}

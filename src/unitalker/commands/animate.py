@@ -1,0 +1,182 @@
+"""``unitalker animate``: audio files or folders in, one animation per head out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HELP = "animate audio files (or folders of them) with every requested head"
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "animate",
+        help=HELP,
+        description=HELP + ". Writes OUT/<stem>.npz (all heads) and per-head files for "
+        "other formats (OUT/<stem>_<head>.csv ...).",
+    )
+    p.add_argument("audio", nargs="+", metavar="AUDIO", help="audio files or folders (searched recursively)")
+    p.add_argument("-m", "--model", default=None, help="bundled model name, checkpoint folder/.safetensors, or .onnx (default: the bundled default model)")
+    p.add_argument("--heads", default=None, help="comma-separated heads (default: all of the model's)")
+    p.add_argument("--identity", default=None, help="identity: 'pivot' (default), an index, or a name like D1:FaceTalk_...")
+    p.add_argument("-o", "--output", default=".", type=Path, help="output folder (default: current folder)")
+    p.add_argument("-f", "--format", default="npz", help="comma-separated formats, or 'all' (default: npz)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32", help="bf16: autocast, about 2x faster")
+    p.add_argument("--backend", choices=("torch", "onnxruntime"), default="torch", help="onnxruntime: export (or take -m MODEL.onnx) and run with onnxruntime")
+    p.add_argument("--window", type=float, default=25.0, help="window length in seconds for long audio (0: whole clip at once)")
+    p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)
+
+
+def collect_inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
+    """Expand files and folders into ``(file, relative output subfolder)`` pairs.
+
+    Returns the pairs and ``(path, problem)`` for inputs that do not exist / hold no audio.
+    """
+    from unitalker.audio import AUDIO_EXTENSIONS
+
+    exts = {*AUDIO_EXTENSIONS, ".npy"}
+    found: list[tuple[Path, Path]] = []
+    bad: list[tuple[str, str]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in exts)
+            if not files:
+                bad.append((raw, f"no audio files ({', '.join(sorted(exts))}) in this folder"))
+            found += [(f, f.parent.relative_to(p)) for f in files]
+        elif p.exists():
+            found.append((p, Path()))
+        else:
+            bad.append((raw, "no such file or folder"))
+    return found, bad
+
+
+def _stems(items: list[tuple[Path, Path]]) -> list[str]:
+    # Two inputs with the same stem into the same folder (a.wav, a.mp3): keep them apart.
+    keys = [(rel, f.stem) for f, rel in items]
+    dup = {k for k in keys if keys.count(k) > 1}
+    return [
+        f"{f.stem}_{f.suffix.lstrip('.')}" if (rel, f.stem) in dup else f.stem for f, rel in items
+    ]
+
+
+def load_runner(model: str | None, backend: str, device: str | None, heads: list[str] | None) -> Any:
+    """The model object ``animate`` runs: a UniTalker, or an OnnxUniTalker."""
+    from unitalker.cli import CLIError
+
+    if backend == "onnxruntime":
+        from unitalker.inference.onnx import OnnxUniTalker, export_onnx
+
+        if model is not None and str(model).endswith(".onnx"):
+            return OnnxUniTalker(model)
+        import tempfile
+
+        from unitalker.models.checkpoint import load_model
+
+        torch_model = load_model(model, device="cpu")
+        tmp = Path(tempfile.mkdtemp(prefix="unitalker-onnx-")) / "model.onnx"
+        print(f"exporting to ONNX ({tmp}); save it once with `unitalker export onnx` and pass -m FILE.onnx", file=sys.stderr)
+        export_onnx(torch_model, tmp, heads=heads)
+        return OnnxUniTalker(tmp)
+    if model is not None and str(model).endswith(".onnx"):
+        raise CLIError(f"{model}: an ONNX file needs --backend onnxruntime")
+    from unitalker.models.checkpoint import load_model
+
+    return load_model(model, device=device)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from unitalker.cli import CLIError
+    from unitalker.export import available_formats
+
+    out: Path = args.output
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"output folder {out} exists and is a file")
+    formats = [f.strip().lower() for f in args.format.split(",") if f.strip()]
+    known = available_formats()
+    unknown = [f for f in formats if f != "all" and f not in known]
+    if unknown or not formats:
+        raise CLIError(f"unknown format(s) {unknown or args.format!r}; known: {', '.join(known)}, all")
+    if args.backend == "onnxruntime" and args.precision != "fp32":
+        raise CLIError("--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph")
+    heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
+
+    items, bad = collect_inputs(args.audio)
+    model = load_runner(args.model, args.backend, args.device, heads)
+    if heads is not None:
+        missing = [h for h in heads if h not in model.heads]
+        if missing:
+            raise CLIError(f"unknown head(s) {', '.join(missing)}; this model has: {', '.join(model.heads)}")
+    model.identity_index(args.identity)  # unknown identity: fail before any work
+
+    failures: list[tuple[str, str]] = list(bad)
+    written = 0
+    t_start = time.perf_counter()
+    files_bar = tqdm(total=len(items), desc="files", unit="file", disable=args.quiet or len(items) < 2, file=sys.stderr)
+    for (path, rel), stem in zip(items, _stems(items), strict=True):
+        try:
+            paths = animate_file(model, path, out / rel, stem, args, heads, quiet=args.quiet)
+            written += 1
+            for p in paths:
+                tqdm.write(str(p), file=sys.stdout)
+        except (ValueError, KeyError, OSError, RuntimeError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            failures.append((str(path), msg))
+            tqdm.write(f"failed: {path}: {msg}", file=sys.stderr)
+        files_bar.update(1)
+    files_bar.close()
+    dt = time.perf_counter() - t_start
+    print(f"{written} of {len(items) + len(bad)} input(s) animated in {dt:.1f} s -> {out}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} failed:", file=sys.stderr)
+        for p, msg in failures:
+            print(f"  {p}: {msg}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def animate_file(
+    model: Any, path: Path, out_dir: Path, stem: str, args: argparse.Namespace, heads: list[str] | None, *, quiet: bool = False
+) -> list[Path]:
+    """Decode, animate and write one file (all outputs or none)."""
+    from tqdm import tqdm
+
+    from unitalker.audio import load_audio
+    from unitalker.export import write_outputs
+    from unitalker.inference.animate import animate
+
+    wav = load_audio(path)
+    bar = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if total < 2 or quiet:
+            return
+        if bar is None:
+            bar = tqdm(total=total, desc=path.name[:30], unit="window", leave=False, file=sys.stderr)
+        bar.update(done - bar.n)
+
+    try:
+        results = animate(
+            model,
+            wav,
+            heads=heads,
+            identity=args.identity,
+            window=args.window,
+            overlap=args.overlap,
+            precision=args.precision,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    return write_outputs(results, out_dir, stem, [f.strip() for f in args.format.split(",")], audio=wav, overwrite=args.overwrite)

@@ -1,0 +1,219 @@
+"""Streaming inference: audio arrives in chunks, final frames leave as soon as they can.
+
+:class:`Streamer` keeps the recent audio. Each :meth:`Streamer.push` re-runs the model over
+``[left context + audio not yet final + look-ahead]`` and returns the frames whose right
+context (``lookahead`` seconds of audio after the frame) is now available; those frames
+never change afterwards. :meth:`Streamer.flush` returns the rest at the end of the audio.
+
+Window starts sit on a sample grid where every head has a whole frame (see
+:func:`unitalker.inference.animate.frame_grid`), so window frame ``j`` is exactly global
+frame ``start_frame + j`` and concatenated output has the offline frame count.
+
+Latency = ``lookahead`` + the chunk size + one model run over ``context + chunk +
+lookahead`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from unitalker import conventions
+from unitalker.audio import SAMPLE_RATE, frame_count
+from unitalker.inference.animate import frame_grid
+
+log = logging.getLogger(__name__)
+
+MIN_WINDOW = 400  # samples: the HF conv stack's receptive field (one encoder frame)
+
+
+class Streamer:
+    """Incremental animation of a live 16 kHz mono stream.
+
+    Args:
+        model: a UniTalker (or :class:`~unitalker.inference.onnx.OnnxUniTalker`).
+        heads: heads to produce (default: all of the model's).
+        identity: None / ``"pivot"``, an index or an identity name.
+        lookahead: seconds of audio after a frame that must have arrived before the frame
+            is final. More look-ahead: closer to the offline result, more latency.
+        context: seconds of past audio re-run with each window (left context).
+        fps: per-head output rate overrides.
+        max_step: at most this many seconds of new frames per model run (a large push is
+            processed in several runs, so a window never exceeds
+            ``context + max_step + lookahead``).
+
+    Example::
+
+        s = Streamer(model, heads=["3DETF_blendshape_weight"], lookahead=0.2)
+        for chunk in chunks:                  # float32 16 kHz mono
+            frames = s.push(chunk)            # {head: [n_new, C]}, n_new may be 0
+        rest = s.flush()
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        heads: Sequence[str] | None = None,
+        identity: int | str | None = None,
+        lookahead: float = 0.2,
+        context: float = 2.0,
+        fps: dict[str, float] | None = None,
+        *,
+        max_step: float = 4.0,
+        precision: str = "fp32",
+    ):
+        if lookahead < 0 or context < 0:
+            raise ValueError("lookahead and context must be >= 0")
+        self.model = model
+        self.heads = list(heads) if heads is not None else list(model.heads)
+        for h in self.heads:
+            if h not in model.heads:
+                raise KeyError(f"unknown head {h!r}; this model has: {', '.join(model.heads)}")
+        self.identity = identity
+        self._idx = model.identity_index(identity)
+        self.fps = {h: float((fps or {}).get(h, conventions.get(h).fps)) for h in self.heads}
+        self.lookahead = float(lookahead)
+        self.context = float(context)
+        self.precision = precision
+        self._grid = frame_grid(list(self.fps.values()))
+        if self._grid <= 1:
+            raise ValueError(f"frame rates {sorted(set(self.fps.values()))} share no sample grid")
+        self._la = int(round(lookahead * SAMPLE_RATE))
+        self._ctx = int(round(context * SAMPLE_RATE))
+        self._step = max(self._grid, int(max_step * SAMPLE_RATE) // self._grid * self._grid)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._offset = 0  # global sample index of _buf[0]
+        self._received = 0  # samples pushed so far
+        self._emitted = dict.fromkeys(self.heads, 0)  # frames returned so far, per head
+        self._done = False
+        self.run_times: list[float] = []  # seconds per model run (for latency reports)
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def received_seconds(self) -> float:
+        return self._received / SAMPLE_RATE
+
+    @property
+    def emitted(self) -> dict[str, int]:
+        """Frames returned so far, per head."""
+        return dict(self._emitted)
+
+    def push(self, samples: np.ndarray) -> dict[str, np.ndarray]:
+        """Add audio; return the new final frames per head (``[n, C]``, ``n`` may be 0).
+
+        Args:
+            samples: float32 mono samples at 16 kHz (any chunk size).
+        """
+        if self._done:
+            raise RuntimeError("push() after flush(): make a new Streamer for a new stream")
+        x = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not np.isfinite(x).all():
+            raise ValueError("audio chunk contains NaN or infinite samples")
+        self._buf = np.concatenate([self._buf, x])
+        self._received += len(x)
+        final_until = self._received - self._la  # a frame at or before this time is final
+        targets = {
+            h: max(0, min(math.floor(final_until * r / SAMPLE_RATE), frame_count(self._received, r)))
+            for h, r in self.fps.items()
+        }
+        return self._emit(targets, end=self._received)
+
+    def flush(self) -> dict[str, np.ndarray]:
+        """End of audio: return every frame not yet returned (the offline frame count in all)."""
+        if self._done:
+            return self._empty()
+        self._done = True
+        if self._received == 0:
+            return self._empty()
+        targets = {h: frame_count(self._received, r) for h, r in self.fps.items()}
+        return self._emit(targets, end=self._received)
+
+    # ------------------------------------------------------------------------------------
+    def _empty(self) -> dict[str, np.ndarray]:
+        return {h: np.zeros((0, self._dim(h)), dtype=np.float32) for h in self.heads}
+
+    def _dim(self, h: str) -> int:
+        return conventions.get(h).dim
+
+    def _emit(self, targets: dict[str, int], end: int) -> dict[str, np.ndarray]:
+        parts: dict[str, list[np.ndarray]] = {h: [] for h in self.heads}
+        while any(targets[h] > self._emitted[h] for h in self.heads):
+            # Start of the audio still needed: the earliest frame not yet returned, minus
+            # the left context, rounded down to the frame grid.
+            first = min(self._emitted[h] * SAMPLE_RATE / self.fps[h] for h in self.heads)
+            s0 = max(0, int(first) - self._ctx) // self._grid * self._grid
+            s0 = max(s0, self._offset // self._grid * self._grid)
+            # Emit at most max_step seconds per run; the window still sees the look-ahead.
+            step_end = int(first) // self._grid * self._grid + self._step
+            s1 = min(end, step_end + self._la)
+            stop = {h: min(targets[h], math.floor(step_end * self.fps[h] / SAMPLE_RATE)) for h in self.heads}
+            stop = {h: max(stop[h], self._emitted[h]) for h in self.heads}
+            if s1 >= end:  # the window reaches the newest audio: it may emit all targets
+                stop = dict(targets)
+            out = self._run(s0, s1)
+            for h in self.heads:
+                g0 = round(s0 * self.fps[h] / SAMPLE_RATE)
+                a, b = self._emitted[h] - g0, stop[h] - g0
+                m = out[h]
+                if b > len(m):  # window shorter than its frames (only at the very end)
+                    m = np.concatenate([m, np.repeat(m[-1:], b - len(m), axis=0)])
+                parts[h].append(m[a:b])
+                self._emitted[h] = stop[h]
+        self._trim()
+        return {
+            h: np.concatenate(parts[h]) if parts[h] else np.zeros((0, self._dim(h)), np.float32)
+            for h in self.heads
+        }
+
+    def _run(self, s0: int, s1: int) -> dict[str, np.ndarray]:
+        wav = self._buf[s0 - self._offset : s1 - self._offset]
+        n = len(wav)
+        if n < MIN_WINDOW:  # shorter than one encoder frame: pad (only a tiny last bit)
+            wav = np.concatenate([wav, np.zeros(MIN_WINDOW - n, np.float32)])
+        t0 = time.perf_counter()
+        from unitalker.inference.animate import _autocast
+
+        device = self.model.device
+        with torch.inference_mode(), _autocast(self.precision, device):
+            res = self.model(
+                torch.from_numpy(np.ascontiguousarray(wav)).to(device)[None],
+                heads=self.heads,
+                identity=self._idx,
+                fps=self.fps,
+            )
+        self.run_times.append(time.perf_counter() - t0)
+        return {h: res[h].motion[0].float().cpu().numpy() for h in self.heads}
+
+    def _trim(self) -> None:
+        # Keep only what a later window can still need: the context before the earliest
+        # frame not yet returned.
+        first = min(self._emitted[h] * SAMPLE_RATE / self.fps[h] for h in self.heads)
+        keep_from = max(0, int(first) - self._ctx) // self._grid * self._grid
+        if keep_from > self._offset:
+            self._buf = self._buf[keep_from - self._offset :]
+            self._offset = keep_from
+
+
+def stream_array(
+    streamer: Streamer, wav: np.ndarray, chunk: float = 0.1
+) -> tuple[dict[str, np.ndarray], list[float]]:
+    """Feed ``wav`` to ``streamer`` in ``chunk``-second pieces; return all frames per head and
+    the per-push compute times (seconds)."""
+    n = max(1, int(chunk * SAMPLE_RATE))
+    parts: dict[str, list[np.ndarray]] = {h: [] for h in streamer.heads}
+    times = []
+    for i in range(0, len(wav), n):
+        t0 = time.perf_counter()
+        out = streamer.push(wav[i : i + n])
+        times.append(time.perf_counter() - t0)
+        for h, v in out.items():
+            parts[h].append(v)
+    for h, v in streamer.flush().items():
+        parts[h].append(v)
+    return {h: np.concatenate(v) for h, v in parts.items()}, times
