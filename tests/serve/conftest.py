@@ -1,73 +1,21 @@
-"""A tiny model with drawable test conventions, served by a real uvicorn on loopback."""
+"""Fixtures: a tiny model with drawable test heads, served by a real uvicorn on loopback."""
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
+from serve_testdata import (
+    HEADS,
+    VERT,
+    Running,
+    register_test_conventions,
+    run_server,
+    uv_sphere,
+    write_clip,
+)
 from tests.conftest import randomize, tiny_model_config
-
-VERT = "servetest_sphere_vertices"  # vertex head with faces + neutral
-RIG = "servetest_rig_blendshape"  # blendshape head with a rig
-BS = "3DETF_blendshape_weight"  # blendshape head without a mesh
-HEADS = [VERT, RIG, BS]
-
-
-def uv_sphere(rings: int = 8, segments: int = 12) -> tuple[np.ndarray, np.ndarray]:
-    """A small closed mesh: ``([V, 3] vertices, [F, 3] faces)``."""
-    verts = [[0.0, 1.0, 0.0]]
-    for i in range(1, rings):
-        th = np.pi * i / rings
-        for j in range(segments):
-            ph = 2 * np.pi * j / segments
-            verts.append([np.sin(th) * np.cos(ph), np.cos(th), np.sin(th) * np.sin(ph)])
-    verts.append([0.0, -1.0, 0.0])
-    faces = []
-    ring = lambda i, j: 1 + (i - 1) * segments + (j % segments)  # noqa: E731
-    for j in range(segments):
-        faces.append([0, ring(1, j + 1), ring(1, j)])
-    for i in range(1, rings - 1):
-        for j in range(segments):
-            a, b, c, d = ring(i, j), ring(i, j + 1), ring(i + 1, j), ring(i + 1, j + 1)
-            faces += [[a, b, d], [a, d, c]]
-    last = len(verts) - 1
-    for j in range(segments):
-        faces.append([last, ring(rings - 1, j), ring(rings - 1, j + 1)])
-    return np.asarray(verts, np.float32), np.asarray(faces, np.int64)
-
-
-def register_test_conventions(root: Path) -> None:
-    from unitalker import conventions
-
-    verts, faces = uv_sphere()
-    rng = np.random.default_rng(0)
-    basis = rng.normal(0, 0.1, (4, len(verts), 3)).astype(np.float32)
-    np.savez(root / "mesh.npz", verts=verts, faces=faces, basis=basis)
-    m = root / "mesh.npz"
-    conventions.register(
-        conventions.Convention(
-            VERT, "vertices", verts.size, 30.0,
-            resources=(("faces", f"{m}:faces"), ("neutral", f"{m}:verts")),
-            description="serve tests: a small sphere",
-        ),
-        overwrite=True,
-    )  # fmt: skip
-    conventions.register(
-        conventions.Convention(
-            RIG, "blendshapes", 4, 25.0, channel_names=("a", "b", "c", "d"),
-            resources=(("faces", f"{m}:faces"), ("rig_basis", f"{m}:basis"),
-                       ("rig_meanshape", f"{m}:verts")),
-            description="serve tests: 4-channel rig",
-        ),
-        overwrite=True,
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -93,57 +41,11 @@ def model(model_dir):
     return load_model(model_dir, device="cpu")
 
 
-def write_clip(path: Path, seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:
-    """A speech-like clip (chirps + noise bursts), written as 16-bit wav; returns samples."""
-    from unitalker.audio import write_wav
-
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * sr)) / sr
-    env = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t)
-    wav = 0.3 * env * np.sin(2 * np.pi * (150 + 100 * np.sin(2 * np.pi * 0.7 * t)) * t)
-    wav += 0.02 * rng.standard_normal(t.size)
-    write_wav(path, wav.astype(np.float32), sr)
-    return wav.astype(np.float32)
-
-
 @pytest.fixture(scope="session")
 def clip(tmp_path_factory) -> Path:
     p = tmp_path_factory.mktemp("audio") / "speech.wav"
     write_clip(p, 1.5)
     return p
-
-
-@dataclass
-class Running:
-    url: str
-    ws_url: str
-    app: object
-
-
-@contextlib.contextmanager
-def run_server(app) -> Iterator[Running]:
-    """Serve ``app`` with uvicorn in a thread on a free 127.0.0.1 port."""
-    import uvicorn
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        yield Running(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}", app)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="session")

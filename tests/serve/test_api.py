@@ -9,7 +9,7 @@ import zipfile
 import httpx
 import numpy as np
 import pytest
-from tests.serve.conftest import BS, HEADS, RIG, VERT, run_server, write_clip
+from serve_testdata import BS, HEADS, RIG, VERT, run_server, write_clip
 
 from unitalker.audio import frame_count, load_audio
 from unitalker.serve import protocol

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.serve.conftest import BS, RIG, VERT, write_clip
+from serve_testdata import BS, RIG, VERT, write_clip
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.serve.conftest import HEADS
+from serve_testdata import HEADS
 
 
 def test_loadtest_against_server(server):

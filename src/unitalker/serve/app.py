@@ -503,7 +503,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         max_raw = int(settings.max_seconds * hdr.sample_rate)
         pending: list[np.ndarray] = []
         wake = asyncio.Event()
-        flags = {"ended": False, "raw": 0}
+        flags = {"ended": False, "raw": 0, "samples": 0}
         counts = dict.fromkeys(names, 0)
         odd = b""
 
@@ -538,7 +538,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                             f"stream over the {settings.max_seconds:g} s limit",
                         )
                     x = np.frombuffer(b, "<i2").astype(np.float32) / 32768.0
-                    pending.append(resample(x) if resample else x)
+                    x = resample(x) if resample else x
+                    flags["samples"] += len(x)
+                    pending.append(x)
                     wake.set()
                 else:
                     try:
@@ -561,9 +563,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                     await send_frames(await gate.run_unqueued(streamer.push, chunk))
                 if flags["ended"] and not pending:
                     await send_frames(await gate.run_unqueued(streamer.flush))
-                    n = streamer.n_samples if hasattr(streamer, "n_samples") else None
+                    n = flags["samples"]
                     done = {"type": "done", "frames": counts, "samples": n}
-                    done["seconds"] = None if n is None else n / SAMPLE_RATE
+                    done["seconds"] = n / SAMPLE_RATE
                     await ws.send_text(json.dumps(done))
                     await ws.close(protocol.CLOSE_NORMAL)
                     return
