@@ -28,6 +28,7 @@ import re
 import tempfile
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,22 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, detail: str) -> None:
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+
+
+_RENDER_POOL: ThreadPoolExecutor | None = None
+
+
+def _render_pool() -> ThreadPoolExecutor:
+    """The one thread that renders video in this process.
+
+    The renderer shares one OpenGL context per process, and a context is current on the
+    thread that created it only; so every mp4 is rendered on this same thread, whichever
+    worker runs the request.
+    """
+    global _RENDER_POOL
+    if _RENDER_POOL is None:
+        _RENDER_POOL = ThreadPoolExecutor(1, thread_name_prefix="unitalker-render")
+    return _RENDER_POOL
 
 
 def _error(status: int, code: str, detail: Any, **extra: Any) -> JSONResponse:
@@ -353,9 +370,20 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             stem = _SAFE_STEM.sub("_", Path(filename or "audio").stem).strip("._") or "audio"
             out = Path(tmp) / "out"
             try:
-                paths = write_outputs(results, out, stem, [fmt], audio=wav, overwrite=True)
+                args = (results, out, stem, [fmt])
+                kwargs = {"audio": wav, "overwrite": True}
+                if fmt == "mp4":
+                    paths = _render_pool().submit(write_outputs, *args, **kwargs).result()
+                else:
+                    paths = write_outputs(*args, **kwargs)
             except ExportError as e:
                 raise ApiError(422, "unsupported_format", str(e)) from None
+            except Exception as e:
+                from unitalker.render.renderer import RendererUnavailable
+
+                if isinstance(e, RendererUnavailable):  # no EGL on this machine
+                    raise ApiError(501, "renderer_unavailable", str(e)) from None
+                raise
             files = [p for p in paths if p.is_file()]
             if len(files) == 1:
                 return wav, results, infer_s, (files[0].name, files[0].read_bytes(), fmt)
@@ -382,6 +410,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             400: {"description": "undecodable or empty audio"},
             413: {"description": "upload over the size or duration limit"},
             422: {"description": "unknown head / identity / format"},
+            501: {"description": "mp4 asked where offscreen rendering (EGL) is unavailable"},
             503: {"description": "server busy: queue full"},
         },
     )
