@@ -1,0 +1,155 @@
+"""Wire formats: the binary array container and the WebSocket stream protocol.
+
+Binary array container (``application/x-unitalker-arrays``), used by
+``POST /v1/animate`` with ``format=bin`` and ``GET /v1/mesh/{convention}?format=bin``::
+
+    bytes 0..3   b"UTKA"
+    bytes 4..7   uint32 LE: length H of the JSON header (padded with spaces to 4 bytes)
+    bytes 8..8+H JSON header {"meta": {...}, "arrays": [{"name", "dtype", "shape", "offset"}]}
+    then         the arrays, little-endian, C order, each at 8 + H + offset (4-byte aligned)
+
+``dtype`` is ``float32`` or ``uint32``; a browser reads an array with
+``new Float32Array(buffer, 8 + H + offset, product(shape))``.
+
+WebSocket ``/v1/stream``:
+
+1. client -> server, text: ``{"sample_rate": 16000, "heads": [...], "identity": null,
+   "lookahead": 0.2, "format": "json" | "binary"}`` (every key optional).
+2. server -> client, text: ``{"type": "ready", "sample_rate": 16000, "lookahead": 0.2,
+   "heads": [{"name", "index", "fps", "kind", "dim", "channels"}]}``.
+3. client -> server, binary: PCM16 little-endian mono chunks at ``sample_rate``, any size
+   and pace (an odd trailing byte is kept for the next chunk); text ``{"type": "end"}``
+   when the audio is over.
+4. server -> client, as soon as the look-ahead allows, per head with new frames:
+   text ``{"type": "frames", "head": name, "start": i, "frames": [[...], ...]}``, or with
+   ``"format": "binary"`` a binary message::
+
+       bytes 0..3  b"UTKF"
+       uint32 LE   head index (from the ready message)
+       uint32 LE   start frame
+       uint32 LE   n frames
+       uint32 LE   channels C
+       float32 LE  [n, C] frames
+
+5. server -> client, text, last: ``{"type": "done", "frames": {head: n}, "samples": S,
+   "seconds": s}``; then the server closes (code 1000).
+
+Errors are text ``{"type": "error", "message": ...}`` followed by a close: 1008 for a bad
+header or audio, 1009 for a stream over the duration limit, 1013 when the server is full,
+1011 for an internal error.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+ARRAYS_MAGIC = b"UTKA"
+FRAMES_MAGIC = b"UTKF"
+ARRAYS_MEDIA_TYPE = "application/x-unitalker-arrays"
+_DTYPES = {"float32": np.dtype("<f4"), "uint32": np.dtype("<u4")}
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_TOO_BIG = 1009
+CLOSE_INTERNAL = 1011
+CLOSE_TRY_LATER = 1013
+
+
+def pack_arrays(arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> bytes:
+    """Pack named arrays (float -> float32, integer -> uint32) and a JSON ``meta`` dict."""
+    entries, blobs, offset = [], [], 0
+    for name, arr in arrays.items():
+        a = np.asarray(arr)
+        dt = "uint32" if np.issubdtype(a.dtype, np.integer) else "float32"
+        b = np.ascontiguousarray(a, dtype=_DTYPES[dt]).tobytes()
+        entries.append({"name": name, "dtype": dt, "shape": list(a.shape), "offset": offset})
+        blobs.append(b)
+        offset += len(b)  # every element is 4 bytes, so offsets stay 4-byte aligned
+    header = json.dumps({"meta": meta or {}, "arrays": entries}).encode()
+    header += b" " * (-len(header) % 4)
+    return ARRAYS_MAGIC + struct.pack("<I", len(header)) + header + b"".join(blobs)
+
+
+def unpack_arrays(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Inverse of :func:`pack_arrays`: ``(arrays, meta)``."""
+    if data[:4] != ARRAYS_MAGIC:
+        raise ValueError("not a unitalker array container (bad magic)")
+    (h,) = struct.unpack_from("<I", data, 4)
+    header = json.loads(data[8 : 8 + h])
+    base = 8 + h
+    out = {}
+    for e in header["arrays"]:
+        dt = _DTYPES[e["dtype"]]
+        n = int(np.prod(e["shape"])) if e["shape"] else 1
+        out[e["name"]] = np.frombuffer(data, dt, n, base + e["offset"]).reshape(e["shape"])
+    return out, header["meta"]
+
+
+def pack_frames(head_index: int, start: int, frames: np.ndarray) -> bytes:
+    """One binary stream message: ``[n, C]`` frames of one head from frame ``start``."""
+    f = np.ascontiguousarray(frames, dtype="<f4")
+    n, c = f.shape
+    return FRAMES_MAGIC + struct.pack("<IIII", head_index, start, n, c) + f.tobytes()
+
+
+def unpack_frames(data: bytes) -> tuple[int, int, np.ndarray]:
+    """Inverse of :func:`pack_frames`: ``(head_index, start, frames [n, C])``."""
+    if data[:4] != FRAMES_MAGIC:
+        raise ValueError("not a unitalker frames message (bad magic)")
+    head, start, n, c = struct.unpack_from("<IIII", data, 4)
+    return head, start, np.frombuffer(data, "<f4", n * c, 20).reshape(n, c)
+
+
+class ProtocolError(ValueError):
+    """A stream header or message the server cannot accept."""
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    sample_rate: int = 16000
+    heads: tuple[str, ...] | None = None
+    identity: str | int | None = None
+    lookahead: float = 0.2
+    format: str = "json"
+
+    @classmethod
+    def parse(cls, text: str | bytes | None) -> StreamHeader:
+        """Validate the client's first message (unknown keys are an error, not ignored)."""
+        if text is None:
+            raise ProtocolError("the first message must be a JSON text header, got binary data")
+        try:
+            d = json.loads(text)
+        except ValueError as e:
+            raise ProtocolError(f"header is not valid JSON: {e}") from e
+        if not isinstance(d, dict):
+            raise ProtocolError("header must be a JSON object")
+        d.pop("type", None)
+        known = {"sample_rate", "heads", "identity", "lookahead", "format"}
+        unknown = set(d) - known
+        if unknown:
+            raise ProtocolError(f"unknown header keys {sorted(unknown)}; known: {sorted(known)}")
+        sr = d.get("sample_rate", 16000)
+        if not isinstance(sr, int) or isinstance(sr, bool) or not 4000 <= sr <= 192000:
+            raise ProtocolError(f"sample_rate must be an integer in [4000, 192000], got {sr!r}")
+        heads = d.get("heads")
+        if heads is not None:
+            if isinstance(heads, str):
+                heads = [h for h in heads.split(",") if h]
+            if not isinstance(heads, list) or not all(isinstance(h, str) for h in heads):
+                raise ProtocolError("heads must be a list of head names")
+            heads = tuple(heads) or None
+        look = d.get("lookahead", 0.2)
+        if not isinstance(look, (int, float)) or isinstance(look, bool) or not 0 <= look <= 5:
+            raise ProtocolError(f"lookahead must be a number of seconds in [0, 5], got {look!r}")
+        fmt = d.get("format", "json")
+        if fmt not in ("json", "binary"):
+            raise ProtocolError(f"format must be 'json' or 'binary', got {fmt!r}")
+        ident = d.get("identity")
+        if ident is not None and not isinstance(ident, (str, int)):
+            raise ProtocolError("identity must be a name, an index or null")
+        return cls(sr, heads, ident, float(look), fmt)

@@ -1,0 +1,48 @@
+"""Limits and options of the server, one frozen dataclass (no FastAPI import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FORMATS = ("json", "bin", "npz", "csv", "glb", "mp4")  # what POST /v1/animate can answer
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """What the server accepts and how much work it takes on at once.
+
+    Attributes:
+        max_concurrency: inference jobs running at the same time (worker threads).
+        queue_limit: jobs allowed to wait for a worker; one more gets ``503``.
+        max_upload_mb: largest accepted request body in MiB (``413`` beyond).
+        max_seconds: longest accepted clip in seconds, uploads and streams (``413`` /
+            an error message beyond).
+        max_streams: WebSocket streams open at the same time (beyond: an error message
+            and close code 1013, "try again later").
+        stream_idle_seconds: a stream that sends nothing for this long is closed.
+        model_name: the name shown by ``GET /v1/models``.
+    """
+
+    max_concurrency: int = 2
+    queue_limit: int = 8
+    max_upload_mb: float = 25.0
+    max_seconds: float = 120.0
+    max_streams: int = 8
+    stream_idle_seconds: float = 30.0
+    model_name: str = "model"
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be >= 1, got {self.max_concurrency}")
+        if self.queue_limit < 0:
+            raise ValueError(f"queue_limit must be >= 0, got {self.queue_limit}")
+        if self.max_upload_mb <= 0:
+            raise ValueError(f"max_upload_mb must be > 0, got {self.max_upload_mb}")
+        if self.max_seconds <= 0:
+            raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.max_streams < 1:
+            raise ValueError(f"max_streams must be >= 1, got {self.max_streams}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

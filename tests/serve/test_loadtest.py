@@ -1,0 +1,32 @@
+"""The load test itself, small: every answer verified, nothing lost."""
+
+from __future__ import annotations
+
+from serve_testdata import HEADS
+
+
+def test_loadtest_against_server(server):
+    from unitalker.serve.loadtest import run_loadtest, synthetic_clip
+
+    report = run_loadtest(
+        server.url, synthetic_clip(1.0), clients=3, requests=4, duration=60, latency_runs=1
+    )
+    for kind in ("animate", "stream"):
+        s = report.kinds[kind]
+        assert s["sent"] == 6 and s["ok"] == 6 and s["errors"] == 0 and s["lost"] == 0, s
+        assert s["p50_ms"] <= s["p95_ms"]
+    assert 0 < report.first_frame["first_frame_ms"] < 5000
+    assert "| animate | 3 | 6 | 6 |" in report.table()
+
+
+def test_loadtest_cli_in_process(model_dir, capsys, tmp_path):
+    import json
+
+    from unitalker.cli import main
+
+    out = tmp_path / "r.json"
+    rc = main(["loadtest", "-m", str(model_dir), "--device", "cpu", "--clients", "2", "--requests", "2",
+               "--seconds", "0.5", "--latency-runs", "1", "--heads", HEADS[2], "--json", str(out)])  # fmt: skip
+    assert rc == 0, capsys.readouterr()
+    assert "p95 ms" in capsys.readouterr().out
+    assert json.loads(out.read_text())["kinds"]["animate"]["ok"] == 2
