@@ -56,7 +56,18 @@ def test_stream_pcm16_from_stdin(tmp_path, ckpt, capsys, monkeypatch):
 def test_bench_quick_tiny(capsys):
     pytest.importorskip("onnxruntime")
     assert (
-        main(["bench", "--quick", "--size", "tiny", "--seconds", "1", "--skip", "render,memory,streaming,per_head"])
+        main(
+            [
+                "bench",
+                "--quick",
+                "--size",
+                "tiny",
+                "--seconds",
+                "1",
+                "--skip",
+                "render,memory,streaming,per_head",
+            ]
+        )
         == 0
     )
     out = capsys.readouterr().out

@@ -1,6 +1,6 @@
-"""Fixtures: test conventions registered under unique names (see export_testdata)."""
+"""Fixtures: test conventions registered under unique names (see tests/meshdata.py)."""
 
-from export_testdata import (  # noqa: F401 - re-exported as fixtures
+from tests.meshdata import (  # noqa: F401 - re-exported as fixtures
     faceless_conv,
     norig_conv,
     rig_anim,

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from export_testdata import FPS, RIG_NAMES, random_animation
+from tests.meshdata import FPS, RIG_NAMES, random_animation
 
 from unitalker import conventions
 from unitalker.animation import Animation

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from export_testdata import random_animation
+from tests.meshdata import random_animation
 
 from unitalker import conventions
 from unitalker.export import ExportError, OutputExistsError, write_outputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from render_testdata import FPS, mouth_mask, talking_sphere
+from tests.meshdata import FPS, mouth_mask, talking_sphere
 
 from unitalker.animation import Animation
 from unitalker.render import renderer as renderer_module

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from render_testdata import FPS
+from tests.meshdata import FPS
 
 from unitalker.animation import Animation
 from unitalker.audio import SAMPLE_RATE, write_wav

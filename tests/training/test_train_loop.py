@@ -40,7 +40,9 @@ def test_warmup_freezes_exactly_the_encoder(release, tmp_path):
     for k in s0:
         if k.startswith("audio_encoder."):
             assert torch.equal(s0[k], s1[k]), k
-    assert not torch.equal(s0["decoder.audio_feature_map.weight"], s1["decoder.audio_feature_map.weight"])
+    assert not torch.equal(
+        s0["decoder.audio_feature_map.weight"], s1["decoder.audio_feature_map.weight"]
+    )
     # after the warm-up everything but the local feature extractor trains
     t.step = 2
     assert not t.apply_phase()
@@ -69,7 +71,10 @@ def test_resume_equals_uninterrupted(release, tmp_path):
                     resume=tmp_path / "a" / "checkpoints" / "step_0000002")  # fmt: skip
     from unitalker.models.checkpoint import load_model
 
-    a, b = load_model(full.final_dir, "cpu").state_dict(), load_model(resumed.final_dir, "cpu").state_dict()
+    a, b = (
+        load_model(full.final_dir, "cpu").state_dict(),
+        load_model(resumed.final_dir, "cpu").state_dict(),
+    )
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
@@ -95,4 +100,6 @@ def test_finetune_new_head_keeps_frozen_encoder(release, tmp_path):
     for k in s0:
         if k.startswith("audio_encoder."):
             assert torch.equal(s0[k], s1[k]), k
-    assert not torch.equal(s0["out_head_dict.tt_params.weight"], s1["out_head_dict.tt_params.weight"])
+    assert not torch.equal(
+        s0["out_head_dict.tt_params.weight"], s1["out_head_dict.tt_params.weight"]
+    )

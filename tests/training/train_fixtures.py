@@ -58,7 +58,7 @@ def write_dataset(root: Path, key: str, convention: str, n_subjects: int = 2,
     (folder / "audio").mkdir(parents=True, exist_ok=True)
     (folder / "annot").mkdir(parents=True, exist_ok=True)
     proj = rng.normal(size=(3, conv.dim)).astype(np.float32) * 0.2
-    templates = (rng.normal(size=(n_subjects, conv.dim)) * (0.5 if conv.kind == "vertices" else 0))
+    templates = rng.normal(size=(n_subjects, conv.dim)) * (0.5 if conv.kind == "vertices" else 0)
     np.save(folder / "id_template.npy", templates.astype(np.float32))
     ids = [f"{key.lower()}s{i}" for i in range(n_subjects)]
     for split, n_clips in (("train", clips), ("val", 1), ("test", 1)):
@@ -96,4 +96,6 @@ def tiny_config(root: Path, out: Path, *overrides: str):
     from unitalker.config import load_config
     from unitalker.training.config import TrainConfig
 
-    return load_config(TrainConfig, None, [f"data.manifest={root}", f"out_dir={out}", *TINY, *overrides])
+    return load_config(
+        TrainConfig, None, [f"data.manifest={root}", f"out_dir={out}", *TINY, *overrides]
+    )

@@ -1,4 +1,4 @@
-"""Test data built on the fly: a sphere head, a tiny ARKit rig, a rig-less blendshape set (imported by conftest and the tests; a unique module name so both test folders can have one)."""
+"""Test meshes built on the fly, shared by tests/export and tests/render: a sphere head, a tiny ARKit rig, a rig-less blendshape set (registered under unique names)."""
 
 from __future__ import annotations
 
