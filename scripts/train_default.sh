@@ -11,15 +11,14 @@ RUN=$WORK/runs/default
 
 [ -f "$BENCH/summary.json" ] || python -c "from unitalker.synth.generate import generate; generate('$BENCH', 'bench', 0)"
 mkdir -p "$REL"
-# S0-S2 come in community layouts: convert them to the release layout.
-[ -f "$REL/S0/train.json" ] || unitalker data convert folder "$BENCH/S0_synbiwi" "$REL/S0" --convention synth_head_vertices \
-  --fps 25 --dataset S0 --audio-dir wav --annot-dir vertices_npy --templates "$BENCH/S0_synbiwi/templates.pkl" \
-  --subject-regex '^([A-Z]\d)_' --mode symlink
-[ -f "$REL/S1/train.json" ] || unitalker data convert folder "$BENCH/S1_synvoca" "$REL/S1" --convention synth_head2_vertices \
-  --fps 60 --dataset S1 --audio-dir wav --annot-dir vertices_npy --templates "$BENCH/S1_synvoca/templates.pkl" \
-  --subject-regex '^(.*)_sentence' --mode symlink
-[ -f "$REL/S2/train.json" ] || unitalker data convert folder "$BENCH/S2_syn3detf/HDTF" "$REL/S2" --convention synth_arkit52 \
-  --fps 30 --dataset S2 --audio-dir audio --annot-dir blendshape --subject-regex '^(HD\d+)' --mode symlink
+# S0-S2 come in community layouts (BIWI, VOCASET, 3D-ETF): convert them with the real
+# converters, naming the A2F-Synth convention and dataset key.
+[ -f "$REL/S0/train.json" ] || unitalker data convert biwi "$BENCH/S0_synbiwi" "$REL/S0" \
+  --dataset S0 --convention synth_head_vertices --mode symlink
+[ -f "$REL/S1/train.json" ] || unitalker data convert vocaset "$BENCH/S1_synvoca" "$REL/S1" \
+  --dataset S1 --convention synth_head2_vertices --mode symlink
+[ -f "$REL/S2/S2/train.json" ] || unitalker data convert 3detf "$BENCH/S2_syn3detf" "$REL/S2" \
+  --dataset S2 --convention synth_arkit52 --mode symlink
 for d in S3_synflame S4_synmandarin S5_synsong; do [ -e "$REL/$d" ] || ln -s "$(cd "$BENCH" && pwd)/$d" "$REL/$d"; done
 # PCA of the vertex datasets once (training reads pca.npz beside the split files).
 for d in S0 S1; do [ -f "$REL/$d/pca.npz" ] || unitalker pca fit "$REL/$d" -o "$REL/$d/pca.npz" --components 64; done

@@ -82,9 +82,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                 default=None,
                 help=".npy/.npz/.pkl neutral templates (default: zeros)",
             )
-        elif name != "3detf":
+        else:
             c.add_argument(
                 "--dataset", default=None, help="dataset key (default: the paper's D-key)"
+            )
+            c.add_argument(
+                "--convention",
+                default=None,
+                help="registered convention of the annotations (default: the dataset's own)",
             )
         c.set_defaults(func=_convert)
 
@@ -125,8 +130,11 @@ def _convert(args: argparse.Namespace) -> int:
     if args.layout == "folder":
         kw.update(convention=args.convention, fps=args.fps, dataset=args.dataset,
                   audio_dir=args.audio_dir, annot_dir=args.annot_dir, templates=args.templates)  # fmt: skip
-    elif args.layout != "3detf" and args.dataset:
-        kw["dataset"] = args.dataset
+    else:
+        if args.dataset:
+            kw["dataset"] = args.dataset
+        if args.convention:
+            kw["convention"] = args.convention
     report = CONVERTERS[args.layout](args.src, args.dst, **kw)
     for folder, counts in report.counts.items():
         where = report.dst if folder == "." else report.dst / folder

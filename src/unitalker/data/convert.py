@@ -228,6 +228,7 @@ def convert_biwi(
     overwrite: bool = False,
     mode: FileMode = "copy",
     dataset: str = "D0",
+    convention: str | None = None,
 ) -> ConvertReport:
     """BIWI as preprocessed by CodeTalker -> a D0 dataset folder.
 
@@ -238,11 +239,14 @@ def convert_biwi(
     whose templates follow in ``id_template.npy``).
     """
     src = Path(src)
-    conv = "BIWI_23370_vertices"
+    # Another convention in the same layout (e.g. A2F-Synth) is allowed.
+    conv = convention or "BIWI_23370_vertices"
+    conventions.get(conv)  # fail early on an unregistered name
 
     def build(tmp: Path, report: ConvertReport) -> None:
         templates = load_templates_pickle(src / "templates.pkl")
         w = _DatasetWriter(".", dataset, conv, 25.0, mode)
+        seen: set[str] = set()
         for m, p in _scan(src / "vertices_npy", r"^([FM]\d+)_e(\d+)\.npy$"):
             subject, sent = m.group(1), int(m.group(2))
             if subject in BIWI_TRAIN_SUBJECTS:
@@ -266,15 +270,16 @@ def convert_biwi(
                 report.skipped.append(f"{p}: no audio in {src / 'wav'}")
                 continue
             _check_width(p, conv)
+            seen.add(subject)
             w.add(
                 split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}"
             )
-        all_ids = list(BIWI_TRAIN_SUBJECTS) + list(BIWI_TEST_B_SUBJECTS)
-        present = [s for s in all_ids if s in templates]
-        missing_train = [s for s in BIWI_TRAIN_SUBJECTS if s not in templates]
-        if missing_train:
-            raise ValueError(f"{src / 'templates.pkl'}: missing templates for {missing_train}")
-        w.write(tmp, BIWI_TRAIN_SUBJECTS, _template_array(templates, present, conv, src / "templates.pkl"),
+        _require_templates(templates, seen, src / "templates.pkl")
+        # The real release has all six training subjects; a smaller set (a subset of BIWI,
+        # or data in this layout with fewer speakers) keeps the canonical order.
+        train_ids = [s for s in BIWI_TRAIN_SUBJECTS if s in templates]
+        present = train_ids + [s for s in BIWI_TEST_B_SUBJECTS if s in templates]
+        w.write(tmp, train_ids, _template_array(templates, present, conv, src / "templates.pkl"),
                 report, {"test_b": present})  # fmt: skip
 
     return _run(dst, overwrite, build)
@@ -291,6 +296,7 @@ def convert_vocaset(
     overwrite: bool = False,
     mode: FileMode = "copy",
     dataset: str = "D1",
+    convention: str | None = None,
 ) -> ConvertReport:
     """VOCASET as preprocessed by FaceFormer -> a D1 dataset folder.
 
@@ -300,11 +306,14 @@ def convert_vocaset(
     subjects (train, then val, then test), as the release's 12 D1 identities.
     """
     src = Path(src)
-    conv = "FLAME_5023_vertices"
+    # Another convention in the same layout (e.g. A2F-Synth) is allowed.
+    conv = convention or "FLAME_5023_vertices"
+    conventions.get(conv)  # fail early on an unregistered name
 
     def build(tmp: Path, report: ConvertReport) -> None:
         templates = load_templates_pickle(src / "templates.pkl")
         w = _DatasetWriter(".", dataset, conv, 60.0, mode)
+        seen: set[str] = set()
         for m, p in _scan(src / "vertices_npy", r"^(.+)_sentence(\d+)\.npy$"):
             subject, sent = m.group(1), int(m.group(2))
             if subject in VOCASET_TRAIN and 1 <= sent <= 40:
@@ -320,10 +329,12 @@ def convert_vocaset(
                 report.skipped.append(f"{p}: no audio in {src / 'wav'}")
                 continue
             _check_width(p, conv)
+            seen.add(subject)
             w.add(
                 split, _Clip(subject, audio, p, sent), f"wav/{audio.name}", f"vertices_npy/{p.name}"
             )
-        ids = list(VOCASET_TRAIN + VOCASET_VAL + VOCASET_TEST)
+        _require_templates(templates, seen, src / "templates.pkl")
+        ids = [s for s in VOCASET_TRAIN + VOCASET_VAL + VOCASET_TEST if s in templates]
         w.write(tmp, ids, _template_array(templates, ids, conv, src / "templates.pkl"), report)
 
     return _run(dst, overwrite, build)
@@ -340,6 +351,7 @@ def convert_multiface(
     overwrite: bool = False,
     mode: FileMode = "copy",
     dataset: str = "D2",
+    convention: str | None = None,
 ) -> ConvertReport:
     """Multiface / MeshTalk as preprocessed by FaceDiffuser -> a D2 dataset folder.
 
@@ -349,7 +361,9 @@ def convert_multiface(
     val, 46-50 test.
     """
     src = Path(src)
-    conv = "meshtalk_6172_vertices"
+    # Another convention in the same layout (e.g. A2F-Synth) is allowed.
+    conv = convention or "meshtalk_6172_vertices"
+    conventions.get(conv)  # fail early on an unregistered name
 
     def build(tmp: Path, report: ConvertReport) -> None:
         raw = load_templates_pickle(src / "templates.pkl")
@@ -462,8 +476,13 @@ def convert_3detf(
     split_by: Literal["subject", "ratio"] = "ratio",
     ratios: tuple[float, float, float] = (0.8, 0.1, 0.1),
     seed: int = 0,
+    convention: str | None = None,
+    dataset: str | None = None,
 ) -> ConvertReport:
     """3D-ETF -> ``DST/D3_HDTF`` and ``DST/D4_RAVDESS`` (the release's ``D3D4_3DETF``).
+
+    ``convention`` / ``dataset`` replace the convention and the dataset key (for data in
+    this layout that is not 3D-ETF itself, e.g. A2F-Synth; ``dataset`` needs one subset).
 
     ``SRC/{HDTF|RAVDESS}/audio/*.wav`` + ``.../blendshape/*.npy`` ``(T, 52)`` at 30 fps.
     The subject is group 1 of ``subject_regex`` searched in the file stem (default: HDTF
@@ -471,15 +490,23 @@ def convert_3detf(
     zeros (the neutral weights); ``id_list`` holds every subject.
     """
     src = Path(src)
-    conv = "3DETF_blendshape_weight"
+    # Another convention in the same layout (e.g. A2F-Synth) is allowed.
+    conv = convention or "3DETF_blendshape_weight"
+    conventions.get(conv)  # fail early on an unregistered name
 
     def build(tmp: Path, report: ConvertReport) -> None:
         found = False
+        subsets = [n for n in ETF_SUBSETS if (src / n).is_dir()]
+        if dataset and len(subsets) > 1:
+            raise ValueError(
+                f"{src}: a dataset key override needs a single subset, found {subsets}"
+            )
         for name, (key, folder, default_rx) in ETF_SUBSETS.items():
             base = src / name
             if not base.is_dir():
                 continue
             found = True
+            key, folder = (dataset, dataset) if dataset else (key, folder)
             clips = _collect_pairs(
                 base / "audio", base / "blendshape", subject_regex or default_rx, report
             )
@@ -490,6 +517,12 @@ def convert_3detf(
             raise FileNotFoundError(f"{src}: expected HDTF/ and/or RAVDESS/ sub-folders")
 
     return _run(dst, overwrite, build)
+
+
+def _require_templates(templates: dict[str, np.ndarray], subjects: set[str], source: Path) -> None:
+    missing = sorted(subjects - set(templates))
+    if missing:
+        raise ValueError(f"{source}: no template for subject(s) {missing} that have clips")
 
 
 def _write_generic(
