@@ -97,14 +97,21 @@ def _write_release(root, model, rng):
             model.set_template(ds.convention, tpl[ds.demo_template_id] * conv.scale)
 
 
-@pytest.mark.parametrize("naming", ["old", "new"])
-@pytest.mark.parametrize("family", ["wavlm", "wav2vec2"])
-def test_original_layout_loads_and_reproduces(tmp_path, naming, family, rng):
-    """A state dict in the release's key layout (either weight-norm naming) loads and
-    reproduces the module it came from."""
+@pytest.mark.parametrize(
+    "naming, family, head_layers",
+    [("old", "wavlm", 1), ("new", "wavlm", 1), ("old", "wav2vec2", 1), ("new", "wav2vec2", 2)],
+)
+def test_original_layout_loads_and_reproduces(tmp_path, naming, family, head_layers, rng):
+    """A state dict in the release's key layout (either weight-norm naming, linear or the
+    original's deeper heads) loads and reproduces the module it came from."""
+    import dataclasses
+
     torch.manual_seed(2)
     n_ids = 935
     cfg = tiny_model_config(family, heads=HEADS, n_ids=n_ids)
+    cfg = dataclasses.replace(
+        cfg, heads=tuple(dataclasses.replace(h, layers=head_layers) for h in cfg.heads)
+    )
     src = randomize(UniTalker(cfg)).eval()
     _write_release(tmp_path / "release", src, rng)
     state = {}

@@ -250,13 +250,15 @@ def read_original_state(path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _head_dims(state: dict[str, torch.Tensor]) -> dict[str, int]:
-    dims = {}
+def _head_dims(state: dict[str, torch.Tensor]) -> dict[str, tuple[int, int]]:
+    """head -> (output size, layers): ``out_head_dict.<h>.weight`` for a linear head,
+    ``out_head_dict.<h>.head_layer.<2i>.weight`` for the original's deeper ``OutHead``."""
+    layers: dict[str, dict[int, int]] = {}
     for k, v in state.items():
-        m = re.fullmatch(r"out_head_dict\.(.+)\.weight", k)
+        m = re.fullmatch(r"out_head_dict\.([^.]+)\.(?:head_layer\.(\d+)\.)?weight", k)
         if m:
-            dims[m.group(1)] = int(v.shape[0])
-    return dims
+            layers.setdefault(m.group(1), {})[int(m.group(2) or 0)] = int(v.shape[0])
+    return {h: (d[max(d)], max(d) // 2 + 1) for h, d in layers.items()}
 
 
 def _datasets_of(convention: str) -> list[conventions.DatasetInfo]:
@@ -303,7 +305,7 @@ def load_original(
     heads: list[HeadConfig] = []
     pca: dict[str, dict[str, np.ndarray]] = {}
     templates: dict[str, np.ndarray] = {}
-    for name, out_dim in dims.items():
+    for name, (out_dim, n_layers) in dims.items():
         conv = conventions.get(name)
         is_pca = out_dim != conv.dim
         if is_pca:
@@ -312,7 +314,7 @@ def load_original(
                     f"{path}: head {name} has {out_dim} outputs, expected {conv.dim}"
                 )
             pca[name] = _find_release_pca(name, root, path)
-        heads.append(HeadConfig(name, out_dim if is_pca else 0))
+        heads.append(HeadConfig(name, out_dim if is_pca else 0, n_layers))
         templates[name] = _demo_template(conv, root)
 
     identities = _original_identities(n_ids, root)

@@ -33,7 +33,12 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class DecoderConfig:
-    """Motion decoder. ``kind``: ``tcn`` (default) | ``transformer``."""
+    """Motion decoder. ``kind``: ``tcn`` (default) | ``transformer``.
+
+    ``id_dim`` and ``kernel_size`` are the TCN's; the transformer's identity embedding is
+    ``hidden``-dimensional and its feed-forward ``ff_dim`` (default ``2 * hidden``), as the
+    original.
+    """
 
     kind: str = "tcn"
     hidden: int = 256
@@ -42,7 +47,7 @@ class DecoderConfig:
     kernel_size: int = 3
     dropout: float = 0.1
     n_heads: int = 4
-    ff_dim: int = 512
+    ff_dim: int | None = None
     period: int = 30
 
 

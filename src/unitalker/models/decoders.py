@@ -115,7 +115,7 @@ class TCNDecoder(nn.Module):
         Returns:
             ``[B, T, H]``.
         """
-        h = self.audio_feature_map(self.dropout(x))  # [B, T, H]
+        h = self.dropout(self.audio_feature_map(x))  # [B, T, H]; dropout as the original TCN input
         style = self.learnable_style_emb(identity)[:, None, :].expand(-1, h.shape[1], -1)
         y = torch.cat([h, style], dim=-1).transpose(1, 2)  # [B, H + id, T]
         m = None if mask is None else mask.to(y.dtype)
@@ -173,9 +173,10 @@ def alibi_causal_bias(
 class TransformerDecoder(nn.Module):
     """Non-autoregressive transformer motion decoder (the paper's alternative to TCN).
 
-    One decoder layer (4 heads, feed-forward 512): the query is the adapted audio plus the
-    identity embedding with periodic positional encoding; self-attention uses the biased
-    causal mask; cross-attention to the audio uses the alignment (diagonal) mask.
+    As the original: the query is the identity embedding (``hidden``-dimensional) repeated
+    over time with periodic positional encoding; the adapted audio is the memory, reached
+    only through the alignment mask (frame t attends to audio frame t); self-attention uses
+    FaceFormer's biased causal mask. One layer, 4 heads, feed-forward ``2 * hidden``.
     """
 
     def __init__(
@@ -183,22 +184,22 @@ class TransformerDecoder(nn.Module):
         in_dim: int,
         n_identities: int,
         hidden: int = 256,
-        id_dim: int = 64,
         n_layers: int = 1,
         n_heads: int = 4,
-        ff_dim: int = 512,
+        ff_dim: int | None = None,
         period: int = 30,
         dropout: float = 0.1,
     ):
         super().__init__()
         self.hidden, self.n_heads, self.period = hidden, n_heads, period
-        self.dropout = nn.Dropout(dropout)
+        self.learnable_style_emb = nn.Embedding(n_identities, hidden)
         self.audio_feature_map = nn.Linear(in_dim, hidden)
-        self.learnable_style_emb = nn.Embedding(n_identities, id_dim)
-        self.style_map = nn.Linear(id_dim, hidden)
         self.ppe = PeriodicPositionalEncoding(hidden, period)
-        layer = nn.TransformerDecoderLayer(hidden, n_heads, ff_dim, dropout, batch_first=True)
-        self.transformer = nn.TransformerDecoder(layer, n_layers)
+        self.ppe_dropout = nn.Dropout(dropout)
+        layer = nn.TransformerDecoderLayer(
+            hidden, n_heads, ff_dim or 2 * hidden, dropout, batch_first=True
+        )
+        self.transformer_decoder = nn.TransformerDecoder(layer, n_layers)
 
     @property
     def n_identities(self) -> int:
@@ -209,15 +210,17 @@ class TransformerDecoder(nn.Module):
     ) -> torch.Tensor:
         """``x [B, T, C_enc]``, ``identity [B]``, ``mask [B, T]`` -> ``[B, T, H]``."""
         b, t, _ = x.shape
-        memory = self.audio_feature_map(self.dropout(x))
-        query = self.ppe(memory + self.style_map(self.learnable_style_emb(identity))[:, None, :])
+        memory = self.audio_feature_map(x)
+        query = self.ppe_dropout(
+            self.ppe(self.learnable_style_emb(identity)[:, None, :].expand(b, t, -1))
+        )
         self_mask = alibi_causal_bias(self.n_heads, t, self.period, x.device).repeat(b, 1, 1)
         align = torch.full((t, t), float("-inf"), device=x.device)
         align.fill_diagonal_(0.0)
         # No key-padding masks: padding sits after the valid frames, so the causal mask
         # already hides it from valid queries, and the alignment mask pairs each query with
         # its own frame (masking padded keys would leave padded rows with no key -> NaN).
-        return self.transformer(query, memory, tgt_mask=self_mask, memory_mask=align)
+        return self.transformer_decoder(query, memory, tgt_mask=self_mask, memory_mask=align)
 
 
 DECODERS = {"tcn": TCNDecoder, "transformer": TransformerDecoder}

@@ -64,22 +64,31 @@ class PCALayer(nn.Module):
         return (data - self.original_data_mean) @ self.components_to_data.T
 
 
-def make_head(hidden: int, out_dim: int, n_layers: int = 1) -> nn.Module:
-    """A zero-initialised head: ``Linear(hidden, out_dim)``, or an MLP of ``n_layers``.
+class DeepHead(nn.Module):
+    """``layers - 1`` x (Linear + Tanh) then Linear, as the original ``OutHead``
+    (parameter names ``head_layer.N``; default initialisation, as the original)."""
 
-    Only the last layer is zeroed, so a deeper head still trains from a zero output.
-    """
-    if n_layers <= 1:
-        head: nn.Module = nn.Linear(hidden, out_dim)
-        last = head
-    else:
+    def __init__(self, hidden: int, out_dim: int, n_layers: int):
+        super().__init__()
         layers: list[nn.Module] = []
         for _ in range(n_layers - 1):
-            layers += [nn.Linear(hidden, hidden), nn.GELU()]
-        last = nn.Linear(hidden, out_dim)
-        head = nn.Sequential(*layers, last)
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
+            layers += [nn.Linear(hidden, hidden), nn.Tanh()]
+        layers.append(nn.Linear(hidden, out_dim))
+        self.head_layer = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, T, H] -> [B, T, out_dim]``."""
+        return self.head_layer(x)
+
+
+def make_head(hidden: int, out_dim: int, n_layers: int = 1) -> nn.Module:
+    """One head: a zero-initialised ``Linear(hidden, out_dim)`` (an untrained head outputs
+    the template), or a :class:`DeepHead` of ``n_layers``."""
+    if n_layers > 1:
+        return DeepHead(hidden, out_dim, n_layers)
+    head = nn.Linear(hidden, out_dim)
+    nn.init.zeros_(head.weight)
+    nn.init.zeros_(head.bias)
     return head
 
 

@@ -290,13 +290,12 @@ def build_decoder(cfg: DecoderConfig, in_dim: int, n_identities: int) -> nn.Modu
         return TransformerDecoder(
             in_dim,
             n_identities,
-            cfg.hidden,
-            cfg.id_dim,
-            cfg.n_layers or 1,
-            cfg.n_heads,
-            cfg.ff_dim,
-            cfg.period,
-            cfg.dropout,
+            hidden=cfg.hidden,
+            n_layers=cfg.n_layers or 1,
+            n_heads=cfg.n_heads,
+            ff_dim=cfg.ff_dim,
+            period=cfg.period,
+            dropout=cfg.dropout,
         )
     raise ValueError(f"unknown decoder kind {cfg.kind!r}; known: tcn, transformer")
 
