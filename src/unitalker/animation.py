@@ -58,12 +58,16 @@ class Animation:
     def vertices(self) -> np.ndarray | None:
         """``[T, V, 3]`` vertex positions, or None when the convention has no mesh.
 
-        Vertex conventions reshape their data; blendshape conventions with a rig apply
-        ``meanshape + weights @ basis``.
+        Vertex conventions reshape their data; conventions with a registered vertex function
+        (:func:`unitalker.conventions.register_vertex_fn`) apply it; blendshape conventions
+        with a rig apply ``meanshape + weights @ basis``.
         """
         conv = self.conv
         if conv.kind == "vertices":
             return self.data.reshape(self.n_frames, -1, 3)
+        fn = conventions.vertex_fn(conv.name)
+        if fn is not None:
+            return np.asarray(fn(self.data), dtype=np.float32)
         if conv.kind == "blendshapes" and conv.has_mesh:
             return rig_vertices(conv, self.data)
         return None

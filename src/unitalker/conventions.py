@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -175,9 +175,12 @@ class Convention:
 
     @property
     def has_mesh(self) -> bool:
-        """Whether outputs can be turned into a mesh (vertices, or blendshapes with a rig)."""
-        return self.kind == "vertices" or (
-            self.has_resource("rig_basis") and self.has_resource("rig_meanshape")
+        """Whether outputs can be turned into a mesh: vertices, blendshapes with a rig, or
+        a convention with a registered vertex function (e.g. parameters of a face model)."""
+        return (
+            self.kind == "vertices"
+            or (self.has_resource("rig_basis") and self.has_resource("rig_meanshape"))
+            or self.name in _VERTEX_FNS
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -271,6 +274,20 @@ class DatasetInfo:
 
 _CONVENTIONS: dict[str, Convention] = {}
 _DATASETS: dict[str, DatasetInfo] = {}
+# convention name -> f(data [T, dim]) -> vertices [T, V, 3], for conventions whose mesh is
+# computed (parameters of a face model), not stored.
+_VERTEX_FNS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+
+
+def register_vertex_fn(name: str, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+    """Declare how a (parameter) convention's ``[T, dim]`` data becomes ``[T, V, 3]``
+    vertices, so that exporters and the renderer can show it as a mesh."""
+    _VERTEX_FNS[name] = fn
+
+
+def vertex_fn(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    _ensure_builtin_extras()
+    return _VERTEX_FNS.get(name)
 
 
 def register(conv: Convention, *, overwrite: bool = False) -> Convention:

@@ -16,7 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="training config YAML (see configs/default.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set optim.lr=0.0003 (repeatable)")  # fmt: skip
-    p.add_argument("--resume", metavar="DIR", help="continue exactly from a checkpoint / run folder")
+    p.add_argument(
+        "--resume", metavar="DIR", help="continue exactly from a checkpoint / run folder"
+    )
     p.add_argument("--flame-model", metavar="PATH",
                    help="FLAME model (npz or FLAME 2020 pkl, read without running code) for the "
                         "vertex loss of flame_params_from_dadhead")  # fmt: skip

@@ -49,8 +49,12 @@ class EvalReport:
                 "per_sequence": "mean over sequences of each sequence's mean (original UniTalker)",
             },
             "datasets": [
-                {"dataset": r.dataset, "convention": r.convention, "notes": r.notes,
-                 **asdict(r.summary)}
+                {
+                    "dataset": r.dataset,
+                    "convention": r.convention,
+                    "notes": r.notes,
+                    **asdict(r.summary),
+                }
                 for r in self.results
             ],  # fmt: skip
         }
@@ -192,7 +196,9 @@ def evaluate(
             notes.append("no upper-face region: UFVE/FDD over all vertices")
         results.append(DatasetResult(key, conv, summarize(scores), notes))
     name = str(model.meta.get("source", "")) if hasattr(model, "meta") else ""
-    return EvalReport(split, "static template" if static_baseline else identity, results, name), kept
+    return EvalReport(
+        split, "static template" if static_baseline else identity, results, name
+    ), kept
 
 
 def render_previews(kept: list[dict[str, Any]], out_dir: str | Path) -> list[Path] | str:

@@ -160,6 +160,7 @@ def register_all() -> None:
 
     for conv in conventions_list():
         registry.register(conv)
+    registry.register_vertex_fn(FLAME, flame_params_to_vertices)
     for ds in dataset_infos():
         registry.register_dataset(ds)
 

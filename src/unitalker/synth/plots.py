@@ -16,7 +16,14 @@ def convention_traces(convention: str, data: np.ndarray) -> dict[str, np.ndarray
 
     if convention == sc.ARKIT:
         idx = {n: i for i, n in enumerate(ARKIT52_EMOTALK)}
-        names = ("jawOpen", "mouthClose", "mouthPucker", "mouthSmileLeft", "mouthRollLower", "eyeBlinkLeft")
+        names = (
+            "jawOpen",
+            "mouthClose",
+            "mouthPucker",
+            "mouthSmileLeft",
+            "mouthRollLower",
+            "eyeBlinkLeft",
+        )
         return {n: data[:, idx[n]] for n in names}
     if convention == sc.FLAME:
         return {"jaw_rx (rad)": data[:, 0], **{f"expr_{k:02d}": data[:, 3 + k] for k in range(3)}}
@@ -43,15 +50,21 @@ def plot_clip(path: str | Path, audio: np.ndarray, sr: int, timeline, convention
     import matplotlib.pyplot as plt
 
     traces = convention_traces(convention, data)
-    fig, axes = plt.subplots(2, 1, figsize=(9, 4.2), sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    fig, axes = plt.subplots(
+        2, 1, figsize=(9, 4.2), sharex=True, gridspec_kw={"height_ratios": [1, 2]}
+    )
     t_a = np.arange(len(audio)) / sr
     axes[0].plot(t_a[::8], audio[::8], lw=0.4, color="0.4")
     axes[0].set_yticks([])
     for ph, s, e in timeline:
         if ph.startswith("_"):
             continue
-        axes[0].axvspan(s, e, color="C0" if ph.strip("'") in ("m", "b", "p") else "none", alpha=0.15)
-        axes[0].text(0.5 * (s + e), 0.9 * np.abs(audio).max(), ph, ha="center", va="top", fontsize=6)
+        axes[0].axvspan(
+            s, e, color="C0" if ph.strip("'") in ("m", "b", "p") else "none", alpha=0.15
+        )
+        axes[0].text(
+            0.5 * (s + e), 0.9 * np.abs(audio).max(), ph, ha="center", va="top", fontsize=6
+        )
     t = np.arange(len(data)) / fps
     for name, y in traces.items():
         axes[1].plot(t, y, lw=1, label=name)

@@ -97,7 +97,7 @@ def merge_identity_tables(old: Any, new: Any, pivot: bool = True) -> Any:
     specs = [(k, c, s) for k, (c, s) in blocks.items()]
     # templates of a grown block no longer line up with its subjects; keep only exact ones
     keep = {}
-    for k, c, s in specs:
+    for k, _c, s in specs:
         t = templates.get(k)
         if t is not None and len(t) >= len(s):
             keep[k] = t
@@ -271,8 +271,9 @@ def build_finetune_model(
         rows = [old[old_names.index(n)] if n in old_names else src_row for n in table.names]
         new_state[emb_key] = torch.stack(rows)
     model.load_state_dict(new_state, strict=False)
-    _install_pca_and_templates(model, pcas, table, [n for n in data_convs if n in pcas or
-                                                     n not in base.config.head_names])
+    _install_pca_and_templates(
+        model, pcas, table, [n for n in data_convs if n in pcas or n not in base.config.head_names]
+    )
     model.meta = {"finetuned_from": str(cfg.model.init_from)}
     return model, table
 
@@ -303,4 +304,6 @@ def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
     for h, m in maps.items():
         if m is None and conventions.get(h).kind != "vertices":
             log.warning("convention %s has no vertex map: trained on its parameter term only", h)
-    return UniTalkerLoss(maps, alpha=cfg.loss.alpha, beta=cfg.loss.beta, vertex_weight=cfg.loss.vertex)
+    return UniTalkerLoss(
+        maps, alpha=cfg.loss.alpha, beta=cfg.loss.beta, vertex_weight=cfg.loss.vertex
+    )

@@ -56,7 +56,10 @@ def all_reduce_grads(params: list[torch.nn.Parameter], world_size: int) -> None:
     has = has.to(dev)
     dist.all_reduce(has)
     flat = torch.cat(
-        [(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float() for p in params]
+        [
+            (p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1).float()
+            for p in params
+        ]
     )
     dist.all_reduce(flat)
     flat /= world_size

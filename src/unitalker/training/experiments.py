@@ -22,12 +22,19 @@ SMALL = [
     "model.pca_components=32", "log.tensorboard=false", "data.val_split=", "data.batch_size=4",
     "optim.lr=0.0005", "schedule.freeze_features=false", "data.max_seconds=6.0",
 ]  # fmt: skip
-QUICK = [*SMALL[:7], "model.encoder.hidden_size=32", "model.encoder.n_layers=1", "model.decoder.hidden=32"]
+QUICK = [
+    *SMALL[:7],
+    "model.encoder.hidden_size=32",
+    "model.encoder.n_layers=1",
+    "model.decoder.hidden=32",
+]
 
 
 def _cfg(data: Path, out: Path, quick: bool, *extra: str) -> TrainConfig:
     base = SMALL + (QUICK[7:] if quick else [])
-    return load_config(TrainConfig, None, [f"data.manifest={data}", f"out_dir={out}", *base, *extra])
+    return load_config(
+        TrainConfig, None, [f"data.manifest={data}", f"out_dir={out}", *base, *extra]
+    )
 
 
 def _lve(report: Any) -> dict[str, float]:
@@ -47,22 +54,30 @@ def table5(data: str | Path, out_dir: str | Path, datasets: list[str], steps: in
     for d in datasets:
         r = train(_cfg(data, runs / f"single_{d}", quick, f"schedule.steps={steps}",
                        f"schedule.warmup_steps={steps // 10}", f"data.datasets=[{d}]"))  # fmt: skip
-        rows["single [D*]"].update(_lve(evaluate(load_model(r.final_dir, "cpu"), data, datasets=(d,))[0]))
+        rows["single [D*]"].update(
+            _lve(evaluate(load_model(r.final_dir, "cpu"), data, datasets=(d,))[0])
+        )
     ds_list = "[" + ", ".join(datasets) + "]"
     uni = train(_cfg(data, runs / "unified", quick, f"schedule.steps={steps * len(datasets)}",
                      f"schedule.warmup_steps={steps // 10}", f"data.datasets={ds_list}"))  # fmt: skip
-    rows["unified"] = _lve(evaluate(load_model(uni.final_dir, "cpu"), data, datasets=tuple(datasets))[0])
+    rows["unified"] = _lve(
+        evaluate(load_model(uni.final_dir, "cpu"), data, datasets=tuple(datasets))[0]
+    )
     for d in datasets:
         r = train(_cfg(data, runs / f"ft_{d}", quick, f"schedule.steps={max(1, steps // 4)}",
                        "schedule.warmup_steps=0", "schedule.warmup_epochs=0",
                        f"model.init_from={uni.final_dir}", f"data.datasets=[{d}]"))  # fmt: skip
-        rows["unified + FT"].update(_lve(evaluate(load_model(r.final_dir, "cpu"), data, datasets=(d,))[0]))
+        rows["unified + FT"].update(
+            _lve(evaluate(load_model(r.final_dir, "cpu"), data, datasets=(d,))[0])
+        )
     md = ["# Table 5 in miniature (A2F-Synth)", "",
           f"LVE (per-sequence mean, test split); {steps} steps per single-dataset model, "
           f"{steps * len(datasets)} for the unified model, {max(1, steps // 4)} fine-tuning steps.", "",
           "| model | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]  # fmt: skip
     for name, vals in rows.items():
-        md.append(f"| {name} | " + " | ".join(f"{vals.get(d, float('nan')):.4e}" for d in datasets) + " |")
+        md.append(
+            f"| {name} | " + " | ".join(f"{vals.get(d, float('nan')):.4e}" for d in datasets) + " |"
+        )
     text = "\n".join(md) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "table5.md").write_text(text)
@@ -86,13 +101,17 @@ def pivot(data: str | Path, out_dir: str | Path, datasets: list[str], steps: int
                        f"data.datasets={ds_list}", f"pivot_prob={prob}"))  # fmt: skip
         m = load_model(r.final_dir, "cpu")
         rows[f"{name}, GT id"] = _lve(evaluate(m, data, datasets=tuple(datasets))[0])
-        rows[f"{name}, pivot id"] = _lve(evaluate(m, data, datasets=tuple(datasets), identity="pivot")[0])
+        rows[f"{name}, pivot id"] = _lve(
+            evaluate(m, data, datasets=tuple(datasets), identity="pivot")[0]
+        )
     md = ["# Pivot identity (Fig. 3) in miniature", "",
           "LVE (per-sequence mean, test split). 'pivot id' = inference with the pivot row, "
           "which the p=0 model never trained (the cross-identity case).", "",
           "| model, inference identity | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]  # fmt: skip
     for name, vals in rows.items():
-        md.append(f"| {name} | " + " | ".join(f"{vals.get(d, float('nan')):.4e}" for d in datasets) + " |")
+        md.append(
+            f"| {name} | " + " | ".join(f"{vals.get(d, float('nan')):.4e}" for d in datasets) + " |"
+        )
     text = "\n".join(md) + "\n"
     out.mkdir(parents=True, exist_ok=True)
     (out / "pivot.md").write_text(text)
@@ -112,7 +131,12 @@ def _plot(rows: dict[str, dict[str, float]], datasets: list[str], path: Path, ti
     fig, ax = plt.subplots(figsize=(6, 3.5))
     w = 0.8 / max(1, len(rows))
     for i, (name, vals) in enumerate(rows.items()):
-        ax.bar([j + i * w for j in range(len(datasets))], [vals.get(d, 0.0) for d in datasets], w, label=name)
+        ax.bar(
+            [j + i * w for j in range(len(datasets))],
+            [vals.get(d, 0.0) for d in datasets],
+            w,
+            label=name,
+        )
     ax.set_xticks([j + 0.4 - w / 2 for j in range(len(datasets))], datasets)
     ax.set_title(title)
     ax.legend(fontsize=7)

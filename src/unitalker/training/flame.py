@@ -117,7 +117,9 @@ def _to_array(value: Any, key: str, source: str) -> np.ndarray:
     try:
         return np.asarray(value)
     except Exception as e:  # noqa: BLE001
-        raise ValueError(f"{source}: FLAME key {key!r} is not an array ({type(value).__name__})") from e
+        raise ValueError(
+            f"{source}: FLAME key {key!r} is not an array ({type(value).__name__})"
+        ) from e
 
 
 def load_flame_model(path: str | Path) -> dict[str, np.ndarray]:
@@ -151,7 +153,9 @@ def load_flame_model(path: str | Path) -> dict[str, np.ndarray]:
     out = {k: _to_array(raw[k], k, str(p)) for k in (*FLAME_KEYS, "f") if k in raw}
     v = out["v_template"].shape[0]
     if out["shapedirs"].shape[:2] != (v, 3) or out["weights"].shape[0] != v:
-        raise ValueError(f"{p}: inconsistent FLAME shapes {({k: a.shape for k, a in out.items()})}")
+        raise ValueError(
+            f"{p}: inconsistent FLAME shapes { ({k: a.shape for k, a in out.items()}) }"
+        )
     return out
 
 
@@ -177,7 +181,10 @@ class FlameLBS(nn.Module):
     """
 
     def __init__(
-        self, model: dict[str, np.ndarray], jaw_joint: int = 2, face_indices: np.ndarray | None = None
+        self,
+        model: dict[str, np.ndarray],
+        jaw_joint: int = 2,
+        face_indices: np.ndarray | None = None,
     ):
         super().__init__()
         f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731

@@ -35,7 +35,9 @@ class RigMap(nn.Module):
     def __init__(self, meanshape: np.ndarray, basis: np.ndarray):
         super().__init__()
         c = basis.shape[0]
-        self.register_buffer("mean", torch.as_tensor(np.asarray(meanshape, np.float32)).reshape(-1, 3))
+        self.register_buffer(
+            "mean", torch.as_tensor(np.asarray(meanshape, np.float32)).reshape(-1, 3)
+        )
         self.register_buffer("basis", torch.as_tensor(np.asarray(basis, np.float32)).reshape(c, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

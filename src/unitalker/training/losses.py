@@ -86,10 +86,10 @@ class UniTalkerLoss(nn.Module):
         target_coeffs: torch.Tensor | None = None,
     ) -> LossTerms:
         """Args:
-            convention: the batch's convention.
-            pred, target: ``[B, T, D]`` motion (template included).
-            mask: ``[B, T]`` valid frames.
-            coeffs / target_coeffs: ``[B, T, K]`` PCA coefficients (PCA heads).
+        convention: the batch's convention.
+        pred, target: ``[B, T, D]`` motion (template included).
+        mask: ``[B, T]`` valid frames.
+        coeffs / target_coeffs: ``[B, T, K]`` PCA coefficients (PCA heads).
         """
         conv = conventions.get(convention)
         t = min(pred.shape[1], target.shape[1])
@@ -101,7 +101,7 @@ class UniTalkerLoss(nn.Module):
             terms.vertex = masked_mse(pred, target, mask)
         else:
             terms.param = masked_mse(pred, target, mask)
-            vmap = self.maps[convention] if convention in self.maps else None
+            vmap = self.maps[convention] if convention in self.maps else None  # noqa: SIM401 - ModuleDict has no get()
             if vmap is not None:
                 b = pred.shape[0]
                 vp = vmap(pred.reshape(b * t, -1).float())

@@ -28,7 +28,9 @@ class PivotReplacer:
         if self.prob <= 0:
             return identity
         draw = torch.rand(identity.shape, generator=self.generator) < self.prob
-        return torch.where(draw.to(identity.device), torch.full_like(identity, self.pivot_index), identity)
+        return torch.where(
+            draw.to(identity.device), torch.full_like(identity, self.pivot_index), identity
+        )
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state()}

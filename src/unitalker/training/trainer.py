@@ -314,7 +314,9 @@ class Trainer:
         self._emit(info)
         if self._writer is not None:
             self._writer.close()
-        return TrainResult(self.step, self.epoch, final, last, val_metrics, info.clips_per_s, elapsed)
+        return TrainResult(
+            self.step, self.epoch, final, last, val_metrics, info.clips_per_s, elapsed
+        )
 
     def _optimizer_step(self) -> None:
         trainable = [p for p in self.params if p.requires_grad]
@@ -385,8 +387,13 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "pivot": self.pivot.state_dict(),
             "rng_python": random.getstate(),
-            "rng_numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)),
-                          int(np_state[2]), int(np_state[3]), float(np_state[4])),  # fmt: skip
+            "rng_numpy": (
+                np_state[0],
+                torch.from_numpy(np_state[1].astype(np.int64)),
+                int(np_state[2]),
+                int(np_state[3]),
+                float(np_state[4]),
+            ),  # fmt: skip
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "world_size": self.dist.world_size,
@@ -412,7 +419,11 @@ class Trainer:
         """Save model + trainer state (rank 0 writes; every rank waits)."""
         from unitalker.models.checkpoint import save_model
 
-        d = Path(path) if path is not None else self.out_dir / "checkpoints" / f"step_{self.step:07d}"
+        d = (
+            Path(path)
+            if path is not None
+            else self.out_dir / "checkpoints" / f"step_{self.step:07d}"
+        )
         if self.dist.is_main:
             extra = {**self.meta, "step": self.step, "epoch": self.epoch}
             save_model(self.model, d, extra=extra)
