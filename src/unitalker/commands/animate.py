@@ -45,7 +45,7 @@ def add_parser(sub: Any) -> None:
         "--precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="bf16: autocast, about 2x faster",
+        help="bf16: bfloat16 weights + autocast (about 2.5x faster on CPUs with bf16 units)",
     )
     p.add_argument(
         "--backend",

@@ -7,7 +7,6 @@ jump. Each window is one encoder pass for all heads.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -21,12 +20,12 @@ import torch
 from unitalker import conventions
 from unitalker.animation import Animation
 from unitalker.audio import SAMPLE_RATE, frame_count, load_audio, prepare_waveform
+from unitalker.inference.precision import PRECISIONS, for_precision
 
 log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 25.0
 OVERLAP_SECONDS = 5.0
-PRECISIONS = ("fp32", "bf16")
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
@@ -68,14 +67,6 @@ def crossfade_merge(pieces: list[tuple[int, np.ndarray]], n_frames: int, fade: i
         acc[start : start + t] += arr[:t] * w[:, None]
         wsum[start : start + t, 0] += w
     return (acc / np.maximum(wsum, 1e-8)).astype(np.float32)
-
-
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
 
 
 def frame_grid(rates: Sequence[float], sr: int = SAMPLE_RATE) -> int:
@@ -166,7 +157,7 @@ def animate(
         fps: per-head output rate overrides.
         window: window length in seconds (<= 0: one pass over the whole clip).
         overlap: overlap between windows in seconds (the cross-fade length).
-        precision: ``fp32`` or ``bf16`` (autocast).
+        precision: ``fp32`` or ``bf16`` (see :mod:`unitalker.inference.precision`).
         progress: called as ``progress(done_windows, total_windows)``.
 
     Returns:
@@ -195,12 +186,13 @@ def animate(
     hop = max(1, win - int(overlap * SAMPLE_RATE))
     grid = frame_grid(list(rates.values()))
     starts = aligned_window_starts(n, win, hop, grid)
+    runner, ctx = for_precision(model, precision)
     mergers: dict[str, CrossfadeMerger] = {}
     for i, s0 in enumerate(starts):
         end = n if i == len(starts) - 1 else s0 + win
         chunk = torch.from_numpy(wav[s0:end]).to(device)[None]
-        with _autocast(precision, device):
-            out = model(chunk, heads=heads, identity=idx, fps=rates)
+        with ctx:
+            out = runner(chunk, heads=heads, identity=idx, fps=rates)
         for h in heads:
             motion = out[h].motion[0].float().cpu().numpy()  # [t, C]
             if h not in mergers:

@@ -163,7 +163,7 @@ class BenchReport:
         names = {
             "per_head": "per dataset, whole model each (original demo)",
             "one_pass": "one pass, all heads, fp32",
-            "bf16": "one pass, bf16 autocast",
+            "bf16": "one pass, bf16 (weights + autocast)",
             "onnx": "one pass, onnxruntime fp32",
         }
         base = self.speed.get("per_head")
@@ -265,9 +265,13 @@ def run_bench(
         if "bf16" in paths:
             say("bf16")
 
+            from unitalker.inference.precision import for_precision
+
+            runner, ctx = for_precision(model, "bf16")
+
             def bf() -> Any:
-                with torch.autocast(model.device.type, dtype=torch.bfloat16):
-                    return model(audio)
+                with ctx:
+                    return runner(audio)
 
             rep.speed["bf16"] = _median_time(bf, repeats)
             rep.errors["bf16"] = _max_err(ref, bf())

@@ -182,11 +182,12 @@ class Streamer:
         if n < MIN_WINDOW:  # shorter than one encoder frame: pad (only a tiny last bit)
             wav = np.concatenate([wav, np.zeros(MIN_WINDOW - n, np.float32)])
         t0 = time.perf_counter()
-        from unitalker.inference.animate import _autocast
+        from unitalker.inference.precision import for_precision
 
         device = self.model.device
-        with torch.inference_mode(), _autocast(self.precision, device):
-            res = self.model(
+        runner, ctx = for_precision(self.model, self.precision)
+        with torch.inference_mode(), ctx:
+            res = runner(
                 torch.from_numpy(np.ascontiguousarray(wav)).to(device)[None],
                 heads=self.heads,
                 identity=self._idx,
