@@ -5,24 +5,10 @@
 set -euo pipefail
 WORK=${1:-data}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-BENCH=$WORK/a2f_synth_bench
 REL=$WORK/a2f_synth_release
 RUN=$WORK/runs/default
 
-[ -f "$BENCH/summary.json" ] || python -c "from unitalker.synth.generate import generate; generate('$BENCH', 'bench', 0)"
-mkdir -p "$REL"
-# S0-S2 come in community layouts (BIWI, VOCASET, 3D-ETF): convert them with the real
-# converters, naming the A2F-Synth convention and dataset key.
-[ -f "$REL/S0/train.json" ] || unitalker data convert biwi "$BENCH/S0_synbiwi" "$REL/S0" \
-  --dataset S0 --convention synth_head_vertices --mode symlink
-[ -f "$REL/S1/train.json" ] || unitalker data convert vocaset "$BENCH/S1_synvoca" "$REL/S1" \
-  --dataset S1 --convention synth_head2_vertices --mode symlink
-[ -f "$REL/S2/S2/train.json" ] || unitalker data convert 3detf "$BENCH/S2_syn3detf" "$REL/S2" \
-  --dataset S2 --convention synth_arkit52 --mode symlink
-for d in S3_synflame S4_synmandarin S5_synsong; do [ -e "$REL/$d" ] || ln -s "$(cd "$BENCH" && pwd)/$d" "$REL/$d"; done
-# PCA of the vertex datasets once (training reads pca.npz beside the split files).
-for d in S0 S1; do [ -f "$REL/$d/pca.npz" ] || unitalker pca fit "$REL/$d" -o "$REL/$d/pca.npz" --components 64; done
-
+"$REPO/scripts/prepare_synth.sh" "$WORK"
 unitalker train --config "$REPO/configs/default.yaml" --set data.manifest="$REL" --set out_dir="$RUN" \
   ${RESUME:+--resume "$RUN"}
 unitalker evaluate "$RUN/model" "$REL" --split test --csv "$RUN/eval.csv" --json "$RUN/eval.json"

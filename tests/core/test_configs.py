@@ -15,4 +15,9 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
 def test_shipped_configs_parse(path):
     cfg = load_config(TrainConfig, path)
-    assert cfg.optim.lr > 0 and cfg.model.encoder.family in ("builtin", "wavlm", "wav2vec2", "hubert")
+    assert cfg.optim.lr > 0 and cfg.model.encoder.family in (
+        "builtin",
+        "wavlm",
+        "wav2vec2",
+        "hubert",
+    )

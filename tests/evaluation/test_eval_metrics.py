@@ -83,3 +83,52 @@ def test_evaluate_end_to_end(eval_release, tmp_path):
     assert "per_sequence" in (tmp_path / "m.csv").read_text()
     assert "LVE" in report.table()
     torch.manual_seed(0)
+
+
+def test_evaluate_identity_modes(eval_release, tmp_path):
+    """gt / pivot / cross condition on the rows they name; the static baseline needs no model."""
+    import torch
+    from train_fixtures import tiny_config
+
+    from unitalker.evaluation import evaluate as ev
+    from unitalker.models.checkpoint import load_model
+    from unitalker.training.builders import table_from_model
+    from unitalker.training.run import train
+
+    res = train(tiny_config(eval_release, tmp_path, "schedule.steps=3", "data.datasets=[TA, TB]"))
+    model = load_model(res.final_dir, "cpu")
+    table = table_from_model(model)
+    with torch.no_grad():  # make identities matter: distinct random embedding rows
+        for p in model.parameters():
+            if p.dim() == 2 and p.shape[0] == len(table):
+                p.copy_(torch.randn_like(p))
+    item = {"identity": 1}
+    assert ev._identity_for("gt", item, "TA", table, model.pivot_index) == 1
+    assert ev._identity_for("pivot", item, "TA", table, model.pivot_index) == model.pivot_index
+    # cross: the first subject of the next dataset, cycling
+    assert ev._identity_for("cross", item, "TA", table, 0) == table.offset("TB")
+    assert ev._identity_for("cross", item, "TB", table, 0) == table.offset("TA")
+    lve = {
+        mode: ev.evaluate(model, eval_release, identity=mode, datasets=("TA",))[0]
+        .results[0]
+        .summary.pooled["LVE"]
+        for mode in ("gt", "cross", "pivot")
+    }
+    assert len(set(lve.values())) == 3
+    base = ev.evaluate(None, eval_release, static_baseline=True, datasets=("TA",))[0]
+    with_model = ev.evaluate(model, eval_release, static_baseline=True, datasets=("TA",))[0]
+    assert base.results[0].summary.pooled == with_model.results[0].summary.pooled
+    with pytest.raises(ValueError, match="needs a model"):
+        ev.evaluate(None, eval_release)
+
+
+def test_evaluate_cross_needs_two_datasets(eval_release, tmp_path):
+    from train_fixtures import tiny_config
+
+    from unitalker.evaluation.evaluate import evaluate
+    from unitalker.models.checkpoint import load_model
+    from unitalker.training.run import train
+
+    res = train(tiny_config(eval_release, tmp_path, "schedule.steps=1", "data.datasets=[TA]"))
+    with pytest.raises(ValueError, match="at least two datasets"):
+        evaluate(load_model(res.final_dir, "cpu"), eval_release, identity="cross")

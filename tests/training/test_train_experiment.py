@@ -1,8 +1,75 @@
+"""The paper's experiments in miniature, at test size (``--quick``) on the tiny fixture."""
+
 from __future__ import annotations
 
+import math
+import re
 
-def test_pivot_experiment_quick(release, tmp_path):
-    from unitalker.training.experiments import pivot
+import pytest
 
-    text = pivot(release, tmp_path, ["TA", "TB"], 2, quick=True)
-    assert "pivot id" in text and (tmp_path / "pivot.md").exists()
+from unitalker.training import experiments as ex
+
+
+def _numbers(text: str, row: str) -> list[float]:
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"| {row} |"))
+    cells = [c.strip() for c in line.strip("|").split("|")[1:]]
+    return [float(c) for c in cells if re.fullmatch(r"[-+0-9.e]+", c)]
+
+
+@pytest.fixture
+def setup(release, tmp_path):
+    return ex.Setup(release, tmp_path / "docs", tmp_path / "runs", steps=2, quick=True)
+
+
+def test_table5_quick(setup):
+    text = ex.table5(setup, ["TA", "TB"])
+    assert (setup.out_dir / "table5.md").read_text() == text
+    for row in ("static template", "single-dataset", "unified", "unified + FT"):
+        vals = _numbers(text, row)
+        assert len(vals) == 2 and all(math.isfinite(v) and v >= 0 for v in vals), row
+    assert (setup.work_dir / "table5" / "unified" / "model" / "config.json").exists()
+    assert (setup.out_dir / "table5.png").stat().st_size > 1000
+
+
+def test_pivot_quick_reports_cross_identity_cost(setup):
+    text = ex.pivot(setup, ["TA", "TB"])
+    gt = _numbers(text, "with PIE (p=0.1), GT identity")
+    cross = _numbers(text, "with PIE (p=0.1), cross identity")
+    assert len(gt) == len(cross) == 2
+    assert "without PIE (p=0), pivot identity" not in text  # the p=0 pivot row never trained
+    cost = next(ln for ln in text.splitlines() if ln.startswith("| with PIE (p=0.1) |"))
+    want = f"{(cross[0] / gt[0] - 1):+.1%}"
+    # table values are rounded to 4 digits: the cost agrees to the rounding
+    got = float(cost.split("|")[2].strip().rstrip("%")) / 100
+    assert abs(got - float(want.rstrip("%")) / 100) < 2e-3
+
+
+def test_pca_warmup_quick(setup):
+    text = ex.pca_warmup(setup, ["TA", "TB"], lrs=(5e-4,))
+    for scope in ("single [TA]", "unified [TA, TB]"):
+        for variant in ex.PCA_WARMUP:
+            assert f"| {scope}, lr 0.0005, {variant} |" in text
+    no_pca = setup.work_dir / "pca_warmup" / "single_lr0.0005_nopca" / "model"
+    from unitalker.models.checkpoint import load_model
+
+    assert "tt_verts" not in load_model(no_pca, "cpu").pca_layer_dict
+    assert "tt_verts" in load_model(no_pca.parent.parent / "single_lr0.0005_pca_dw" / "model",
+                                    "cpu").pca_layer_dict  # fmt: skip
+
+
+def test_finetune_fraction_quick(setup):
+    text = ex.finetune_fraction(setup, ["TA", "TB"], fractions=(1.0, 0.5))
+    assert len(_numbers(text, "UniTalker encoder")) == 2
+    assert len(_numbers(text, "bare encoder")) == 2
+    from unitalker.models.checkpoint import load_model
+
+    ft = load_model(setup.work_dir / "finetune_fraction" / "unitalker_0.5" / "model", "cpu")
+    assert list(ft.heads) == ["tt_verts"]  # the pre-training heads were dropped
+
+
+def test_experiment_cli_missing_data(tmp_path, capsys):
+    from unitalker.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["experiment", "pivot", "--data", str(tmp_path / "nope")])
+    assert "prepare_synth.sh" in str(e.value)

@@ -11,8 +11,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="checkpoint folder / .safetensors / bundled model name")
     p.add_argument("manifest", help="split .json, dataset folder, or root of dataset folders")
     p.add_argument("--split", default="test", help="split name (default test)")
-    p.add_argument("--identity", choices=("gt", "pivot"), default="gt",
-                   help="condition on each clip's subject (gt, default) or the pivot identity")  # fmt: skip
+    p.add_argument("--identity", choices=("gt", "pivot", "cross"), default="gt",
+                   help="condition on each clip's subject (gt, default), the pivot identity, "
+                        "or a subject of another dataset (cross: Fig. 3's cross-identity case)")  # fmt: skip
     p.add_argument("--datasets", nargs="*", default=[], help="only these dataset keys")
     p.add_argument("--baseline", action="store_true",
                    help="score the static subject template instead of the model")  # fmt: skip

@@ -1,24 +1,61 @@
-"""``unitalker experiment {table5,pivot} --data DIR [--quick]``: the paper's claims in miniature."""
+"""``unitalker experiment NAME [--data DIR]``: the paper's claims in miniature on A2F-Synth."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+NAMES = ("table5", "pivot", "pca-warmup", "finetune-fraction")
+HELP = """experiments (each writes NAME.md and NAME.png into --out):
+  table5             single-dataset models vs one unified model vs unified + fine-tuned
+  pivot              with / without the pivot identity under GT, cross and pivot identity
+  pca-warmup         with / without PCA heads and decoder warm-up (Fig. 5)
+  finetune-fraction  UniTalker encoder vs bare encoder on an unseen convention (Fig. 4)
+
+The data is A2F-Synth in the release layout: scripts/prepare_synth.sh data  writes it
+to data/a2f_synth_release (about 3 minutes). Runs are kept under --work: rerunning an
+interrupted experiment reuses the models already trained."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("experiment", help="paper experiments in miniature on A2F-Synth")
-    p.add_argument("name", choices=("table5", "pivot"), help="which experiment")
-    p.add_argument("--data", required=True, help="A2F-Synth data in the release layout (root)")
-    p.add_argument("--datasets", nargs="+", default=["S0", "S1", "S2"], help="dataset keys")
-    p.add_argument("--steps", type=int, default=300, help="training steps per model")
+    p = subparsers.add_parser(
+        "experiment", help="paper experiments in miniature on A2F-Synth", epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    p.add_argument("name", choices=NAMES, help="which experiment")
+    p.add_argument("--data", default="data/a2f_synth_release",
+                   help="A2F-Synth in the release layout (default data/a2f_synth_release)")  # fmt: skip
+    p.add_argument("--datasets", nargs="+", default=None,
+                   help="dataset keys (default S0 S1 S2; finetune-fraction: target S0, "
+                        "pre-training on S1-S5)")  # fmt: skip
+    p.add_argument("--steps", type=int, default=None,
+                   help="training steps per model (default per experiment: 300-900)")  # fmt: skip
     p.add_argument("--out", default="docs/experiments", help="where the table and plot go")
-    p.add_argument("--quick", action="store_true", help="test-sized models and steps")
+    p.add_argument("--work", default="runs/experiments", help="where the training runs go")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--quick", action="store_true", help="test-sized models, at most 4 steps")
     p.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from unitalker.training.experiments import EXPERIMENTS
+    from unitalker.training import experiments as ex
 
-    steps = min(args.steps, 4) if args.quick else args.steps
-    print(EXPERIMENTS[args.name](args.data, args.out, list(args.datasets), steps, quick=args.quick))
+    data = Path(args.data)
+    if not data.exists():
+        raise SystemExit(
+            f"error: {data}: no such data folder. Generate A2F-Synth in the release layout "
+            "first: scripts/prepare_synth.sh data"
+        )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    steps = args.steps or ex.DEFAULT_STEPS[args.name]
+    if args.quick:
+        steps = min(steps, 4)
+    if steps < 1:
+        raise SystemExit(f"error: --steps must be >= 1, got {steps}")
+    setup = ex.Setup(data, Path(args.out), Path(args.work), steps, args.quick)
+    datasets = list(args.datasets or ex.DEFAULT_DATASETS[args.name])
+    print(ex.EXPERIMENTS[args.name](setup, datasets))
     return 0

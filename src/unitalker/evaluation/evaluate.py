@@ -106,7 +106,7 @@ def evaluate(
     manifest: str | Path | Any,
     *,
     split: str = "test",
-    identity: Literal["gt", "pivot"] = "gt",
+    identity: Literal["gt", "pivot", "cross"] = "gt",
     datasets: tuple[str, ...] = (),
     flame_model: str | None = None,
     flame_face_indices: str | None = None,
@@ -118,11 +118,13 @@ def evaluate(
     """Run ``model`` on every clip of ``split`` and compute the metrics per dataset.
 
     Args:
-        model: a :class:`UniTalker` (eval mode is set here).
+        model: a :class:`UniTalker` (eval mode is set here); None with ``static_baseline``.
         manifest: split file / dataset folder / root.
         split: split name.
         identity: ``gt`` (each clip's subject, global index with the dataset offset; unseen
-            subjects use the pivot) or ``pivot``.
+            subjects use the pivot), ``pivot``, or ``cross``: a subject of another dataset
+            (the first subject of the next dataset in the model's identity table), the
+            cross-identity inference of the paper's Fig. 3.
         datasets: only these dataset keys.
         flame_model / flame_face_indices: for ``flame_params_from_dadhead``.
         static_baseline: score the subject's static template instead of the model (the
@@ -138,11 +140,21 @@ def evaluate(
     from unitalker.training.builders import table_from_model
 
     m = load_manifest(manifest)
-    table = table_from_model(model)
+    if model is None:
+        if not static_baseline:
+            raise ValueError("evaluate needs a model unless static_baseline=True")
+        from unitalker.data import IdentityTable
+
+        table = IdentityTable.from_manifest(m)
+    else:
+        table = table_from_model(model)
     ds = ClipDataset(m, split, max_seconds=None, min_seconds=0.0, identities=table,
                      unseen_identity="pivot", datasets=tuple(datasets) or None)  # fmt: skip
-    model.eval()
-    dev = model.device
+    dev = torch.device("cpu") if model is None else model.device
+    if model is not None:
+        model.eval()
+    if identity == "cross" and len(table.datasets) < 2:
+        raise ValueError("identity='cross' needs a model trained on at least two datasets")
     by_ds: dict[str, list[int]] = {}
     for i, key in enumerate(ds.dataset_keys):
         by_ds.setdefault(key, []).append(i)
@@ -171,7 +183,7 @@ def evaluate(
             if static_baseline:
                 pred = tpl[None].expand(len(gt), -1)
             else:
-                ident = item["identity"] if identity == "gt" else model.pivot_index
+                ident = _identity_for(identity, item, key, table, model.pivot_index)
                 with torch.no_grad():
                     out = model(torch.as_tensor(item["audio"], device=dev)[None], heads=[conv],
                                 identity=torch.tensor([ident], device=dev),
@@ -195,10 +207,21 @@ def evaluate(
         if upper is None or (up_i is None):
             notes.append("no upper-face region: UFVE/FDD over all vertices")
         results.append(DatasetResult(key, conv, summarize(scores), notes))
-    name = str(model.meta.get("source", "")) if hasattr(model, "meta") else ""
+    name = str(model.meta.get("source", "")) if model is not None and hasattr(model, "meta") else ""
     return EvalReport(
         split, "static template" if static_baseline else identity, results, name
     ), kept
+
+
+def _identity_for(mode: str, item: dict[str, Any], dataset: str, table: Any, pivot: int) -> int:
+    """The identity row a clip is conditioned on under ``mode`` (gt / pivot / cross)."""
+    if mode == "gt":
+        return int(item["identity"])
+    if mode == "pivot":
+        return pivot
+    names = table.datasets
+    other = names[(names.index(dataset) + 1) % len(names)] if dataset in names else names[0]
+    return table.offset(other)
 
 
 def render_previews(kept: list[dict[str, Any]], out_dir: str | Path) -> list[Path] | str:

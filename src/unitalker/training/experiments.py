@@ -1,13 +1,35 @@
 """The paper's claims in miniature on A2F-Synth: one function per experiment.
 
 Each trains small models with :func:`unitalker.training.run.train`, evaluates them with
-:func:`unitalker.evaluation.evaluate.evaluate`, and writes a markdown table (and a PNG
-when matplotlib is installed) into ``out_dir``. Numbers are reported as measured.
+:func:`unitalker.evaluation.evaluate.evaluate` on the test split, and writes a markdown
+table (and a PNG when matplotlib is installed) named after the experiment into
+``out_dir``. Training runs go under ``work_dir``. Numbers are reported as measured: LVE
+is the per-sequence mean (the original UniTalker's averaging) in the dataset's units.
+
+=================  ======================================================  ============
+experiment         question                                                paper
+=================  ======================================================  ============
+table5             single-dataset models vs one unified model vs           Table 5
+                   unified + fine-tuned per dataset
+pivot              with / without pivot identity, inference with the GT,   Fig. 3
+                   a cross-dataset and the pivot identity
+pca-warmup         with / without PCA and decoder warm-up, single and      Fig. 5
+                   multi-dataset, two learning rates
+finetune-fraction  fine-tune UniTalker-[others] vs a bare encoder on an    Fig. 4
+                   unseen convention at decreasing data fractions
+=================  ======================================================  ============
+
+The built-in encoder has no self-supervised pre-training, so the "bare encoder" of the
+Fig. 4 analogue is a randomly initialised one; the paper's is wav2vec2-xlsr-53.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,109 +39,284 @@ from unitalker.training.config import TrainConfig
 log = logging.getLogger(__name__)
 
 SMALL = [
-    "model.encoder.hidden_size=64", "model.encoder.n_layers=2", "model.encoder.n_heads=4",
-    "model.encoder.n_mels=40", "model.decoder.hidden=64", "model.decoder.id_dim=16",
-    "model.pca_components=32", "log.tensorboard=false", "data.val_split=", "data.batch_size=4",
-    "optim.lr=0.0005", "schedule.freeze_features=false", "data.max_seconds=6.0",
+    "model.encoder.family=builtin", "model.encoder.hidden_size=64", "model.encoder.n_layers=2",
+    "model.encoder.n_heads=4", "model.encoder.n_mels=40", "model.decoder.hidden=64",
+    "model.decoder.id_dim=16", "model.pca_components=32", "log.tensorboard=false",
+    "log.every=50", "data.val_split=", "data.batch_size=4", "optim.lr=0.0005",
+    "optim.grad_clip=0", "schedule.freeze_features=false", "data.max_seconds=6.0",
 ]  # fmt: skip
+"""The experiment model: built-in encoder, TCN decoder, ~0.3 M parameters."""
 QUICK = [
-    *SMALL[:7],
-    "model.encoder.hidden_size=32",
-    "model.encoder.n_layers=1",
-    "model.decoder.hidden=32",
-]
+    "model.encoder.hidden_size=32", "model.encoder.n_layers=1", "model.encoder.n_heads=2",
+    "model.decoder.hidden=32", "model.pca_components=8",
+]  # fmt: skip
+"""Test-sized overrides (``--quick``)."""
 
 
-def _cfg(data: Path, out: Path, quick: bool, *extra: str) -> TrainConfig:
-    base = SMALL + (QUICK[7:] if quick else [])
-    return load_config(
-        TrainConfig, None, [f"data.manifest={data}", f"out_dir={out}", *base, *extra]
-    )
+@dataclass
+class Setup:
+    """Where the data is, where runs and results go, and how big the runs are."""
+
+    data: Path
+    out_dir: Path
+    work_dir: Path
+    steps: int
+    quick: bool = False
+
+    def config(self, run: str, *extra: str) -> TrainConfig:
+        base = SMALL + (QUICK if self.quick else [])
+        return load_config(TrainConfig, None, [f"data.manifest={self.data}",
+                           f"out_dir={self.work_dir / run}", *base, *extra])  # fmt: skip
 
 
-def _lve(report: Any) -> dict[str, float]:
+def _listing(keys: list[str]) -> str:
+    return "[" + ", ".join(keys) + "]"
+
+
+def _train(setup: Setup, run: str, *extra: str) -> Path:
+    """Train one model (skipped when its final folder exists: reruns resume the table)."""
+    from unitalker.training.run import train
+
+    final = setup.work_dir / run / "model"
+    if (final / "config.json").exists():
+        log.info("reusing %s", final)
+        return final
+    t0 = time.time()
+    res = train(setup.config(run, *extra))
+    log.info("%s: %d steps in %.0f s", run, res.steps, time.time() - t0)
+    return res.final_dir
+
+
+def _lve(model_dir: Path, setup: Setup, datasets: list[str], identity: str = "gt"):
+    """Per-dataset LVE (per-sequence mean) on the test split."""
+    from unitalker.evaluation.evaluate import evaluate
+    from unitalker.models.checkpoint import load_model
+
+    model = load_model(model_dir, "cpu")
+    report = evaluate(model, setup.data, datasets=tuple(datasets), identity=identity)[0]
     return {r.dataset: r.summary.per_sequence["LVE"] for r in report.results}
 
 
-def table5(data: str | Path, out_dir: str | Path, datasets: list[str], steps: int,
-           quick: bool = False) -> str:  # fmt: skip
+def _baseline(setup: Setup, datasets: list[str]) -> dict[str, float]:
+    """LVE of the static template (the "does not move" reference)."""
+    from unitalker.evaluation.evaluate import evaluate
+
+    report = evaluate(None, setup.data, datasets=tuple(datasets), static_baseline=True)[0]
+    return {r.dataset: r.summary.per_sequence["LVE"] for r in report.results}
+
+
+def _fmt(v: float | None) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.3e}"
+
+
+def _table(rows: dict[str, dict[str, float]], cols: list[str], first: str) -> list[str]:
+    lines = [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for name, vals in rows.items():
+        lines.append(f"| {name} | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |")
+    return lines
+
+
+def _write(setup: Setup, name: str, lines: list[str], seconds: float) -> str:
+    lines += ["", f"Wall time: {seconds / 60:.1f} min on this machine "
+              f"({'quick test-sized run' if setup.quick else 'full run'}). Reproduce: "
+              f"`unitalker experiment {name} --data DATA` (one seed; differences of a few "
+              "percent are within run-to-run noise)."]  # fmt: skip
+    text = "\n".join(lines) + "\n"
+    setup.out_dir.mkdir(parents=True, exist_ok=True)
+    (setup.out_dir / f"{name}.md").write_text(text)
+    return text
+
+
+def table5(setup: Setup, datasets: list[str]) -> str:
     """Single-dataset models vs one unified model vs unified + fine-tuned (Table 5)."""
-    from unitalker.evaluation.evaluate import evaluate
-    from unitalker.models.checkpoint import load_model
-    from unitalker.training.run import train
-
-    data, out = Path(data), Path(out_dir)
-    runs = out / "runs_table5"
-    rows: dict[str, dict[str, float]] = {"single [D*]": {}, "unified": {}, "unified + FT": {}}
+    t0, steps, n = time.time(), setup.steps, len(datasets)
+    ft_steps = max(1, steps // 4)
+    common = (f"schedule.warmup_steps={max(1, steps // 10)}",)
+    rows: dict[str, dict[str, float]] = {"static template": _baseline(setup, datasets),
+                                         "single-dataset": {}, "unified": {}, "unified + FT": {}}  # fmt: skip
     for d in datasets:
-        r = train(_cfg(data, runs / f"single_{d}", quick, f"schedule.steps={steps}",
-                       f"schedule.warmup_steps={steps // 10}", f"data.datasets=[{d}]"))  # fmt: skip
-        rows["single [D*]"].update(
-            _lve(evaluate(load_model(r.final_dir, "cpu"), data, datasets=(d,))[0])
-        )
-    ds_list = "[" + ", ".join(datasets) + "]"
-    uni = train(_cfg(data, runs / "unified", quick, f"schedule.steps={steps * len(datasets)}",
-                     f"schedule.warmup_steps={steps // 10}", f"data.datasets={ds_list}"))  # fmt: skip
-    rows["unified"] = _lve(
-        evaluate(load_model(uni.final_dir, "cpu"), data, datasets=tuple(datasets))[0]
-    )
+        m = _train(setup, f"table5/single_{d}", f"schedule.steps={steps}", f"data.datasets=[{d}]",
+                   *common)  # fmt: skip
+        rows["single-dataset"].update(_lve(m, setup, [d]))
+    uni = _train(setup, "table5/unified", f"schedule.steps={steps * n}",
+                 f"data.datasets={_listing(datasets)}", *common)  # fmt: skip
+    rows["unified"] = _lve(uni, setup, datasets)
     for d in datasets:
-        r = train(_cfg(data, runs / f"ft_{d}", quick, f"schedule.steps={max(1, steps // 4)}",
-                       "schedule.warmup_steps=0", "schedule.warmup_epochs=0",
-                       f"model.init_from={uni.final_dir}", f"data.datasets=[{d}]"))  # fmt: skip
-        rows["unified + FT"].update(
-            _lve(evaluate(load_model(r.final_dir, "cpu"), data, datasets=(d,))[0])
-        )
-    md = ["# Table 5 in miniature (A2F-Synth)", "",
-          f"LVE (per-sequence mean, test split); {steps} steps per single-dataset model, "
-          f"{steps * len(datasets)} for the unified model, {max(1, steps // 4)} fine-tuning steps.", "",
-          "| model | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]  # fmt: skip
-    for name, vals in rows.items():
-        md.append(
-            f"| {name} | " + " | ".join(f"{vals.get(d, float('nan')):.4e}" for d in datasets) + " |"
-        )
-    text = "\n".join(md) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "table5.md").write_text(text)
-    _plot(rows, datasets, out / "table5.png", "LVE per dataset")
-    return text
+        m = _train(setup, f"table5/ft_{d}", f"schedule.steps={ft_steps}", "schedule.warmup_steps=0",
+                   "schedule.warmup_epochs=0", f"model.init_from={uni}", f"data.datasets=[{d}]")  # fmt: skip
+        rows["unified + FT"].update(_lve(m, setup, [d]))
+    rel = {d: rows["unified"][d] / rows["single-dataset"][d] - 1 for d in datasets}
+    rel_ft = {d: rows["unified + FT"][d] / rows["single-dataset"][d] - 1 for d in datasets}
+    lines = ["# Table 5 in miniature: single-dataset vs unified vs unified + fine-tuned", "",
+             f"LVE on the test split (per-sequence mean). Each single-dataset model trains "
+             f"{steps} steps; the unified model trains {steps * n} steps on all of "
+             f"{', '.join(datasets)} (the same total); fine-tuning adds {ft_steps} steps on one "
+             "dataset from the unified model.", "",
+             *_table(rows, datasets, "model"), "",
+             "| change vs single-dataset | " + " | ".join(datasets) + " |",
+             "|---|" + "---:|" * n,
+             "| unified | " + " | ".join(f"{rel[d]:+.1%}" for d in datasets) + " |",
+             "| unified + FT | " + " | ".join(f"{rel_ft[d]:+.1%}" for d in datasets) + " |"]  # fmt: skip
+    _bars({k: v for k, v in rows.items() if k != "static template"}, datasets,
+          setup.out_dir / "table5.png", "Table 5 in miniature: test LVE")  # fmt: skip
+    return _write(setup, "table5", lines, time.time() - t0)
 
 
-def pivot(data: str | Path, out_dir: str | Path, datasets: list[str], steps: int,
-          quick: bool = False) -> str:  # fmt: skip
-    """With vs without the pivot identity, evaluated with the pivot / GT identity (Fig. 3)."""
-    from unitalker.evaluation.evaluate import evaluate
-    from unitalker.models.checkpoint import load_model
-    from unitalker.training.run import train
-
-    data, out = Path(data), Path(out_dir)
-    ds_list = "[" + ", ".join(datasets) + "]"
-    rows = {}
-    for name, prob in (("pivot p=0.1", 0.1), ("no pivot (p=0)", 0.0)):
-        r = train(_cfg(data, out / "runs_pivot" / name.split()[0].replace("(", ""), quick,
-                       f"schedule.steps={steps}", f"schedule.warmup_steps={steps // 10}",
-                       f"data.datasets={ds_list}", f"pivot_prob={prob}"))  # fmt: skip
-        m = load_model(r.final_dir, "cpu")
-        rows[f"{name}, GT id"] = _lve(evaluate(m, data, datasets=tuple(datasets))[0])
-        rows[f"{name}, pivot id"] = _lve(
-            evaluate(m, data, datasets=tuple(datasets), identity="pivot")[0]
-        )
-    md = ["# Pivot identity (Fig. 3) in miniature", "",
-          "LVE (per-sequence mean, test split). 'pivot id' = inference with the pivot row, "
-          "which the p=0 model never trained (the cross-identity case).", "",
-          "| model, inference identity | " + " | ".join(datasets) + " |", "|---|" + "---|" * len(datasets)]  # fmt: skip
-    for name, vals in rows.items():
-        md.append(
-            f"| {name} | " + " | ".join(f"{vals.get(d, float('nan')):.4e}" for d in datasets) + " |"
-        )
-    text = "\n".join(md) + "\n"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "pivot.md").write_text(text)
-    _plot(rows, datasets, out / "pivot.png", "LVE")
-    return text
+def pivot(setup: Setup, datasets: list[str]) -> str:
+    """With vs without the pivot identity; GT, cross-dataset and pivot identities (Fig. 3)."""
+    t0 = time.time()
+    runs = {"with PIE (p=0.1)": 0.1, "without PIE (p=0)": 0.0}
+    rows: dict[str, dict[str, float]] = {}
+    cost: dict[str, dict[str, float]] = {}
+    for name, prob in runs.items():
+        m = _train(setup, f"pivot/p{prob:g}", f"schedule.steps={setup.steps}",
+                   f"schedule.warmup_steps={max(1, setup.steps // 10)}",
+                   f"data.datasets={_listing(datasets)}", f"pivot_prob={prob}")  # fmt: skip
+        gt = rows[f"{name}, GT identity"] = _lve(m, setup, datasets, "gt")
+        cross = rows[f"{name}, cross identity"] = _lve(m, setup, datasets, "cross")
+        cost[name] = {d: cross[d] / gt[d] - 1 for d in datasets}
+        if prob > 0:
+            rows[f"{name}, pivot identity"] = _lve(m, setup, datasets, "pivot")
+    mean_cost = {k: sum(v.values()) / len(v) for k, v in cost.items()}
+    lines = ["# Pivot identity embedding (Fig. 3) in miniature", "",
+             f"Two unified models on {', '.join(datasets)} ({setup.steps} steps each), one "
+             "replacing the GT identity by the pivot row with probability 0.1, one never. "
+             "LVE on the test split (per-sequence mean) when each head is conditioned on the "
+             "clip's own subject (GT), on a subject of another dataset (cross identity: the "
+             "first subject of the next dataset, the mismatch of Fig. 3), or on the pivot row.",
+             "", *_table(rows, datasets, "model, inference identity"), "",
+             "| cross-identity cost (cross / GT - 1) | " + " | ".join(datasets) + " | mean |",
+             "|---|" + "---:|" * (len(datasets) + 1)]  # fmt: skip
+    for name, c in cost.items():
+        lines.append(f"| {name} | " + " | ".join(f"{c[d]:+.1%}" for d in datasets)
+                     + f" | {mean_cost[name]:+.1%} |")  # fmt: skip
+    _bars(rows, datasets, setup.out_dir / "pivot.png", "Fig. 3 in miniature: test LVE")
+    return _write(setup, "pivot", lines, time.time() - t0)
 
 
-def _plot(rows: dict[str, dict[str, float]], datasets: list[str], path: Path, title: str) -> None:
+PCA_WARMUP = {"PCA + DW": (True, True), "no PCA": (False, True),
+              "no DW": (True, False), "neither": (False, False)}  # fmt: skip
+
+
+def pca_warmup(setup: Setup, datasets: list[str], lrs: tuple[float, ...] = (5e-4, 3e-3)) -> str:
+    """With / without PCA and decoder warm-up, single vs multi-dataset, two lrs (Fig. 5).
+
+    A run counts as diverged when its loss became non-finite or its LVE is not below the
+    static-template LVE (the model learnt nothing usable).
+    """
+    t0 = time.time()
+    base = _baseline(setup, datasets)
+    scopes = {
+        f"single [{datasets[0]}]": [datasets[0]],
+        f"unified [{', '.join(datasets)}]": datasets,
+    }
+    rows: dict[str, dict[str, float]] = {}
+    for scope, keys in scopes.items():
+        steps = setup.steps * (1 if len(keys) == 1 else 2)
+        for lr in lrs:
+            for variant, (use_pca, use_dw) in PCA_WARMUP.items():
+                run = f"pca_warmup/{'single' if len(keys) == 1 else 'unified'}_lr{lr:g}_" + (
+                    variant.replace(" ", "").replace("+", "_").lower()
+                )
+                extra = [f"schedule.steps={steps}", f"data.datasets={_listing(keys)}",
+                         f"optim.lr={lr}", "schedule.warmup_epochs=0",
+                         f"schedule.warmup_steps={max(1, steps // 5) if use_dw else 0}"]  # fmt: skip
+                if not use_pca:
+                    extra.append("model.pca_components=0")
+                try:
+                    vals = _lve(_train(setup, run, *extra), setup, keys)
+                except (FloatingPointError, RuntimeError, ValueError) as e:
+                    log.warning("%s failed: %s", run, e)
+                    vals = {k: float("nan") for k in keys}
+                rows[f"{scope}, lr {lr:g}, {variant}"] = vals
+    diverged = {name: [d for d, v in vals.items() if not (math.isfinite(v) and v < base[d])]
+                for name, vals in rows.items()}  # fmt: skip
+    lines = ["# PCA and decoder warm-up (Fig. 5) in miniature", "",
+             f"Single-dataset ({datasets[0]}, {setup.steps} steps) and unified "
+             f"({', '.join(datasets)}, {setup.steps * 2} steps) models at two learning rates, "
+             "with and without PCA heads for the vertex conventions and with and without "
+             "decoder warm-up (DW: the audio encoder frozen for the first fifth of the steps). "
+             "LVE on the test split (per-sequence mean); 'diverged' lists the datasets whose "
+             "LVE is non-finite or not below the static template's.", "",
+             *_table({"static template": base, **rows}, datasets, "setting"), "",
+             "| setting | diverged on |", "|---|---|"]  # fmt: skip
+    for name, bad in diverged.items():
+        lines.append(f"| {name} | {', '.join(bad) if bad else 'none'} |")
+    _lines_plot(rows, datasets, lrs, setup.out_dir / "pca-warmup.png")
+    return _write(setup, "pca-warmup", lines, time.time() - t0)
+
+
+def finetune_fraction(setup: Setup, datasets: list[str],
+                      fractions: tuple[float, ...] = (1.0, 0.5, 0.25, 0.125, 0.0625)) -> str:  # fmt: skip
+    """Fine-tune UniTalker-[others] vs a bare encoder on an unseen convention (Fig. 4).
+
+    ``datasets[0]`` is the target; the others pre-train the unified model. As the paper,
+    fine-tuning keeps only the pre-trained encoder (decoder re-initialised, other heads
+    dropped); the bare-encoder runs start from random weights.
+    """
+    from unitalker.data import load_manifest
+
+    t0 = time.time()
+    target, others = datasets[0], datasets[1:]
+    if not others:
+        raise ValueError("finetune-fraction needs the target dataset and at least one other")
+    train_entries = load_manifest(setup.data).split("train").entries
+    conv_of = {e.dataset: e.convention for e in train_entries}
+    n_train = sum(e.dataset == target for e in train_entries)
+    if conv_of.get(target) in {conv_of.get(d) for d in others}:
+        log.warning("%s's convention %s is also in %s: it is not unseen", target,
+                    conv_of[target], others)  # fmt: skip
+    pre = _train(setup, "finetune_fraction/pretrain", f"schedule.steps={setup.steps * 2}",
+                 f"schedule.warmup_steps={max(1, setup.steps // 5)}",
+                 f"data.datasets={_listing(others)}")  # fmt: skip
+    rows: dict[str, dict[str, float]] = {"UniTalker encoder": {}, "bare encoder": {}}
+    cols = [f"{f:g}" for f in fractions]
+    for f, col in zip(fractions, cols, strict=True):
+        common = [f"schedule.steps={setup.steps}", f"data.datasets=[{target}]", f"data.fraction={f}",
+                  f"schedule.warmup_steps={max(1, setup.steps // 10)}"]  # fmt: skip
+        m = _train(setup, f"finetune_fraction/unitalker_{col}", *common, f"model.init_from={pre}",
+                   "finetune.reinit_decoder=true", "finetune.drop_other_heads=true")  # fmt: skip
+        rows["UniTalker encoder"][col] = _lve(m, setup, [target])[target]
+        m = _train(setup, f"finetune_fraction/bare_{col}", *common)
+        rows["bare encoder"][col] = _lve(m, setup, [target])[target]
+    gain = {c: rows["UniTalker encoder"][c] / rows["bare encoder"][c] - 1 for c in cols}
+    seen = sorted({conv_of.get(d, d) for d in others})
+    lines = ["# Fine-tuning on an unseen convention at decreasing data fractions (Fig. 4)", "",
+             f"Target: {target} ({conv_of.get(target, '?')}, {n_train} training "
+             f"clips at fraction 1), a convention the pre-trained model never saw. "
+             f"UniTalker-[{', '.join(others)}] (conventions {', '.join(seen)}) trains "
+             f"{setup.steps * 2} steps; each fine-tuning run trains {setup.steps} steps on "
+             f"the kept fraction of {target}'s training set, from the UniTalker encoder "
+             "(decoder re-initialised, as the paper) or from a randomly initialised encoder "
+             "(ours has no self-supervised pre-training; the paper's bare encoder is "
+             "wav2vec2-xlsr-53). LVE on the full test split (per-sequence mean).", "",
+             *_table(rows, cols, "encoder \\ fraction kept"),
+             "| UniTalker vs bare | " + " | ".join(f"{gain[c]:+.1%}" for c in cols) + " |"]  # fmt: skip
+    _fraction_plot(rows, fractions, cols, setup.out_dir / "finetune-fraction.png")
+    return _write(setup, "finetune-fraction", lines, time.time() - t0)
+
+
+EXPERIMENTS: dict[str, Callable[[Setup, list[str]], str]] = {
+    "table5": table5,
+    "pivot": pivot,
+    "pca-warmup": pca_warmup,
+    "finetune-fraction": finetune_fraction,
+}
+DEFAULT_DATASETS = {
+    "table5": ["S0", "S1", "S2"],
+    "pivot": ["S0", "S1", "S2"],
+    "pca-warmup": ["S0", "S1", "S2"],
+    "finetune-fraction": ["S0", "S1", "S2", "S3", "S4", "S5"],
+}
+DEFAULT_STEPS = {"table5": 300, "pivot": 900, "pca-warmup": 300, "finetune-fraction": 400}
+
+
+# --- plots (matplotlib is optional) -----------------------------------------------------
+
+
+def _pyplot(path: Path) -> Any | None:
     try:
         import matplotlib
 
@@ -127,17 +324,22 @@ def _plot(rows: dict[str, dict[str, float]], datasets: list[str], path: Path, ti
         import matplotlib.pyplot as plt
     except ImportError:
         log.warning("matplotlib is not installed: no plot")
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return plt
+
+
+def _bars(rows: dict[str, dict[str, float]], cols: list[str], path: Path, title: str) -> None:
+    plt = _pyplot(path)
+    if plt is None:
         return
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = plt.subplots(figsize=(7, 3.8))
     w = 0.8 / max(1, len(rows))
     for i, (name, vals) in enumerate(rows.items()):
-        ax.bar(
-            [j + i * w for j in range(len(datasets))],
-            [vals.get(d, 0.0) for d in datasets],
-            w,
-            label=name,
-        )
-    ax.set_xticks([j + 0.4 - w / 2 for j in range(len(datasets))], datasets)
+        ax.bar([j + i * w for j in range(len(cols))], [vals.get(c, 0.0) for c in cols], w,
+               label=name)  # fmt: skip
+    ax.set_xticks([j + 0.4 - w / 2 for j in range(len(cols))], cols)
+    ax.set_ylabel("LVE")
     ax.set_title(title)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -145,4 +347,44 @@ def _plot(rows: dict[str, dict[str, float]], datasets: list[str], path: Path, ti
     plt.close(fig)
 
 
-EXPERIMENTS = {"table5": table5, "pivot": pivot}
+def _lines_plot(rows: dict[str, dict[str, float]], datasets: list[str], lrs: tuple[float, ...],
+                path: Path) -> None:  # fmt: skip
+    plt = _pyplot(path)
+    if plt is None:
+        return
+    scopes = sorted({name.split(", lr")[0] for name in rows}, key=len)
+    fig, axes = plt.subplots(1, len(scopes), figsize=(5 * len(scopes), 3.8), squeeze=False)
+    for ax, scope in zip(axes[0], scopes, strict=True):
+        for variant in PCA_WARMUP:
+            ys = []
+            for lr in lrs:
+                vals = rows.get(f"{scope}, lr {lr:g}, {variant}", {})
+                ys.append(sum(vals.values()) / len(vals) if vals else float("nan"))
+            ax.plot([f"{lr:g}" for lr in lrs], ys, marker="o", label=variant)
+        ax.set_title(scope, fontsize=9)
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("mean test LVE")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    fig.suptitle("Fig. 5 in miniature: PCA and decoder warm-up")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _fraction_plot(rows: dict[str, dict[str, float]], fractions: tuple[float, ...],
+                   cols: list[str], path: Path) -> None:  # fmt: skip
+    plt = _pyplot(path)
+    if plt is None:
+        return
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for name, vals in rows.items():
+        ax.plot(fractions, [vals[c] for c in cols], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("fraction of the training set (log scale)")
+    ax.set_ylabel("test LVE")
+    ax.set_title("Fig. 4 in miniature: fine-tuning on an unseen convention")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
