@@ -87,7 +87,6 @@ def test_evaluate_end_to_end(eval_release, tmp_path):
 
 def test_evaluate_identity_modes(eval_release, tmp_path):
     """gt / pivot / cross condition on the rows they name; the static baseline needs no model."""
-    import torch
     from train_fixtures import tiny_config
 
     from unitalker.evaluation import evaluate as ev
@@ -98,10 +97,7 @@ def test_evaluate_identity_modes(eval_release, tmp_path):
     res = train(tiny_config(eval_release, tmp_path, "schedule.steps=3", "data.datasets=[TA, TB]"))
     model = load_model(res.final_dir, "cpu")
     table = table_from_model(model)
-    with torch.no_grad():  # make identities matter: distinct random embedding rows
-        for p in model.parameters():
-            if p.dim() == 2 and p.shape[0] == len(table):
-                p.copy_(torch.randn_like(p))
+    _randomize_identities(model)
     item = {"identity": 1}
     assert ev._identity_for("gt", item, "TA", table, model.pivot_index) == 1
     assert ev._identity_for("pivot", item, "TA", table, model.pivot_index) == model.pivot_index
@@ -132,3 +128,54 @@ def test_evaluate_cross_needs_two_datasets(eval_release, tmp_path):
     res = train(tiny_config(eval_release, tmp_path, "schedule.steps=1", "data.datasets=[TA]"))
     with pytest.raises(ValueError, match="at least two datasets"):
         evaluate(load_model(res.final_dir, "cpu"), eval_release, identity="cross")
+
+
+def test_evaluate_untrained_subjects_use_pivot(eval_release, tmp_path):
+    """A test subject with no training clip is conditioned on the pivot, with a note."""
+    import json
+
+    from train_fixtures import tiny_config
+
+    from unitalker.evaluation.evaluate import evaluate
+    from unitalker.models.checkpoint import load_model
+    from unitalker.training.run import train
+
+    res = train(tiny_config(eval_release, tmp_path, "schedule.steps=1", "data.datasets=[TA, TB]"))
+    model = load_model(res.final_dir, "cpu")
+    _randomize_identities(model)
+    # a copy of the data whose training split lacks subject 1 of TA
+    import shutil
+
+    root = tmp_path / "rel"
+    shutil.copytree(eval_release, root, symlinks=True)
+    split = json.loads((root / "TA" / "train.json").read_text())
+    split["data"] = [d for d in split["data"] if d["id"] != 1]
+    (root / "TA" / "train.json").write_text(json.dumps(split))
+    report, kept = evaluate(model, root, datasets=("TA",), keep_predictions=10)
+    assert any("pivot identity" in n for n in report.results[0].notes)
+    full, kept_full = evaluate(model, eval_release, datasets=("TA",), keep_predictions=10)
+    assert not any("pivot identity" in n for n in full.results[0].notes)
+    _, kept_piv = evaluate(model, eval_release, datasets=("TA",), identity="pivot",
+                           keep_predictions=10)  # fmt: skip
+    by = lambda ks: {k["item"]["name"]: k["prediction"] for k in ks}  # noqa: E731
+    got, want_gt, want_piv = by(kept), by(kept_full), by(kept_piv)
+    subj1 = [n for n in got if "_1_" in n]
+    subj0 = [n for n in got if "_0_" in n]
+    assert subj1 and subj0
+    for n in subj1:  # no training clip: the pivot's prediction
+        np.testing.assert_array_equal(got[n], want_piv[n])
+        assert not np.array_equal(got[n], want_gt[n])
+    for n in subj0:  # trained subject: its own row
+        np.testing.assert_array_equal(got[n], want_gt[n])
+
+
+def _randomize_identities(model) -> None:
+    """Make identities matter after a 1-step run: random identity rows and heads."""
+    import torch
+
+    n = model.config.n_identities
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if (p.dim() == 2 and n in p.shape) or "head" in name:
+                p.copy_(torch.randn_like(p) * 0.1)

@@ -21,13 +21,18 @@ def setup(release, tmp_path):
     return ex.Setup(release, tmp_path / "docs", tmp_path / "runs", steps=2, quick=True)
 
 
+def _mean_std(cell: str) -> tuple[float, float]:
+    mean, std = (float(x) for x in cell.split(" ± "))
+    return mean, std
+
+
 def test_table5_quick(setup):
     text = ex.table5(setup, ["TA", "TB"])
     assert (setup.out_dir / "table5.md").read_text() == text
     for row in ("static template", "single-dataset", "unified", "unified + FT"):
         vals = _numbers(text, row)
         assert len(vals) == 2 and all(math.isfinite(v) and v >= 0 for v in vals), row
-    assert (setup.work_dir / "table5" / "unified" / "model" / "config.json").exists()
+    assert (setup.work_dir / "table5" / "unified" / "seed0" / "model" / "config.json").exists()
     assert (setup.out_dir / "table5.png").stat().st_size > 1000
 
 
@@ -49,12 +54,12 @@ def test_pca_warmup_quick(setup):
     for scope in ("single [TA]", "unified [TA, TB]"):
         for variant in ex.PCA_WARMUP:
             assert f"| {scope}, lr 0.0005, {variant} |" in text
-    no_pca = setup.work_dir / "pca_warmup" / "single_lr0.0005_nopca" / "model"
+    no_pca = setup.work_dir / "pca_warmup" / "single_lr0.0005_nopca" / "seed0" / "model"
     from unitalker.models.checkpoint import load_model
 
     assert "tt_verts" not in load_model(no_pca, "cpu").pca_layer_dict
-    assert "tt_verts" in load_model(no_pca.parent.parent / "single_lr0.0005_pca_dw" / "model",
-                                    "cpu").pca_layer_dict  # fmt: skip
+    with_pca = no_pca.parents[2] / "single_lr0.0005_pca_dw" / "seed0" / "model"
+    assert "tt_verts" in load_model(with_pca, "cpu").pca_layer_dict
 
 
 def test_finetune_fraction_quick(setup):
@@ -63,7 +68,9 @@ def test_finetune_fraction_quick(setup):
     assert len(_numbers(text, "bare encoder")) == 2
     from unitalker.models.checkpoint import load_model
 
-    ft = load_model(setup.work_dir / "finetune_fraction" / "unitalker_0.5" / "model", "cpu")
+    ft = load_model(
+        setup.work_dir / "finetune_fraction" / "unitalker_0.5" / "seed0" / "model", "cpu"
+    )
     assert list(ft.heads) == ["tt_verts"]  # the pre-training heads were dropped
 
 
@@ -73,3 +80,19 @@ def test_experiment_cli_missing_data(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main(["experiment", "pivot", "--data", str(tmp_path / "nope")])
     assert "prepare_synth.sh" in str(e.value)
+
+
+def test_seeds_give_mean_and_std(setup):
+    """Two seeds: each cell is mean ± std of the two seeds' values (checked on the runs)."""
+    setup.seeds = (0, 1)
+    text = ex.finetune_fraction(setup, ["TA", "TB"], fractions=(1.0,))
+    line = next(ln for ln in text.splitlines() if ln.startswith("| bare encoder |"))
+    mean, std = _mean_std(line.split("|")[2].strip())
+    vals = [
+        ex._lve(setup.run_dir("finetune_fraction/bare_1", s) / "model", setup, ["TA"])["TA"]
+        for s in (0, 1)
+    ]
+    assert mean == pytest.approx(sum(vals) / 2, rel=1e-3)
+    assert std == pytest.approx(abs(vals[0] - vals[1]) / 2**0.5, rel=0.06)
+    assert vals[0] != vals[1]  # the seed changes the run
+    assert "/2 |" in text  # 'lower in k/2' column

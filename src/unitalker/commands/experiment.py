@@ -30,6 +30,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "pre-training on S1-S5)")  # fmt: skip
     p.add_argument("--steps", type=int, default=None,
                    help="training steps per model (default per experiment: 300-900)")  # fmt: skip
+    p.add_argument("--seeds", type=int, nargs="+", default=[0],
+                   help="training seeds; with several, tables give mean ± std (default 0)")  # fmt: skip
     p.add_argument("--out", default="docs/experiments", help="where the table and plot go")
     p.add_argument("--work", default="runs/experiments", help="where the training runs go")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -55,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
         steps = min(steps, 4)
     if steps < 1:
         raise SystemExit(f"error: --steps must be >= 1, got {steps}")
-    setup = ex.Setup(data, Path(args.out), Path(args.work), steps, args.quick)
+    setup = ex.Setup(data, Path(args.out), Path(args.work), steps, args.quick, tuple(args.seeds))
     datasets = list(args.datasets or ex.DEFAULT_DATASETS[args.name])
     print(ex.EXPERIMENTS[args.name](setup, datasets))
     return 0

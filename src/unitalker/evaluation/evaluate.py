@@ -121,8 +121,9 @@ def evaluate(
         model: a :class:`UniTalker` (eval mode is set here); None with ``static_baseline``.
         manifest: split file / dataset folder / root.
         split: split name.
-        identity: ``gt`` (each clip's subject, global index with the dataset offset; unseen
-            subjects use the pivot), ``pivot``, or ``cross``: a subject of another dataset
+        identity: ``gt`` (each clip's subject, global index with the dataset offset;
+            subjects unknown to the model or with no clip in the manifest's train split use
+            the pivot, and the report notes it), ``pivot``, or ``cross``: a subject of another dataset
             (the first subject of the next dataset in the model's identity table), the
             cross-identity inference of the paper's Fig. 3.
         datasets: only these dataset keys.
@@ -155,6 +156,12 @@ def evaluate(
         model.eval()
     if identity == "cross" and len(table.datasets) < 2:
         raise ValueError("identity='cross' needs a model trained on at least two datasets")
+    # Subjects with no clip in the manifest's training split (VOCASET's test speakers, BIWI
+    # Test-B) have identity rows that never trained: condition them on the pivot instead.
+    trained: set[tuple[str, int]] | None = None
+    if (identity == "gt" and split != "train" and m.has_split("train") and model is not None
+            and model.config.pivot):  # fmt: skip
+        trained = {(e.dataset, e.local_id) for e in m.split("train").entries}
     by_ds: dict[str, list[int]] = {}
     for i, key in enumerate(ds.dataset_keys):
         by_ds.setdefault(key, []).append(i)
@@ -174,6 +181,7 @@ def evaluate(
             continue
         vmap = vmap.to(dev)
         notes = []
+        unseen = 0
         lip, upper = region_indices(conv, "lip_indices"), region_indices(conv, "upper_face_indices")
         scores = []
         for i in idxs:
@@ -183,7 +191,13 @@ def evaluate(
             if static_baseline:
                 pred = tpl[None].expand(len(gt), -1)
             else:
-                ident = _identity_for(identity, item, key, table, model.pivot_index)
+                pivot = model.pivot_index if model.config.pivot else -1
+                ident = _identity_for(identity, item, key, table, pivot)
+                if ident < 0:
+                    raise ValueError("identity='pivot': the model has no pivot identity")
+                e = ds.entries[i]
+                if trained is not None and (e.dataset, e.local_id) not in trained:
+                    ident, unseen = model.pivot_index, unseen + 1
                 with torch.no_grad():
                     out = model(torch.as_tensor(item["audio"], device=dev)[None], heads=[conv],
                                 identity=torch.tensor([ident], device=dev),
@@ -202,6 +216,8 @@ def evaluate(
             done += 1
             if progress:
                 progress(done, total)
+        if unseen:
+            notes.append(f"{unseen} sequence(s) of subjects with no training clip: pivot identity")
         if lip is None or (lip_i is None):
             notes.append("no lip region for this convention: LVE/LVD over all vertices")
         if upper is None or (up_i is None):

@@ -55,35 +55,42 @@ QUICK = [
 
 @dataclass
 class Setup:
-    """Where the data is, where runs and results go, and how big the runs are."""
+    """Where the data is, where runs and results go, how big and how many the runs are."""
 
     data: Path
     out_dir: Path
     work_dir: Path
     steps: int
     quick: bool = False
+    seeds: tuple[int, ...] = (0,)
 
-    def config(self, run: str, *extra: str) -> TrainConfig:
+    def config(self, run: str, seed: int, *extra: str) -> TrainConfig:
         base = SMALL + (QUICK if self.quick else [])
         return load_config(TrainConfig, None, [f"data.manifest={self.data}",
-                           f"out_dir={self.work_dir / run}", *base, *extra])  # fmt: skip
+                           f"out_dir={self.run_dir(run, seed)}", f"seed={seed}", *base, *extra])  # fmt: skip
+
+    def run_dir(self, run: str, seed: int) -> Path:
+        return self.work_dir / run / f"seed{seed}"
+
+
+Rows = dict[str, dict[str, float]]
 
 
 def _listing(keys: list[str]) -> str:
     return "[" + ", ".join(keys) + "]"
 
 
-def _train(setup: Setup, run: str, *extra: str) -> Path:
+def _train(setup: Setup, run: str, seed: int, *extra: str) -> Path:
     """Train one model (skipped when its final folder exists: reruns resume the table)."""
     from unitalker.training.run import train
 
-    final = setup.work_dir / run / "model"
+    final = setup.run_dir(run, seed) / "model"
     if (final / "config.json").exists():
         log.info("reusing %s", final)
         return final
     t0 = time.time()
-    res = train(setup.config(run, *extra))
-    log.info("%s: %d steps in %.0f s", run, res.steps, time.time() - t0)
+    res = train(setup.config(run, seed, *extra))
+    log.info("%s seed %d: %d steps in %.0f s", run, seed, res.steps, time.time() - t0)
     return res.final_dir
 
 
@@ -105,24 +112,88 @@ def _baseline(setup: Setup, datasets: list[str]) -> dict[str, float]:
     return {r.dataset: r.summary.per_sequence["LVE"] for r in report.results}
 
 
+def _over_seeds(setup: Setup, fn: Callable[[int], Rows]) -> list[Rows]:
+    return [fn(seed) for seed in setup.seeds]
+
+
+def _mean(per_seed: list[Rows]) -> Rows:
+    out: Rows = {}
+    for row in per_seed[0]:
+        cols = per_seed[0][row]
+        out[row] = {c: _nanmean([r[row].get(c, math.nan) for r in per_seed]) for c in cols}
+    return out
+
+
+def _nanmean(xs: list[float]) -> float:
+    ok = [x for x in xs if math.isfinite(x)]
+    return sum(ok) / len(ok) if ok else math.nan
+
+
+def _std(xs: list[float]) -> float:
+    ok = [x for x in xs if math.isfinite(x)]
+    if len(ok) < 2:
+        return math.nan
+    m = sum(ok) / len(ok)
+    return math.sqrt(sum((x - m) ** 2 for x in ok) / (len(ok) - 1))
+
+
 def _fmt(v: float | None) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{v:.3e}"
 
 
-def _table(rows: dict[str, dict[str, float]], cols: list[str], first: str) -> list[str]:
+def _cell(xs: list[float]) -> str:
+    """``mean`` or ``mean ± std`` (sample std over seeds)."""
+    if not xs or not any(math.isfinite(x) for x in xs):
+        return "-"
+    sd = _std(xs)
+    return _fmt(_nanmean(xs)) + ("" if math.isnan(sd) else f" ± {sd:.1e}")
+
+
+def _pct(xs: list[float]) -> str:
+    sd = _std(xs)
+    return f"{_nanmean(xs):+.1%}" + ("" if math.isnan(sd) else f" ± {sd:.1%}")
+
+
+def _table(per_seed: list[Rows], cols: list[str], first: str) -> list[str]:
     lines = [f"| {first} | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    for name, vals in rows.items():
-        lines.append(f"| {name} | " + " | ".join(_fmt(vals.get(c)) for c in cols) + " |")
+    for row in per_seed[0]:
+        cells = [_cell([r[row].get(c, math.nan) for r in per_seed]) for c in cols]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return lines
 
 
+def _ratio_table(per_seed: list[Rows], pairs: dict[str, tuple[str, str]], cols: list[str],
+                 first: str) -> list[str]:  # fmt: skip
+    """``name: (a, b)`` -> a row of ``a / b - 1`` per column (mean ± std over seeds), plus
+    how many seeds have ``a < b``."""
+    n = len(per_seed)
+    head = f"| {first} | " + " | ".join(cols) + (" | lower in |" if n > 1 else " |")
+    lines = [head, "|---|" + "---:|" * len(cols) + ("---:|" if n > 1 else "")]
+    for name, (a, b) in pairs.items():
+        ratios = {c: [r[a][c] / r[b][c] - 1 for r in per_seed] for c in cols}
+        cells = [_pct(ratios[c]) for c in cols]
+        if n > 1:
+            wins = sum(x < 0 for c in cols for x in ratios[c])
+            cells.append(f"{wins}/{n * len(cols)}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _seeds_text(setup: Setup) -> str:
+    n = len(setup.seeds)
+    return ("one seed" if n == 1 else
+            f"mean ± sample std over {n} seeds ({', '.join(map(str, setup.seeds))}); the seed "
+            "sets initialisation, data order, pivot draws and data subsets")  # fmt: skip
+
+
 def _write(setup: Setup, name: str, lines: list[str], seconds: float) -> str:
-    lines += ["", f"Wall time: {seconds / 60:.1f} min on this machine "
-              f"({'quick test-sized run' if setup.quick else 'full run'}). Reproduce: "
-              f"`unitalker experiment {name} --data DATA` (one seed; differences of a few "
-              "percent are within run-to-run noise)."]  # fmt: skip
+    seeds = " ".join(map(str, setup.seeds))
+    lines += ["", f"Wall time: {seconds / 60:.1f} min on this machine (2 CPU cores"
+              f"{', quick test-sized run' if setup.quick else ''}). Reproduce: "
+              f"`unitalker experiment {name} --seeds {seeds}` after "
+              "`scripts/prepare_synth.sh data`."]  # fmt: skip
     text = "\n".join(lines) + "\n"
     setup.out_dir.mkdir(parents=True, exist_ok=True)
     (setup.out_dir / f"{name}.md").write_text(text)
@@ -134,32 +205,38 @@ def table5(setup: Setup, datasets: list[str]) -> str:
     t0, steps, n = time.time(), setup.steps, len(datasets)
     ft_steps = max(1, steps // 4)
     common = (f"schedule.warmup_steps={max(1, steps // 10)}",)
-    rows: dict[str, dict[str, float]] = {"static template": _baseline(setup, datasets),
-                                         "single-dataset": {}, "unified": {}, "unified + FT": {}}  # fmt: skip
-    for d in datasets:
-        m = _train(setup, f"table5/single_{d}", f"schedule.steps={steps}", f"data.datasets=[{d}]",
-                   *common)  # fmt: skip
-        rows["single-dataset"].update(_lve(m, setup, [d]))
-    uni = _train(setup, "table5/unified", f"schedule.steps={steps * n}",
-                 f"data.datasets={_listing(datasets)}", *common)  # fmt: skip
-    rows["unified"] = _lve(uni, setup, datasets)
-    for d in datasets:
-        m = _train(setup, f"table5/ft_{d}", f"schedule.steps={ft_steps}", "schedule.warmup_steps=0",
-                   "schedule.warmup_epochs=0", f"model.init_from={uni}", f"data.datasets=[{d}]")  # fmt: skip
-        rows["unified + FT"].update(_lve(m, setup, [d]))
-    rel = {d: rows["unified"][d] / rows["single-dataset"][d] - 1 for d in datasets}
-    rel_ft = {d: rows["unified + FT"][d] / rows["single-dataset"][d] - 1 for d in datasets}
+    base = _baseline(setup, datasets)
+
+    def one(seed: int) -> Rows:
+        rows: Rows = {"static template": base, "single-dataset": {}, "unified": {},
+                      "unified + FT": {}}  # fmt: skip
+        for d in datasets:
+            m = _train(setup, f"table5/single_{d}", seed, f"schedule.steps={steps}",
+                       f"data.datasets=[{d}]", *common)  # fmt: skip
+            rows["single-dataset"].update(_lve(m, setup, [d]))
+        uni = _train(setup, "table5/unified", seed, f"schedule.steps={steps * n}",
+                     f"data.datasets={_listing(datasets)}", *common)  # fmt: skip
+        rows["unified"] = _lve(uni, setup, datasets)
+        for d in datasets:
+            m = _train(setup, f"table5/ft_{d}", seed, f"schedule.steps={ft_steps}",
+                       "schedule.warmup_steps=0", "schedule.warmup_epochs=0",
+                       f"model.init_from={uni}", f"data.datasets=[{d}]")  # fmt: skip
+            rows["unified + FT"].update(_lve(m, setup, [d]))
+        return rows
+
+    per_seed = _over_seeds(setup, one)
     lines = ["# Table 5 in miniature: single-dataset vs unified vs unified + fine-tuned", "",
-             f"LVE on the test split (per-sequence mean). Each single-dataset model trains "
-             f"{steps} steps; the unified model trains {steps * n} steps on all of "
-             f"{', '.join(datasets)} (the same total); fine-tuning adds {ft_steps} steps on one "
-             "dataset from the unified model.", "",
-             *_table(rows, datasets, "model"), "",
-             "| change vs single-dataset | " + " | ".join(datasets) + " |",
-             "|---|" + "---:|" * n,
-             "| unified | " + " | ".join(f"{rel[d]:+.1%}" for d in datasets) + " |",
-             "| unified + FT | " + " | ".join(f"{rel_ft[d]:+.1%}" for d in datasets) + " |"]  # fmt: skip
-    _bars({k: v for k, v in rows.items() if k != "static template"}, datasets,
+             f"LVE on the test split (per-sequence mean; {_seeds_text(setup)}). Each "
+             f"single-dataset model trains {steps} steps; the unified model trains "
+             f"{steps * n} steps on all of {', '.join(datasets)} (the same total); "
+             f"fine-tuning adds {ft_steps} steps on one dataset from the unified model.", "",
+             *_table(per_seed, datasets, "model"), "",
+             *_ratio_table(per_seed, {"unified": ("unified", "single-dataset"),
+                                      "unified + FT": ("unified + FT", "single-dataset"),
+                                      "unified + FT vs unified": ("unified + FT", "unified")},
+                           datasets, "LVE change vs single-dataset")]  # fmt: skip
+    mean = _mean(per_seed)
+    _bars({k: v for k, v in mean.items() if k != "static template"}, datasets,
           setup.out_dir / "table5.png", "Table 5 in miniature: test LVE")  # fmt: skip
     return _write(setup, "table5", lines, time.time() - t0)
 
@@ -168,31 +245,35 @@ def pivot(setup: Setup, datasets: list[str]) -> str:
     """With vs without the pivot identity; GT, cross-dataset and pivot identities (Fig. 3)."""
     t0 = time.time()
     runs = {"with PIE (p=0.1)": 0.1, "without PIE (p=0)": 0.0}
-    rows: dict[str, dict[str, float]] = {}
-    cost: dict[str, dict[str, float]] = {}
-    for name, prob in runs.items():
-        m = _train(setup, f"pivot/p{prob:g}", f"schedule.steps={setup.steps}",
-                   f"schedule.warmup_steps={max(1, setup.steps // 10)}",
-                   f"data.datasets={_listing(datasets)}", f"pivot_prob={prob}")  # fmt: skip
-        gt = rows[f"{name}, GT identity"] = _lve(m, setup, datasets, "gt")
-        cross = rows[f"{name}, cross identity"] = _lve(m, setup, datasets, "cross")
-        cost[name] = {d: cross[d] / gt[d] - 1 for d in datasets}
-        if prob > 0:
-            rows[f"{name}, pivot identity"] = _lve(m, setup, datasets, "pivot")
-    mean_cost = {k: sum(v.values()) / len(v) for k, v in cost.items()}
+
+    def one(seed: int) -> Rows:
+        rows: Rows = {}
+        for name, prob in runs.items():
+            m = _train(setup, f"pivot/p{prob:g}", seed, f"schedule.steps={setup.steps}",
+                       f"schedule.warmup_steps={max(1, setup.steps // 10)}",
+                       f"data.datasets={_listing(datasets)}", f"pivot_prob={prob}")  # fmt: skip
+            rows[f"{name}, GT identity"] = _lve(m, setup, datasets, "gt")
+            rows[f"{name}, cross identity"] = _lve(m, setup, datasets, "cross")
+            if prob > 0:
+                rows[f"{name}, pivot identity"] = _lve(m, setup, datasets, "pivot")
+        return rows
+
+    per_seed = _over_seeds(setup, one)
+    pairs = {name: (f"{name}, cross identity", f"{name}, GT identity") for name in runs}
     lines = ["# Pivot identity embedding (Fig. 3) in miniature", "",
              f"Two unified models on {', '.join(datasets)} ({setup.steps} steps each), one "
              "replacing the GT identity by the pivot row with probability 0.1, one never. "
-             "LVE on the test split (per-sequence mean) when each head is conditioned on the "
-             "clip's own subject (GT), on a subject of another dataset (cross identity: the "
-             "first subject of the next dataset, the mismatch of Fig. 3), or on the pivot row.",
-             "", *_table(rows, datasets, "model, inference identity"), "",
-             "| cross-identity cost (cross / GT - 1) | " + " | ".join(datasets) + " | mean |",
-             "|---|" + "---:|" * (len(datasets) + 1)]  # fmt: skip
-    for name, c in cost.items():
-        lines.append(f"| {name} | " + " | ".join(f"{c[d]:+.1%}" for d in datasets)
-                     + f" | {mean_cost[name]:+.1%} |")  # fmt: skip
-    _bars(rows, datasets, setup.out_dir / "pivot.png", "Fig. 3 in miniature: test LVE")
+             f"LVE on the test split (per-sequence mean; {_seeds_text(setup)}) when each "
+             "head is conditioned on the clip's own subject (GT), on a subject of another "
+             "dataset (cross identity: the first subject of the next dataset, the mismatch "
+             "of Fig. 3), or on the pivot row.", "",
+             *_table(per_seed, datasets, "model, inference identity"), "",
+             *_ratio_table(per_seed, pairs, datasets, "cross-identity cost (cross / GT - 1)")]  # fmt: skip
+    costs = {name: [_nanmean([r[a][d] / r[b][d] - 1 for d in datasets]) for r in per_seed]
+             for name, (a, b) in pairs.items()}  # fmt: skip
+    lines += ["", "Mean cross-identity cost over the datasets: " + "; ".join(
+        f"{name} {_pct(c)}" for name, c in costs.items()) + "."]  # fmt: skip
+    _bars(_mean(per_seed), datasets, setup.out_dir / "pivot.png", "Fig. 3 in miniature: test LVE")
     return _write(setup, "pivot", lines, time.time() - t0)
 
 
@@ -212,39 +293,54 @@ def pca_warmup(setup: Setup, datasets: list[str], lrs: tuple[float, ...] = (5e-4
         f"single [{datasets[0]}]": [datasets[0]],
         f"unified [{', '.join(datasets)}]": datasets,
     }
-    rows: dict[str, dict[str, float]] = {}
-    for scope, keys in scopes.items():
-        steps = setup.steps * (1 if len(keys) == 1 else 2)
-        for lr in lrs:
-            for variant, (use_pca, use_dw) in PCA_WARMUP.items():
-                run = f"pca_warmup/{'single' if len(keys) == 1 else 'unified'}_lr{lr:g}_" + (
-                    variant.replace(" ", "").replace("+", "_").lower()
-                )
-                extra = [f"schedule.steps={steps}", f"data.datasets={_listing(keys)}",
-                         f"optim.lr={lr}", "schedule.warmup_epochs=0",
-                         f"schedule.warmup_steps={max(1, steps // 5) if use_dw else 0}"]  # fmt: skip
-                if not use_pca:
-                    extra.append("model.pca_components=0")
-                try:
-                    vals = _lve(_train(setup, run, *extra), setup, keys)
-                except (FloatingPointError, RuntimeError, ValueError) as e:
-                    log.warning("%s failed: %s", run, e)
-                    vals = {k: float("nan") for k in keys}
-                rows[f"{scope}, lr {lr:g}, {variant}"] = vals
-    diverged = {name: [d for d, v in vals.items() if not (math.isfinite(v) and v < base[d])]
-                for name, vals in rows.items()}  # fmt: skip
+
+    def one(seed: int) -> Rows:
+        rows: Rows = {"static template": base}
+        for scope, keys in scopes.items():
+            steps = setup.steps * (1 if len(keys) == 1 else 2)
+            for lr in lrs:
+                for variant, (use_pca, use_dw) in PCA_WARMUP.items():
+                    tag = variant.replace(" ", "").replace("+", "_").lower()
+                    run = f"pca_warmup/{'single' if len(keys) == 1 else 'unified'}_lr{lr:g}_{tag}"
+                    extra = [f"schedule.steps={steps}", f"data.datasets={_listing(keys)}",
+                             f"optim.lr={lr}", "schedule.warmup_epochs=0",
+                             f"schedule.warmup_steps={max(1, steps // 5) if use_dw else 0}"]  # fmt: skip
+                    if not use_pca:
+                        extra.append("model.pca_components=0")
+                    try:
+                        vals = _lve(_train(setup, run, seed, *extra), setup, keys)
+                    except (FloatingPointError, RuntimeError, ValueError) as e:
+                        log.warning("%s seed %d failed: %s", run, seed, e)
+                        vals = dict.fromkeys(keys, math.nan)
+                    rows[f"{scope}, lr {lr:g}, {variant}"] = vals
+        return rows
+
+    per_seed = _over_seeds(setup, one)
     lines = ["# PCA and decoder warm-up (Fig. 5) in miniature", "",
              f"Single-dataset ({datasets[0]}, {setup.steps} steps) and unified "
              f"({', '.join(datasets)}, {setup.steps * 2} steps) models at two learning rates, "
              "with and without PCA heads for the vertex conventions and with and without "
              "decoder warm-up (DW: the audio encoder frozen for the first fifth of the steps). "
-             "LVE on the test split (per-sequence mean); 'diverged' lists the datasets whose "
-             "LVE is non-finite or not below the static template's.", "",
-             *_table({"static template": base, **rows}, datasets, "setting"), "",
-             "| setting | diverged on |", "|---|---|"]  # fmt: skip
-    for name, bad in diverged.items():
-        lines.append(f"| {name} | {', '.join(bad) if bad else 'none'} |")
-    _lines_plot(rows, datasets, lrs, setup.out_dir / "pca-warmup.png")
+             f"LVE on the test split (per-sequence mean; {_seeds_text(setup)}). A run "
+             "diverged on a dataset when its LVE is non-finite or not below the static "
+             "template's.", "",
+             *_table(per_seed, datasets, "setting"), "",
+             "| setting | diverged (dataset: seeds) |", "|---|---|"]  # fmt: skip
+    for row in per_seed[0]:
+        if row == "static template":
+            continue
+        bad = {d: sum(not (math.isfinite(r[row][d]) and r[row][d] < base[d]) for r in per_seed)
+               for d in per_seed[0][row]}  # fmt: skip
+        text = ", ".join(f"{d}: {k}/{len(per_seed)}" for d, k in bad.items() if k) or "none"
+        lines.append(f"| {row} | {text} |")
+    mean = _mean(per_seed)
+    summary = {v: _nanmean([_nanmean(list(mean[f"{s}, lr {lr:g}, {v}"].values()))
+                            / _nanmean(list(mean[f"{s}, lr {lr:g}, PCA + DW"].values()))
+                            for s in scopes for lr in lrs]) for v in PCA_WARMUP}  # fmt: skip
+    lines += ["", "Mean LVE relative to PCA + DW, averaged over scopes, learning rates and "
+              "datasets: " + "; ".join(f"{v} {x:.2f}x" for v, x in summary.items()) + "."]  # fmt: skip
+    _lines_plot({k: v for k, v in mean.items() if k != "static template"}, datasets, lrs,
+                setup.out_dir / "pca-warmup.png")  # fmt: skip
     return _write(setup, "pca-warmup", lines, time.time() - t0)
 
 
@@ -268,33 +364,40 @@ def finetune_fraction(setup: Setup, datasets: list[str],
     if conv_of.get(target) in {conv_of.get(d) for d in others}:
         log.warning("%s's convention %s is also in %s: it is not unseen", target,
                     conv_of[target], others)  # fmt: skip
-    pre = _train(setup, "finetune_fraction/pretrain", f"schedule.steps={setup.steps * 2}",
-                 f"schedule.warmup_steps={max(1, setup.steps // 5)}",
-                 f"data.datasets={_listing(others)}")  # fmt: skip
-    rows: dict[str, dict[str, float]] = {"UniTalker encoder": {}, "bare encoder": {}}
     cols = [f"{f:g}" for f in fractions]
-    for f, col in zip(fractions, cols, strict=True):
-        common = [f"schedule.steps={setup.steps}", f"data.datasets=[{target}]", f"data.fraction={f}",
-                  f"schedule.warmup_steps={max(1, setup.steps // 10)}"]  # fmt: skip
-        m = _train(setup, f"finetune_fraction/unitalker_{col}", *common, f"model.init_from={pre}",
-                   "finetune.reinit_decoder=true", "finetune.drop_other_heads=true")  # fmt: skip
-        rows["UniTalker encoder"][col] = _lve(m, setup, [target])[target]
-        m = _train(setup, f"finetune_fraction/bare_{col}", *common)
-        rows["bare encoder"][col] = _lve(m, setup, [target])[target]
-    gain = {c: rows["UniTalker encoder"][c] / rows["bare encoder"][c] - 1 for c in cols}
+
+    def one(seed: int) -> Rows:
+        pre = _train(setup, "finetune_fraction/pretrain", seed, f"schedule.steps={setup.steps * 2}",
+                     f"schedule.warmup_steps={max(1, setup.steps // 5)}",
+                     f"data.datasets={_listing(others)}")  # fmt: skip
+        rows: Rows = {"UniTalker encoder": {}, "bare encoder": {}}
+        for f, col in zip(fractions, cols, strict=True):
+            common = [f"schedule.steps={setup.steps}", f"data.datasets=[{target}]",
+                      f"data.fraction={f}", f"schedule.warmup_steps={max(1, setup.steps // 10)}"]  # fmt: skip
+            m = _train(setup, f"finetune_fraction/unitalker_{col}", seed, *common,
+                       f"model.init_from={pre}", "finetune.reinit_decoder=true",
+                       "finetune.drop_other_heads=true")  # fmt: skip
+            rows["UniTalker encoder"][col] = _lve(m, setup, [target])[target]
+            m = _train(setup, f"finetune_fraction/bare_{col}", seed, *common)
+            rows["bare encoder"][col] = _lve(m, setup, [target])[target]
+        return rows
+
+    per_seed = _over_seeds(setup, one)
     seen = sorted({conv_of.get(d, d) for d in others})
     lines = ["# Fine-tuning on an unseen convention at decreasing data fractions (Fig. 4)", "",
-             f"Target: {target} ({conv_of.get(target, '?')}, {n_train} training "
-             f"clips at fraction 1), a convention the pre-trained model never saw. "
+             f"Target: {target} ({conv_of.get(target, '?')}, {n_train} training clips at "
+             f"fraction 1), a convention the pre-trained model never saw. "
              f"UniTalker-[{', '.join(others)}] (conventions {', '.join(seen)}) trains "
              f"{setup.steps * 2} steps; each fine-tuning run trains {setup.steps} steps on "
              f"the kept fraction of {target}'s training set, from the UniTalker encoder "
              "(decoder re-initialised, as the paper) or from a randomly initialised encoder "
              "(ours has no self-supervised pre-training; the paper's bare encoder is "
-             "wav2vec2-xlsr-53). LVE on the full test split (per-sequence mean).", "",
-             *_table(rows, cols, "encoder \\ fraction kept"),
-             "| UniTalker vs bare | " + " | ".join(f"{gain[c]:+.1%}" for c in cols) + " |"]  # fmt: skip
-    _fraction_plot(rows, fractions, cols, setup.out_dir / "finetune-fraction.png")
+             "wav2vec2-xlsr-53). LVE on the full test split (per-sequence mean; "
+             f"{_seeds_text(setup)}).", "",
+             *_table(per_seed, cols, "encoder \\ fraction kept"), "",
+             *_ratio_table(per_seed, {"UniTalker vs bare": ("UniTalker encoder", "bare encoder")},
+                           cols, "LVE change")]  # fmt: skip
+    _fraction_plot(_mean(per_seed), fractions, cols, setup.out_dir / "finetune-fraction.png")
     return _write(setup, "finetune-fraction", lines, time.time() - t0)
 
 
