@@ -34,6 +34,12 @@ def test_table5_quick(setup):
         assert len(vals) == 2 and all(math.isfinite(v) and v >= 0 for v in vals), row
     assert (setup.work_dir / "table5" / "unified" / "seed0" / "model" / "config.json").exists()
     assert (setup.out_dir / "table5.png").stat().st_size > 1000
+    assert "Cost: 5 models, " in text  # 2 single-dataset, 1 unified, 2 fine-tuned
+    # a rerun reuses every model and re-renders the same table
+    again = ex.Setup(setup.data, setup.out_dir, setup.work_dir, setup.steps, quick=True)
+    text2 = ex.table5(again, ["TA", "TB"])
+    assert text2.split("Cost:")[0] == text.split("Cost:")[0]
+    assert len(again.train_seconds) == 5
 
 
 def test_pivot_quick_reports_cross_identity_cost(setup):

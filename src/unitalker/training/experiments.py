@@ -25,11 +25,12 @@ Fig. 4 analogue is a randomly initialised one; the paper's is wav2vec2-xlsr-53.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class Setup:
     steps: int
     quick: bool = False
     seeds: tuple[int, ...] = (0,)
+    train_seconds: dict[str, float | None] = field(default_factory=dict)
+    """Training wall time per run used (None: trained by an older version, not recorded)."""
 
     def config(self, run: str, seed: int, *extra: str) -> TrainConfig:
         base = SMALL + (QUICK if self.quick else [])
@@ -85,23 +88,34 @@ def _train(setup: Setup, run: str, seed: int, *extra: str) -> Path:
     from unitalker.training.run import train
 
     final = setup.run_dir(run, seed) / "model"
+    record = final.parent / "train_seconds.txt"
     if (final / "config.json").exists():
         log.info("reusing %s", final)
+        setup.train_seconds[str(final)] = float(record.read_text()) if record.exists() else None
         return final
     t0 = time.time()
     res = train(setup.config(run, seed, *extra))
-    log.info("%s seed %d: %d steps in %.0f s", run, seed, res.steps, time.time() - t0)
+    seconds = time.time() - t0
+    record.write_text(f"{seconds:.1f}\n")
+    setup.train_seconds[str(final)] = seconds
+    log.info("%s seed %d: %d steps in %.0f s", run, seed, res.steps, seconds)
     return res.final_dir
 
 
 def _lve(model_dir: Path, setup: Setup, datasets: list[str], identity: str = "gt"):
-    """Per-dataset LVE (per-sequence mean) on the test split."""
+    """Per-dataset LVE (per-sequence mean) on the test split, cached beside the model."""
     from unitalker.evaluation.evaluate import evaluate
     from unitalker.models.checkpoint import load_model
 
+    cache = model_dir.parent / f"test_lve_{identity}_{'-'.join(datasets)}.json"
+    weights = model_dir / "model.safetensors"
+    if cache.exists() and weights.exists() and cache.stat().st_mtime >= weights.stat().st_mtime:
+        return json.loads(cache.read_text())
     model = load_model(model_dir, "cpu")
     report = evaluate(model, setup.data, datasets=tuple(datasets), identity=identity)[0]
-    return {r.dataset: r.summary.per_sequence["LVE"] for r in report.results}
+    lve = {r.dataset: r.summary.per_sequence["LVE"] for r in report.results}
+    cache.write_text(json.dumps(lve))
+    return lve
 
 
 def _baseline(setup: Setup, datasets: list[str]) -> dict[str, float]:
@@ -144,11 +158,11 @@ def _fmt(v: float | None) -> str:
 
 
 def _cell(xs: list[float]) -> str:
-    """``mean`` or ``mean ± std`` (sample std over seeds)."""
+    """``mean`` or ``mean ± std`` (sample std over seeds; none for a constant row)."""
     if not xs or not any(math.isfinite(x) for x in xs):
         return "-"
     sd = _std(xs)
-    return _fmt(_nanmean(xs)) + ("" if math.isnan(sd) else f" ± {sd:.1e}")
+    return _fmt(_nanmean(xs)) + ("" if math.isnan(sd) or sd == 0 else f" ± {sd:.1e}")
 
 
 def _pct(xs: list[float]) -> str:
@@ -184,16 +198,22 @@ def _ratio_table(per_seed: list[Rows], pairs: dict[str, tuple[str, str]], cols: 
 def _seeds_text(setup: Setup) -> str:
     n = len(setup.seeds)
     return ("one seed" if n == 1 else
-            f"mean ± sample std over {n} seeds ({', '.join(map(str, setup.seeds))}); the seed "
-            "sets initialisation, data order, pivot draws and data subsets")  # fmt: skip
+            f"mean ± sample std over the {n} seeds {', '.join(map(str, setup.seeds))}, which "
+            "set initialisation, data order, pivot draws and data subsets")  # fmt: skip
 
 
 def _write(setup: Setup, name: str, lines: list[str], seconds: float) -> str:
     seeds = " ".join(map(str, setup.seeds))
-    lines += ["", f"Wall time: {seconds / 60:.1f} min on this machine (2 CPU cores"
-              f"{', quick test-sized run' if setup.quick else ''}). Reproduce: "
+    known = [v for v in setup.train_seconds.values() if v is not None]
+    cost = f"{len(setup.train_seconds)} models"
+    if known:
+        cost += f", {sum(known) / 60:.1f} min of training"
+        if len(known) < len(setup.train_seconds):
+            cost += f" for the {len(known)} with a record"
+    lines += ["", f"Cost: {cost} on 2 CPU cores{' (quick test-sized run)' if setup.quick else ''}; "
+              f"this invocation took {seconds / 60:.1f} min. Reproduce: "
               f"`unitalker experiment {name} --seeds {seeds}` after "
-              "`scripts/prepare_synth.sh data`."]  # fmt: skip
+              "`scripts/prepare_synth.sh data` (trained runs under `--work` are reused)."]  # fmt: skip
     text = "\n".join(lines) + "\n"
     setup.out_dir.mkdir(parents=True, exist_ok=True)
     (setup.out_dir / f"{name}.md").write_text(text)
