@@ -26,8 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data", default="data/a2f_synth_release",
                    help="A2F-Synth in the release layout (default data/a2f_synth_release)")  # fmt: skip
     p.add_argument("--datasets", nargs="+", default=None,
-                   help="dataset keys (default S0 S1 S2; finetune-fraction: target S0, "
-                        "pre-training on S1-S5)")  # fmt: skip
+                   help="dataset keys (default S0 S1 S2; pivot: S0 S2 S3; finetune-fraction: "
+                        "target S0, pre-training on S1-S5)")  # fmt: skip
     p.add_argument("--steps", type=int, default=None,
                    help="training steps per model (default per experiment: 300-900)")  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
