@@ -102,3 +102,10 @@ def test_seeds_give_mean_and_std(setup):
     assert std == pytest.approx(abs(vals[0] - vals[1]) / 2**0.5, rel=0.06)
     assert vals[0] != vals[1]  # the seed changes the run
     assert "/2 |" in text  # 'lower in k/2' column
+
+
+def test_reuse_refuses_a_run_with_other_settings(setup):
+    ex.pivot(setup, ["TA", "TB"])
+    other = ex.Setup(setup.data, setup.out_dir, setup.work_dir, steps=3, quick=True)
+    with pytest.raises(ValueError, match="another schedule setting"):
+        ex.pivot(other, ["TA", "TB"])

@@ -89,12 +89,25 @@ def _train(setup: Setup, run: str, seed: int, *extra: str) -> Path:
 
     final = setup.run_dir(run, seed) / "model"
     record = final.parent / "train_seconds.txt"
+    cfg = setup.config(run, seed, *extra)
     if (final / "config.json").exists():
+        from unitalker.config import to_dict
+
+        saved = json.loads((final / "config.json").read_text())["extra"].get("train_config", {})
+        want = json.loads(json.dumps(to_dict(cfg)))
+        for key in ("data", "model", "optim", "schedule", "loss", "finetune", "pivot_prob", "seed"):
+            a, b = saved.get(key), want.get(key)
+            if isinstance(a, dict) and isinstance(b, dict):  # paths may differ
+                a = {k: v for k, v in a.items() if k not in ("manifest", "init_from", "cache_dir")}
+                b = {k: v for k, v in b.items() if k not in ("manifest", "init_from", "cache_dir")}
+            if a != b:
+                raise ValueError(f"{final} was trained with another {key} setting ({a} != {b}): "
+                                 "use another --work folder or delete that run")  # fmt: skip
         log.info("reusing %s", final)
         setup.train_seconds[str(final)] = float(record.read_text()) if record.exists() else None
         return final
     t0 = time.time()
-    res = train(setup.config(run, seed, *extra))
+    res = train(cfg)
     seconds = time.time() - t0
     record.write_text(f"{seconds:.1f}\n")
     setup.train_seconds[str(final)] = seconds
