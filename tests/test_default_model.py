@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import unitalker
 from unitalker.cli import main
@@ -44,8 +45,71 @@ def test_default_model_animates_the_example():
 
 
 def test_readme_main_job(tmp_path):
+    """The README's command 1: every format of every head, the mp4 preview included."""
+    import av
+
+    from unitalker.render.renderer import egl_available
+
+    if not egl_available():
+        pytest.skip("no EGL here: the mp4 preview needs Mesa's EGL (CI installs it)")
     out = tmp_path / "out"
-    assert main(["animate", str(EXAMPLE), "-o", str(out), "--format", "npz,csv,json,glb"]) == 0
+    assert main(["animate", str(EXAMPLE), "-o", str(out), "--format", "all"]) == 0
     names = {p.name for p in out.iterdir()}
-    assert "hello.npz" in names
-    assert any(n.endswith(".csv") for n in names) and any(n.endswith(".glb") for n in names)
+    assert {"hello.npz", "hello.mp4", "hello_synth_arkit52.csv"} <= names
+    heads = unitalker.load_model(device="cpu").heads
+    for h in heads:  # every head has a glb (all four have a mesh, the FLAME-like one too)
+        assert f"hello_{h}.glb" in names, h
+    assert any(n.endswith(".obj") or (out / n).is_dir() for n in names)
+    with av.open(str(out / "hello.mp4")) as f:
+        kinds = {s.type for s in f.streams}
+        assert kinds == {"video", "audio"}
+        assert f.streams.video[0].frames > 0
+
+
+def test_bundled_checkpoint_is_portable():
+    """No machine-specific path in the shipped checkpoint: shipped assets are named
+    'unitalker:...' (relative to the installed package)."""
+    import json
+
+    d = Path(unitalker.__file__).parent / "assets" / "models" / "default"
+    text = (d / "config.json").read_text()
+    for conv in json.loads(text)["conventions"]:
+        for spec in conv["resources"].values():
+            assert spec.startswith("unitalker:"), spec
+
+
+def test_checkpoint_from_another_machine_loads_in_a_fresh_process(tmp_path):
+    """A checkpoint whose embedded conventions name resource files at paths of the machine
+    that trained it (absent here) loads as the first thing a process does; the registered
+    definitions win. A real disagreement (another dim) is a clear error."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    src = Path(unitalker.__file__).parent / "assets" / "models" / "default"
+    moved = tmp_path / "moved"
+    shutil.copytree(src, moved)
+    meta = json.loads((moved / "config.json").read_text())
+    for conv in meta["conventions"]:
+        conv["resources"] = {
+            k: v.replace("unitalker:", "/home/someone/unitalker/src/unitalker/")
+            for k, v in conv["resources"].items()
+        }
+    (moved / "config.json").write_text(json.dumps(meta))
+    code = (
+        "import sys, unitalker; m = unitalker.load_model(sys.argv[1], device='cpu'); "
+        "r = m.animate(sys.argv[2]); "
+        "print(sorted(r), r['synth_flame_params'].vertices().shape[1])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(moved), str(EXAMPLE)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "synth_arkit52" in out.stdout
+
+    meta["conventions"][0]["dim"] += 3  # not the registered convention any more
+    (moved / "config.json").write_text(json.dumps(meta))
+    out = subprocess.run([sys.executable, "-c", code, str(moved), str(EXAMPLE)],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.returncode != 0
+    assert "differs from the registered one" in out.stderr

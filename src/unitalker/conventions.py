@@ -217,6 +217,8 @@ class Convention:
 
 
 def _resolve_resource(value: str, base: Path) -> str:
+    if str(value).startswith(PACKAGE_PREFIX):
+        return str(value)
     path, _, key = str(value).partition(":")
     p = Path(path)
     if not p.is_absolute():
@@ -224,11 +226,31 @@ def _resolve_resource(value: str, base: Path) -> str:
     return f"{p}:{key}" if key else str(p)
 
 
+PACKAGE_PREFIX = "unitalker:"
+"""Resource paths starting with this are relative to the installed package, so that a
+checkpoint naming a shipped asset stays valid on every machine."""
+
+
+def package_resource(path: str | Path) -> str:
+    """``path`` as a portable spec when it lies inside the package, else unchanged."""
+    root = Path(__file__).resolve().parent
+    try:
+        return PACKAGE_PREFIX + Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _resource_file(path: str) -> Path:
+    if path.startswith(PACKAGE_PREFIX):
+        return Path(__file__).resolve().parent / path[len(PACKAGE_PREFIX) :]
+    return Path(path)
+
+
 @functools.lru_cache(maxsize=64)
 def _load_array(spec: str) -> np.ndarray:
     # "file.npz:key" names one array of an npz; anything else is a single-array file.
     path, key = spec.rsplit(":", 1) if ".npz:" in spec else (spec, "")
-    p = Path(path)
+    p = _resource_file(path)
     if not p.exists():
         raise FileNotFoundError(f"convention resource not found: {p}")
     try:
@@ -378,11 +400,27 @@ def register_from_file(path: str | Path, *, overwrite: bool = False) -> list[Con
     return out
 
 
-def ensure_registered(convs: Iterable[Convention]) -> None:
-    """Register conventions that travel inside a checkpoint (no-op for known identical ones)."""
+def ensure_registered(convs: Iterable[Convention], source: str = "checkpoint") -> None:
+    """Register conventions that travel inside a checkpoint.
+
+    A name the registry already knows keeps its registered definition when the two agree
+    on everything but resource file locations (a checkpoint trained on another machine);
+    a real disagreement (kind, dim, fps, scale, PCA, channels) is an error.
+    """
+    _ensure_builtin_extras()  # the built-in definitions win over copies in checkpoints
     for c in convs:
-        if c.name not in _CONVENTIONS:
+        old = _CONVENTIONS.get(c.name)
+        if old is None:
             register(c)
+            continue
+        strip = {"resources": (), "description": ""}
+        if dataclasses.replace(old, **strip) != dataclasses.replace(c, **strip):
+            raise ValueError(
+                f"{source}: convention {c.name!r} differs from the registered one "
+                f"(registered: kind={old.kind} dim={old.dim} fps={old.fps} scale={old.scale} "
+                f"pca={old.pca}; {source}: kind={c.kind} dim={c.dim} fps={c.fps} "
+                f"scale={c.scale} pca={c.pca})"
+            )
 
 
 # --------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from unitalker.animation import Animation, rig_vertices
+from unitalker.animation import Animation
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,12 @@ class Panel(Protocol):
 
 
 def head_vertices(animation: Animation, frames: np.ndarray | slice) -> np.ndarray:
-    """Vertices ``[N, V, 3]`` of some frames of a head with a mesh."""
-    conv = animation.conv
-    data = animation.data[frames]
-    if conv.kind == "vertices":
-        return data.reshape(len(data), -1, 3)
-    return rig_vertices(conv, data)
+    """Vertices ``[N, V, 3]`` of some frames of a head with a mesh (vertex heads, rigged
+    blendshapes, parameter conventions with a registered vertex function)."""
+    verts = Animation(animation.convention, animation.fps, animation.data[frames]).vertices()
+    if verts is None:
+        raise ValueError(f"convention {animation.convention!r} has no mesh to render")
+    return verts
 
 
 class MeshPanel:

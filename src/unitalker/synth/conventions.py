@@ -127,7 +127,7 @@ def asset(name: str) -> dict[str, np.ndarray]:
 
 
 def _res(topo: str, *keys: str) -> tuple[tuple[str, str], ...]:
-    path = ASSET_DIR / f"{topo}.npz"
+    path = registry.package_resource(ASSET_DIR / f"{topo}.npz")  # portable "unitalker:..."
     return tuple(sorted((k, f"{path}:{k}") for k in keys))
 
 
@@ -136,9 +136,10 @@ def conventions_list() -> list[Convention]:
     v1 = int(asset("head")["neutral"].shape[0])
     v2 = int(asset("head2")["neutral"].shape[0])
     mesh_keys = ("faces", "lip_indices", "upper_face_indices", "neutral")
+    head = registry.package_resource(ASSET_DIR / "head.npz")
     rig = tuple(sorted(
-        [(k, f"{ASSET_DIR / 'head.npz'}:{k}") for k in ("faces", "lip_indices", "upper_face_indices")]
-        + [("rig_meanshape", f"{ASSET_DIR / 'head.npz'}:neutral"), ("rig_basis", f"{ASSET_DIR / 'head.npz'}:rig_basis")]
+        [(k, f"{head}:{k}") for k in ("faces", "lip_indices", "upper_face_indices")]
+        + [("rig_meanshape", f"{head}:neutral"), ("rig_basis", f"{head}:rig_basis")]
     ))  # fmt: skip
     return [
         Convention(ARKIT, "blendshapes", 52, 30.0, 1.0, channel_names=ARKIT52_EMOTALK, resources=rig,
@@ -170,7 +171,7 @@ def attach_arkit_rig() -> dict[str, str]:
     convention (EmoTalk order), e.g.
     ``conventions.register(conventions.get("3DETF_blendshape_weight").with_resources(**attach_arkit_rig()), overwrite=True)``.
     """
-    head = ASSET_DIR / "head.npz"
+    head = registry.package_resource(ASSET_DIR / "head.npz")
     return {
         "rig_meanshape": f"{head}:neutral",
         "rig_basis": f"{head}:rig_basis",
