@@ -2,7 +2,8 @@
 # Generate A2F-Synth (bench preset) and lay it out as the original data release, the form
 # `unitalker train` and `unitalker experiment` read.
 # Usage: scripts/prepare_synth.sh [WORK_DIR]   -> WORK_DIR/a2f_synth_release (default data/)
-# About 3 minutes on 2 CPU cores; 0.9 GB. Steps already done are skipped.
+# About a minute on 2 CPU cores (18 s of synthesis, then conversion and PCA); 0.9 GB.
+# Steps already done are skipped.
 set -euo pipefail
 WORK=${1:-data}
 BENCH=$WORK/a2f_synth_bench

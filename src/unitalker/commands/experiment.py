@@ -13,7 +13,7 @@ HELP = """experiments (each writes NAME.md and NAME.png into --out):
   finetune-fraction  UniTalker encoder vs bare encoder on an unseen convention (Fig. 4)
 
 The data is A2F-Synth in the release layout: scripts/prepare_synth.sh data  writes it
-to data/a2f_synth_release (about 3 minutes). Runs are kept under --work: rerunning an
+to data/a2f_synth_release (about a minute). Runs are kept under --work: rerunning an
 interrupted experiment reuses the models already trained."""
 
 
