@@ -113,3 +113,4 @@ def test_checkpoint_from_another_machine_loads_in_a_fresh_process(tmp_path):
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode != 0
     assert "differs from the registered one" in out.stderr
+    assert str(moved) in out.stderr  # the error names the checkpoint

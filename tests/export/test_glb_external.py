@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from unitalker.animation import Animation
 from unitalker.export import write_outputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,9 +83,8 @@ def test_default_model_glb_validates(tmp_path) -> None:
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     result = unitalker.load_model("default", device="cpu").animate(audio, 16000)
-    anims = {k: v for k, v in result.items() if isinstance(v, Animation)}
-    paths = write_outputs(anims, tmp_path, "noise", "glb")
-    assert len(paths) == len(anims) >= 3
+    paths = write_outputs(result, tmp_path, "noise", "glb")
+    assert len(paths) == len(result) >= 3
     for p in paths:
         three = _check(p, [0.0, 0.5])
         assert three["targets"] >= 1

@@ -181,8 +181,13 @@ def _load_ours(path: Path) -> UniTalker:
         raise CheckpointError(
             f"{path}: format version {meta['format_version']} is newer than this unitalker ({FORMAT_VERSION}); upgrade"
         )
-    for c in meta.get("conventions", []):
-        conventions.ensure_registered([conventions.Convention.from_dict(c)])
+    try:
+        conventions.ensure_registered(
+            [conventions.Convention.from_dict(c) for c in meta.get("conventions", [])],
+            source=str(path),
+        )
+    except ValueError as e:
+        raise CheckpointError(str(e)) from e
     try:
         config = model_config_from_dict(meta["model"])
     except (ConfigError, KeyError) as e:
