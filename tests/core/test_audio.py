@@ -6,8 +6,8 @@ import io
 
 import numpy as np
 import pytest
-
 from tests.hostile_inputs import concat_list, flac_bytes, hls_playlist, tone, wav_bytes
+
 from unitalker.audio import (
     AUDIO_DEMUXERS,
     MAX_SAMPLE_RATE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import httpx
 import pytest
 from serve_testdata import BS, run_server
-
 from tests.hostile_inputs import concat_list, flac_bytes, hls_playlist, tone, wav_bytes
 
 
