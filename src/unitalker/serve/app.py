@@ -272,7 +272,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     """
     settings = settings or ServeSettings()
     gate = JobGate(settings.max_concurrency, settings.queue_limit)
-    state = {"streams": 0, "started": time.time()}
+    state = {"streams": 0, "streams_not_reading": 0, "started": time.time()}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -329,7 +329,11 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             "model": settings.model_name,
             "heads": list(model.heads),
             "jobs": gate.stats(),
-            "streams": {"open": state["streams"], "max": settings.max_streams},
+            "streams": {
+                "open": state["streams"],
+                "max": settings.max_streams,
+                "closed_not_reading": state["streams_not_reading"],
+            },
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
@@ -579,6 +583,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         if e.code == "not_reading":
             # Its buffer is full: an error message would wait like the frames did.
             log.info("stream closed: %s", e.detail)
+            state["streams_not_reading"] += 1
             return
         await _ws_fail(ws, e.status, e.detail)
 
