@@ -61,6 +61,14 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
     p.add_argument(
+        "--windows",
+        choices=("ours", "original"),
+        default="ours",
+        help="long-audio windows: ours (default; grid-aligned, last window ends at the end) or "
+        "original (the original demo's 25 s windows at 0, 20, 40 s... and its cross-fade, "
+        "reproduced exactly; --window / --overlap are then unused)",
+    )
+    p.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -238,6 +246,7 @@ def animate_file(
             overlap=args.overlap,
             precision=args.precision,
             progress=progress,
+            windows=args.windows,
         )
     finally:
         if bar is not None:
