@@ -61,6 +61,19 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
     p.add_argument(
+        "--glb-max-error",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="glb of vertex heads: playback error bound as a fraction of the motion range "
+        "(default 0.01; the error is stated in the file's extras)",
+    )
+    p.add_argument(
+        "--glb-lossless",
+        action="store_true",
+        help="glb of vertex heads: keep every motion component (playback equals the frames)",
+    )
+    p.add_argument(
         "--windows",
         choices=("ours", "original"),
         default="ours",
@@ -155,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"unknown format(s) {unknown or args.format!r}; known: {', '.join(known)}, all"
         )
+    if not 0 < args.glb_max_error < 1:
+        raise CLIError(f"--glb-max-error must be in (0, 1), got {args.glb_max_error}")
     if args.backend == "onnxruntime" and args.precision != "fp32":
         raise CLIError(
             "--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph"
@@ -258,4 +273,5 @@ def animate_file(
         [f.strip() for f in args.format.split(",")],
         audio=wav,
         overwrite=args.overwrite,
+        options={"glb": {"max_error": args.glb_max_error, "lossless": args.glb_lossless}},
     )
