@@ -573,6 +573,8 @@ class RegionFile:
         paths: candidate paths relative to a searched folder. When the folder itself is
             named like a path's first component (case-insensitive), the rest is tried too,
             so both ``--regions data`` and ``--regions data/BIWI`` find ``BIWI/regions/lve.txt``.
+            Generic names (``regions/lve.txt`` exists for several datasets) are always
+            qualified by the dataset folder, so one dataset's file never serves another.
         read: ``indices`` (``.npy`` of indices, or a ``.txt`` of comma / space separated
             indices), ``pickle:KEY[+KEY...]`` (a pickled dict of index arrays such as
             ``FLAME_masks.pkl``, the keys concatenated in order, read without executing
@@ -799,8 +801,8 @@ _FACEDIFFUSER_MF = "FaceDiffuser Multiface preprocessing (mouth weights > 0.1, f
 
 for _name in ("BIWI_23370_vertices",):
     register_region_file(_name, RegionFile("lip", (f"{_RES}/04_BIWI_mouth_idx.npy", "binary_resources/04_BIWI_mouth_idx.npy", "04_BIWI_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
-    register_region_file(_name, RegionFile("lip", ("BIWI/regions/lve.txt", "regions/lve.txt"), source=_FACEFORMER))  # fmt: skip
-    register_region_file(_name, RegionFile("upper_face", ("BIWI/regions/fdd.txt", "regions/fdd.txt"), source=_FACEFORMER))  # fmt: skip
+    register_region_file(_name, RegionFile("lip", ("BIWI/regions/lve.txt",), source=_FACEFORMER))  # fmt: skip
+    register_region_file(_name, RegionFile("upper_face", ("BIWI/regions/fdd.txt",), source=_FACEFORMER))  # fmt: skip
 for _name in ("FLAME_5023_vertices", "flame_params_from_dadhead"):
     register_region_file(_name, RegionFile("lip", (f"{_RES}/02_flame_mouth_idx.npy", "binary_resources/02_flame_mouth_idx.npy", "02_flame_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
     _masks = ("FLAME_masks.pkl", "FLAME_masks/FLAME_masks.pkl", "vocaset/FLAME_masks.pkl")

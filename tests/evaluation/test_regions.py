@@ -181,3 +181,11 @@ def test_evaluate_names_metrics_by_region(eval_release, tmp_path, monkeypatch):
     monkeypatch.undo()
     ref, _ = evaluate(None, eval_release, static_baseline=True, datasets=("TA",))
     assert ref.results[0].summary.pooled == pytest.approx(r2.summary.pooled)
+
+
+def test_another_datasets_regions_folder_is_not_taken(tmp_path):
+    """FaceDiffuser ships ``multiface/regions/lve.txt`` too: BIWI never reads it."""
+    (tmp_path / "multiface" / "regions").mkdir(parents=True)
+    (tmp_path / "multiface" / "regions" / "lve.txt").write_text("1, 2, 3")
+    for root in (tmp_path, tmp_path / "multiface"):
+        assert conventions.find_region("BIWI_23370_vertices", "lip", [root]) is None
