@@ -57,7 +57,7 @@ def test_overwrite_refuses_foreign_files_in_sequence_folder(sphere_anim, tmp_pat
 
 
 def test_failure_leaves_no_partial_outputs(sphere_anim, rig_anim, tmp_path, monkeypatch) -> None:
-    def boom(animation):
+    def boom(animation, **options):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(glb_module, "build_glb", boom)

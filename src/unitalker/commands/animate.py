@@ -61,6 +61,27 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
     p.add_argument(
+        "--glb-max-error",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="glb of vertex heads: playback error bound as a fraction of the motion range "
+        "(default 0.01; the error is stated in the file's extras)",
+    )
+    p.add_argument(
+        "--glb-lossless",
+        action="store_true",
+        help="glb of vertex heads: keep every motion component (playback equals the frames)",
+    )
+    p.add_argument(
+        "--windows",
+        choices=("ours", "original"),
+        default="ours",
+        help="long-audio windows: ours (default; grid-aligned, last window ends at the end) or "
+        "original (the original demo's 25 s windows at 0, 20, 40 s... and its cross-fade, "
+        "reproduced exactly; --window / --overlap are then unused)",
+    )
+    p.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
@@ -154,6 +175,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"unknown format(s) {unknown or args.format!r}; known: {', '.join(known)}, all"
         )
+    if not 0 < args.glb_max_error < 1:
+        raise CLIError(f"--glb-max-error must be in (0, 1), got {args.glb_max_error}")
     if args.backend == "onnxruntime" and args.precision != "fp32":
         raise CLIError(
             "--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph"
@@ -245,6 +268,7 @@ def animate_file(
             overlap=args.overlap,
             precision=args.precision,
             progress=progress,
+            windows=args.windows,
         )
     finally:
         if bar is not None:
@@ -256,4 +280,5 @@ def animate_file(
         [f.strip() for f in args.format.split(",")],
         audio=wav,
         overwrite=args.overwrite,
+        options={"glb": {"max_error": args.glb_max_error, "lossless": args.glb_lossless}},
     )

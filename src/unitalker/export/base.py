@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -113,15 +113,20 @@ def available_formats() -> list[str]:
     return sorted(_WRITERS, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 
-def get_writer(fmt: str) -> Writer:
-    """The writer for a format name (``npz``, ``csv``, ``json``, ``glb``, ``obj``, ``ply``, ``mp4``)."""
+def get_writer(fmt: str, **options: Any) -> Writer:
+    """The writer for a format name (``npz``, ``csv``, ``json``, ``glb``, ``obj``, ``ply``, ``mp4``),
+    built with the format's ``options`` (e.g. ``glb``: ``max_error``, ``lossless``)."""
     _load_builtin_writers()
     try:
-        return _WRITERS[fmt.lower()]()
+        cls = _WRITERS[fmt.lower()]
     except KeyError:
         raise ExportError(
             f"unknown output format {fmt!r}; available: {', '.join(_WRITERS)} (or 'all')"
         ) from None
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"bad options for {fmt}: {options}: {e}") from e
 
 
 def formats_for(animation: Animation, *, audio: bool = False) -> list[str]:
@@ -171,6 +176,7 @@ def plan_outputs(
     formats: Iterable[str] | str,
     *,
     audio: bool,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[_Item]:
     """Decide which file each (format, head) goes to; nothing is written."""
     _load_builtin_writers()
@@ -188,7 +194,7 @@ def plan_outputs(
     names = list(dict.fromkeys(available_formats() if want_all else formats))
     items: list[_Item] = []
     for fmt in names:
-        writer = get_writer(fmt)
+        writer = get_writer(fmt, **dict((options or {}).get(fmt, {})))
         if writer.needs_audio and not audio:
             if want_all:
                 log.info("skipping %s: no audio given", fmt)
@@ -224,6 +230,7 @@ def write_outputs(
     *,
     audio: np.ndarray | None = None,
     overwrite: bool = False,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Path]:
     """Write ``results`` in each requested format, all or nothing.
 
@@ -237,6 +244,7 @@ def write_outputs(
         audio: float32 ``[S]`` mono at 16 kHz, muxed into ``mp4``.
         overwrite: replace existing outputs; otherwise an existing one is an error
             raised before anything is written.
+        options: per-format writer options, e.g. ``{"glb": {"lossless": True}}``.
 
     Returns:
         The paths written (files, or folders for frame sequences), in plan order.
@@ -251,7 +259,7 @@ def write_outputs(
     for parent in out_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise ExportError(f"cannot create output folder {out_dir}: {parent} is a file")
-    items = plan_outputs(results, out_dir, stem, formats, audio=audio is not None)
+    items = plan_outputs(results, out_dir, stem, formats, audio=audio is not None, options=options)
     _check_targets(items, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))

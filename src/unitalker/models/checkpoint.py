@@ -298,14 +298,7 @@ def load_original(
     if not dims:
         raise CheckpointError(f"{path}: no out_head_dict.* heads found")
     n_ids = int(state["decoder.learnable_style_emb.weight"].shape[0])
-    id_dim = int(state["decoder.learnable_style_emb.weight"].shape[1])
-    hidden = int(state["decoder.audio_feature_map.weight"].shape[0])
-    n_blocks = len(
-        {k.split(".")[4] for k in state if k.startswith("decoder.tcn.first_net.conv_layers.")}
-    )
-    if n_blocks == 0:
-        raise CheckpointError(f"{path}: only the TCN decoder layout of the release is supported")
-    kernel = int(state["decoder.tcn.first_net.conv_layers.0.conv.weight"].shape[-1])
+    state, decoder = _original_decoder(state, path)
 
     heads: list[HeadConfig] = []
     pca: dict[str, dict[str, np.ndarray]] = {}
@@ -329,7 +322,7 @@ def load_original(
         encoder=EncoderConfig(
             **{k: v for k, v in enc.config_dict().items() if k != "family"}, family=enc.family
         ),
-        decoder=DecoderConfig("tcn", hidden, id_dim, n_blocks, kernel),
+        decoder=decoder,
         heads=tuple(heads),
         identities=identities,
         pivot=identities[-1] == PIVOT,
@@ -358,6 +351,63 @@ def load_original(
         )
     model.meta = {"source": str(path), "encoder": encoder}
     return model.eval()
+
+
+def _original_decoder(
+    state: dict[str, torch.Tensor], path: str | Path
+) -> tuple[dict[str, torch.Tensor], DecoderConfig]:
+    """The decoder config of an original state dict, and the state in our key names.
+
+    TCN (``UniTalkerDecoderTCN``): the keys are ours already. Transformer
+    (``UniTalkerDecoderTransformer``): ``decoder.PPE.pe`` is the periodic positional table,
+    which we rebuild from the period instead of storing (it is checked against the file's
+    table here), and ``decoder.transformer_decoder.layers.N.*`` are PyTorch's own names.
+    """
+    hidden = int(state["decoder.audio_feature_map.weight"].shape[0])
+    id_dim = int(state["decoder.learnable_style_emb.weight"].shape[1])
+    tcn = {k.split(".")[4] for k in state if k.startswith("decoder.tcn.first_net.conv_layers.")}
+    layers = {
+        int(k.split(".")[3]) for k in state if k.startswith("decoder.transformer_decoder.layers.")
+    }
+    if tcn:
+        kernel = int(state["decoder.tcn.first_net.conv_layers.0.conv.weight"].shape[-1])
+        return state, DecoderConfig("tcn", hidden, id_dim, len(tcn), kernel)
+    if not layers:
+        raise CheckpointError(
+            f"{path}: decoder layout not recognised (neither decoder.tcn.* of the TCN decoder "
+            f"nor decoder.transformer_decoder.* of the transformer decoder)"
+        )
+    if id_dim != hidden:
+        raise CheckpointError(
+            f"{path}: transformer decoder with a {id_dim}-d identity embedding for {hidden}-d "
+            f"features; the original's embedding is {hidden}-d"
+        )
+    pe = state.get("decoder.PPE.pe")
+    if pe is None:
+        raise CheckpointError(f"{path}: transformer decoder without decoder.PPE.pe")
+    period = _ppe_period(pe, path)
+    ff = int(state["decoder.transformer_decoder.layers.0.linear1.weight"].shape[0])
+    state = {k: v for k, v in state.items() if k != "decoder.PPE.pe"}
+    return state, DecoderConfig(
+        "transformer", hidden, hidden, len(layers), n_heads=4, ff_dim=ff, period=period
+    )
+
+
+def _ppe_period(pe: torch.Tensor, path: str | Path) -> int:
+    """The period of the original's stored positional table ``[1, L, D]``, checked against
+    the table we build for that period (same formula, so the outputs match exactly)."""
+    from unitalker.models.decoders import PeriodicPositionalEncoding
+
+    table = pe.reshape(-1, pe.shape[-1]).float()
+    for period in range(1, len(table) + 1):
+        if torch.equal(table[period:], table[: len(table) - period]):
+            break
+    ours = PeriodicPositionalEncoding(table.shape[1], period, max_len=len(table)).pe[0]
+    if not torch.allclose(ours[: len(table)], table, atol=1e-6):
+        raise CheckpointError(
+            f"{path}: decoder.PPE.pe is not the periodic positional encoding of period {period}"
+        )
+    return period
 
 
 def _find_release_pca(name: str, root: Path | None, ckpt: str | Path) -> dict[str, np.ndarray]:
