@@ -46,10 +46,12 @@ def make_inputs(root: Path) -> dict[str, tuple[Path, int]]:
         for _ in range(4 * 60):
             f.write(block)
     cases[f"4 h of silent FLAC ({p.stat().st_size // 1024} KB)"] = (p, 1)
-    t = np.arange(192000 * 100) / 192000
-    p = root / "tone_192k_100s.flac"
-    sf.write(p, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 192000, subtype="PCM_16")
-    cases[f"192 kHz FLAC, 100 s ({p.stat().st_size >> 20} MiB, within the limit)"] = (p, 1)
+    for rate in (16000, 192000):  # the same 100 s (within the limit) at two rates
+        t = np.arange(rate * 100) / rate
+        p = root / f"tone_{rate}_100s.flac"
+        sf.write(p, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), rate)
+        size = p.stat().st_size / (1 << 20)
+        cases[f"{rate // 1000} kHz FLAC, 100 s ({size:.1f} MiB)"] = (p, 1)
     p = root / "big.wav"  # 24 MiB of 16 kHz PCM: 786 s, over the 120 s limit
     sf.write(p, np.zeros(12 << 20, np.int16), 16000, subtype="PCM_16")
     cases["24 MiB WAV (786 s), 4 uploads at once"] = (p, 4)
