@@ -2,8 +2,9 @@
 
 Every model in unitalker consumes mono float32 audio at :data:`SAMPLE_RATE`.
 Files are decoded with PyAV (FFmpeg's libraries, shipped in the wheel), so wav, flac,
-mp3, ogg/opus, m4a/aac, webm and aiff all work without a system ffmpeg. In-memory arrays
-at any rate are resampled with a polyphase filter.
+mp3, ogg/opus, m4a/aac, webm and aiff all work without a system ffmpeg; libswresample
+mixes files down and resamples them while decoding. In-memory arrays at any rate are
+resampled with a polyphase filter.
 
 Decoding is bounded, because the server decodes what strangers upload:
 
@@ -153,17 +154,17 @@ def load_audio(
                 wav = _load_npy(f, source, max_seconds)
             return prepare_waveform(wav, SAMPLE_RATE, sr, source=source)
         if allow_any_container:
-            wav, native = _decode_with_av(str(p), source, max_seconds, timeout, restrict=False)
+            wav = _decode_with_av(str(p), sr, source, max_seconds, timeout, restrict=False)
         else:
             with open(p, "rb") as f:
-                wav, native = _decode_with_av(f, source, max_seconds, timeout, restrict=True)
+                wav = _decode_with_av(f, sr, source, max_seconds, timeout, restrict=True)
     else:
         source = name or "upload"
         if Path(source).suffix.lower() == ".npy":
             wav = _load_npy(path, source, max_seconds)
             return prepare_waveform(wav, SAMPLE_RATE, sr, source=source)
-        wav, native = _decode_with_av(path, source, max_seconds, timeout, restrict=True)
-    return prepare_waveform(wav, native, sr, source=source)
+        wav = _decode_with_av(path, sr, source, max_seconds, timeout, restrict=True)
+    return prepare_waveform(wav, sr, sr, source=source)
 
 
 def _too_long(source: str, seconds: float, limit: float, how: str) -> AudioTooLong:
@@ -210,12 +211,14 @@ def _metadata_seconds(container: Any, stream: Any) -> float | None:
 
 def _decode_with_av(
     src: str | IO[bytes],
+    sr: int,
     source: str,
     max_seconds: float | None,
     timeout: float,
     *,
     restrict: bool,
-) -> tuple[np.ndarray, int]:
+) -> np.ndarray:
+    """Decode the first audio stream to mono float32 ``[S]`` at ``sr``, within the limits."""
     import av
 
     deadline = time.monotonic() + timeout
@@ -241,38 +244,44 @@ def _decode_with_av(
             meta_s = _metadata_seconds(container, stream)
             if max_seconds is not None and meta_s is not None and meta_s > max_seconds:
                 raise _too_long(source, meta_s, max_seconds, "")
-            # Let libswresample do the format conversion and mixdown to mono float.
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=native)
-            budget = math.inf if max_seconds is None else max_seconds * native
+            # libswresample converts, mixes down to mono and resamples frame by frame, so
+            # memory follows the output at ``sr``, never the input's rate.
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=sr)
+            budget = math.inf if max_seconds is None else max_seconds * sr
             n = 0
             for packet in container.demux(stream):
                 if time.monotonic() > deadline:
                     raise AudioError(f"{source}: decoding took over {timeout:g} s; refused")
                 for frame in packet.decode():
+                    if frame.sample_rate != native:  # a stream that changes its rate
+                        check_sample_rate(frame.sample_rate, source)
                     for out in resampler.resample(frame):
                         chunks.append(out.to_ndarray()[0].copy())
                         n += chunks[-1].size
                 if n > budget:  # the metadata said less (or nothing): stop here
-                    raise _too_long(source, n / native, max_seconds, "over ")
+                    raise _too_long(source, n / sr, max_seconds, "over ")
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray()[0].copy())
     except AudioError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure becomes one clear error
-        refused = isinstance(e, PermissionError) or (
-            not opened and isinstance(e, av.error.ArgumentError | av.error.InvalidDataError)
-        )
-        if restrict and refused:
-            # No allowed demuxer took it (format_whitelist), or it named another file (the
-            # refused nested open): say so, not FFmpeg's "invalid argument".
+        accepted = f"accepted containers: {', '.join(AUDIO_DEMUXERS)}"
+        if restrict and (
+            isinstance(e, PermissionError) or (not opened and isinstance(e, av.error.ArgumentError))
+        ):
+            # It named another file (the refused nested open) or only a demuxer outside
+            # the allow-list took it: say so, not FFmpeg's "invalid argument".
             raise AudioError(
-                f"{source}: not a plain audio/video file ({', '.join(AUDIO_DEMUXERS)}); "
-                "playlists and lists of other files are not accepted"
+                f"{source}: cannot decode audio: not a plain audio/video file ({accepted}); "
+                "playlists and lists of other files are refused"
             ) from e
+        if not opened and isinstance(e, av.error.InvalidDataError):
+            what = f"not a plain audio/video file ({accepted})" if restrict else "unknown format"
+            raise AudioError(f"{source}: cannot decode audio: {what}") from e
         raise AudioError(f"{source}: cannot decode audio ({type(e).__name__}: {e})") from e
     if not chunks:
         raise AudioError(f"{source}: contains no audio samples")
-    return np.concatenate(chunks).astype(np.float32, copy=False), native
+    return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
 def prepare_waveform(

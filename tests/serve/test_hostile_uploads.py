@@ -71,3 +71,26 @@ def test_long_by_metadata_and_lying_metadata_are_413(client):
     lies = flac_bytes(tone(12.0), claim_samples=16000)
     r = post(client, lies, "lies.flac")
     assert r.status_code == 413 and r.json()["error"] == "too_long"
+
+
+def test_stream_header_follows_the_audio_rate_rule(server):
+    """The WebSocket accepts exactly the rates files and uploads do (audio.py's rule)."""
+    import json
+
+    from websockets.sync.client import connect
+
+    from unitalker.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE
+
+    for rate, ok in [
+        (MIN_SAMPLE_RATE - 1, False),
+        (MIN_SAMPLE_RATE, True),
+        (MAX_SAMPLE_RATE, True),
+        (MAX_SAMPLE_RATE + 1, False),
+        (2**31 - 1, False),
+    ]:
+        with connect(server.ws_url + "/v1/stream", open_timeout=20) as ws:
+            ws.send(json.dumps({"sample_rate": rate, "heads": [BS]}))
+            m = json.loads(ws.recv(20))
+            assert (m["type"] == "ready") is ok, (rate, m)
+            if not ok:
+                assert str(MAX_SAMPLE_RATE) in m["message"]

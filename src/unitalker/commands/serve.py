@@ -21,6 +21,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (413)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest clip/stream (413)")
     p.add_argument("--max-streams", type=int, default=8, help="WebSocket streams at once")
+    p.add_argument(
+        "--upload-timeout",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds (> 0) for a whole request body to arrive; slower uploads get 408 (default 60)",
+    )
+    p.add_argument(
+        "--decode-timeout",
+        type=float,
+        default=30.0,
+        metavar="S",
+        help="seconds (> 0) of wall time to decode one upload; longer gets 400 (default 30)",
+    )
+    p.add_argument(
+        "--stream-send-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds (> 0) a WebSocket client may go without reading before it is closed "
+        "(default 10)",
+    )
     p.set_defaults(func=run)
 
 
@@ -45,6 +67,9 @@ def run(args: argparse.Namespace) -> int:
             max_upload_mb=args.max_upload_mb,
             max_seconds=args.max_seconds,
             max_streams=args.max_streams,
+            upload_timeout_seconds=args.upload_timeout,
+            decode_timeout_seconds=args.decode_timeout,
+            stream_send_timeout_seconds=args.stream_send_timeout,
             model_name=args.model or "default",
         )
     except ValueError as e:

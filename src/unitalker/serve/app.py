@@ -12,8 +12,12 @@ Endpoints (the OpenAPI schema is at ``/openapi.json``, a browsable one at ``/doc
 * ``GET /``: the browser viewer (``static/``).
 
 The model is loaded once by the caller and shared. Every inference runs in a worker thread
-behind :class:`~unitalker.serve.gate.JobGate` (``503`` when full); bodies over the size
-limit get ``413`` before the endpoint runs; every error is a JSON object
+behind :class:`~unitalker.serve.gate.JobGate`; a request is admitted before its body is read
+(``503`` when full), the body is counted as it streams in (``413`` past the size limit,
+``408`` past the upload deadline) and reaches the decoder as a file object that may only be
+a plain audio/video container (see :mod:`unitalker.audio`), checked against the duration
+limit from its metadata and again while decoding. A stream client that stops reading is
+closed after ``stream_send_timeout_seconds``. Every error is a JSON object
 ``{"error": CODE, "detail": MESSAGE}``.
 """
 
@@ -360,6 +364,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 "max_concurrency": settings.max_concurrency,
                 "queue_limit": settings.queue_limit,
                 "max_streams": settings.max_streams,
+                "upload_timeout_seconds": settings.upload_timeout_seconds,
+                "decode_timeout_seconds": settings.decode_timeout_seconds,
+                "stream_send_timeout_seconds": settings.stream_send_timeout_seconds,
             },
             "sample_rate": SAMPLE_RATE,
         }
