@@ -32,17 +32,19 @@ ARKIT_REGISTRY = [
 
 
 def test_available_formats() -> None:
-    assert set(available_formats()) == {"npz", "csv", "json", "glb", "obj", "ply", "mp4"}
+    assert set(available_formats()) == {"npz", "csv", "json", "glb", "usd", "obj", "ply", "mp4"}
     with pytest.raises(ExportError, match="unknown output format"):
         get_writer("fbx")
 
 
 def test_formats_for_kinds(sphere_anim, rig_anim, norig_conv, faceless_conv) -> None:
-    assert set(formats_for(sphere_anim)) == {"npz", "json", "glb", "obj", "ply"}
+    assert set(formats_for(sphere_anim)) == {"npz", "json", "glb", "usd", "obj", "ply"}
     assert "mp4" in formats_for(sphere_anim, audio=True)
-    assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "obj", "ply"}
+    assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "usd", "obj", "ply"}
     assert set(formats_for(random_animation(norig_conv))) == {"npz", "json", "csv"}
-    assert set(formats_for(random_animation(faceless_conv))) == {"npz", "json", "glb", "ply"}
+    assert set(formats_for(random_animation(faceless_conv))) == {
+        "npz", "json", "glb", "usd", "ply"
+    }  # fmt: skip
     params = random_animation(conventions.get("flame_params_from_dadhead"))
     assert set(formats_for(params)) == {"npz", "json"}
 
