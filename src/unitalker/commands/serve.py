@@ -21,6 +21,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (413)")
     p.add_argument("--max-seconds", type=float, default=120.0, help="longest clip/stream (413)")
     p.add_argument("--max-streams", type=int, default=8, help="WebSocket streams at once")
+    p.add_argument(
+        "--livelink",
+        metavar="HOST:PORT",
+        default=None,
+        help="also send every stream's ARKit head as Live Link Face UDP packets to Unreal",
+    )
+    p.add_argument(
+        "--livelink-subject", default="unitalker", help="Live Link subject name (default unitalker)"
+    )
     p.set_defaults(func=run)
 
 
@@ -46,11 +55,15 @@ def run(args: argparse.Namespace) -> int:
             max_seconds=args.max_seconds,
             max_streams=args.max_streams,
             model_name=args.model or "default",
+            livelink=args.livelink,
+            livelink_subject=args.livelink_subject,
         )
     except ValueError as e:
         raise CLIError(str(e)) from e
     model = unitalker.load_model(args.model, device=args.device)
     print(f"unitalker serve: heads {', '.join(model.heads)}")
+    if args.livelink:
+        print(f"unitalker serve: streams also go to Live Link at {args.livelink}")
     print(f"unitalker serve: open http://{args.host}:{args.port}/ (API docs at /docs)")
     serve(model, settings, host=args.host, port=args.port)
     return 0

@@ -518,16 +518,43 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             return
         streamer = make_streamer(model, heads=names, identity=ident, lookahead=hdr.lookahead)
         index = {h: i for i, h in enumerate(names)}
-        await ws.send_text(
-            json.dumps(
-                {
-                    "type": "ready",
-                    "sample_rate": hdr.sample_rate,
-                    "lookahead": hdr.lookahead,
-                    "heads": [_head_info(model, h) | {"index": index[h]} for h in names],
-                }
-            )
-        )
+        sender = _livelink_sender(names)
+        ready = {
+            "type": "ready",
+            "sample_rate": hdr.sample_rate,
+            "lookahead": hdr.lookahead,
+            "heads": [_head_info(model, h) | {"index": index[h]} for h in names],
+        }
+        if sender is not None:
+            ready["livelink"] = {"head": sender.head, "subject": sender.subject}
+        try:
+            await ws.send_text(json.dumps(ready))
+            await _stream_frames(ws, hdr, streamer, names, index, sender)
+        finally:
+            if sender is not None:
+                sender.close()
+
+    def _livelink_sender(names: list[str]) -> Any:
+        if settings.livelink is None:
+            return None
+        from unitalker.export.livelink_udp import LiveLinkSender, arkit_heads, parse_address
+
+        heads = arkit_heads(names)
+        if not heads:
+            log.info("Live Link: this stream has no ARKit head; nothing is sent")
+            return None
+        host, port = parse_address(settings.livelink)
+        return LiveLinkSender(host, port, heads[0], subject=settings.livelink_subject)
+
+    async def _stream_frames(
+        ws: WebSocket,
+        hdr: protocol.StreamHeader,
+        streamer: Any,
+        names: list[str],
+        index: dict[str, int],
+        sender: Any,
+    ) -> None:
+        idle = settings.stream_idle_seconds
         resample = LinearResampler(hdr.sample_rate) if hdr.sample_rate != SAMPLE_RATE else None
         max_raw = int(settings.max_seconds * hdr.sample_rate)
         pending: list[np.ndarray] = []
@@ -540,6 +567,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             for h, f in new.items():
                 if len(f) == 0:
                     continue
+                if sender is not None and h == sender.head:
+                    sender.send(f, counts[h])  # UDP: never blocks the loop for long
                 if hdr.format == "binary":
                     await ws.send_bytes(protocol.pack_frames(index[h], counts[h], f))
                 else:

@@ -21,6 +21,9 @@ class ServeSettings:
             and close code 1013, "try again later").
         stream_idle_seconds: a stream that sends nothing for this long is closed.
         model_name: the name shown by ``GET /v1/models``.
+        livelink: ``HOST:PORT`` to which every stream's ARKit head is also sent as Live
+            Link Face UDP packets (Unreal's Live Link), or None.
+        livelink_subject: the Live Link subject name of those packets.
     """
 
     max_concurrency: int = 2
@@ -30,6 +33,8 @@ class ServeSettings:
     max_streams: int = 8
     stream_idle_seconds: float = 30.0
     model_name: str = "model"
+    livelink: str | None = None
+    livelink_subject: str = "unitalker"
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -42,6 +47,10 @@ class ServeSettings:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
         if self.max_streams < 1:
             raise ValueError(f"max_streams must be >= 1, got {self.max_streams}")
+        if self.livelink is not None:
+            from unitalker.export.livelink_udp import parse_address
+
+            parse_address(self.livelink)  # a LiveLinkError (a ValueError) names the problem
 
     @property
     def max_upload_bytes(self) -> int:
