@@ -12,7 +12,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description="Serve a model over HTTP (POST /v1/animate), WebSocket (/v1/stream) "
         "and a browser viewer at /. Needs the 'serve' extra: pip install 'unitalker[serve]'.",
     )
-    p.add_argument("-m", "--model", default=None, help="bundled model name or checkpoint path")
+    p.add_argument(
+        "-m",
+        "--model",
+        default=None,
+        help="bundled model name, checkpoint path or hub id OWNER/NAME",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")

@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> None:
         "-m",
         "--model",
         default=None,
-        help="bundled model name or checkpoint (default: bundled default)",
+        help="bundled model name, checkpoint or hub id OWNER/NAME (default: bundled default)",
     )
     p.add_argument("--heads", default=None, help="comma-separated heads (default: all)")
     p.add_argument("--identity", default=None)
