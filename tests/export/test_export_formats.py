@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from tests.meshdata import FPS, RIG_NAMES, random_animation
+from tests.meshdata import FPS, RIG_NAMES, random_animation, require_rig
 
 from unitalker import conventions
 from unitalker.animation import Animation
@@ -305,11 +305,7 @@ def test_ply_points_and_obj_refused_without_faces(faceless_conv, tmp_path) -> No
 def test_registry_mesh_conventions_export(name: str, tmp_path) -> None:
     """Every registered convention with a mesh writes every mesh format that fits it."""
     conv = conventions.get(name)
-    if conv.kind == "blendshapes":
-        try:
-            conv.resource("rig_basis")
-        except (FileNotFoundError, ValueError) as e:
-            pytest.skip(f"rig resource not present here: {e}")
+    require_rig(conv)
     anim = random_animation(conv, n_frames=2)
     fmts = [f for f in formats_for(anim) if f in ("glb", "obj", "ply")]
     paths = write_outputs({name: anim}, tmp_path, "r", fmts)

@@ -129,13 +129,13 @@ def test_paced_sender_keeps_the_frame_clock(monkeypatch) -> None:
 
     clock = {"t": 100.0}
     slept: list[float] = []
-    monkeypatch.setattr(livelink_udp.time, "perf_counter", lambda: clock["t"])
+    monkeypatch.setattr(livelink_udp, "_clock", lambda: clock["t"])
 
     def sleep(s: float) -> None:
         slept.append(s)
         clock["t"] += s
 
-    monkeypatch.setattr(livelink_udp.time, "sleep", sleep)
+    monkeypatch.setattr(livelink_udp, "_sleep", sleep)
     name = ARKIT_REGISTRY[0]
     anim = Animation(name, 25.0, np.zeros((5, conventions.get(name).dim)))
     with Receiver() as rx:

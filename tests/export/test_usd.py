@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.meshdata import FPS, RIG_NAMES, random_animation
+from tests.meshdata import FPS, RIG_NAMES, random_animation, require_rig
 
 from unitalker import conventions
 from unitalker.animation import Animation
@@ -78,11 +78,7 @@ def test_usd_registry(name: str, tmp_path) -> None:
     """Every registered convention with a mesh: a valid stage at the head's rate whose
     samples equal the npz written alongside (vertices, or weights through UsdSkel)."""
     conv = conventions.get(name)
-    if conv.kind == "blendshapes":
-        try:
-            conv.resource("rig_basis")
-        except (FileNotFoundError, ValueError) as e:
-            pytest.skip(f"rig resource not present here: {e}")
+    require_rig(conv)
     anim = random_animation(conv, n_frames=4)
     npz, path = write_outputs({name: anim}, tmp_path, "clip", ["npz", "usd"])
     assert path.name == f"clip_{name}.usd"

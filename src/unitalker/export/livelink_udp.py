@@ -47,6 +47,7 @@ PACKET_VERSION = 6
 DEFAULT_PORT = 11111  # the Live Link Face app's and Unreal's default
 CHANNELS: tuple[str, ...] = (*LIVE_LINK_ORDER, *LIVE_LINK_ROTATIONS)
 assert len(CHANNELS) == BLENDSHAPE_COUNT == 61
+_clock, _sleep = time.perf_counter, time.sleep  # module-level so tests can fake the clock
 _MAX_NAME = 255  # Unreal's receive buffer holds names of up to 256 characters
 
 
@@ -248,10 +249,10 @@ class LiveLinkSender:
         for j, row in enumerate(self.values(frames)):
             k = start + j
             if self.pace:
-                now = time.perf_counter()
+                now = _clock()
                 if self._t0 is None:
                     self._t0 = now - k / self.fps
-                time.sleep(max(0.0, self._t0 + k / self.fps - now))
+                _sleep(max(0.0, self._t0 + k / self.fps - now))
             packet = encode_packet(
                 row, frame=k, fps=self.fps, subject=self.subject, device_id=self.device_id
             )
