@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
 
     model = load_model(args.model, device=args.device)
     heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
-    sender = _livelink_sender(args, heads or list(model.heads)) if args.livelink else None
     streamer = Streamer(
         model,
         heads=heads,
@@ -119,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         context=args.context,
         precision=args.precision,
     )
+    # after the Streamer, which has checked the heads
+    sender = _livelink_sender(args, streamer.heads) if args.livelink else None
     n = max(1, int(args.chunk * SAMPLE_RATE))
     source = _chunks_from_stdin(n) if args.source == "-" else _chunks_from_file(args.source, n)
     out = sys.stdout
