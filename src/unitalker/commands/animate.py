@@ -65,6 +65,13 @@ def add_parser(sub: Any) -> None:
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--allow-any-container",
+        action="store_true",
+        help="let FFmpeg open any input it can (HLS playlists, concat lists, ...); by default "
+        "only plain audio/video files are read, since such lists can make FFmpeg read other "
+        "files. Use only for your own files",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -216,7 +223,7 @@ def animate_file(
     from unitalker.export import write_outputs
     from unitalker.inference.animate import animate
 
-    wav = load_audio(path)
+    wav = load_audio(path, allow_any_container=args.allow_any_container)
     bar = None
 
     def progress(done: int, total: int) -> None:

@@ -41,7 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
 from unitalker import __version__, conventions
-from unitalker.audio import SAMPLE_RATE, AudioError, load_audio
+from unitalker.audio import SAMPLE_RATE, AudioError, AudioTooLong, check_sample_rate, load_audio
 from unitalker.serve import protocol
 from unitalker.serve.gate import JobGate, Overloaded
 from unitalker.serve.settings import FORMATS, ServeSettings
@@ -59,7 +59,6 @@ MEDIA_TYPES = {
     "zip": "application/zip",
 }
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
 class ApiError(Exception):
@@ -90,58 +89,122 @@ def _error(status: int, code: str, detail: Any, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
 
 
-class BodyLimitMiddleware:
-    """Reject request bodies over ``limit`` bytes with ``413`` before any endpoint runs.
+ADMISSION_KEY = "unitalker.admission"  # where the middleware leaves a request's gate place
 
-    The body is read here (so a lying or absent Content-Length cannot get around the
-    limit) and replayed to the app. An oversized body is still drained, up to a bound, so
-    the client gets to read the 413 instead of a reset connection.
+
+class UploadGateMiddleware:
+    """Admission, size and time limits for request bodies, before any endpoint runs.
+
+    For a request with a body: a declared ``Content-Length`` over ``limit`` is refused at
+    once (``413``); otherwise a place is taken in ``gate`` *before* the body is read
+    (``503`` when full) and left in ``scope[ADMISSION_KEY]`` for the endpoint. The body
+    then streams through to the app (FastAPI spools the upload to a temporary file; it is
+    never held whole in memory here) while its bytes are counted (``413`` as soon as they
+    pass ``limit``, whatever the headers said) and the whole body must arrive within
+    ``timeout`` seconds (``408``), so a client trickling bytes cannot hold a place.
+
+    A body refused mid-way is drained (discarded) up to a bound, so a client still sending
+    reads the error instead of a reset connection.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, gate: JobGate, limit: int, timeout: float) -> None:
+        self.app, self.gate, self.limit, self.timeout = app, gate, limit, timeout
+        self.drain_cap = limit + (8 << 20)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        too_big = declared is not None and declared.isdigit() and int(declared) > self.limit
-        chunks: list[bytes] = []
-        size, more = 0, True
-        drain_cap = self.limit * 4 + (64 << 20)
-        while more:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body = msg.get("body", b"")
-            size += len(body)
-            more = msg.get("more_body", False)
-            if size > self.limit:
-                too_big = True
-            if too_big:
-                chunks = []
-                if size > drain_cap:
-                    break
-            else:
-                chunks.append(body)
-        if too_big:
-            mb = self.limit / (1 << 20)
-            resp = _error(413, "too_large", f"request body over the {mb:g} MiB limit")
-            await resp(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            if int(declared) <= self.drain_cap:
+                await self._drain(receive, 0, deadline)
+            await self._refuse(scope, send, *self._too_big())
             return
-        data = b"".join(chunks)
-        sent = False
+        try:
+            admission = self.gate.admit()
+        except Overloaded as e:
+            await self._refuse(scope, send, 503, "overloaded", str(e), jobs=self.gate.stats())
+            return
+        scope[ADMISSION_KEY] = admission
+        failure: tuple[int, str, str] | None = None
+        size, body_done = 0, False
 
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": data, "more_body": False}
-            return await receive()
+        async def limited_receive() -> dict:
+            nonlocal failure, size, body_done
+            if failure is not None:
+                return {"type": "http.disconnect"}
+            if body_done:  # the app listening for a disconnect: no deadline on that
+                return await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                failure = self._too_slow()
+                return {"type": "http.disconnect"}
+            if msg["type"] == "http.request":
+                size += len(msg.get("body", b""))
+                body_done = not msg.get("more_body", False)
+                if size > self.limit:
+                    failure = self._too_big()
+                    if not body_done and not await self._drain(receive, size, deadline):
+                        failure = self._too_slow()
+                    return {"type": "http.disconnect"}
+            return msg
 
-        await self.app(scope, replay, send)
+        started = False
+
+        async def guarded_send(msg: dict) -> None:
+            nonlocal started
+            if failure is not None and not started:
+                return  # the app's answer to the cut-off body; ours is sent below
+            started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if failure is None:
+                raise
+        finally:
+            admission.release()
+        if failure is not None and not started:
+            await self._refuse(scope, send, *failure)
+
+    def _too_big(self) -> tuple[int, str, str]:
+        return 413, "too_large", f"request body over the {self.limit / (1 << 20):g} MiB limit"
+
+    def _too_slow(self) -> tuple[int, str, str]:
+        return 408, "timeout", f"request body not received within {self.timeout:g} s"
+
+    async def _drain(self, receive: Any, size: int, deadline: float) -> bool:
+        """Read and discard the rest of a refused body (bounded); False on the deadline."""
+        loop = asyncio.get_running_loop()
+        while size <= self.drain_cap:
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return False
+            if msg["type"] != "http.request":
+                break
+            size += len(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                break
+        return True
+
+    async def _refuse(
+        self, scope: dict, send: Any, status: int, code: str, detail: str, **extra: Any
+    ) -> None:
+        async def no_body() -> dict:
+            return {"type": "http.disconnect"}
+
+        resp = _error(status, code, detail, **extra)
+        # The rest of the body is not read: the connection cannot be reused.
+        resp.headers["Connection"] = "close"
+        if status == 503:
+            resp.headers["Retry-After"] = "1"
+        await resp(scope, no_body, send)
 
 
 def _round(a: np.ndarray) -> list:
@@ -209,7 +272,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     """
     settings = settings or ServeSettings()
     gate = JobGate(settings.max_concurrency, settings.queue_limit)
-    state = {"streams": 0, "started": time.time()}
+    state = {"streams": 0, "streams_not_reading": 0, "started": time.time()}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -223,7 +286,12 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         description="Audio-driven 3D facial animation (UniTalker): one model, every convention.",
     )
     app.state.model, app.state.settings, app.state.gate = model, settings, gate
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        UploadGateMiddleware,
+        gate=gate,
+        limit=settings.max_upload_bytes,
+        timeout=settings.upload_timeout_seconds,
+    )
 
     # ---- errors: always JSON, never a crash -------------------------------------------
     @app.exception_handler(ApiError)
@@ -261,7 +329,11 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             "model": settings.model_name,
             "heads": list(model.heads),
             "jobs": gate.stats(),
-            "streams": {"open": state["streams"], "max": settings.max_streams},
+            "streams": {
+                "open": state["streams"],
+                "max": settings.max_streams,
+                "closed_not_reading": state["streams_not_reading"],
+            },
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
@@ -341,25 +413,23 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             raise ApiError(422, "unknown_identity", str(e.args[0] if e.args else e)) from None
         return list(dict.fromkeys(names)), ident
 
-    def _job(data: bytes, filename: str, heads: list[str], identity: str | None, fmt: str):
-        suffix = Path(filename or "").suffix.lower()
-        suffix = suffix if _SAFE_SUFFIX.match(suffix) else ".bin"
+    def _job(upload: Any, filename: str, heads: list[str], identity: str | None, fmt: str):
+        # The upload reaches the decoder as a file object (FastAPI's spooled temporary
+        # file), never as a path: FFmpeg cannot be made to open anything else.
+        name = filename or "upload"
+        upload.seek(0)
+        try:
+            wav = load_audio(
+                upload,
+                name=name,
+                max_seconds=settings.max_seconds,
+                timeout=settings.decode_timeout_seconds,
+            )
+        except AudioTooLong as e:
+            raise ApiError(413, "too_long", str(e)) from None
+        except AudioError as e:
+            raise ApiError(400, "bad_audio", str(e)) from None
         with tempfile.TemporaryDirectory(prefix="unitalker-serve-") as tmp:
-            src = Path(tmp) / f"upload{suffix}"
-            src.write_bytes(data)
-            try:
-                wav = load_audio(src)
-            except AudioError as e:
-                # The message names our temp file; name the upload instead.
-                msg = str(e).replace(str(src), filename or "upload")
-                raise ApiError(400, "bad_audio", msg) from None
-            seconds = len(wav) / SAMPLE_RATE
-            if seconds > settings.max_seconds:
-                raise ApiError(
-                    413,
-                    "too_long",
-                    f"audio is {seconds:.1f} s; the limit is {settings.max_seconds:g} s",
-                )
             t0 = time.perf_counter()
             results = model.animate(wav, sr=SAMPLE_RATE, heads=heads, identity=identity)
             infer_s = time.perf_counter() - t0
@@ -415,6 +485,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         },
     )
     async def animate(
+        request: Request,
         audio: UploadFile = File(
             ..., description="an audio file: wav, flac, mp3, ogg, m4a, webm..."
         ),
@@ -428,11 +499,16 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 422, "unknown_format", f"format must be one of {FORMATS}, got {format!r}"
             )
         names, ident = _check_request(heads, identity)
-        data = await audio.read()
-        if not data:
+        if not audio.size:
             raise ApiError(400, "bad_audio", f"{audio.filename or 'upload'}: empty file")
         wav, results, infer_s, file = await gate.run(
-            _job, data, audio.filename or "", names, ident, fmt
+            _job,
+            audio.file,
+            audio.filename or "",
+            names,
+            ident,
+            fmt,
+            admission=request.scope.get(ADMISSION_KEY),
         )
         if file is not None:
             name, blob, kind = file
@@ -486,6 +562,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             await _run_stream(ws)
         except WebSocketDisconnect:
             log.info("stream client went away")
+        except ApiError as e:
+            await _ws_end(ws, e)
         except Exception as e:  # noqa: BLE001 - a stream never takes the server down
             log.exception("stream failed")
             await _ws_fail(ws, protocol.CLOSE_INTERNAL, f"internal error: {type(e).__name__}: {e}")
@@ -493,11 +571,21 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             state["streams"] -= 1
 
     async def _ws_fail(ws: WebSocket, code: int, message: str) -> None:
-        try:
+        # Bounded: a client that reads nothing must not hold the handler (and its place).
+        async def say() -> None:
             await ws.send_text(json.dumps({"type": "error", "message": message}))
             await ws.close(code)
-        except Exception:  # noqa: BLE001 - the client may be gone already
-            pass
+
+        with contextlib.suppress(Exception):  # the client may be gone or stuck already
+            await asyncio.wait_for(say(), settings.stream_send_timeout_seconds)
+
+    async def _ws_end(ws: WebSocket, e: ApiError) -> None:
+        if e.code == "not_reading":
+            # Its buffer is full: an error message would wait like the frames did.
+            log.info("stream closed: %s", e.detail)
+            state["streams_not_reading"] += 1
+            return
+        await _ws_fail(ws, e.status, e.detail)
 
     async def _run_stream(ws: WebSocket) -> None:
         idle = settings.stream_idle_seconds
@@ -513,9 +601,28 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             names, ident = _check_request(",".join(hdr.heads or ()), None)
             if hdr.identity is not None:
                 names, ident = _check_request(",".join(names), str(hdr.identity))
-        except (protocol.ProtocolError, ApiError) as e:
+            # The rule of every input (files, uploads, streams) lives in audio.py.
+            check_sample_rate(hdr.sample_rate, "stream header")
+        except (protocol.ProtocolError, ApiError, AudioError) as e:
             await _ws_fail(ws, protocol.CLOSE_POLICY, getattr(e, "detail", str(e)))
             return
+        send_timeout = settings.stream_send_timeout_seconds
+
+        async def send(text: str | None = None, data: bytes | None = None) -> None:
+            # A client that stops reading fills its socket buffer and every send waits;
+            # past the timeout the stream is closed and its place given back.
+            try:
+                if data is not None:
+                    await asyncio.wait_for(ws.send_bytes(data), send_timeout)
+                else:
+                    await asyncio.wait_for(ws.send_text(text or ""), send_timeout)
+            except asyncio.TimeoutError:
+                raise ApiError(
+                    protocol.CLOSE_POLICY,
+                    "not_reading",
+                    f"client read nothing for {send_timeout:g} s",
+                ) from None
+
         streamer = make_streamer(model, heads=names, identity=ident, lookahead=hdr.lookahead)
         index = {h: i for i, h in enumerate(names)}
         sender = _livelink_sender(names)
@@ -528,33 +635,11 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         if sender is not None:
             ready["livelink"] = {"head": sender.head, "subject": sender.subject}
         try:
-            await ws.send_text(json.dumps(ready))
-            await _stream_frames(ws, hdr, streamer, names, index, sender)
-        finally:
+            await send(json.dumps(ready))
+        except BaseException:
             if sender is not None:
                 sender.close()
-
-    def _livelink_sender(names: list[str]) -> Any:
-        if settings.livelink is None:
-            return None
-        from unitalker.export.livelink_udp import LiveLinkSender, arkit_heads, parse_address
-
-        heads = arkit_heads(names)
-        if not heads:
-            log.info("Live Link: this stream has no ARKit head; nothing is sent")
-            return None
-        host, port = parse_address(settings.livelink)
-        return LiveLinkSender(host, port, heads[0], subject=settings.livelink_subject)
-
-    async def _stream_frames(
-        ws: WebSocket,
-        hdr: protocol.StreamHeader,
-        streamer: Any,
-        names: list[str],
-        index: dict[str, int],
-        sender: Any,
-    ) -> None:
-        idle = settings.stream_idle_seconds
+            raise
         resample = LinearResampler(hdr.sample_rate) if hdr.sample_rate != SAMPLE_RATE else None
         max_raw = int(settings.max_seconds * hdr.sample_rate)
         pending: list[np.ndarray] = []
@@ -570,10 +655,10 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 if sender is not None and h == sender.head:
                     sender.send(f, counts[h])  # UDP: never blocks the loop for long
                 if hdr.format == "binary":
-                    await ws.send_bytes(protocol.pack_frames(index[h], counts[h], f))
+                    await send(data=protocol.pack_frames(index[h], counts[h], f))
                 else:
                     msg = {"type": "frames", "head": h, "start": counts[h], "frames": _round(f)}
-                    await ws.send_text(json.dumps(msg))
+                    await send(json.dumps(msg))
                 counts[h] += len(f)
 
         async def reader() -> None:
@@ -624,8 +709,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                     n = flags["samples"]
                     done = {"type": "done", "frames": counts, "samples": n}
                     done["seconds"] = n / SAMPLE_RATE
-                    await ws.send_text(json.dumps(done))
-                    await ws.close(protocol.CLOSE_NORMAL)
+                    await send(json.dumps(done))
+                    await asyncio.wait_for(ws.close(protocol.CLOSE_NORMAL), send_timeout)
                     return
 
         tasks = [asyncio.create_task(reader()), asyncio.create_task(processor())]
@@ -636,10 +721,24 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                     tasks.remove(t)
                     t.result()  # re-raise a failure
         except ApiError as e:
-            await _ws_fail(ws, e.status, e.detail)
+            await _ws_end(ws, e)
         finally:
             for t in tasks:
                 t.cancel()
+            if sender is not None:
+                sender.close()
+
+    def _livelink_sender(names: list[str]) -> Any:
+        if settings.livelink is None:
+            return None
+        from unitalker.export.livelink_udp import LiveLinkSender, arkit_heads, parse_address
+
+        heads = arkit_heads(names)
+        if not heads:
+            log.info("Live Link: this stream has no ARKit head; nothing is sent")
+            return None
+        host, port = parse_address(settings.livelink)
+        return LiveLinkSender(host, port, heads[0], subject=settings.livelink_subject)
 
     # ---- the viewer -------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)
