@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from tests.meshdata import FPS, RIG_NAMES, random_animation
+from tests.meshdata import FPS, RIG_NAMES, random_animation, require_rig
 
 from unitalker import conventions
 from unitalker.animation import Animation
@@ -32,17 +32,19 @@ ARKIT_REGISTRY = [
 
 
 def test_available_formats() -> None:
-    assert set(available_formats()) == {"npz", "csv", "json", "glb", "obj", "ply", "mp4"}
+    assert set(available_formats()) == {"npz", "csv", "json", "glb", "usd", "obj", "ply", "mp4"}
     with pytest.raises(ExportError, match="unknown output format"):
         get_writer("fbx")
 
 
 def test_formats_for_kinds(sphere_anim, rig_anim, norig_conv, faceless_conv) -> None:
-    assert set(formats_for(sphere_anim)) == {"npz", "json", "glb", "obj", "ply"}
+    assert set(formats_for(sphere_anim)) == {"npz", "json", "glb", "usd", "obj", "ply"}
     assert "mp4" in formats_for(sphere_anim, audio=True)
-    assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "obj", "ply"}
+    assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "usd", "obj", "ply"}
     assert set(formats_for(random_animation(norig_conv))) == {"npz", "json", "csv"}
-    assert set(formats_for(random_animation(faceless_conv))) == {"npz", "json", "glb", "ply"}
+    assert set(formats_for(random_animation(faceless_conv))) == {
+        "npz", "json", "glb", "usd", "ply"
+    }  # fmt: skip
     params = random_animation(conventions.get("flame_params_from_dadhead"))
     assert set(formats_for(params)) == {"npz", "json"}
 
@@ -357,11 +359,7 @@ def test_ply_points_and_obj_refused_without_faces(faceless_conv, tmp_path) -> No
 def test_registry_mesh_conventions_export(name: str, tmp_path) -> None:
     """Every registered convention with a mesh writes every mesh format that fits it."""
     conv = conventions.get(name)
-    if conv.kind == "blendshapes":
-        try:
-            conv.resource("rig_basis")
-        except (FileNotFoundError, ValueError) as e:
-            pytest.skip(f"rig resource not present here: {e}")
+    require_rig(conv)
     anim = random_animation(conv, n_frames=2)
     fmts = [f for f in formats_for(anim) if f in ("glb", "obj", "ply")]
     paths = write_outputs({name: anim}, tmp_path, "r", fmts)

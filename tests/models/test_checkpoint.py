@@ -18,7 +18,7 @@ HEADS = ["FLAME_5023_vertices", "3DETF_blendshape_weight", "flame_params_from_da
 
 def test_our_format_round_trips_exactly(tmp_path, tiny_model):
     save_model(tiny_model, tmp_path / "ckpt", extra={"note": "x"})
-    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["format_version"] == 1
+    assert json.loads((tmp_path / "ckpt" / "unitalker.json").read_text())["format_version"] == 1
     loaded = load_model(tmp_path / "ckpt", device="cpu")
     a, b = tiny_model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -51,7 +51,7 @@ def test_corrupt_and_truncated_checkpoints_fail_clearly(tmp_path, tiny_model):
     trunc = tmp_path / "trunc"
     trunc.mkdir()
     (trunc / "model.safetensors").write_bytes(data[: len(data) // 2])
-    (trunc / "config.json").write_text((tmp_path / "ok" / "config.json").read_text())
+    (trunc / "unitalker.json").write_text((tmp_path / "ok" / "unitalker.json").read_text())
     with pytest.raises(CheckpointError, match="trunc"):
         load_model(trunc)
     garbage = tmp_path / "garbage.safetensors"
@@ -67,9 +67,9 @@ def test_corrupt_and_truncated_checkpoints_fail_clearly(tmp_path, tiny_model):
     bad_cfg = tmp_path / "badcfg"
     bad_cfg.mkdir()
     (bad_cfg / "model.safetensors").write_bytes(data)
-    meta = json.loads((tmp_path / "ok" / "config.json").read_text())
+    meta = json.loads((tmp_path / "ok" / "unitalker.json").read_text())
     meta["model"]["decoder"]["hiddenn"] = 3
-    (bad_cfg / "config.json").write_text(json.dumps(meta))
+    (bad_cfg / "unitalker.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="hiddenn"):
         load_model(bad_cfg)
 

@@ -25,7 +25,8 @@ def add_parser(sub: Any) -> None:
         "-m",
         "--model",
         default=None,
-        help="bundled model name, checkpoint folder/.safetensors, or .onnx (default: the bundled default model)",
+        help="bundled model name, checkpoint folder/.safetensors, .onnx, or a Hugging Face Hub "
+        "repo id OWNER/NAME (fetched once into the HF cache; default: the bundled default model)",
     )
     p.add_argument(
         "--heads", default=None, help="comma-separated heads (default: all of the model's)"

@@ -632,16 +632,21 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
 
         streamer = make_streamer(model, heads=names, identity=ident, lookahead=hdr.lookahead)
         index = {h: i for i, h in enumerate(names)}
-        await send(
-            json.dumps(
-                {
-                    "type": "ready",
-                    "sample_rate": hdr.sample_rate,
-                    "lookahead": hdr.lookahead,
-                    "heads": [_head_info(model, h) | {"index": index[h]} for h in names],
-                }
-            )
-        )
+        sender = _livelink_sender(names)
+        ready = {
+            "type": "ready",
+            "sample_rate": hdr.sample_rate,
+            "lookahead": hdr.lookahead,
+            "heads": [_head_info(model, h) | {"index": index[h]} for h in names],
+        }
+        if sender is not None:
+            ready["livelink"] = {"head": sender.head, "subject": sender.subject}
+        try:
+            await send(json.dumps(ready))
+        except BaseException:
+            if sender is not None:
+                sender.close()
+            raise
         resample = LinearResampler(hdr.sample_rate) if hdr.sample_rate != SAMPLE_RATE else None
         max_raw = int(settings.max_seconds * hdr.sample_rate)
         pending: list[np.ndarray] = []
@@ -654,6 +659,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             for h, f in new.items():
                 if len(f) == 0:
                     continue
+                if sender is not None and h == sender.head:
+                    sender.send(f, counts[h])  # UDP: never blocks the loop for long
                 if hdr.format == "binary":
                     await send(data=protocol.pack_frames(index[h], counts[h], f))
                 else:
@@ -725,6 +732,20 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         finally:
             for t in tasks:
                 t.cancel()
+            if sender is not None:
+                sender.close()
+
+    def _livelink_sender(names: list[str]) -> Any:
+        if settings.livelink is None:
+            return None
+        from unitalker.export.livelink_udp import LiveLinkSender, arkit_heads, parse_address
+
+        heads = arkit_heads(names)
+        if not heads:
+            log.info("Live Link: this stream has no ARKit head; nothing is sent")
+            return None
+        host, port = parse_address(settings.livelink)
+        return LiveLinkSender(host, port, heads[0], subject=settings.livelink_subject)
 
     # ---- the viewer -------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

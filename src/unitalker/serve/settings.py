@@ -26,6 +26,9 @@ class ServeSettings:
             (``408`` beyond), so a client trickling bytes cannot hold a place for ever.
         decode_timeout_seconds: wall-time limit for decoding one upload (``400``).
         model_name: the name shown by ``GET /v1/models``.
+        livelink: ``HOST:PORT`` to which every stream's ARKit head is also sent as Live
+            Link Face UDP packets (Unreal's Live Link), or None.
+        livelink_subject: the Live Link subject name of those packets.
     """
 
     max_concurrency: int = 2
@@ -38,6 +41,8 @@ class ServeSettings:
     upload_timeout_seconds: float = 60.0
     decode_timeout_seconds: float = 30.0
     model_name: str = "model"
+    livelink: str | None = None
+    livelink_subject: str = "unitalker"
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -58,6 +63,10 @@ class ServeSettings:
         ):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.livelink is not None:
+            from unitalker.export.livelink_udp import parse_address
+
+            parse_address(self.livelink)  # a LiveLinkError (a ValueError) names the problem
 
     @property
     def max_upload_bytes(self) -> int:
