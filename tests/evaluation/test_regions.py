@@ -189,3 +189,21 @@ def test_another_datasets_regions_folder_is_not_taken(tmp_path):
     (tmp_path / "multiface" / "regions" / "lve.txt").write_text("1, 2, 3")
     for root in (tmp_path, tmp_path / "multiface"):
         assert conventions.find_region("BIWI_23370_vertices", "lip", [root]) is None
+
+
+def test_evaluate_cli_regions(eval_release, tmp_path, monkeypatch, capsys):
+    import json
+
+    from unitalker.cli import main
+
+    bare = dataclasses.replace(conventions.get("tt_verts"), resources=())
+    monkeypatch.setitem(conventions._CONVENTIONS, "tt_verts", bare)
+    monkeypatch.setitem(conventions._REGION_FILES, "tt_verts",
+                        [conventions.RegionFile("lip", ("lips.txt",), source="mine")])  # fmt: skip
+    (tmp_path / "lips.txt").write_text("0, 1, 2")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "default", str(eval_release), "--baseline", "--datasets", "TA",
+                 "--regions", str(tmp_path), "--json", str(out), "--device", "cpu"]) == 0  # fmt: skip
+    (ds,) = json.loads(out.read_text())["datasets"]
+    assert "mine" in ds["regions"]["lip"] and "LVE" in ds["pooled"]
+    assert "FDD-all" in ds["pooled"] and "FDD-all" in capsys.readouterr().out
