@@ -167,6 +167,31 @@ def load_audio(
     return prepare_waveform(wav, sr, sr, source=source)
 
 
+def metadata_seconds(path: str | Path) -> float | None:
+    """A file's duration from its container's metadata, without decoding (None: unknown).
+
+    Opened like :func:`load_audio` opens it: plain containers only, nothing else read.
+
+    Raises:
+        AudioError: not a plain audio/video file, no audio stream, or a rate outside
+            :func:`check_sample_rate`'s range.
+    """
+    import av
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f, av.open(f, "r", **_open_options(DECODE_TIMEOUT_S)) as container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise AudioError(f"{p}: no audio stream found")
+            check_sample_rate(streams[0].codec_context.sample_rate or streams[0].rate, str(p))
+            return _metadata_seconds(container, streams[0])
+    except AudioError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise AudioError(f"{p}: cannot read audio header ({type(e).__name__}: {e})") from e
+
+
 def _too_long(source: str, seconds: float, limit: float, how: str) -> AudioTooLong:
     return AudioTooLong(
         f"{source}: audio is {how}{seconds:.1f} s; the limit is {limit:g} s", seconds, limit
@@ -201,6 +226,15 @@ def _refuse_nested_open(url: str, flags: int, options: dict) -> Any:
     raise PermissionError("the file refers to another file or URL; refused")
 
 
+def _open_options(timeout: float, *, restrict: bool = True) -> dict[str, Any]:
+    """``av.open`` keywords: the demuxer allow-list and no nested opens, unless not ``restrict``."""
+    kwargs: dict[str, Any] = {"metadata_errors": "ignore", "timeout": (timeout, timeout)}
+    if restrict:
+        kwargs["container_options"] = {"format_whitelist": ",".join(AUDIO_DEMUXERS)}
+        kwargs["io_open"] = _refuse_nested_open
+    return kwargs
+
+
 def _metadata_seconds(container: Any, stream: Any) -> float | None:
     if stream.duration and stream.time_base:
         return float(stream.duration * stream.time_base)
@@ -222,10 +256,7 @@ def _decode_with_av(
     import av
 
     deadline = time.monotonic() + timeout
-    kwargs: dict[str, Any] = {"metadata_errors": "ignore", "timeout": (timeout, timeout)}
-    if restrict:
-        kwargs["container_options"] = {"format_whitelist": ",".join(AUDIO_DEMUXERS)}
-        kwargs["io_open"] = _refuse_nested_open
+    kwargs = _open_options(timeout, restrict=restrict)
     chunks: list[np.ndarray] = []
     opened = False
     try:

@@ -17,6 +17,7 @@ from unitalker.audio import (
     AudioTooLong,
     check_sample_rate,
     load_audio,
+    metadata_seconds,
     prepare_waveform,
 )
 
@@ -131,3 +132,14 @@ def test_npy_length_checked_from_its_header(tmp_path):
 
 def test_allowed_demuxers_are_plain_containers():
     assert not {"hls", "dash", "concat", "image2", "tee", "data"} & set(AUDIO_DEMUXERS)
+
+
+def test_metadata_seconds_reads_headers_only(tmp_path, secret):
+    assert metadata_seconds(secret) == pytest.approx(2.0)
+    lying = tmp_path / "long.flac"
+    lying.write_bytes(flac_bytes(tone(1.0), claim_samples=4 * 3600 * SAMPLE_RATE))
+    assert metadata_seconds(lying) == pytest.approx(4 * 3600)  # nothing decoded
+    pl = tmp_path / "x.m3u8"
+    pl.write_bytes(hls_playlist(secret))
+    with pytest.raises(AudioError, match="x.m3u8"):
+        metadata_seconds(pl)
