@@ -57,9 +57,23 @@ def head_vertices(animation: Animation, frames: np.ndarray | slice) -> np.ndarra
 
 
 class MeshPanel:
-    """One head with a mesh, rendered with lighting; framed on the whole sequence."""
+    """One head with a mesh, rendered with lighting; framed on the whole sequence.
 
-    def __init__(self, animation: Animation, size: int, label: str, ctx: Any = None) -> None:
+    Heads on the synth topologies are drawn *dressed* (:mod:`unitalker.synth.dressing`):
+    a finer skin, mouth cavity, teeth, tongue and eyes, and with ``idle`` a procedural
+    blink and a slight head sway. All of it is render-time only; the data is untouched.
+    """
+
+    def __init__(
+        self,
+        animation: Animation,
+        size: int,
+        label: str,
+        ctx: Any = None,
+        *,
+        dress: bool = True,
+        idle: bool = True,
+    ) -> None:
         from unitalker.render.renderer import MeshRenderer
 
         self.animation = animation
@@ -68,14 +82,51 @@ class MeshPanel:
             np.linspace(0, animation.n_frames - 1, min(animation.n_frames, 64)).astype(int)
         )
         verts = head_vertices(animation, sample)
-        self.renderer = MeshRenderer(animation.faces(), verts.shape[1], size=size, ctx=ctx)
-        self.renderer.frame_vertices(verts)
+        self.dressing = _dressing(animation, verts.shape[1]) if dress else None
+        self.idle = None
+        if self.dressing is not None:
+            if idle:
+                from unitalker.synth.dressing import IdleMotion
+
+                self.idle = IdleMotion()
+            self.renderer = MeshRenderer(
+                self.dressing.faces,
+                self.dressing.n_vertices,
+                size=size,
+                ctx=ctx,
+                colors=self.dressing.colors,
+            )
+            # frame on the dressed skin, with room for the idle sway
+            self.renderer.frame_vertices(self.dressing.apply_sequence(verts))
+        else:
+            self.renderer = MeshRenderer(animation.faces(), verts.shape[1], size=size, ctx=ctx)
+            self.renderer.frame_vertices(verts)
+
+    def mesh(self, frame: int) -> np.ndarray:
+        """The vertices drawn at ``frame`` (dressed, with blink and idle motion if on)."""
+        v = head_vertices(self.animation, slice(frame, frame + 1))[0]
+        if self.dressing is None:
+            return v
+        if self.idle is None:
+            return self.dressing.apply(v)
+        t = frame / self.animation.fps
+        return self.dressing.apply(v, self.idle.blink(t), self.idle.rotation(t))
 
     def draw(self, frame: int) -> np.ndarray:
-        return self.renderer.render(head_vertices(self.animation, slice(frame, frame + 1))[0])
+        return self.renderer.render(self.mesh(frame))
 
     def close(self) -> None:
         self.renderer.release()
+
+
+def _dressing(animation: Animation, n_vertices: int) -> Any:
+    """The synth dressing of a head, if it is drawn on a synth topology."""
+    from unitalker.synth.dressing import dressing_for
+
+    d = dressing_for(animation.convention)
+    if d is None or d.neutral.shape[0] != n_vertices:
+        return None
+    return d
 
 
 class BarPanel:
@@ -165,11 +216,18 @@ class BarPanel:
         pass
 
 
-def make_panel(animation: Animation, size: int, label: str | None = None, ctx: Any = None) -> Panel:
-    """A mesh panel when the head has a mesh, else a bar chart."""
+def make_panel(
+    animation: Animation,
+    size: int,
+    label: str | None = None,
+    ctx: Any = None,
+    *,
+    idle: bool = True,
+) -> Panel:
+    """A mesh panel when the head has a mesh, else a bar chart (``idle``: blink and sway)."""
     label = label or animation.convention
     if animation.conv.has_mesh:
-        return MeshPanel(animation, size, label, ctx=ctx)
+        return MeshPanel(animation, size, label, ctx=ctx, idle=idle)
     log.debug("%s has no mesh: drawing a bar chart", animation.convention)
     return BarPanel(animation, size, label)
 
@@ -214,9 +272,16 @@ class Layout:
 
 
 def build_layout(
-    results: Mapping[str, Animation], size: int, heads: Sequence[str] | None = None
+    results: Mapping[str, Animation],
+    size: int,
+    heads: Sequence[str] | None = None,
+    *,
+    idle: bool = True,
 ) -> Layout:
-    """A :class:`Layout` of the chosen heads (default all) in the given order."""
+    """A :class:`Layout` of the chosen heads (default all) in the given order.
+
+    ``idle``: dressed heads blink and sway slightly (render-time only).
+    """
     keys = list(heads) if heads else list(results)
     unknown = [k for k in keys if k not in results]
     if unknown:
@@ -229,7 +294,7 @@ def build_layout(
     panels: list[Panel] = []
     try:
         for k in keys:
-            panels.append(make_panel(results[k], size, k, ctx=ctx))
+            panels.append(make_panel(results[k], size, k, ctx=ctx, idle=idle))
     except Exception:
         for p in panels:
             p.close()
