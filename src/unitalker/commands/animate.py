@@ -63,6 +63,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
+    p.add_argument(
+        "--no-idle",
+        dest="idle",
+        action="store_false",
+        help="mp4 preview: no procedural blink or head sway (they are never in the data)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -249,4 +255,5 @@ def animate_file(
         [f.strip() for f in args.format.split(",")],
         audio=wav,
         overwrite=args.overwrite,
+        options={"mp4": {"idle": getattr(args, "idle", True)}},
     )

@@ -224,6 +224,7 @@ def write_outputs(
     *,
     audio: np.ndarray | None = None,
     overwrite: bool = False,
+    options: Mapping[str, Mapping[str, object]] | None = None,
 ) -> list[Path]:
     """Write ``results`` in each requested format, all or nothing.
 
@@ -237,6 +238,8 @@ def write_outputs(
         audio: float32 ``[S]`` mono at 16 kHz, muxed into ``mp4``.
         overwrite: replace existing outputs; otherwise an existing one is an error
             raised before anything is written.
+        options: keyword options per format, passed to that writer, e.g.
+            ``{"mp4": {"idle": False}}`` (see each writer's ``write_all`` / ``write_head``).
 
     Returns:
         The paths written (files, or folders for frame sequences), in plan order.
@@ -261,12 +264,13 @@ def write_outputs(
             tmp = stage / item.final.name
             w = item.writer
             log.debug("writing %s -> %s", w.name, item.final)
+            kw = dict((options or {}).get(w.name, {}))
             if w.layout == "combined":
-                w.write_all({k: results[k] for k in item.heads}, tmp, audio)
+                w.write_all({k: results[k] for k in item.heads}, tmp, audio, **kw)
             else:
                 if w.layout == "sequence":
                     tmp.mkdir()
-                w.write_head(results[item.heads[0]], tmp)
+                w.write_head(results[item.heads[0]], tmp, **kw)
             staged.append((tmp, item.final))
         for tmp, final in staged:
             _commit(tmp, final)

@@ -23,8 +23,15 @@ class Mp4Writer(Writer):
         return True  # heads without a mesh become bar charts
 
     def write_all(
-        self, results: Mapping[str, Animation], path: Path, audio: np.ndarray | None
+        self,
+        results: Mapping[str, Animation],
+        path: Path,
+        audio: np.ndarray | None,
+        *,
+        idle: bool = True,
+        size: int = 512,
     ) -> None:
+        """``idle``: synth heads blink and sway (render-time only); ``size``: panel pixels."""
         from unitalker.render.video import render_video
 
-        render_video(results, audio, path, overwrite=True)
+        render_video(results, audio, path, overwrite=True, idle=idle, size=size)

@@ -90,7 +90,7 @@ class MeshPanel:
 
                 self.idle = IdleMotion()
             self.renderer = MeshRenderer(
-                self.dressing.faces,
+                self.dressing.front_faces(),  # the preview camera is frontal
                 self.dressing.n_vertices,
                 size=size,
                 ctx=ctx,
@@ -236,6 +236,8 @@ class Layout:
     """Panels side by side under a label strip; :meth:`frame` returns the composed image.
 
     The canvas is ``[LABEL_HEIGHT + size, n * size, 3]`` (even sizes for yuv420p video).
+    Mesh panels that share a GL context are drawn in one pass: each into its viewport of
+    one framebuffer, read back once per frame (one llvmpipe flush instead of one per head).
     """
 
     def __init__(self, panels: Sequence[Panel], size: int) -> None:
@@ -259,14 +261,37 @@ class Layout:
             draw.text((i * size + 6, 6), text, fill=TEXT, font=font)
         self.canvas = np.zeros((self.height, self.width, 3), dtype=np.uint8)
         self.canvas[:LABEL_HEIGHT] = np.asarray(strip)
+        self._meshes = [(i, p) for i, p in enumerate(self.panels) if isinstance(p, MeshPanel)]
+        self._fbo = None
+        if self._meshes:
+            ctx = self._meshes[0][1].renderer.ctx
+            if all(p.renderer.ctx is ctx for _, p in self._meshes):
+                self._fbo = ctx.simple_framebuffer((self.width, size), components=4)
+                self._background = self._meshes[0][1].renderer.background
 
     def frame(self, index: int) -> np.ndarray:
         """The composed ``[H, W, 3]`` uint8 frame (the same buffer each call; copy to keep)."""
+        s = self.size
+        if self._fbo is not None:
+            self._fbo.use()
+            self._fbo.viewport = (0, 0, self.width, s)
+            self._fbo.clear(*self._background, 1.0, depth=1.0)
+            for i, p in self._meshes:
+                p.renderer.draw(p.mesh(index), self._fbo, (i * s, 0, s, s))
+            data = self._fbo.read(components=3, alignment=1)
+            self.canvas[LABEL_HEIGHT:] = np.frombuffer(data, np.uint8).reshape(s, self.width, 3)[
+                ::-1
+            ]
         for i, p in enumerate(self.panels):
-            self.canvas[LABEL_HEIGHT:, i * self.size : (i + 1) * self.size] = p.draw(index)
+            if self._fbo is not None and isinstance(p, MeshPanel):
+                continue
+            self.canvas[LABEL_HEIGHT:, i * s : (i + 1) * s] = p.draw(index)
         return self.canvas
 
     def close(self) -> None:
+        if self._fbo is not None:
+            self._fbo.release()
+            self._fbo = None
         for p in self.panels:
             p.close()
 

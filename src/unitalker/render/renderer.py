@@ -277,8 +277,18 @@ class MeshRenderer:
         self.prog["u_proj"].write(proj.T.astype("f4").tobytes())
         self._framed = True
 
-    def render(self, vertices: np.ndarray) -> np.ndarray:
-        """``[V, 3]`` positions -> ``[H, W, 3]`` uint8 image (a read-only view; copy to keep)."""
+    def draw(
+        self,
+        vertices: np.ndarray,
+        fbo: Any = None,
+        viewport: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        """Draw ``[V, 3]`` positions into ``fbo`` (default: this renderer's own, cleared
+        first) at ``viewport`` ``(x, y, w, h)``, without reading the image back.
+
+        Drawing several renderers into one shared framebuffer and reading it once is how
+        a layout renders all its panels in one pass (one GPU / llvmpipe flush per frame).
+        """
         v = np.ascontiguousarray(vertices, dtype=np.float32)
         if v.shape != (self.n_vertices, 3):
             raise ValueError(f"expected vertices [{self.n_vertices}, 3], got {v.shape}")
@@ -287,10 +297,17 @@ class MeshRenderer:
         self.vbo_pos.write(v)
         if self._normals is not None:
             self.vbo_nrm.write(self._normals(v))
-        self.fbo.use()
+        target = fbo if fbo is not None else self.fbo
+        target.use()
         self.ctx.enable(self.ctx.DEPTH_TEST | self.ctx.PROGRAM_POINT_SIZE)
-        self.fbo.clear(*self.background, 1.0, depth=1.0)
+        if fbo is None:
+            target.clear(*self.background, 1.0, depth=1.0)
+        target.viewport = viewport if viewport is not None else (0, 0, self.width, self.height)
         self.vao.render(self.mode)
+
+    def render(self, vertices: np.ndarray) -> np.ndarray:
+        """``[V, 3]`` positions -> ``[H, W, 3]`` uint8 image (a read-only view; copy to keep)."""
+        self.draw(vertices)
         data = self.fbo.read(components=3, alignment=1)
         # GL's origin is bottom-left: flip rows (a view, no copy).
         return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1]

@@ -43,10 +43,10 @@ CAVITY_DEEP = (0.10, 0.025, 0.03)
 TOOTH = (0.93, 0.91, 0.84)
 TONGUE = (0.72, 0.33, 0.34)
 SCLERA = (0.93, 0.92, 0.89)
-IRIS = (0.25, 0.17, 0.11)
+IRIS = (0.36, 0.25, 0.16)
 
 # Display tessellation per convention topology: (rows above the mouth, below, columns).
-DISPLAY_TOPOLOGY = (48, 36, 112)
+DISPLAY_TOPOLOGY = (30, 22, 72)
 
 TOOTH_COUNT = 8  # per arch (front teeth; the back ones are never seen)
 
@@ -99,6 +99,14 @@ class Dressing:
         if rotation is not None:
             out = (out - self.neck_pivot) @ np.asarray(rotation, np.float32).T + self.neck_pivot
         return np.ascontiguousarray(out, dtype=np.float32)
+
+    def front_faces(self, behind: float = 0.02) -> np.ndarray:
+        """Faces that a frontal camera can see: drops the skin triangles lying entirely
+        more than ``behind`` metres behind the ears' plane (z = 0), about 40 % of the skin.
+        For fixed frontal previews (the video); an orbiting viewer needs :attr:`faces`."""
+        z = self.rest[:, 2]
+        hidden = (z[self.faces] < -behind).all(axis=1) & (self.part[self.faces] == 0).all(axis=1)
+        return self.faces[~hidden]
 
     def apply_sequence(self, vertices: np.ndarray) -> np.ndarray:
         """``[T, V, 3]`` -> ``[T, D, 3]`` (no blink, no idle motion): for framing."""
@@ -425,14 +433,14 @@ def build_dressing(topology: str) -> Dressing:
         ph = np.arcsin(np.clip(ec[0] / (0.075 * np.sin(th)), -1, 1))
         sp = M.surface(np.array([th]), np.array([ph]), smooth_jaw=True)[0]
         r = 0.0105
-        ec[2] = sp[2] - r + 0.0022
+        ec[2] = sp[2] - r + 0.0014
         v, f = _sphere(ec, np.array([r, r, r]), 260)
         rel = (v - ec) / r
-        gaze = np.array([-sx * 0.08, -0.05, 1.0])
+        gaze = np.array([-sx * 0.02, -0.03, 1.0])
         gaze /= np.linalg.norm(gaze)
         cosang = rel @ gaze
-        iris = np.clip((cosang - 0.86) / 0.03, 0, 1)
-        pupil = np.clip((cosang - 0.965) / 0.01, 0, 1)
+        iris = np.clip((cosang - 0.80) / 0.03, 0, 1)
+        pupil = np.clip((cosang - 0.95) / 0.01, 0, 1)
         c = np.asarray(SCLERA)[None] * (1 - iris[:, None]) + np.asarray(IRIS)[None] * iris[:, None]
         c = c * (1 - 0.85 * pupil[:, None])
         eyes_v.append(v), eyes_f.append(f), eyes_c.append(c)
@@ -473,6 +481,9 @@ def build_dressing(topology: str) -> Dressing:
     matrix = vstack(maps).tocsr().astype(np.float32)
     blink = np.zeros_like(rest)
     blink[:n_skin] = blink_skin
+    # The rig's lid closes over a socket, not a ball: in a full blink the eyeballs also
+    # sink a little so that no white shows between the lids.
+    blink[np.concatenate(kind) == PARTS.index("eyes"), 2] = -0.004
     log.debug(
         "dressing %s: %d display vertices, %d faces", topology, len(rest), sum(map(len, faces))
     )
