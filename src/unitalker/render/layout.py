@@ -83,6 +83,7 @@ class MeshPanel:
         )
         verts = head_vertices(animation, sample)
         self.dressing = _dressing(animation, verts.shape[1]) if dress else None
+        self._cached: tuple[int, np.ndarray] | None = None
         self.idle = None
         if self.dressing is not None:
             if idle:
@@ -102,15 +103,25 @@ class MeshPanel:
             self.renderer = MeshRenderer(animation.faces(), verts.shape[1], size=size, ctx=ctx)
             self.renderer.frame_vertices(verts)
 
+    CHUNK = 32  # frames evaluated together (one vectorised rig / sparse product per chunk)
+
+    def _chunk(self, frame: int) -> np.ndarray:
+        start = frame - frame % self.CHUNK
+        if self._cached is None or self._cached[0] != start:
+            sl = slice(start, min(start + self.CHUNK, self.animation.n_frames))
+            v = head_vertices(self.animation, sl)
+            if self.dressing is not None:
+                v = self.dressing.apply_sequence(v)
+            self._cached = (start, np.ascontiguousarray(v, dtype=np.float32))
+        return self._cached[1][frame - start]
+
     def mesh(self, frame: int) -> np.ndarray:
         """The vertices drawn at ``frame`` (dressed, with blink and idle motion if on)."""
-        v = head_vertices(self.animation, slice(frame, frame + 1))[0]
-        if self.dressing is None:
+        v = self._chunk(frame)
+        if self.dressing is None or self.idle is None:
             return v
-        if self.idle is None:
-            return self.dressing.apply(v)
         t = frame / self.animation.fps
-        return self.dressing.apply(v, self.idle.blink(t), self.idle.rotation(t))
+        return self.dressing.pose(v, self.idle.blink(t), self.idle.rotation(t))
 
     def draw(self, frame: int) -> np.ndarray:
         return self.renderer.render(self.mesh(frame))

@@ -93,7 +93,13 @@ class Dressing:
             rotation: ``[3, 3]`` idle head rotation about :attr:`neck_pivot`, or None.
         """
         v = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
-        out = self.rest + self.matrix @ (v - self.neutral)
+        return self.pose(self.rest + self.matrix @ (v - self.neutral), blink, rotation)
+
+    def pose(
+        self, display: np.ndarray, blink: float = 0.0, rotation: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Add a blink and an idle rotation to display vertices ``[D, 3]`` (see :meth:`apply`)."""
+        out = display
         if blink:
             out = out + np.float32(blink) * self.blink
         if rotation is not None:
@@ -245,12 +251,21 @@ def _attachment(
     b = np.concatenate([tgt.reshape(len(points), c * 3), tgt_tr], 1)  # [P, C*3 + 9]
     # Scale the translation rows like a typical field (mm-scale displacements).
     wrow = np.ones(len(a))
-    wrow[c * 3 :] = 0.01
+    wrow[c * 3 :] = 0.2
     aw = a * wrow[:, None]
     bw = b * wrow[None]
     lam = 1e-7
     lhs = aw.T @ aw + lam * np.eye(k)
     return np.linalg.solve(lhs, aw.T @ bw.T).T  # [P, K]
+
+
+def _nearest(
+    anchors: np.ndarray, coarse_rest: np.ndarray, points: np.ndarray, k: int = 32
+) -> np.ndarray:
+    """The ``k`` anchors nearest the points' centroid (keeps the map sparse: a rigid
+    part hangs from a few vertices, not from every anchor)."""
+    d = np.linalg.norm(coarse_rest[anchors] - points.mean(axis=0), axis=1)
+    return np.sort(anchors[np.argsort(d)[:k]])
 
 
 def _sparse_rows(weights: np.ndarray, cols: np.ndarray, n_cols: int) -> object:
@@ -454,16 +469,17 @@ def build_dressing(topology: str) -> Dressing:
     maps = [skin_map]
     # cavity: blend from its rim vertex's skin row to the bone it hangs from
     rim_rows = skin_map[np.tile(rim, n_rings)]
-    w_jaw = _attachment(cav, neutral, rig, jaw_anchor, jaw=True)
-    w_up = _attachment(cav, neutral, rig, up_anchor, jaw=False)
+    cj, cu = _nearest(jaw_anchor, neutral, cav), _nearest(up_anchor, neutral, cav)
+    w_jaw = _attachment(cav, neutral, rig, cj, jaw=True)
+    w_up = _attachment(cav, neutral, rig, cu, jaw=False)
     bone = _sparse_rows(
-        w_jaw * ((sides < 0) + 0.5 * (sides == 0))[:, None], jaw_anchor, len(neutral)
-    ) + _sparse_rows(w_up * ((sides > 0) + 0.5 * (sides == 0))[:, None], up_anchor, len(neutral))
+        w_jaw * ((sides < 0) + 0.5 * (sides == 0))[:, None], cj, len(neutral)
+    ) + _sparse_rows(w_up * ((sides > 0) + 0.5 * (sides == 0))[:, None], cu, len(neutral))
     a = alphas[:, None]
     maps.append(csr_matrix(rim_rows.multiply(1 - a)) + csr_matrix(bone.multiply(a)))
     for v, f, c, k, jawn in zip(parts_v, parts_f, parts_c, parts_kind, parts_jaw, strict=True):
         verts.append(v), faces.append(f + base), cols.append(c), kind.append(k)
-        anchors = jaw_anchor if jawn else up_anchor
+        anchors = _nearest(jaw_anchor if jawn else up_anchor, neutral, v)
         maps.append(
             _sparse_rows(_attachment(v, neutral, rig, anchors, jaw=jawn), anchors, len(neutral))
         )
@@ -471,10 +487,9 @@ def build_dressing(topology: str) -> Dressing:
     for v, f, c in zip(eyes_v, eyes_f, eyes_c, strict=True):
         verts.append(v), faces.append(f + base), cols.append(c)
         kind.append(np.full(len(v), PARTS.index("eyes")))
+        anchors = _nearest(up_anchor, neutral, v)
         maps.append(
-            _sparse_rows(
-                _attachment(v, neutral, rig, up_anchor, jaw=False), up_anchor, len(neutral)
-            )
+            _sparse_rows(_attachment(v, neutral, rig, anchors, jaw=False), anchors, len(neutral))
         )
         base += len(v)
     rest = np.concatenate(verts).astype(np.float32)
