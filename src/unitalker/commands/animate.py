@@ -215,8 +215,6 @@ def animate_file(
     quiet: bool = False,
 ) -> list[Path]:
     """Decode, animate and write one file (all outputs or none)."""
-    from tqdm import tqdm
-
     from unitalker.audio import load_audio
     from unitalker.export import write_outputs
     from unitalker.inference.animate import animate
@@ -229,6 +227,8 @@ def animate_file(
         if total < 2 or quiet:
             return
         if bar is None:
+            from tqdm import tqdm  # only for long audio (several windows)
+
             bar = tqdm(
                 total=total, desc=path.name[:30], unit="window", leave=False, file=sys.stderr
             )
