@@ -63,13 +63,13 @@ def test_teeth_and_tongue_follow_the_jaw_not_the_lips(topo: str) -> None:
     for sel in (lower, np.nonzero(tongue)[0]):
         p = d.rest[sel].astype(np.float64)
         want = (p - M.JAW_PIVOT) @ rot.T + M.JAW_PIVOT - p
-        assert np.abs(jaw[sel] - want).max() < 1.5e-3  # within 1.5 mm of ~20 mm of motion
+        assert np.abs(jaw[sel] - want).max() < 2e-3  # within 2 mm of 15-30 mm of motion
         assert np.linalg.norm(want, axis=1).mean() > 0.01
     assert np.abs(jaw[upper]).max() < 2e-4  # the upper teeth stay with the skull
     # lip-only motions leave the teeth (nearly) still
     for name in ("mouthFunnel", "mouthPucker", "mouthSmileLeft", "mouthClose"):
         moved = d.apply(d.neutral + _field(topo, name)) - d.rest
-        assert np.abs(moved[teeth]).max() < 1.5e-3, name
+        assert np.abs(moved[teeth]).max() < 2e-3, name
 
 
 def test_flame_like_jaw_moves_the_teeth() -> None:

@@ -176,8 +176,9 @@ def mesh_payload(
     With ``display`` and a convention on a synth head, also the render-only dressing
     (:mod:`unitalker.synth.dressing`): ``display_rest [D, 3]``, ``display_faces``,
     ``display_colors [D, 3]``, ``display_blink [D, 3]`` and the sparse map
-    ``display_indptr / display_indices / display_data`` (CSR ``[D, V]``), to draw
-    ``display_rest + A @ (vertices - neutral) + blink * display_blink``.
+    ``display_indptr / display_indices / display_data`` (CSR ``[D, V]``) and the smoothing
+    ``display_smooth_*`` (CSR ``[V, V]``), to draw
+    ``display_rest + A @ S @ (vertices - neutral) + blink * display_blink``.
     """
     try:
         c = conventions.get(name)
@@ -219,9 +220,17 @@ def mesh_payload(
                 "display_indices": a.indices.astype(np.int64),
                 "display_data": a.data.astype(np.float32),
             }
+            if d.smooth is not None:
+                sm = d.smooth
+                arrays |= {
+                    "display_smooth_indptr": sm.indptr.astype(np.int64),
+                    "display_smooth_indices": sm.indices.astype(np.int64),
+                    "display_smooth_data": sm.data.astype(np.float32),
+                }
             meta["display"] = (
-                "render-only dressing: display_rest + A @ (vertices - neutral) "
-                "+ blink * display_blink, A the CSR display_indptr/indices/data"
+                "render-only dressing: display_rest + A @ S @ (vertices - neutral) "
+                "+ blink * display_blink, A the CSR display_indptr/indices/data [D, V], "
+                "S the CSR display_smooth_indptr/indices/data [V, V] (identity if absent)"
             )
     meta["evaluate"] = "neutral + weights @ basis" if "basis" in arrays else "frames are vertices"
     return arrays, meta

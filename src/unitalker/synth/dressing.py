@@ -64,6 +64,9 @@ class Dressing:
         blink: float32 ``[D, 3]`` displacement of a full blink (both eyes).
         part: int8 ``[D]`` what each display vertex is (see :data:`PARTS`).
         neck_pivot: float32 ``[3]`` centre of the idle head rotation.
+        smooth: scipy CSR ``[V, V]`` a light smoothing of the convention's displacements
+            away from the lips and eyes (hides per-vertex noise of predicted meshes, such
+            as a crinkled chin), applied before :attr:`matrix`.
     """
 
     neutral: np.ndarray
@@ -74,6 +77,17 @@ class Dressing:
     blink: np.ndarray
     part: np.ndarray
     neck_pivot: np.ndarray
+    smooth: object = None
+
+    def _delta(self, v: np.ndarray) -> np.ndarray:
+        d = v - self.neutral if v.ndim == 2 else v - self.neutral[None]
+        if self.smooth is None:
+            return d
+        if d.ndim == 2:
+            return self.smooth @ d
+        t, n, _ = d.shape
+        flat = (self.smooth @ d.transpose(1, 0, 2).reshape(n, t * 3)).reshape(n, t, 3)
+        return flat.transpose(1, 0, 2)
 
     @property
     def n_vertices(self) -> int:
@@ -93,7 +107,7 @@ class Dressing:
             rotation: ``[3, 3]`` idle head rotation about :attr:`neck_pivot`, or None.
         """
         v = np.asarray(vertices, dtype=np.float32).reshape(-1, 3)
-        return self.pose(self.rest + self.matrix @ (v - self.neutral), blink, rotation)
+        return self.pose(self.rest + self.matrix @ self._delta(v), blink, rotation)
 
     def pose(
         self, display: np.ndarray, blink: float = 0.0, rotation: np.ndarray | None = None
@@ -117,7 +131,7 @@ class Dressing:
     def apply_sequence(self, vertices: np.ndarray) -> np.ndarray:
         """``[T, V, 3]`` -> ``[T, D, 3]`` (no blink, no idle motion): for framing."""
         v = np.asarray(vertices, dtype=np.float32)
-        delta = (v - self.neutral[None]).transpose(1, 0, 2).reshape(v.shape[1], -1)
+        delta = self._delta(v).transpose(1, 0, 2).reshape(v.shape[1], -1)
         out = (self.matrix @ delta).reshape(self.n_vertices, len(v), 3).transpose(1, 0, 2)
         return out + self.rest[None]
 
@@ -308,6 +322,10 @@ def build_dressing(topology: str) -> Dressing:
     if not np.allclose(coarse.vertices, neutral, atol=1e-6):
         raise RuntimeError(f"the {topology} asset does not match its tessellation")
     rig = SC.asset(topology)["rig_basis"].astype(np.float64)  # [52, V, 3]
+    smooth = _smoothing(coarse)
+    # The parts are attached to the *smoothed* displacements (what the map sees), so that
+    # they still follow the jaw exactly.
+    rig = np.stack([smooth @ r for r in rig])
     ra, rb, nc = DISPLAY_TOPOLOGY
     fine = M.build_mesh(M.Topology(rows_above=ra, rows_below=rb, cols=nc))
     skin_rest = M.surface(fine.theta, fine.phi, smooth_jaw=True)
@@ -511,7 +529,36 @@ def build_dressing(topology: str) -> Dressing:
         blink=blink.astype(np.float32),
         part=np.concatenate(kind).astype(np.int8),
         neck_pivot=np.array([0.0, M.Y_MOUTH - 0.05, -0.01], np.float32),
+        smooth=smooth,
     )
+
+
+def _smoothing(mesh, iterations: int = 3, step: float = 0.5) -> object:  # noqa: ANN001
+    """``S = (I - step * diag(w) * L)^iterations`` on the coarse mesh (``L`` the umbrella
+    Laplacian over the faces' edges), with ``w = 0`` on the lips and around the eyes so
+    their motion passes unchanged, ``w = 1`` elsewhere. Displacements only: the rest shape
+    is untouched (``S @ 0 = 0``)."""
+    from scipy.sparse import csr_matrix, diags, identity
+
+    n = len(mesh.vertices)
+    f = mesh.faces
+    i = np.concatenate([f[:, 0], f[:, 1], f[:, 2], f[:, 1], f[:, 2], f[:, 0]])
+    j = np.concatenate([f[:, 1], f[:, 2], f[:, 0], f[:, 0], f[:, 1], f[:, 2]])
+    adj = csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    adj.data[:] = 1.0  # duplicates summed: back to 0/1
+    deg = np.asarray(adj.sum(axis=1)).ravel()
+    lap = identity(n) - diags(1.0 / np.maximum(deg, 1)) @ adj
+    x, y, z = mesh.vertices.T
+    from unitalker.synth import mesh as M
+
+    lips = (np.abs(x) < 0.04) & (np.abs(y - M.Y_MOUTH) < 0.02) & (z > 0.02)
+    eyes = (np.abs(np.abs(x) - 0.032) < 0.022) & (np.abs(y - 0.022) < 0.02) & (z > 0.02)
+    w = np.where(lips | eyes, 0.0, 1.0)
+    one = identity(n) - step * diags(w) @ lap
+    out = identity(n)
+    for _ in range(iterations):
+        out = one @ out
+    return csr_matrix(out, dtype=np.float32)
 
 
 def dressing_for(convention: str) -> Dressing | None:

@@ -175,6 +175,10 @@ async function loadMeshes(heads) {
         blink: arrays.display_blink.data, indptr: arrays.display_indptr.data,
         indices: arrays.display_indices.data, data: arrays.display_data.data,
         neutral: S.meshes[h].neutral, out: new Float32Array(rest.length),
+        smooth: arrays.display_smooth_indptr ? {
+          indptr: arrays.display_smooth_indptr.data, indices: arrays.display_smooth_indices.data,
+          data: arrays.display_smooth_data.data,
+        } : null,
       };
     }
   }

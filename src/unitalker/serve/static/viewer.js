@@ -243,15 +243,29 @@ function evalRig(neutral, basis, weights, out) {
   return out;
 }
 
-/** The render-only dressing of a synth head: rest + A @ (v - neutral) + blink * blinkField.
- *  d: {rest, blink, indptr, indices, data, neutral, out} (typed arrays; A is CSR [D, V]). */
+/** The render-only dressing of a synth head: rest + A @ S @ (v - neutral) + blink * blinkField.
+ *  d: {rest, blink, indptr, indices, data, neutral, smooth} (typed arrays; A is CSR [D, V];
+ *  smooth: null or {indptr, indices, data}, the CSR [V, V] smoothing of the displacements). */
 function evalDisplay(d, v, blink, out) {
   const n = d.rest.length / 3, ip = d.indptr, ix = d.indices, a = d.data, nb = d.neutral;
+  const nv = nb.length / 3;
+  if (!d.delta) d.delta = new Float32Array(nb.length);
+  const dv = d.delta, s = d.smooth;
+  for (let r = 0; r < nv; r++) {
+    const o = r * 3;
+    if (!s) { dv[o] = v[o] - nb[o]; dv[o + 1] = v[o + 1] - nb[o + 1]; dv[o + 2] = v[o + 2] - nb[o + 2]; continue; }
+    let x = 0, y = 0, z = 0;
+    for (let k = s.indptr[r]; k < s.indptr[r + 1]; k++) {
+      const j = s.indices[k] * 3, w = s.data[k];
+      x += w * (v[j] - nb[j]); y += w * (v[j + 1] - nb[j + 1]); z += w * (v[j + 2] - nb[j + 2]);
+    }
+    dv[o] = x; dv[o + 1] = y; dv[o + 2] = z;
+  }
   for (let r = 0; r < n; r++) {
     let x = 0, y = 0, z = 0;
     for (let k = ip[r]; k < ip[r + 1]; k++) {
       const j = ix[k] * 3, w = a[k];
-      x += w * (v[j] - nb[j]); y += w * (v[j + 1] - nb[j + 1]); z += w * (v[j + 2] - nb[j + 2]);
+      x += w * dv[j]; y += w * dv[j + 1]; z += w * dv[j + 2];
     }
     const o = r * 3;
     out[o] = d.rest[o] + x + blink * d.blink[o];
