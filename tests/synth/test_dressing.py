@@ -107,3 +107,16 @@ def test_smooth_surface_is_display_only() -> None:
     np.testing.assert_array_equal(
         conventions.get(SC.HEAD).resource("neutral").reshape(-1, 3), SC.asset("head")["neutral"]
     )
+
+
+def test_a_convention_given_the_synth_rig_is_dressed() -> None:
+    import dataclasses
+    import uuid
+
+    from unitalker.synth.conventions import attach_arkit_rig
+
+    rigged = conventions.get("3DETF_blendshape_weight").with_resources(**attach_arkit_rig())
+    name = f"test_dressing_{uuid.uuid4().hex[:8]}"  # unique: the registry is process-wide
+    conventions.register(dataclasses.replace(rigged, name=name))
+    assert dressing_for(name) is build_dressing("head")
+    assert dressing_for("3DETF_blendshape_weight") is None  # no rig: drawn as bars

@@ -563,9 +563,22 @@ def _smoothing(mesh, iterations: int = 3, step: float = 0.5) -> object:  # noqa:
 
 def dressing_for(convention: str) -> Dressing | None:
     """The dressing of a convention drawn on a synth head topology, else None."""
-    from unitalker.synth.conventions import TOPOLOGY_OF
+    from unitalker import conventions as registry
+    from unitalker.synth.conventions import TOPOLOGY_OF, attach_arkit_rig
 
     topo = TOPOLOGY_OF.get(convention)
+    if topo is None:
+        # another ARKit convention given the synth rig (attach_arkit_rig) is drawn dressed too
+        try:
+            res = dict(registry.get(convention).resources)
+        except KeyError:
+            return None
+        rig = attach_arkit_rig()
+        if (
+            res.get("rig_basis") == rig["rig_basis"]
+            and res.get("rig_meanshape") == rig["rig_meanshape"]
+        ):
+            topo = "head"
     return build_dressing(topo) if topo is not None else None
 
 
