@@ -505,7 +505,14 @@ def build_dressing(topology: str) -> Dressing:
     for v, f, c in zip(eyes_v, eyes_f, eyes_c, strict=True):
         verts.append(v), faces.append(f + base), cols.append(c)
         kind.append(np.full(len(v), PARTS.index("eyes")))
-        anchors = _nearest(up_anchor, neutral, v)
+        # An eyeball sits in its socket: it hangs from the socket's own vertices (so a
+        # deeper or shallower socket of an identity / a prediction carries it along),
+        # solved to ignore the lid fields (blink, squint, wide, look).
+        centre = v.mean(axis=0)
+        socket = np.nonzero(
+            (np.abs(cx - centre[0]) < 0.016) & (np.abs(cy - centre[1]) < 0.016) & (cz > 0.02)
+        )[0]
+        anchors = socket if len(socket) >= 6 else _nearest(up_anchor, neutral, v)
         maps.append(
             _sparse_rows(_attachment(v, neutral, rig, anchors, jaw=False), anchors, len(neutral))
         )
@@ -516,7 +523,7 @@ def build_dressing(topology: str) -> Dressing:
     blink[:n_skin] = blink_skin
     # The rig's lid closes over a socket, not a ball: in a full blink the eyeballs also
     # sink a little so that no white shows between the lids.
-    blink[np.concatenate(kind) == PARTS.index("eyes"), 2] = -0.004
+    blink[np.concatenate(kind) == PARTS.index("eyes"), 2] = -0.005
     log.debug(
         "dressing %s: %d display vertices, %d faces", topology, len(rest), sum(map(len, faces))
     )
