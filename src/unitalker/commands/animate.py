@@ -85,6 +85,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
+    p.add_argument(
+        "--no-idle",
+        dest="idle",
+        action="store_false",
+        help="mp4 preview: no procedural blink or head sway (they are never in the data)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument(
         "--allow-any-container",
@@ -240,8 +246,6 @@ def animate_file(
     quiet: bool = False,
 ) -> list[Path]:
     """Decode, animate and write one file (all outputs or none)."""
-    from tqdm import tqdm
-
     from unitalker.audio import load_audio
     from unitalker.export import write_outputs
     from unitalker.inference.animate import animate
@@ -254,6 +258,8 @@ def animate_file(
         if total < 2 or quiet:
             return
         if bar is None:
+            from tqdm import tqdm  # only for long audio (several windows)
+
             bar = tqdm(
                 total=total, desc=path.name[:30], unit="window", leave=False, file=sys.stderr
             )
@@ -281,5 +287,8 @@ def animate_file(
         [f.strip() for f in args.format.split(",")],
         audio=wav,
         overwrite=args.overwrite,
-        options={"glb": {"max_error": args.glb_max_error, "lossless": args.glb_lossless}},
+        options={
+            "glb": {"max_error": args.glb_max_error, "lossless": args.glb_lossless},
+            "mp4": {"idle": getattr(args, "idle", True)},
+        },
     )

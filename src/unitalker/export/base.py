@@ -296,7 +296,8 @@ def write_outputs(
         audio: float32 ``[S]`` mono at 16 kHz, muxed into ``mp4``.
         overwrite: replace existing outputs; otherwise an existing one is an error
             raised before anything is written.
-        options: per-format writer options, e.g. ``{"glb": {"lossless": True}}``.
+        options: per-format writer options, e.g. ``{"glb": {"lossless": True}}`` or
+            ``{"mp4": {"idle": False}}`` (each writer's constructor arguments).
 
     Returns:
         The paths written (files, or folders for frame sequences), in plan order.

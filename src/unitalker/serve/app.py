@@ -235,8 +235,18 @@ def _mesh_available(model: Any, c: conventions.Convention) -> bool:
     return c.kind == "blendshapes" and c.has_mesh
 
 
-def mesh_payload(model: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays the viewer needs to draw a convention: see ``GET /v1/mesh/{convention}``."""
+def mesh_payload(
+    model: Any, name: str, display: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays the viewer needs to draw a convention: see ``GET /v1/mesh/{convention}``.
+
+    With ``display`` and a convention on a synth head, also the render-only dressing
+    (:mod:`unitalker.synth.dressing`): ``display_rest [D, 3]``, ``display_faces``,
+    ``display_colors [D, 3]``, ``display_blink [D, 3]`` and the sparse map
+    ``display_indptr / display_indices / display_data`` (CSR ``[D, V]``) and the smoothing
+    ``display_smooth_*`` (CSR ``[V, V]``), to draw
+    ``display_rest + A @ S @ (vertices - neutral) + blink * display_blink``.
+    """
     try:
         c = conventions.get(name)
     except KeyError as e:
@@ -262,6 +272,33 @@ def mesh_payload(model: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str
         arrays["faces"] = np.asarray(faces, np.int64).reshape(-1, 3)
     meta = {"convention": name, "kind": c.kind, "n_vertices": int(arrays["neutral"].shape[0])}
     meta["has_faces"] = faces is not None
+    if display:
+        from unitalker.synth.dressing import dressing_for
+
+        d = dressing_for(name)
+        if d is not None and d.neutral.shape == arrays["neutral"].shape:
+            a = d.matrix
+            arrays |= {
+                "display_rest": d.rest,
+                "display_faces": d.faces.astype(np.int64),
+                "display_colors": d.colors,
+                "display_blink": d.blink,
+                "display_indptr": a.indptr.astype(np.int64),
+                "display_indices": a.indices.astype(np.int64),
+                "display_data": a.data.astype(np.float32),
+            }
+            if d.smooth is not None:
+                sm = d.smooth
+                arrays |= {
+                    "display_smooth_indptr": sm.indptr.astype(np.int64),
+                    "display_smooth_indices": sm.indices.astype(np.int64),
+                    "display_smooth_data": sm.data.astype(np.float32),
+                }
+            meta["display"] = (
+                "render-only dressing: display_rest + A @ S @ (vertices - neutral) "
+                "+ blink * display_blink, A the CSR display_indptr/indices/data [D, V], "
+                "S the CSR display_smooth_indptr/indices/data [V, V] (identity if absent)"
+            )
     meta["evaluate"] = "neutral + weights @ basis" if "basis" in arrays else "frames are vertices"
     return arrays, meta
 
@@ -390,8 +427,11 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def mesh(
         convention: str,
         format: str = Query("json", pattern="^(json|bin)$", description="json or bin"),
+        display: bool = Query(
+            True, description="include the render-only dressing of synth heads (display_*)"
+        ),
     ) -> Response:
-        arrays, meta = await asyncio.to_thread(mesh_payload, model, convention)
+        arrays, meta = await asyncio.to_thread(mesh_payload, model, convention, display)
         if format == "bin":
             return Response(
                 protocol.pack_arrays(arrays, meta), media_type=protocol.ARRAYS_MEDIA_TYPE
@@ -401,6 +441,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         body["faces"] = arrays["faces"].tolist() if "faces" in arrays else None
         if "basis" in arrays:
             body["basis"] = _round(arrays["basis"])
+        for k, v in arrays.items():
+            if k.startswith("display_"):
+                body[k] = v.tolist() if np.issubdtype(v.dtype, np.integer) else _round(v)
         return JSONResponse(body)
 
     # ---- offline inference ----------------------------------------------------------------
