@@ -20,6 +20,34 @@ class ConfigError(ValueError):
     """A config that does not match its dataclass."""
 
 
+def check_range(
+    name: str,
+    value: float | None,
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+) -> None:
+    """Raise ValueError naming ``name`` unless ``lo <= value <= hi`` (``lo < value`` when
+    ``lo_open``); None passes (an optional field left unset). For ``__post_init__`` checks of
+    config dataclasses: :func:`from_dict` turns the error into a ConfigError with the key path.
+    """
+    if value is None:
+        return
+    bad = (value != value) or (  # NaN is in no range
+        (lo is not None and (value <= lo if lo_open else value < lo))
+        or (hi is not None and value > hi)
+    )
+    if bad:
+        if lo is not None and hi is not None:
+            want = f"in {'(' if lo_open else '['}{lo}, {hi}]"
+        elif lo is not None:
+            want = f"{'>' if lo_open else '>='} {lo}"
+        else:
+            want = f"<= {hi}"
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+
+
 def to_dict(obj: Any) -> Any:
     """Dataclass -> plain JSON-able dict (tuples become lists)."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
@@ -86,6 +114,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ConfigError(f"{where}: {value!r} is not one of {args}")
         return value
     if tp is float:
+        if isinstance(value, str) and value.strip().lower() in ("nan", "+nan", "-nan"):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
         if isinstance(value, str):
             # YAML 1.1 reads "3e-4" (no dot) as a string; accept what float() accepts.
             try:

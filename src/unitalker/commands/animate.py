@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from unitalker.commands._args import NON_NEGATIVE_SECONDS, Number
+
+WINDOW = Number(float, 0, 3600)
 HELP = "animate audio files (or folders of them) with every requested head"
 
 
@@ -55,11 +58,17 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--window",
-        type=float,
+        type=WINDOW,
         default=25.0,
-        help="window length in seconds for long audio (0: whole clip at once)",
+        help="window length in seconds for long audio, 0 (whole clip at once) or at least 1 "
+        "(%(type)s; default 25)",
     )
-    p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
+    p.add_argument(
+        "--overlap",
+        type=NON_NEGATIVE_SECONDS,
+        default=5.0,
+        help="cross-fade between windows in seconds, less than --window (%(type)s; default 5)",
+    )
     p.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
@@ -151,6 +160,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             "--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph"
         )
+    if 0 < args.window < 1:
+        raise CLIError(f"--window {args.window:g}: use 0 (whole clip) or at least 1 second")
+    if args.window > 0 and args.overlap >= args.window:
+        raise CLIError(f"--overlap {args.overlap:g} must be shorter than --window {args.window:g}")
     heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
 
     items, bad = collect_inputs(args.audio)
