@@ -77,3 +77,13 @@ def test_bad_values(release, tmp_path, capsys, bad):
     assert rc == 2 and "bad config" in err and (key in err or "nothing to train" in err), err
     assert "Traceback" not in err
     assert not out.exists()
+
+
+def test_cuda_device_without_cuda(release, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, err = _run(capsys, "--set", f"data.manifest={release}", "--set", "device=cuda",
+                   "--set", f"out_dir={tmp_path / 'o'}")  # fmt: skip
+    assert rc == 2 and "CUDA is not available" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

@@ -136,8 +136,9 @@ def load_model(name_or_path: str | Path | None = None, device: Any = None) -> Un
         name_or_path: bundled name (None = default), folder, ``.safetensors`` or ``.pt``.
         device: torch device; default CUDA when available, else CPU.
     """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from unitalker.device import resolve_device
+
+    device = resolve_device(device)  # before any reading: a bad --device fails at once
     path = resolve_model_path(name_or_path)
     if path.is_file() and path.suffix in (".pt", ".pth", ".bin"):
         raise CheckpointError(
@@ -192,8 +193,12 @@ def _load_ours(path: Path) -> UniTalker:
         config = model_config_from_dict(meta["model"])
     except (ConfigError, KeyError) as e:
         raise CheckpointError(f"{path}: invalid model config: {e}") from e
-    model = UniTalker(config)
+    try:
+        model = UniTalker(config)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: cannot build the model its config describes: {e}") from e
     state = remap_weight_norm(state, model.state_dict().keys())
+    check_shapes(state, model.state_dict(), weights, CONFIG if path.is_dir() else "its metadata")
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
@@ -202,6 +207,24 @@ def _load_ours(path: Path) -> UniTalker:
     model.meta = dict(meta.get("meta", {}))
     model.meta["extra"] = meta.get("extra", {})
     return model
+
+
+def check_shapes(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: Path, config: str
+) -> None:
+    """Raise CheckpointError at the first tensor whose shape differs from the model's.
+
+    ``load_state_dict`` would raise a bare ``RuntimeError: size mismatch`` listing every
+    tensor; a user needs the file and the first tensor to see which side is wrong.
+    """
+    for k, want in expected.items():
+        got = state.get(k)
+        if got is not None and tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(
+                f"{source}: the weights do not match the config in {config}: tensor {k} has "
+                f"shape {list(got.shape)}, the config builds {list(want.shape)} "
+                "(config and weights of different models?)"
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -349,6 +372,7 @@ def load_original(
         ours.update({f"pca_layer_dict.{name}.{k}": v for k, v in layer.state_dict().items()})
     for name, tpl in templates.items():
         ours[f"templates.{name}"] = torch.from_numpy(tpl)
+    check_shapes(ours, model.state_dict(), Path(path), f"encoder {encoder!r} / the data release")
     missing, unexpected = model.load_state_dict(ours, strict=False)
     # HF models may register buffers the release did not save (e.g. masked_spec_embed).
     missing = [k for k in missing if not k.endswith("masked_spec_embed")]

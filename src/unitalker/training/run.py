@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from unitalker.config import to_dict
+from unitalker.device import resolve_device
 from unitalker.training import builders
 from unitalker.training.config import TrainConfig
 from unitalker.training.distributed import DistInfo
@@ -35,12 +36,6 @@ class Prepared:
     resume_dir: Path | None
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def prepare(
     cfg: TrainConfig,
     *,
@@ -52,6 +47,7 @@ def prepare(
     from unitalker.models.checkpoint import CONFIG, checkpoint_metadata, load_model
 
     dist = dist or DistInfo()
+    device = resolve_device(cfg.device)  # --device cuda without CUDA: fail before any work
     builders.register_conventions(cfg)
     torch.manual_seed(cfg.seed)  # model init is reproducible (and equal on every rank)
     manifest = builders.load_train_manifest(cfg)
@@ -106,7 +102,7 @@ def prepare(
         trainable=trainable,
         precision=cfg.precision,
         seed=cfg.seed,
-        device=resolve_device(cfg.device),
+        device=device,
         dist=dist,
         val_set=val_set,
         meta=meta,
