@@ -168,8 +168,23 @@ def _loader_class() -> type:
         def __init__(self, stream: str) -> None:
             super().__init__(stream)
             self.aliases = 0
+            self.depth = 0
 
         def compose_node(self, parent: Any, index: Any) -> Any:
+            # Events are parsed lazily: stopping here keeps deep nesting from ever
+            # reaching Python's recursion limit (slow, and a RecursionError).
+            self.depth += 1
+            try:
+                if self.depth > MAX_DEPTH:
+                    mark = self.peek_event().start_mark
+                    raise ConfigError(
+                        f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels: refused"
+                    )
+                return self._compose_counted(parent, index)
+            finally:
+                self.depth -= 1
+
+        def _compose_counted(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
                 self.aliases += 1
                 if self.aliases > MAX_ALIASES:
@@ -222,8 +237,11 @@ def load_yaml_text(text: str, source: str = "config") -> Any:
     """
     import yaml
 
-    loader = _loader_class()(text)
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: {len(text)} characters is too large for a config")
+    loader = None
     try:
+        loader = _loader_class()(text)  # the reader refuses control characters at once
         data = loader.get_single_data()
     except ConfigError as e:
         raise ConfigError(f"{source}: {e}") from None
@@ -234,7 +252,8 @@ def load_yaml_text(text: str, source: str = "config") -> Any:
     except (ValueError, OverflowError) as e:  # e.g. an integer of 5000 digits
         raise ConfigError(f"{source}: unreadable value: {e}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     try:
         _check_size(data)
     except ConfigError as e:

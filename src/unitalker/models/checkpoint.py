@@ -166,39 +166,30 @@ def _load_ours(path: Path) -> UniTalker:
             f"{weights}: not a readable safetensors file (corrupt or truncated?): {e}"
         ) from e
     cfg_file = weights.parent / CONFIG
+    use_file = path.is_dir() and cfg_file.exists()
+    where = cfg_file if use_file else weights
     try:
-        meta = (
-            json.loads(cfg_file.read_text())
-            if path.is_dir() and cfg_file.exists()
-            else json.loads(header_meta["unitalker_config"])
-        )
-    except (KeyError, json.JSONDecodeError) as e:
+        text = cfg_file.read_text(encoding="utf-8") if use_file else header_meta["unitalker_config"]
+        if len(text) > MAX_CONFIG_CHARS:
+            raise CheckpointError(f"{where}: config of {len(text)} characters is too large")
+        meta = json.loads(text)
+    except (KeyError, ValueError, RecursionError, OSError) as e:  # JSON / UTF-8 / read errors
         raise CheckpointError(
-            f"{path}: no valid unitalker config (config.json or safetensors metadata): {e}"
-        ) from e
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a unitalker checkpoint (format={meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: format version {meta['format_version']} is newer than this unitalker ({FORMAT_VERSION}); upgrade"
-        )
+            f"{path}: no valid unitalker config (config.json or safetensors metadata): "
+            f"{type(e).__name__}: {e}"
+        ) from None
+    config = _check_meta(meta, where, path)
     try:
-        conventions.ensure_registered(
-            [conventions.Convention.from_dict(c) for c in meta.get("conventions", [])],
-            source=str(path),
-        )
-    except ValueError as e:
-        raise CheckpointError(str(e)) from e
-    try:
-        config = model_config_from_dict(meta["model"])
-    except (ConfigError, KeyError) as e:
-        raise CheckpointError(f"{path}: invalid model config: {e}") from e
-    try:
-        model = UniTalker(config)
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{path}: cannot build the model its config describes: {e}") from e
-    state = remap_weight_norm(state, model.state_dict().keys())
-    check_shapes(state, model.state_dict(), weights, CONFIG if path.is_dir() else "its metadata")
+        # Build on the meta device first: a config whose sizes disagree with the weights
+        # (or are absurd) fails here without allocating anything.
+        with torch.device("meta"):
+            skeleton = UniTalker(config)
+    except (ValueError, KeyError, TypeError, RuntimeError, OverflowError) as e:
+        raise CheckpointError(f"{where}: cannot build the model its config describes: {e}") from e
+    state = remap_weight_norm(state, skeleton.state_dict().keys())
+    check_shapes(state, skeleton.state_dict(), weights, CONFIG if use_file else "its metadata")
+    del skeleton
+    model = UniTalker(config)
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
@@ -207,6 +198,42 @@ def _load_ours(path: Path) -> UniTalker:
     model.meta = dict(meta.get("meta", {}))
     model.meta["extra"] = meta.get("extra", {})
     return model
+
+
+MAX_CONFIG_CHARS = 16 * 1024**2
+
+
+def _check_meta(meta: Any, where: Path, path: Path) -> ModelConfig:
+    """Validate a checkpoint's JSON description and return its model config."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where}: the config is not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a unitalker checkpoint (format={meta.get('format')!r})")
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{where}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {version} is newer than this unitalker ({FORMAT_VERSION}); upgrade"
+        )
+    for key, kind in (("conventions", list), ("meta", dict), ("extra", dict), ("model", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{where}: {key} must be a JSON {kind.__name__}")
+    if "model" not in meta:
+        raise CheckpointError(f"{where}: invalid model config: no 'model' section")
+    try:
+        convs = []
+        for c in meta.get("conventions", []):
+            if not isinstance(c, dict):
+                raise ValueError(f"a convention must be an object, got {c!r}")
+            convs.append(conventions.Convention.from_dict(c))
+        conventions.ensure_registered(convs, source=str(path))
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+        raise CheckpointError(f"{where}: invalid conventions: {e}") from None
+    try:
+        return model_config_from_dict(meta["model"])
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: invalid model config: {e}") from e
 
 
 def check_shapes(

@@ -1,0 +1,28 @@
+"""The fuzz suite's bookkeeping: how many inputs each target saw, and how each ended."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import pytest
+
+# target -> outcome ("ok" or the project's exception class name) -> count
+OUTCOMES: dict[str, Counter] = defaultdict(Counter)
+
+
+@pytest.fixture(scope="session")
+def record():
+    def add(target: str, outcome: str) -> None:
+        OUTCOMES[target][outcome] += 1
+
+    return add
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not OUTCOMES:
+        return
+    terminalreporter.section("fuzz inputs per target (uncaught: the failed tests above)")
+    for target, counts in sorted(OUTCOMES.items()):
+        total = sum(counts.values())
+        parts = ", ".join(f"{k} {v}" for k, v in counts.most_common())
+        terminalreporter.write_line(f"{target}: {total} inputs: {parts}")
