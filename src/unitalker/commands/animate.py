@@ -194,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(str(p), file=sys.stdout)
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            msg = str(msg).removeprefix(f"{path}: ")  # the path is printed once, in front
             failures.append((str(path), msg))
             tqdm.write(f"failed: {path}: {msg}", file=sys.stderr)
         files_bar.update(1)

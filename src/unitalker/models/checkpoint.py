@@ -140,7 +140,15 @@ def load_model(name_or_path: str | Path | None = None, device: Any = None) -> Un
 
     device = resolve_device(device)  # before any reading: a bad --device fails at once
     path = resolve_model_path(name_or_path)
-    if path.is_file() and path.suffix in (".pt", ".pth", ".bin"):
+    if path.is_file() and path.suffix in (".pt", ".pth", ".bin", ".pkl", ".ckpt"):
+        # Say "original-release checkpoint" only when it is one (read weights-only, mmap).
+        try:
+            read_original_state(path)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"{path}: not a unitalker checkpoint (a folder or .safetensors file) and not an "
+                f"original UniTalker release checkpoint either: {str(e).removeprefix(f'{path}: ')}"
+            ) from None
         raise CheckpointError(
             f"{path}: an original-release checkpoint; convert it first: "
             f"unitalker convert-checkpoint {path} --data-root DATA --encoder ENCODER -o OUT/"
@@ -290,11 +298,23 @@ def read_original_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not p.exists():
         raise CheckpointError(f"{p}: no such file")
     try:
-        state = torch.load(str(p), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(str(p), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            # the legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        # torch's message may advise weights_only=False, which runs any code in the file:
+        # never pass that on.
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "weights_only" in str(e):
+            detail = "it holds objects other than tensors (not a plain state dict)"
         raise CheckpointError(
-            f"{p}: cannot read as a weights-only torch checkpoint (corrupt, truncated or not a state dict): {e}"
-        ) from e
+            f"{p}: cannot read as a weights-only torch checkpoint (corrupt, truncated or not a "
+            f"state dict): {detail}"
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
