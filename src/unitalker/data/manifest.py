@@ -551,14 +551,22 @@ _SCHEMAS: tuple[Any, Any] | None = None
 
 def _schema_error(where: str, err: Any) -> ManifestError:
     """The first problem of a pydantic ValidationError as ``where: field: problem``."""
+    import re
+
     first = err.errors()[0]
-    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"]).lstrip(".")
+    # drop pydantic's union-branch tags (``fps.float``) so the field reads as in the file
+    parts = [p for p in first["loc"] if isinstance(p, int) or p not in _TYPE_TAGS]
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    msg = re.sub(r" or instance of \w+", "", first["msg"])
     value = first.get("input")
     shown = repr(value)
     if len(shown) > 60:
         shown = shown[:57] + "..."
     field_ = f" {loc}" if loc else ""
-    return ManifestError(f"{where}:{field_}: {first['msg'].lower()} (got {shown})")
+    return ManifestError(f"{where}:{field_}: {msg[:1].lower() + msg[1:]} (got {shown})")
+
+
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "constrained-str"}
 
 
 @dataclass(frozen=True)
