@@ -26,3 +26,12 @@ def pytest_terminal_summary(terminalreporter):
         total = sum(counts.values())
         parts = ", ".join(f"{k} {v}" for k, v in counts.most_common())
         terminalreporter.write_line(f"{target}: {total} inputs: {parts}")
+
+
+def pytest_collection_modifyitems(config, items):
+    # A long run (--fuzz 10000) is one test per target that may take longer than the
+    # suite's per-test timeout: lift it for these tests only.
+    n = config.getoption("--fuzz")
+    if n is not None and n > 1000:
+        for item in items:
+            item.add_marker(pytest.mark.timeout(0))
