@@ -75,3 +75,34 @@ def tiny_model():
 
     torch.manual_seed(0)
     return randomize(UniTalker(tiny_model_config())).eval()
+
+
+# ---- fuzzing: a few hundred cases per target normally, `--fuzz N` (or UNITALKER_FUZZ=N)
+# for the long run. Hypothesis is seeded (derandomize) so every run tries the same inputs.
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fuzz",
+        type=int,
+        default=None,
+        metavar="N",
+        help="inputs per fuzz target (default: $UNITALKER_FUZZ or 200)",
+    )
+
+
+def pytest_configure(config):
+    from hypothesis import HealthCheck, settings
+
+    n = config.getoption("--fuzz") or int(os.environ.get("UNITALKER_FUZZ", "200"))
+    settings.register_profile(
+        "unitalker",
+        max_examples=n,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                               HealthCheck.filter_too_much],  # fmt: skip
+    )
+    settings.load_profile("unitalker")

@@ -44,16 +44,45 @@ def test_default_model_animates_the_example():
     assert jaw.max() > 0.2 and jaw[-5:].mean() < jaw.max() / 3
 
 
-def test_readme_main_job(tmp_path):
-    """The README's command 1: every format of every head, the mp4 preview included."""
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_animate_args() -> list[str]:
+    """The arguments of the README's command 1 (``... && unitalker animate ...``)."""
+    import shlex
+
+    for line in README.read_text().splitlines():
+        if "unitalker animate examples/hello.wav" in line:
+            cmd = line.split("&&")[-1].split("#")[0]
+            return shlex.split(cmd)[2:]  # drop "unitalker animate"
+    raise AssertionError("README has no 'unitalker animate examples/hello.wav' command")
+
+
+def test_readme_main_job(tmp_path, monkeypatch):
+    """The README's command 1, run twice as written (from the repository root, with the
+    paths it names): every format of every head, the mp4 preview included."""
     import av
 
     from unitalker.render.renderer import egl_available
 
     if not egl_available():
         pytest.skip("no EGL here: the mp4 preview needs Mesa's EGL (CI installs it)")
+    args = readme_animate_args()
+    assert args[0] == "examples/hello.wav" and "--overwrite" in args
+    args[0] = str(EXAMPLE)
     out = tmp_path / "out"
-    assert main(["animate", str(EXAMPLE), "-o", str(out), "--format", "all"]) == 0
+    args[args.index("-o") + 1] = str(out)
+    mine = out / "my_notes.txt"
+    out.mkdir()
+    mine.write_text("a user's own file")
+    assert main(["animate", *args]) == 0
+    first = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["animate", *args]) == 0  # the README's command is idempotent
+    assert {p.name for p in out.iterdir()} == set(first)
+    assert mine.read_text() == "a user's own file"
+    # without --overwrite, existing outputs are protected
+    plain = [a for a in args if a != "--overwrite"]
+    assert main(["animate", *plain]) == 1
     names = {p.name for p in out.iterdir()}
     assert {"hello.npz", "hello.mp4", "hello_synth_arkit52.csv"} <= names
     heads = unitalker.load_model(device="cpu").heads

@@ -394,7 +394,19 @@ def resample(wav: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
         return wav
     from scipy.signal import resample_poly
 
-    frac = Fraction(target_sr, sr).limit_denominator(1000)
+    rates = []
+    for r in (sr, target_sr):
+        # a rate from a (possibly mutated) header: a positive whole number or an AudioError
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer, float)) or not r > 0:
+            raise AudioError(f"cannot resample from {sr!r} Hz to {target_sr!r} Hz: invalid rate")
+        if isinstance(r, float) and not (math.isfinite(r) and r.is_integer()):
+            raise AudioError(f"cannot resample from {sr!r} Hz to {target_sr!r} Hz: invalid rate")
+        rates.append(int(r))
+    frac = Fraction(rates[1], rates[0]).limit_denominator(1000)
+    if frac.numerator < 1:  # e.g. 2**31-1 Hz to 16 kHz: no ratio with a denominator <= 1000
+        raise AudioError(
+            f"cannot resample from {sr} Hz to {target_sr} Hz: the ratio is too extreme"
+        )
     out = resample_poly(wav.astype(np.float64), frac.numerator, frac.denominator)
     return out.astype(np.float32)
 

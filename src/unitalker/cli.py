@@ -8,6 +8,7 @@ module's heavy imports happen inside its handler, so ``unitalker --help`` stays 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import pkgutil
@@ -51,17 +52,52 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = args.func(args)
     except CLIError as e:
+        _close_progress_bars()
         print(f"unitalker {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        _close_progress_bars()
         print("interrupted", file=sys.stderr)
         return 130
-    except (FileNotFoundError, ValueError, KeyError) as e:
+    except (FileNotFoundError, ValueError, KeyError, OSError) as e:
         # Library errors carry the file and the problem; show them plainly.
+        _close_progress_bars()
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        if isinstance(e, OSError) and not isinstance(e, FileNotFoundError):
+            msg = _os_error_text(e)
         print(f"unitalker {args.command}: error: {msg}", file=sys.stderr)
         return 2
     return int(rc or 0)
+
+
+def _close_progress_bars() -> None:
+    """End any open tqdm bar, so an error starts on its own line (no glued fragments)."""
+    tqdm_mod = sys.modules.get("tqdm")
+    if tqdm_mod is None:
+        return
+    for bar in list(getattr(tqdm_mod.tqdm, "_instances", ())):
+        with contextlib.suppress(Exception):  # best effort while reporting another error
+            bar.close()
+    sys.stderr.flush()
+
+
+def _os_error_text(e: OSError) -> str:
+    """``[Errno 28] No space left on device: 'x'`` -> what happened, where, what to do."""
+    import errno
+
+    where = f"{e.filename}: " if e.filename else ""
+    if e.errno == errno.ENOSPC:
+        what = (
+            e.strerror
+            if e.strerror and "space" in e.strerror.lower()
+            else "no space left on device"
+        )
+        return f"{where}{what}; free some disk space (or write elsewhere) and retry"
+    if e.errno in (errno.EACCES, errno.EPERM):
+        return f"{where}permission denied"
+    if e.errno == errno.EROFS:
+        return f"{where}read-only file system"
+    return f"{where}{e.strerror or e}"
 
 
 if __name__ == "__main__":

@@ -374,14 +374,13 @@ def register_from_file(path: str | Path, *, overwrite: bool = False) -> list[Con
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"convention file not found: {p}")
-    text = p.read_text()
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
+            from unitalker.config import read_yaml_file
 
-            data = yaml.safe_load(text)
+            data = read_yaml_file(p)  # plain data only, bounded (no tags, no alias bombs)
         else:
-            data = json.loads(text)
+            data = json.loads(p.read_text())
     except Exception as e:  # noqa: BLE001 - re-raised with the file name
         raise ValueError(
             f"{p}: not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {e}"

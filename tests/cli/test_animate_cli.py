@@ -158,9 +158,13 @@ def test_original_pt_gives_convert_hint(tmp_path, capsys):
 
     f = wav_file(tmp_path / "a.wav")
     pt = tmp_path / "UniTalker-B-D0-D7.pt"
-    torch.save({"x": torch.zeros(1)}, pt)
+    torch.save({"decoder.learnable_style_emb.weight": torch.zeros(3, 4)}, pt)  # release layout
     assert run(f, "-m", pt, "-o", tmp_path / "o") == 2
     assert "convert-checkpoint" in capsys.readouterr().err
+    torch.save({"x": torch.zeros(1)}, pt)  # any other state dict is not called one
+    assert run(f, "-m", pt, "-o", tmp_path / "o") == 2
+    err = capsys.readouterr().err
+    assert "convert-checkpoint" not in err and "not an original UniTalker" in err
 
 
 @pytest.mark.parametrize("sr, channels", [(8000, 1), (96000, 6)])

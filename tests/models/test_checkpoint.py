@@ -74,6 +74,50 @@ def test_corrupt_and_truncated_checkpoints_fail_clearly(tmp_path, tiny_model):
         load_model(bad_cfg)
 
 
+def test_config_disagreeing_with_weights_names_file_and_tensor(tmp_path, tiny_model):
+    save_model(tiny_model, tmp_path / "ok")
+    meta = json.loads((tmp_path / "ok" / "config.json").read_text())
+    meta["model"]["decoder"]["hidden"] = 20  # weights were saved with 24
+    (tmp_path / "ok" / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError) as e:
+        load_model(tmp_path / "ok", device="cpu")
+    msg = str(e.value)
+    assert "model.safetensors" in msg and "config.json" in msg and "shape" in msg
+    assert "decoder." in msg and "[24" in msg  # the first mismatching tensor, with its shape
+
+
+def test_unavailable_device_is_a_clear_error(tmp_path, tiny_model, monkeypatch, capsys):
+    from unitalker.cli import main
+    from unitalker.device import DeviceError, resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceError, match="CUDA is not available"):
+        resolve_device("cuda")
+    with pytest.raises(DeviceError, match="not a torch device"):
+        resolve_device("gpu")
+    assert resolve_device(None).type == "cpu" and resolve_device("auto").type == "cpu"
+    save_model(tiny_model, tmp_path / "m")
+    wav = tmp_path / "a.npy"
+    np.save(wav, np.zeros(8000, np.float32))
+    for argv in (
+        [
+            "animate",
+            str(wav),
+            "-m",
+            str(tmp_path / "m"),
+            "-o",
+            str(tmp_path / "o"),
+            "--device",
+            "cuda",
+        ],
+        ["stream", str(wav), "-m", str(tmp_path / "m"), "--device", "cuda:3"],
+    ):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "CUDA is not available" in err and "--device cpu" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
 def _write_release(root, model, rng):
     """A fake data release: pca.npz + id_template.npy for the heads' datasets."""
     done = set()

@@ -30,3 +30,30 @@ def test_loadtest_cli_in_process(model_dir, capsys, tmp_path):
     assert rc == 0, capsys.readouterr()
     assert "p95 ms" in capsys.readouterr().out
     assert json.loads(out.read_text())["kinds"]["animate"]["ok"] == 2
+
+
+def test_refusals_only_past_the_configured_limits(model):
+    """Under the limits: nothing refused. Past them: refusals (503 / close 1013), counted
+    as such, never as errors, and still nothing lost or answered wrongly."""
+    from serve_testdata import run_server
+
+    from unitalker.serve import ServeSettings, create_app
+    from unitalker.serve.loadtest import run_loadtest, synthetic_clip
+
+    clip = synthetic_clip(0.5)
+    within = ServeSettings(max_concurrency=2, queue_limit=8, max_streams=8, max_seconds=10.0)
+    with run_server(create_app(model, within)) as r:
+        report = run_loadtest(r.url, clip, clients=4, requests=2, duration=60, latency_runs=0)
+    for kind, s in report.kinds.items():
+        assert s["ok"] == s["sent"] == 4 and s["rejected"] == s["errors"] == s["lost"] == 0, (
+            kind,
+            s,
+        )
+
+    tight = ServeSettings(max_concurrency=1, queue_limit=0, max_streams=1, max_seconds=10.0)
+    with run_server(create_app(model, tight)) as r:
+        report = run_loadtest(r.url, clip, clients=6, requests=3, duration=60, latency_runs=0)
+    for kind, s in report.kinds.items():
+        assert s["errors"] == 0 and s["lost"] == 0, (kind, s["error_messages"])
+        assert s["ok"] >= 1 and s["ok"] + s["rejected"] == s["sent"] == 9, (kind, s)
+    assert sum(s["rejected"] for s in report.kinds.values()) > 0

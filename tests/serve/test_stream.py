@@ -108,6 +108,11 @@ def test_stream_other_rate_and_identity(server, model):
         ({"format": "xml"}, "format"),
         ({"identity": "nobody"}, "identity"),
         ({"colour": "red"}, "unknown header keys"),
+        ("[" * 1000 + "]" * 1000, "nested deeper"),  # was RecursionError -> 1011
+        ('{"heads": ' + "[" * 5000, "nested deeper"),
+        ({"heads": ["x" * 70000]}, "larger than"),
+        ({"identity": -1}, "out of range"),
+        ({"lookahead": 1e9}, "lookahead"),
     ],
 )
 def test_stream_bad_header(server, header, needle):

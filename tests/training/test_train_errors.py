@@ -50,7 +50,40 @@ def test_resume_other_architecture(release, tmp_path, capsys):
     assert not (tmp_path / "b").exists()
 
 
-@pytest.mark.parametrize("bad", ["pivot_prob=2.0", "precision=fp8"])
-def test_bad_values(release, capsys, bad):
-    rc, err = _run(capsys, "--set", f"data.manifest={release}", "--set", bad)
-    assert rc == 2 and "bad config" in err
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "pivot_prob=2.0",
+        "precision=fp8",
+        "schedule.steps=-5",  # used to write an untrained model as if trained
+        "schedule.epochs=0",  # with steps 0: nothing to train
+        "data.batch_size=0",
+        "data.max_seconds=0",
+        "optim.lr=-1e-4",
+        "optim.lr=.nan",
+        "optim.betas=[0.9, 1.5]",
+        "loss.alpha=-1",
+        "log.keep_last=-1",
+        "model.decoder.dropout=1.5",
+        "model.pca_components=-3",
+        "seed=-1",
+    ],
+)
+def test_bad_values(release, tmp_path, capsys, bad):
+    out = tmp_path / "o"
+    rc, err = _run(capsys, "--set", f"data.manifest={release}", "--set", f"out_dir={out}",
+                   "--set", bad)  # fmt: skip
+    key = bad.split("=")[0].split(".")[-1]
+    assert rc == 2 and "bad config" in err and (key in err or "nothing to train" in err), err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_cuda_device_without_cuda(release, tmp_path, capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    rc, err = _run(capsys, "--set", f"data.manifest={release}", "--set", "device=cuda",
+                   "--set", f"out_dir={tmp_path / 'o'}")  # fmt: skip
+    assert rc == 2 and "CUDA is not available" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

@@ -8,6 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from unitalker.commands._args import NON_NEGATIVE_SECONDS, Number
+
+WINDOW = Number(float, 0, 3600)
 HELP = "animate audio files (or folders of them) with every requested head"
 
 
@@ -56,11 +59,17 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--window",
-        type=float,
+        type=WINDOW,
         default=25.0,
-        help="window length in seconds for long audio (0: whole clip at once)",
+        help="window length in seconds for long audio, 0 (whole clip at once) or at least 1 "
+        "(%(type)s; default 25)",
     )
-    p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
+    p.add_argument(
+        "--overlap",
+        type=NON_NEGATIVE_SECONDS,
+        default=5.0,
+        help="cross-fade between windows in seconds, less than --window (%(type)s; default 5)",
+    )
     p.add_argument(
         "--glb-max-error",
         type=float,
@@ -188,6 +197,10 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             "--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph"
         )
+    if 0 < args.window < 1:
+        raise CLIError(f"--window {args.window:g}: use 0 (whole clip) or at least 1 second")
+    if args.window > 0 and args.overlap >= args.window:
+        raise CLIError(f"--overlap {args.overlap:g} must be shorter than --window {args.window:g}")
     heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
 
     items, bad = collect_inputs(args.audio)
@@ -218,6 +231,7 @@ def run(args: argparse.Namespace) -> int:
                 tqdm.write(str(p), file=sys.stdout)
         except (ValueError, KeyError, OSError, RuntimeError) as e:
             msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            msg = str(msg).removeprefix(f"{path}: ")  # the path is printed once, in front
             failures.append((str(path), msg))
             tqdm.write(f"failed: {path}: {msg}", file=sys.stderr)
         files_bar.update(1)

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from unitalker.commands._args import COUNT, Number
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser(
@@ -18,9 +20,12 @@ def add_parser(sub: Any) -> None:
         help="B: UniTalker-B architecture with random weights (default); tiny: a smoke test",
     )
     p.add_argument(
-        "--seconds", type=float, default=10.0, help="clip length for the speed table (default 10)"
+        "--seconds",
+        type=Number(float, 0.5, 3600),
+        default=10.0,
+        help="clip length for the speed table (%(type)s; default 10)",
     )
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=COUNT, default=3, help="timed runs (%(type)s; default 3)")
     p.add_argument(
         "--quick",
         action="store_true",
@@ -31,7 +36,9 @@ def add_parser(sub: Any) -> None:
         default="",
         help="comma-separated parts to skip: per_head, onnx, bf16, memory, streaming, render",
     )
-    p.add_argument("--threads", type=int, default=None, help="torch / onnxruntime threads")
+    p.add_argument(
+        "--threads", type=COUNT, default=None, help="torch / onnxruntime threads (%(type)s)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unitalker.commands._args import FPS, NON_NEGATIVE_SECONDS, SEED, Number
+
 _CONVERT_HELP = {
     "biwi": "BIWI, CodeTalker layout: vertices_npy/F2_e01.npy, wav/F2_e01.wav, templates.pkl (-> D0)",
     "vocaset": "VOCASET, FaceFormer layout: vertices_npy/<subject>_sentenceNN.npy, wav/, templates.pkl (-> D1)",
@@ -62,12 +64,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                 default=(0.8, 0.1, 0.1),
                 help="train,val,test (default 0.8,0.1,0.1)",
             )
-            c.add_argument("--seed", type=int, default=0, help="seed of the split assignment")
+            c.add_argument(
+                "--seed", type=SEED, default=0, help="seed of the split assignment (%(type)s)"
+            )
         if name == "folder":
             c.add_argument(
                 "--convention", required=True, help="registered convention name of the annotations"
             )
-            c.add_argument("--fps", type=float, required=True, help="native annotation frame rate")
+            c.add_argument(
+                "--fps", type=FPS, required=True, help="native annotation frame rate (%(type)s)"
+            )
             c.add_argument(
                 "--dataset", default="custom", help="dataset key written into the manifest"
             )
@@ -101,10 +107,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     chk.add_argument("manifest", help="split .json, dataset folder, or root of dataset folders")
     chk.add_argument("--split", default="all", help="split to check (default: all)")
     chk.add_argument(
-        "--tolerance", type=float, default=0.25, help="allowed audio/annotation duration gap in s"
+        "--tolerance",
+        type=NON_NEGATIVE_SECONDS,
+        default=0.25,
+        help="allowed audio/annotation duration gap in s (%(type)s; default 0.25)",
     )
     chk.add_argument(
-        "--tolerance-frac", type=float, default=0.05, help="... or this fraction of the duration"
+        "--tolerance-frac",
+        type=Number(float, 0, 1),
+        default=0.05,
+        help="... or this fraction of the duration (%(type)s; default 0.05)",
     )
     chk.add_argument(
         "--headers-only", action="store_true", help="read audio headers instead of decoding"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unitalker.commands._args import COUNT, NON_NEGATIVE_INT
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("evaluate", help="lip / face metrics of a model on a manifest split")
@@ -19,8 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="score the static subject template instead of the model")  # fmt: skip
     p.add_argument("--csv", help="write the table as CSV")
     p.add_argument("--json", help="write the results as JSON")
-    p.add_argument("--render", type=int, default=0, metavar="N",
-                   help="write N side-by-side GT / prediction mp4s (needs the renderer)")  # fmt: skip
+    p.add_argument("--render", type=NON_NEGATIVE_INT, default=0, metavar="N",
+                   help="write N side-by-side GT / prediction mp4s (%(type)s; needs the renderer)")  # fmt: skip
     p.add_argument("--render-dir", default="eval_previews", help="folder for --render videos")
     p.add_argument("--flame-model", help="FLAME model for flame_params_from_dadhead")
     p.add_argument("--flame-face-indices", help=".npy FLAME face vertex subset")
@@ -29,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "UniTalker resources, BIWI regions/, FLAME_masks.pkl, Multiface masks; "
                         "also read from $UNITALKER_REGIONS. Without a lip region, LVE is "
                         "reported as LVE-all (all vertices)")  # fmt: skip
-    p.add_argument("--max-sequences", type=int, default=None, help="per dataset")
+    p.add_argument("--max-sequences", type=COUNT, default=None, help="per dataset (%(type)s)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.set_defaults(func=_run)
 

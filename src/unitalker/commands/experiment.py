@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unitalker.commands._args import COUNT, SEED
+
 NAMES = ("table5", "pivot", "pca-warmup", "finetune-fraction")
 HELP = """experiments (each writes NAME.md and NAME.png into --out):
   table5             single-dataset models vs one unified model vs unified + fine-tuned
@@ -28,13 +30,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--datasets", nargs="+", default=None,
                    help="dataset keys (default S0 S1 S2; pivot: S0 S2 S3; finetune-fraction: "
                         "target S0, pre-training on S1-S5)")  # fmt: skip
-    p.add_argument("--steps", type=int, default=None,
-                   help="training steps per model (default per experiment: 300-900)")  # fmt: skip
-    p.add_argument("--seeds", type=int, nargs="+", default=[0],
-                   help="training seeds; with several, tables give mean ± std (default 0)")  # fmt: skip
+    p.add_argument("--steps", type=COUNT, default=None,
+                   help="training steps per model (%(type)s; default per experiment: 300-900)")  # fmt: skip
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0],
+                   help="training seeds (%(type)s); with several, tables give mean ± std (default 0)")  # fmt: skip
     p.add_argument("--out", default="docs/experiments", help="where the table and plot go")
     p.add_argument("--work", default="runs/experiments", help="where the training runs go")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=COUNT, default=None, help="torch CPU threads (%(type)s)")
     p.add_argument("--quick", action="store_true", help="test-sized models, at most 4 steps")
     p.set_defaults(func=_run)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from unitalker.commands._args import COUNT, NON_NEGATIVE_INT, POSITIVE_SECONDS, Number
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,16 +19,45 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--url", default=None, help="a running server, e.g. http://127.0.0.1:8000")
     p.add_argument("-m", "--model", default=None, help="model for the in-process server")
     p.add_argument("--device", default=None, help="torch device of the in-process server")
-    p.add_argument("--clients", type=int, default=4, help="concurrent clients (default 4)")
-    p.add_argument("--requests", type=int, default=8, help="requests per client (default 8)")
-    p.add_argument("--duration", type=float, default=60.0, help="stop after S seconds (60)")
+    p.add_argument(
+        "--clients",
+        type=Number(int, 1, 1024),
+        default=4,
+        help="concurrent clients (%(type)s; default 4)",
+    )
+    p.add_argument(
+        "--requests", type=COUNT, default=8, help="requests per client (%(type)s; default 8)"
+    )
+    p.add_argument(
+        "--duration",
+        type=POSITIVE_SECONDS,
+        default=60.0,
+        help="stop after S seconds (%(type)s; 60)",
+    )
     p.add_argument("--mode", choices=("mixed", "animate", "stream"), default="mixed")
     p.add_argument("--audio", default=None, help="clip to send (default: a synthetic one)")
-    p.add_argument("--seconds", type=float, default=3.0, help="synthetic clip length (3 s)")
+    p.add_argument(
+        "--seconds",
+        type=Number(float, 0.1, 600),
+        default=3.0,
+        help="synthetic clip length (%(type)s; 3 s)",
+    )
     p.add_argument("--heads", default=None, help="comma-separated heads (default: all)")
-    p.add_argument("--latency-runs", type=int, default=3, help="real-time first-frame runs")
-    p.add_argument("--max-concurrency", type=int, default=2, help="in-process server workers")
-    p.add_argument("--queue-limit", type=int, default=64, help="in-process server queue")
+    p.add_argument(
+        "--latency-runs",
+        type=NON_NEGATIVE_INT,
+        default=3,
+        help="real-time first-frame runs (%(type)s; 3)",
+    )
+    p.add_argument(
+        "--max-concurrency", type=COUNT, default=2, help="in-process server workers (%(type)s; 2)"
+    )
+    p.add_argument(
+        "--queue-limit",
+        type=NON_NEGATIVE_INT,
+        default=64,
+        help="in-process server queue (%(type)s; 64)",
+    )
     p.add_argument("--json", default=None, help="also write the report as JSON here")
     p.set_defaults(func=run)
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from unitalker.commands._args import Number
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("export", help="export a model for other runtimes (onnx)")
@@ -22,7 +24,9 @@ def add_parser(sub: Any) -> None:
     )
     o.add_argument("-o", "--output", type=Path, required=True, help="the .onnx file to write")
     o.add_argument("--heads", default=None, help="comma-separated heads (default: all)")
-    o.add_argument("--opset", type=int, default=17)
+    o.add_argument(
+        "--opset", type=Number(int, 14, 21), default=17, help="ONNX opset (%(type)s; default 17)"
+    )
     o.add_argument(
         "--no-check", action="store_true", help="skip the comparison with the torch model"
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from unitalker.commands._args import COUNT, SEED
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("pca", help="fit PCA bases of vertex conventions")
@@ -13,7 +15,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("manifest", help="split .json, dataset folder, or root of dataset folders")
     fit.add_argument("-o", "--output", required=True, help="output pca.npz")
     fit.add_argument(
-        "--components", type=int, default=512, help="number of components K (default 512)"
+        "--components",
+        type=COUNT,
+        default=512,
+        help="number of components K (%(type)s; default 512)",
     )
     fit.add_argument("--split", default="train", help="split to fit on (default train)")
     fit.add_argument(
@@ -21,11 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     fit.add_argument(
         "--batch-size",
-        type=int,
+        type=COUNT,
         default=None,
-        help="frames per incremental step (default max(1024, 2K))",
+        help="frames per incremental step (%(type)s; default max(1024, 2K))",
     )
-    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--seed", type=SEED, default=0, help="random seed (%(type)s; default 0)")
     fit.set_defaults(func=_fit)
     p.set_defaults(func=lambda args: (p.print_help(), 1)[1])
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from unitalker.commands._args import Number
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -34,9 +36,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         metavar="CONVENTION",
         help="heads to show, in order (default: all)",
     )
-    p.add_argument("--size", type=int, default=512, help="panel size in pixels (default: 512)")
     p.add_argument(
-        "--fps", type=float, default=None, help="video frame rate (default: the highest head fps)"
+        "--size",
+        type=Number(int, 16, 4096),
+        default=512,
+        help="panel size in pixels (%(type)s; default: 512)",
+    )
+    p.add_argument(
+        "--fps",
+        type=Number(float, 1, 240),
+        default=None,
+        help="video frame rate (%(type)s; default: the highest head fps)",
     )
     p.add_argument(
         "--no-idle",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from unitalker.commands._args import COUNT, NON_NEGATIVE_INT, PORT, POSITIVE_SECONDS, Number
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,34 +21,53 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="bundled model name, checkpoint path or hub id OWNER/NAME",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--port", type=PORT, default=8000, help="port (%(type)s; default 8000)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument("--max-concurrency", type=int, default=2, help="inference jobs at once")
-    p.add_argument("--queue-limit", type=int, default=8, help="jobs waiting; more get 503")
-    p.add_argument("--max-upload-mb", type=float, default=25.0, help="largest upload (413)")
-    p.add_argument("--max-seconds", type=float, default=120.0, help="longest clip/stream (413)")
-    p.add_argument("--max-streams", type=int, default=8, help="WebSocket streams at once")
+    p.add_argument(
+        "--max-concurrency", type=COUNT, default=2, help="inference jobs at once (%(type)s)"
+    )
+    p.add_argument(
+        "--queue-limit",
+        type=NON_NEGATIVE_INT,
+        default=8,
+        help="jobs waiting; more get 503 (%(type)s)",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=Number(float, 0, lo_open=True),
+        default=25.0,
+        help="largest upload (413) (%(type)s)",
+    )
+    p.add_argument(
+        "--max-seconds",
+        type=POSITIVE_SECONDS,
+        default=120.0,
+        help="longest clip/stream (413) (%(type)s)",
+    )
+    p.add_argument(
+        "--max-streams", type=COUNT, default=8, help="WebSocket streams at once (%(type)s)"
+    )
     p.add_argument(
         "--upload-timeout",
-        type=float,
+        type=POSITIVE_SECONDS,
         default=60.0,
         metavar="S",
-        help="seconds (> 0) for a whole request body to arrive; slower uploads get 408 (default 60)",
+        help="seconds for a whole request body to arrive; slower uploads get 408 (%(type)s; default 60)",
     )
     p.add_argument(
         "--decode-timeout",
-        type=float,
+        type=POSITIVE_SECONDS,
         default=30.0,
         metavar="S",
-        help="seconds (> 0) of wall time to decode one upload; longer gets 400 (default 30)",
+        help="seconds of wall time to decode one upload; longer gets 400 (%(type)s; default 30)",
     )
     p.add_argument(
         "--stream-send-timeout",
-        type=float,
+        type=POSITIVE_SECONDS,
         default=10.0,
         metavar="S",
-        help="seconds (> 0) a WebSocket client may go without reading before it is closed "
-        "(default 10)",
+        help="seconds a WebSocket client may go without reading before it is closed "
+        "(%(type)s; default 10)",
     )
     p.add_argument(
         "--livelink",

@@ -21,6 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from unitalker.commands._args import Number
+
+# The WebSocket protocol allows the same look-ahead (unitalker.serve.protocol).
+LOOKAHEAD = Number(float, 0, 5)
+CONTEXT = Number(float, 0, 60)
+CHUNK = Number(float, 1 / 16000, 10)  # at least one sample
+
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("stream", help="stream audio in, animation frames out as JSON lines")
@@ -40,15 +47,21 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--identity", default=None)
     p.add_argument(
         "--lookahead",
-        type=float,
+        type=LOOKAHEAD,
         default=0.2,
-        help="seconds of audio after a frame before it is sent (default 0.2)",
+        help="seconds of audio after a frame before it is sent (%(type)s; default 0.2)",
     )
     p.add_argument(
-        "--context", type=float, default=2.0, help="seconds of past audio re-run with each window"
+        "--context",
+        type=CONTEXT,
+        default=2.0,
+        help="seconds of past audio re-run with each window (%(type)s; default 2)",
     )
     p.add_argument(
-        "--chunk", type=float, default=0.1, help="seconds of audio per step (default 0.1)"
+        "--chunk",
+        type=CHUNK,
+        default=0.1,
+        help="seconds of audio per step (%(type)s; default 0.1)",
     )
     p.add_argument(
         "--realtime", action="store_true", help="pace a file at real time (as a live source)"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from unitalker.commands._args import SEED, Number
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("synth", help="A2F-Synth: procedural multi-convention benchmark")
@@ -12,8 +14,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--preset", choices=("tiny", "bench"), default="tiny",
                    help="tiny: seconds, a handful of clips per dataset; bench: ~1.1 h of audio")  # fmt: skip
     g.add_argument("-o", "--output", required=True, help="output folder (must be empty)")
-    g.add_argument("--seed", type=int, default=0, help="master seed (same seed: identical files)")
-    g.add_argument("--workers", type=int, default=1, help="worker processes")
+    g.add_argument("--seed", type=SEED, default=0,
+                   help="master seed, %(type)s (same seed: identical files)")  # fmt: skip
+    g.add_argument(
+        "--workers", type=Number(int, 1, 256), default=1, help="worker processes (%(type)s)"
+    )
     g.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty folder (deletes nothing)"
     )

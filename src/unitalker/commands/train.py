@@ -33,6 +33,7 @@ def _run(args: argparse.Namespace) -> int:
     from unitalker.training.config import TrainConfig
     from unitalker.training.distributed import finish, init_from_env
     from unitalker.training.run import ResumeError, prepare
+    from unitalker.training.trainer import TrainStateError
 
     overrides = list(args.overrides)
     if args.flame_model:
@@ -66,7 +67,7 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         prepared = prepare(cfg, resume=args.resume, dist=dist, callback=progress)
-    except (ConfigError, TrainSetupError, ResumeError) as e:
+    except (ConfigError, TrainSetupError, ResumeError, TrainStateError) as e:
         raise CLIError(str(e)) from None
     if dist.is_main:
         t = prepared.trainer
@@ -75,9 +76,11 @@ def _run(args: argparse.Namespace) -> int:
               f"({t.steps_per_epoch}/epoch) on {t.device}"
               + (f", {dist.world_size} processes" if dist.enabled else "")
               + (f", resumed at step {t.step}" if prepared.resume_dir else ""), file=sys.stderr)  # fmt: skip
-    result = prepared.trainer.fit()
-    if bar is not None:
-        bar.close()
+    try:
+        result = prepared.trainer.fit()
+    finally:
+        if bar is not None:
+            bar.close()  # an error is printed on its own line, not glued to the bar
     if dist.is_main:
         print(f"done: {result.steps} steps in {result.seconds:.1f} s ({result.clips_per_s:.2f} clips/s); "
               f"model: {result.final_dir}", file=sys.stderr)  # fmt: skip

@@ -109,6 +109,8 @@ def check_manifest(
                     annot_s = len(motion) / e.fps
                 except ClipError as err:
                     local.append(str(err))
+                except (OSError, ValueError) as err:  # e.g. a file name too long for the OS
+                    local.append(f"{e.annot_path}: cannot read annotation: {err}")
                 try:
                     if decode_audio:
                         audio_s = len(load_audio(e.audio_path)) / SAMPLE_RATE
@@ -117,6 +119,8 @@ def check_manifest(
                     row.seconds += audio_s
                 except (AudioError, ClipError) as err:
                     local.append(str(err))
+                except (OSError, ValueError) as err:
+                    local.append(f"{e.audio_path}: cannot read audio: {err}")
                 if annot_s is not None and audio_s is not None:
                     tol = max(tolerance_s, tolerance_frac * max(annot_s, audio_s))
                     if abs(annot_s - audio_s) > tol:

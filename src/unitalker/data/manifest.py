@@ -313,15 +313,17 @@ def _find_dataset_folders(root: Path) -> list[DatasetFolder]:
 
 def _peek_dataset_key(folder: DatasetFolder) -> str | None:
     # Read only the first entry's dataset key for ordering; full parsing happens later.
+    # A broken file is reported when it is parsed; here it just gives no key.
     for path in folder.split_files.values():
         try:
-            with open(path) as fh:
-                doc = json.load(fh)
-            data = doc.get("data") or []
-            if data and isinstance(data[0], dict) and "dataset" in data[0]:
-                return str(data[0]["dataset"])
-        except (OSError, ValueError, AttributeError):
+            doc = _load_json(path)
+        except (ManifestError, FileNotFoundError):
             continue
+        data = doc.get("data") if isinstance(doc, dict) else None
+        if isinstance(data, list) and data and isinstance(data[0], dict):
+            key = data[0].get("dataset")
+            if isinstance(key, str) and key:
+                return key
     return None
 
 
@@ -347,6 +349,8 @@ def resolve_entry_path(value: Any, base: Path, root: Path, *, source: Path, what
     """Resolve a path from a split file against its folder and refuse escapes from the root."""
     if not isinstance(value, str) or not value:
         raise ManifestError(f"{source}: {what} must be a non-empty string, got {value!r}")
+    if "\x00" in value:
+        raise ManifestError(f"{source}: {what} {value!r} contains a NUL character")
     p = Path(value)
     full = Path(os.path.normpath(p if p.is_absolute() else base / p))
     if not inside_root(full, root):
@@ -358,7 +362,7 @@ def check_fps(fps: Any, *, source: Path | str) -> float:
     """Validate a native annotation frame rate (positive, finite, at most :data:`MAX_FPS`)."""
     try:
         value = float(fps)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ManifestError(f"{source}: unsupported fps {fps!r} (not a number)") from None
     if not math.isfinite(value) or value <= 0 or value > MAX_FPS:
         raise ManifestError(f"{source}: unsupported fps {fps!r} (must be in (0, {MAX_FPS:g}])")
@@ -417,50 +421,30 @@ def read_split_file(
             raise ManifestError(msg)
         problems.append(msg)
 
-    try:
-        with open(path) as fh:
-            doc = json.load(fh)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"split file not found: {path}") from None
-    except (OSError, ValueError) as e:
-        raise ManifestError(f"{path}: not a valid JSON split file: {e}") from e
-    if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
-        raise ManifestError(f"{path}: expected {{'info': {{'id_list': [...]}}, 'data': [...]}}")
-    info = doc.get("info") or {}
-    id_list = [str(s) for s in (info.get("id_list") or [])]
+    doc = _read_split_document(path)
+    id_list = doc.id_list
 
     entries: list[ClipEntry] = []
     keys: set[str] = set()
     convs: set[str] = set()
-    for i, item in enumerate(doc["data"]):
+    for i, raw in enumerate(doc.data):
         where = f"{path} entry {i}"
         try:
-            if not isinstance(item, dict):
-                raise ManifestError(f"{where}: expected an object, got {type(item).__name__}")
-            missing = [
-                k for k in ("annot_path", "audio_path", "id", "annot_type", "fps") if k not in item
-            ]
-            if missing:
-                raise ManifestError(f"{where}: missing keys {missing}")
-            conv_name = str(item["annot_type"])
+            item = _validate_entry(raw, where)
+            conv_name = item.annot_type
             try:
                 conventions.get(conv_name)
             except KeyError as e:
                 raise ManifestError(f"{where}: {e.args[0]}") from None
             annot = resolve_entry_path(
-                item["annot_path"], folder, root, source=path, what="annot_path"
+                item.annot_path, folder, root, source=path, what="annot_path"
             )
             audio = resolve_entry_path(
-                item["audio_path"], folder, root, source=path, what="audio_path"
+                item.audio_path, folder, root, source=path, what="audio_path"
             )
-            fps = check_fps(item["fps"], source=f"{where} ({annot.name})")
-            try:
-                local_id = int(item["id"])
-            except (TypeError, ValueError):
-                raise ManifestError(f"{where}: id must be an integer, got {item['id']!r}") from None
-            if local_id < 0:
-                raise ManifestError(f"{where}: negative subject id {local_id}")
-            dataset = str(item.get("dataset") or folder.name)
+            fps = check_fps(item.fps, source=f"{where} ({annot.name})")
+            local_id = item.id
+            dataset = item.dataset or folder.name
             subject = id_list[local_id] if local_id < len(id_list) else str(local_id)
         except ManifestError as e:
             fail(str(e))
@@ -486,7 +470,7 @@ def read_split_file(
             f"{path}: a split file holds one dataset and one convention; found datasets "
             f"{sorted(keys)} and conventions {sorted(convs)}"
         )
-    if not doc["data"]:
+    if not doc.data:
         fail(f"{path}: empty split (no entries)")
     dataset = next(iter(keys)) if keys else folder.name
     convention = next(iter(convs)) if convs else ""
@@ -517,6 +501,139 @@ def read_split_file(
         templates=templates,
         pca_path=pca if pca.exists() else None,
     )
+
+
+# --------------------------------------------------------------------------------------
+# the split file's schema: its shape is checked before any value is used, so a wrong JSON
+# type is a ManifestError naming the file and the field, never an AttributeError.
+
+MAX_SPLIT_BYTES = 256 * 1024**2  # a split of a million clips is ~200 MB of JSON
+MAX_SUBJECT_ID = 2**31 - 1
+MAX_PATH_CHARS = 4096
+
+
+def _schemas() -> tuple[Any, Any]:
+    """The pydantic models of a split document and of one entry (built on first use)."""
+    global _SCHEMAS
+    if _SCHEMAS is None:
+        from typing import Annotated
+
+        from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+        Path_ = Annotated[StrictStr, Field(min_length=1, max_length=MAX_PATH_CHARS)]
+        Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+
+        class Info(BaseModel):
+            model_config = ConfigDict(extra="allow")
+            id_list: list[StrictStr | StrictInt] | None = None
+
+        class Document(BaseModel):
+            model_config = ConfigDict(extra="allow")
+            info: Info | None = None
+            data: list[Any]
+
+        class Entry(BaseModel):
+            model_config = ConfigDict(extra="allow")
+            annot_path: Path_
+            audio_path: Path_
+            id: Annotated[StrictInt, Field(ge=0, le=MAX_SUBJECT_ID)]
+            annot_type: Name
+            # a number (strict: "25" is not a frame rate); its range is check_fps's
+            fps: Annotated[float, Field(strict=True, allow_inf_nan=True)] | StrictInt
+            dataset: Name | None = None
+
+        _SCHEMAS = (Document, Entry)
+    return _SCHEMAS
+
+
+_SCHEMAS: tuple[Any, Any] | None = None
+
+
+def _schema_error(where: str, err: Any) -> ManifestError:
+    """The first problem of a pydantic ValidationError as ``where: field: problem``."""
+    import re
+
+    first = err.errors()[0]
+    # drop pydantic's union-branch tags (``fps.float``) so the field reads as in the file
+    parts = [p for p in first["loc"] if isinstance(p, int) or p not in _TYPE_TAGS]
+    loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts).lstrip(".")
+    msg = re.sub(r" or instance of \w+", "", first["msg"])
+    value = first.get("input")
+    shown = repr(value)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    field_ = f" {loc}" if loc else ""
+    return ManifestError(f"{where}:{field_}: {msg[:1].lower() + msg[1:]} (got {shown})")
+
+
+_TYPE_TAGS = {"float", "int", "str", "bool", "list", "dict", "none", "constrained-str"}
+
+
+@dataclass(frozen=True)
+class _Document:
+    id_list: list[str]
+    data: list[Any]
+
+
+def _load_json(path: Path) -> Any:
+    """A split file's JSON (size-bounded; every failure a ManifestError naming the file)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise FileNotFoundError(f"split file not found: {path}") from None
+    except OSError as e:
+        raise ManifestError(f"{path}: cannot read split file: {e}") from e
+    if size > MAX_SPLIT_BYTES:
+        raise ManifestError(
+            f"{path}: {size / 1024**2:.0f} MB is too large for a split file "
+            f"(limit {MAX_SPLIT_BYTES // 1024**2} MB)"
+        )
+    try:
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"split file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not a valid JSON split file: not UTF-8 text ({e})") from e
+    except RecursionError:
+        raise ManifestError(f"{path}: not a valid JSON split file: nested too deeply") from None
+    except (OSError, ValueError) as e:
+        raise ManifestError(f"{path}: not a valid JSON split file: {e}") from e
+    return doc
+
+
+def _read_split_document(path: Path) -> _Document:
+    """Read and shape-check a split file: ``{"info": {"id_list": [...]}, "data": [...]}``."""
+    from pydantic import ValidationError
+
+    doc = _load_json(path)
+    Document, _ = _schemas()
+    if not isinstance(doc, dict):
+        raise ManifestError(
+            f"{path}: expected {{'info': {{'id_list': [...]}}, 'data': [...]}}, "
+            f"got a JSON {type(doc).__name__}"
+        )
+    try:
+        parsed = Document.model_validate(doc)
+    except ValidationError as e:
+        raise _schema_error(str(path), e) from None
+    ids = parsed.info.id_list if parsed.info is not None and parsed.info.id_list else []
+    return _Document([str(s) for s in ids], parsed.data)
+
+
+def _validate_entry(item: Any, where: str) -> Any:
+    from pydantic import ValidationError
+
+    _, Entry = _schemas()
+    if not isinstance(item, dict):
+        raise ManifestError(f"{where}: expected an object, got {type(item).__name__}")
+    missing = [k for k in ("annot_path", "audio_path", "id", "annot_type", "fps") if k not in item]
+    if missing:
+        raise ManifestError(f"{where}: missing keys {missing}")
+    try:
+        return Entry.model_validate(item)
+    except ValidationError as e:
+        raise _schema_error(where, e) from None
 
 
 def write_split_file(

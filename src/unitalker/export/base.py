@@ -201,6 +201,9 @@ class _AudioWriter(Writer):
         write_wav(path, audio)
 
 
+_WARNED: set[tuple[str, tuple[str, ...]]] = set()  # (format, skipped heads) already said
+
+
 def _check_name(what: str, value: str) -> None:
     if not value or not _SAFE_NAME.match(value) or value in (".", ".."):
         raise ExportError(
@@ -246,9 +249,16 @@ def plan_outputs(
                 continue
             log.warning("%s without audio: the video will be silent", fmt)
         fitting = [k for k, a in results.items() if writer.fits(a)]
-        for k, a in results.items():
-            if k not in fitting and not want_all:
-                log.warning("skipping %s for %s: %s", fmt, k, writer.why_not(a))
+        skipped = [k for k in results if k not in fitting]
+        if skipped and fitting and not want_all:
+            # Said once per process (a run over 100 files is one message, not 100 x heads).
+            key = (fmt, tuple(skipped))
+            if key not in _WARNED:
+                _WARNED.add(key)
+                reasons = sorted({writer.why_not(results[k]) for k in skipped})
+                log.warning(
+                    "skipping %s for %s: %s", fmt, ", ".join(skipped), "; ".join(reasons)
+                )
         if not fitting:
             if want_all:
                 continue

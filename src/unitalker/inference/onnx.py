@@ -31,7 +31,7 @@ from unitalker import conventions
 from unitalker.audio import SAMPLE_RATE
 from unitalker.models.config import PIVOT
 from unitalker.models.encoders import HFAudioEncoder
-from unitalker.models.unitalker import HeadOutput, UniTalker
+from unitalker.models.unitalker import HeadOutput, UniTalker, resolve_identity
 
 log = logging.getLogger(__name__)
 
@@ -257,20 +257,7 @@ class OnnxUniTalker:
                     "this model was trained without a pivot identity; name an identity"
                 )
             return n - 1
-        if isinstance(identity, (int, np.integer)) or (
-            isinstance(identity, str) and identity.lstrip("-").isdigit()
-        ):
-            i = int(identity)
-            if not -n <= i < n:
-                raise ValueError(f"identity index {i} out of range: the model has {n} identities")
-            return i % n
-        try:
-            return self.identities.index(identity)
-        except ValueError:
-            raise KeyError(
-                f"unknown identity {identity!r}; the model has {n} identities, e.g. "
-                f"{', '.join(self.identities[:5])}"
-            ) from None
+        return resolve_identity(identity, self.identities)
 
     def __call__(
         self,

@@ -336,10 +336,19 @@ def load_model(
         **hub_kwargs: ``revision``, ``cache_dir``, ``force_download``, ``local_files_only``,
             ``token`` for a hub repo id (see :func:`resolve_model_path`).
     """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from unitalker.device import resolve_device
+
+    device = resolve_device(device)  # before any reading: a bad --device fails at once
     path = resolve_model_path(name_or_path, **hub_kwargs)
-    if path.is_file() and path.suffix in (".pt", ".pth", ".bin"):
+    if path.is_file() and path.suffix in (".pt", ".pth", ".bin", ".pkl", ".ckpt"):
+        # Say "original-release checkpoint" only when it is one (read weights-only, mmap).
+        try:
+            read_original_state(path)
+        except CheckpointError as e:
+            raise CheckpointError(
+                f"{path}: not a unitalker checkpoint (a folder or .safetensors file) and not an "
+                f"original UniTalker release checkpoint either: {str(e).removeprefix(f'{path}: ')}"
+            ) from None
         raise CheckpointError(
             f"{path}: an original-release checkpoint; convert it first: "
             f"unitalker convert-checkpoint {path} --data-root DATA --encoder ENCODER -o OUT/"
@@ -370,35 +379,32 @@ def _load_ours(path: Path) -> UniTalker:
         raise CheckpointError(
             f"{path / LEGACY_CONFIG}: not a unitalker config (a Hugging Face model folder?)"
         )
+    use_file = cfg_file is not None
+    where = cfg_file if cfg_file is not None else weights
     try:
-        meta = (
-            json.loads(cfg_file.read_text())
-            if cfg_file is not None
-            else json.loads(header_meta["unitalker_config"])
-        )
-    except (KeyError, json.JSONDecodeError) as e:
+        text = cfg_file.read_text(encoding="utf-8") if use_file else header_meta["unitalker_config"]
+        if len(text) > MAX_CONFIG_CHARS:
+            raise CheckpointError(f"{where}: config of {len(text)} characters is too large")
+        meta = json.loads(text)
+    except (KeyError, ValueError, RecursionError, OSError) as e:  # JSON / UTF-8 / read errors
         raise CheckpointError(
-            f"{path}: no valid unitalker config ({CONFIG} or safetensors metadata): {e}"
-        ) from e
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a unitalker checkpoint (format={meta.get('format')!r})")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: format version {meta['format_version']} is newer than this unitalker ({FORMAT_VERSION}); upgrade"
-        )
+            f"{path}: no valid unitalker config ({CONFIG} or safetensors metadata): "
+            f"{type(e).__name__}: {e}"
+        ) from None
+    config = _check_meta(meta, where, path)
     try:
-        conventions.ensure_registered(
-            [conventions.Convention.from_dict(c) for c in meta.get("conventions", [])],
-            source=str(path),
-        )
-    except ValueError as e:
-        raise CheckpointError(str(e)) from e
-    try:
-        config = model_config_from_dict(meta["model"])
-    except (ConfigError, KeyError) as e:
-        raise CheckpointError(f"{path}: invalid model config: {e}") from e
+        # Build on the meta device first: a config whose sizes disagree with the weights
+        # (or are absurd) fails here without allocating anything.
+        with torch.device("meta"):
+            skeleton = UniTalker(config)
+    except (ValueError, KeyError, TypeError, RuntimeError, OverflowError) as e:
+        raise CheckpointError(f"{where}: cannot build the model its config describes: {e}") from e
+    state = remap_weight_norm(state, skeleton.state_dict().keys())
+    check_shapes(
+        state, skeleton.state_dict(), weights, cfg_file.name if use_file else "its metadata"
+    )
+    del skeleton
     model = UniTalker(config)
-    state = remap_weight_norm(state, model.state_dict().keys())
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise CheckpointError(
@@ -407,6 +413,60 @@ def _load_ours(path: Path) -> UniTalker:
     model.meta = dict(meta.get("meta", {}))
     model.meta["extra"] = meta.get("extra", {})
     return model
+
+
+MAX_CONFIG_CHARS = 16 * 1024**2
+
+
+def _check_meta(meta: Any, where: Path, path: Path) -> ModelConfig:
+    """Validate a checkpoint's JSON description and return its model config."""
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{where}: the config is not a JSON object")
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a unitalker checkpoint (format={meta.get('format')!r})")
+    version = meta.get("format_version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise CheckpointError(f"{where}: format_version must be an integer, got {version!r}")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format version {version} is newer than this unitalker ({FORMAT_VERSION}); upgrade"
+        )
+    for key, kind in (("conventions", list), ("meta", dict), ("extra", dict), ("model", dict)):
+        if key in meta and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{where}: {key} must be a JSON {kind.__name__}")
+    if "model" not in meta:
+        raise CheckpointError(f"{where}: invalid model config: no 'model' section")
+    try:
+        convs = []
+        for c in meta.get("conventions", []):
+            if not isinstance(c, dict):
+                raise ValueError(f"a convention must be an object, got {c!r}")
+            convs.append(conventions.Convention.from_dict(c))
+        conventions.ensure_registered(convs, source=str(path))
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as e:
+        raise CheckpointError(f"{where}: invalid conventions: {e}") from None
+    try:
+        return model_config_from_dict(meta["model"])
+    except (ConfigError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{path}: invalid model config: {e}") from e
+
+
+def check_shapes(
+    state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], source: Path, config: str
+) -> None:
+    """Raise CheckpointError at the first tensor whose shape differs from the model's.
+
+    ``load_state_dict`` would raise a bare ``RuntimeError: size mismatch`` listing every
+    tensor; a user needs the file and the first tensor to see which side is wrong.
+    """
+    for k, want in expected.items():
+        got = state.get(k)
+        if got is not None and tuple(got.shape) != tuple(want.shape):
+            raise CheckpointError(
+                f"{source}: the weights do not match the config in {config}: tensor {k} has "
+                f"shape {list(got.shape)}, the config builds {list(want.shape)} "
+                "(config and weights of different models?)"
+            )
 
 
 # --------------------------------------------------------------------------------------
@@ -445,11 +505,23 @@ def read_original_state(path: str | Path) -> dict[str, torch.Tensor]:
     if not p.exists():
         raise CheckpointError(f"{p}: no such file")
     try:
-        state = torch.load(str(p), map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(str(p), map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as e:
+            if "mmap" not in str(e):
+                raise
+            # the legacy (non-zip) format cannot be memory-mapped
+            state = torch.load(str(p), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for bad files
+        # torch's message may advise weights_only=False, which runs any code in the file:
+        # never pass that on.
+        detail = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "weights_only" in str(e):
+            detail = "it holds objects other than tensors (not a plain state dict)"
         raise CheckpointError(
-            f"{p}: cannot read as a weights-only torch checkpoint (corrupt, truncated or not a state dict): {e}"
-        ) from e
+            f"{p}: cannot read as a weights-only torch checkpoint (corrupt, truncated or not a "
+            f"state dict): {detail}"
+        ) from None
     for key in ("state_dict", "model"):
         if isinstance(state, dict) and key in state and isinstance(state[key], dict):
             state = state[key]
@@ -547,6 +619,7 @@ def load_original(
         ours.update({f"pca_layer_dict.{name}.{k}": v for k, v in layer.state_dict().items()})
     for name, tpl in templates.items():
         ours[f"templates.{name}"] = torch.from_numpy(tpl)
+    check_shapes(ours, model.state_dict(), Path(path), f"encoder {encoder!r} / the data release")
     missing, unexpected = model.load_state_dict(ours, strict=False)
     # HF models may register buffers the release did not save (e.g. masked_spec_embed).
     missing = [k for k in missing if not k.endswith("masked_spec_embed")]

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from unitalker.config import check_range
+
 PIVOT = "pivot"
 
 
@@ -30,6 +32,13 @@ class EncoderConfig:
     n_mels: int = 80
     dropout: float = 0.1
 
+    def __post_init__(self) -> None:
+        check_range("hidden_size", self.hidden_size, 1)
+        check_range("n_layers", self.n_layers, 1)
+        check_range("n_heads", self.n_heads, 1)
+        check_range("n_mels", self.n_mels, 1)
+        check_range("dropout", self.dropout, 0, 1)
+
 
 @dataclass(frozen=True)
 class DecoderConfig:
@@ -50,6 +59,16 @@ class DecoderConfig:
     ff_dim: int | None = None
     period: int = 30
 
+    def __post_init__(self) -> None:
+        check_range("hidden", self.hidden, 1)
+        check_range("id_dim", self.id_dim, 1)
+        check_range("n_layers", self.n_layers, 1)
+        check_range("kernel_size", self.kernel_size, 1)
+        check_range("dropout", self.dropout, 0, 1)
+        check_range("n_heads", self.n_heads, 1)
+        check_range("ff_dim", self.ff_dim, 1)
+        check_range("period", self.period, 1)
+
 
 @dataclass(frozen=True)
 class HeadConfig:
@@ -58,6 +77,10 @@ class HeadConfig:
     convention: str
     pca_components: int = 0
     layers: int = 1
+
+    def __post_init__(self) -> None:
+        check_range("pca_components", self.pca_components, 0)
+        check_range("layers", self.layers, 1)
 
 
 @dataclass(frozen=True)

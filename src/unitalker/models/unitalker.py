@@ -27,6 +27,35 @@ from unitalker.models.heads import PCALayer, make_head
 log = logging.getLogger(__name__)
 
 
+def resolve_identity(identity: int | str, identities: Sequence[str]) -> int:
+    """An index ``0 <= i < n`` (int or digits) or a name of ``identities`` -> its index.
+
+    Negative indices are refused: ``--identity -1`` is almost surely a mistake, not "the
+    last row" (ask for the pivot by name).
+
+    Raises:
+        ValueError: an index out of range. KeyError: an unknown name.
+    """
+    n = len(identities)
+    if isinstance(identity, (int, np.integer)) or (
+        isinstance(identity, str) and identity.strip().lstrip("+-").isdigit()
+    ):
+        i = int(identity)
+        if not 0 <= i < n:
+            raise ValueError(
+                f"identity index {i} out of range: the model has {n} identities (0 to {n - 1}, "
+                f"or a name, or 'pivot')"
+            )
+        return i
+    try:
+        return list(identities).index(identity)
+    except ValueError:
+        sample = ", ".join(identities[:5])
+        raise KeyError(
+            f"unknown identity {identity!r}; the model has {n} identities, e.g. {sample}"
+        ) from None
+
+
 @dataclass
 class HeadOutput:
     """What one head returns.
@@ -93,23 +122,9 @@ class UniTalker(nn.Module):
 
     def identity_index(self, identity: int | str | None) -> int:
         """Resolve ``None`` / ``"pivot"`` / an index / a name like ``D1:FaceTalk_..`` to an index."""
-        n = self.config.n_identities
         if identity is None or identity == PIVOT:
             return self.pivot_index
-        if isinstance(identity, (int, np.integer)) or (
-            isinstance(identity, str) and identity.lstrip("-").isdigit()
-        ):
-            i = int(identity)
-            if not -n <= i < n:
-                raise ValueError(f"identity index {i} out of range: the model has {n} identities")
-            return i % n
-        try:
-            return self.config.identities.index(identity)
-        except ValueError:
-            sample = ", ".join(self.config.identities[:5])
-            raise KeyError(
-                f"unknown identity {identity!r}; the model has {n} identities, e.g. {sample}"
-            ) from None
+        return resolve_identity(identity, self.config.identities)
 
     def template(self, head: str) -> torch.Tensor:
         """The default template ``[D]`` of a head."""

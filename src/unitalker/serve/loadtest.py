@@ -206,9 +206,24 @@ async def _stream_once(
     except Exception as e:  # noqa: BLE001
         if st is None:
             raise
+        if _closed_busy(e):  # the server said "full, try later": a refusal, not an error
+            st.rejected += 1
+            return None
         st.errors += 1
         st.messages.append(f"stream: {type(e).__name__}: {e}")
         return None
+
+
+def _closed_busy(e: BaseException) -> bool:
+    """Whether ``e`` is the server closing the WebSocket with 1013 (try again later).
+
+    The server may close before the client's header is even sent, so the refusal can
+    surface on send or on receive, as a ConnectionClosed carrying the close frame.
+    """
+    from unitalker.serve import protocol
+
+    rcvd = getattr(e, "rcvd", None)
+    return rcvd is not None and getattr(rcvd, "code", None) == protocol.CLOSE_TRY_LATER
 
 
 async def _run(

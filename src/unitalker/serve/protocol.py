@@ -42,6 +42,7 @@ header or audio, 1009 for a stream over the duration limit, 1013 when the server
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,37 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_LATER = 1013
+
+# A header is a small object ({"heads": [...], ...}): anything bigger or deeper is refused
+# before json decoding, which would otherwise recurse (RecursionError) on deep nesting.
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADER_DEPTH = 8
+
+
+class ProtocolError(ValueError):
+    """A stream header or message that cannot be accepted (also: a malformed container)."""
+
+
+def json_depth(text: str) -> int:
+    """Deepest ``[``/``{`` nesting of a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    in_str = escaped = False
+    for ch in text:
+        if in_str:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
 
 
 def pack_arrays(arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = None) -> bytes:
@@ -76,18 +108,42 @@ def pack_arrays(arrays: dict[str, np.ndarray], meta: dict[str, Any] | None = Non
 
 
 def unpack_arrays(data: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Inverse of :func:`pack_arrays`: ``(arrays, meta)``."""
-    if data[:4] != ARRAYS_MAGIC:
-        raise ValueError("not a unitalker array container (bad magic)")
+    """Inverse of :func:`pack_arrays`: ``(arrays, meta)``.
+
+    Raises:
+        ProtocolError: anything that is not a well-formed container.
+    """
+    if data[:4] != ARRAYS_MAGIC or len(data) < 8:
+        raise ProtocolError("not a unitalker array container (bad magic)")
     (h,) = struct.unpack_from("<I", data, 4)
-    header = json.loads(data[8 : 8 + h])
-    base = 8 + h
-    out = {}
-    for e in header["arrays"]:
-        dt = _DTYPES[e["dtype"]]
-        n = int(np.prod(e["shape"])) if e["shape"] else 1
-        out[e["name"]] = np.frombuffer(data, dt, n, base + e["offset"]).reshape(e["shape"])
-    return out, header["meta"]
+    if 8 + h > len(data):
+        raise ProtocolError(f"array container header of {h} bytes runs past the data")
+    raw = data[8 : 8 + h]
+    try:
+        text = raw.decode("utf-8")
+        if json_depth(text) > MAX_HEADER_DEPTH:
+            raise ProtocolError("array container header nested too deeply")
+        header = json.loads(text)
+        base = 8 + h
+        out = {}
+        for e in header["arrays"]:
+            dt = _DTYPES[e["dtype"]]
+            shape = [int(s) for s in e["shape"]]
+            if any(s < 0 for s in shape):
+                raise ProtocolError(f"array {e['name']!r}: negative shape {shape}")
+            n = math.prod(shape)
+            offset = int(e["offset"])
+            if offset < 0 or base + offset + n * dt.itemsize > len(data):
+                raise ProtocolError(f"array {e['name']!r} runs past the data")
+            out[str(e["name"])] = np.frombuffer(data, dt, n, base + offset).reshape(shape)
+        meta = header["meta"]
+        if not isinstance(meta, dict):
+            raise ProtocolError("array container meta is not an object")
+    except ProtocolError:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, OverflowError) as e:
+        raise ProtocolError(f"malformed array container header: {type(e).__name__}: {e}") from e
+    return out, meta
 
 
 def pack_frames(head_index: int, start: int, frames: np.ndarray) -> bytes:
@@ -99,14 +155,12 @@ def pack_frames(head_index: int, start: int, frames: np.ndarray) -> bytes:
 
 def unpack_frames(data: bytes) -> tuple[int, int, np.ndarray]:
     """Inverse of :func:`pack_frames`: ``(head_index, start, frames [n, C])``."""
-    if data[:4] != FRAMES_MAGIC:
-        raise ValueError("not a unitalker frames message (bad magic)")
+    if data[:4] != FRAMES_MAGIC or len(data) < 20:
+        raise ProtocolError("not a unitalker frames message (bad magic or too short)")
     head, start, n, c = struct.unpack_from("<IIII", data, 4)
+    if 20 + 4 * n * c != len(data):
+        raise ProtocolError(f"frames message of {len(data)} bytes does not hold {n} x {c} floats")
     return head, start, np.frombuffer(data, "<f4", n * c, 20).reshape(n, c)
-
-
-class ProtocolError(ValueError):
-    """A stream header or message the server cannot accept."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +176,15 @@ class StreamHeader:
         """Validate the client's first message (unknown keys are an error, not ignored)."""
         if text is None:
             raise ProtocolError("the first message must be a JSON text header, got binary data")
+        if len(text) > MAX_HEADER_BYTES:
+            raise ProtocolError(f"header is larger than {MAX_HEADER_BYTES} bytes")
+        if isinstance(text, bytes):
+            try:
+                text = text.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ProtocolError(f"header is not UTF-8 text: {e}") from None
+        if json_depth(text) > MAX_HEADER_DEPTH:
+            raise ProtocolError(f"header is nested deeper than {MAX_HEADER_DEPTH} levels")
         try:
             d = json.loads(text)
         except ValueError as e:
@@ -150,6 +213,6 @@ class StreamHeader:
         if fmt not in ("json", "binary"):
             raise ProtocolError(f"format must be 'json' or 'binary', got {fmt!r}")
         ident = d.get("identity")
-        if ident is not None and not isinstance(ident, (str, int)):
+        if ident is not None and (not isinstance(ident, (str, int)) or isinstance(ident, bool)):
             raise ProtocolError("identity must be a name, an index or null")
         return cls(sr, heads, ident, float(look), fmt)

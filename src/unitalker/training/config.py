@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from unitalker.config import check_range
 from unitalker.models.config import DecoderConfig, EncoderConfig
 
 
@@ -43,6 +44,19 @@ class DataConfig:
     cache_dir: str | None = None
     num_workers: int = 0
 
+    def __post_init__(self) -> None:
+        for k, r in self.repeats.items():
+            check_range(f"repeats.{k}", r, 0)
+        check_range("fraction", self.fraction, 0, 1, lo_open=True)
+        check_range("batch_size", self.batch_size, 1)
+        check_range("max_seconds", self.max_seconds, 0, lo_open=True)
+        check_range("min_seconds", self.min_seconds, 0)
+        if self.min_seconds > self.max_seconds:
+            raise ValueError(
+                f"min_seconds ({self.min_seconds}) must not exceed max_seconds ({self.max_seconds})"
+            )
+        check_range("num_workers", self.num_workers, 0)
+
 
 @dataclass(frozen=True)
 class ModelSection:
@@ -67,6 +81,10 @@ class ModelSection:
     pretrained_encoder: bool = False
     init_from: str | None = None
 
+    def __post_init__(self) -> None:
+        check_range("pca_components", self.pca_components, 0)
+        check_range("head_layers", self.head_layers, 1)
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -77,6 +95,16 @@ class OptimConfig:
     betas: tuple[float, float] = (0.9, 0.999)
     grad_clip: float = 0.0  # max global grad norm; 0 = off
     accum_steps: int = 1
+
+    def __post_init__(self) -> None:
+        check_range("lr", self.lr, 0, 1, lo_open=True)
+        check_range("weight_decay", self.weight_decay, 0)
+        for i, b in enumerate(self.betas):
+            check_range(f"betas[{i}]", b, 0, 1)
+        if len(self.betas) != 2:
+            raise ValueError(f"betas must be two numbers, got {list(self.betas)}")
+        check_range("grad_clip", self.grad_clip, 0)
+        check_range("accum_steps", self.accum_steps, 1)
 
 
 @dataclass(frozen=True)
@@ -94,6 +122,14 @@ class ScheduleConfig:
     warmup_epochs: int = 1
     warmup_steps: int = 0
     freeze_features: bool = True
+
+    def __post_init__(self) -> None:
+        check_range("epochs", self.epochs, 0)
+        check_range("steps", self.steps, 0)
+        check_range("warmup_epochs", self.warmup_epochs, 0)
+        check_range("warmup_steps", self.warmup_steps, 0)
+        if self.steps == 0 and self.epochs == 0:
+            raise ValueError("nothing to train: set steps > 0 or epochs > 0")
 
 
 @dataclass(frozen=True)
@@ -115,6 +151,11 @@ class LossConfig:
     vertex: float = 1.0
     flame_model: str | None = None
     flame_face_indices: str | None = None
+
+    def __post_init__(self) -> None:
+        check_range("alpha", self.alpha, 0)
+        check_range("beta", self.beta, 0)
+        check_range("vertex", self.vertex, 0)
 
 
 @dataclass(frozen=True)
@@ -147,6 +188,12 @@ class LogConfig:
     keep_last: int = 2
     tensorboard: bool = True
 
+    def __post_init__(self) -> None:
+        check_range("every", self.every, 0)
+        check_range("ckpt_every", self.ckpt_every, 0)
+        check_range("val_every", self.val_every, 0)
+        check_range("keep_last", self.keep_last, 0)
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -167,11 +214,5 @@ class TrainConfig:
     conventions_files: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.pivot_prob <= 1.0:
-            raise ValueError(f"pivot_prob must be in [0, 1], got {self.pivot_prob}")
-        if self.data.batch_size < 1:
-            raise ValueError(f"data.batch_size must be >= 1, got {self.data.batch_size}")
-        if self.optim.accum_steps < 1:
-            raise ValueError(f"optim.accum_steps must be >= 1, got {self.optim.accum_steps}")
-        if not 0.0 < self.data.fraction <= 1.0:
-            raise ValueError(f"data.fraction must be in (0, 1], got {self.data.fraction}")
+        check_range("pivot_prob", self.pivot_prob, 0, 1)
+        check_range("seed", self.seed, 0, 2**32 - 1)

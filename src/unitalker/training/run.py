@@ -15,10 +15,17 @@ from typing import Any
 import torch
 
 from unitalker.config import to_dict
+from unitalker.device import resolve_device
 from unitalker.training import builders
 from unitalker.training.config import TrainConfig
 from unitalker.training.distributed import DistInfo
-from unitalker.training.trainer import StepInfo, Trainer, TrainResult, resolve_resume_dir
+from unitalker.training.trainer import (
+    StepInfo,
+    Trainer,
+    TrainResult,
+    clean_stale_temporaries,
+    resolve_resume_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +41,6 @@ class Prepared:
     resume_dir: Path | None
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 def prepare(
     cfg: TrainConfig,
     *,
@@ -51,10 +52,14 @@ def prepare(
     from unitalker.models.checkpoint import checkpoint_metadata, load_model, read_checkpoint_config
 
     dist = dist or DistInfo()
+    device = resolve_device(cfg.device)  # --device cuda without CUDA: fail before any work
+    # a missing --resume folder is the first thing to say (not "data.manifest is empty")
+    resume_dir = resolve_resume_dir(resume) if resume is not None else None
+    if dist.is_main:
+        clean_stale_temporaries(cfg.out_dir)  # .tmp-* of writes killed in an earlier run
     builders.register_conventions(cfg)
     torch.manual_seed(cfg.seed)  # model init is reproducible (and equal on every rank)
     manifest = builders.load_train_manifest(cfg)
-    resume_dir = resolve_resume_dir(resume) if resume is not None else None
     data_table = builders.identity_table(manifest, tuple(cfg.data.datasets), cfg.model.pivot)
     if cfg.model.init_from and resume_dir is None:
         probe_train, _ = builders.build_datasets(cfg, manifest, data_table)
@@ -105,7 +110,7 @@ def prepare(
         trainable=trainable,
         precision=cfg.precision,
         seed=cfg.seed,
-        device=resolve_device(cfg.device),
+        device=device,
         dist=dist,
         val_set=val_set,
         meta=meta,

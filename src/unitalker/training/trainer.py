@@ -79,9 +79,45 @@ class _Resume:
         return max(0, len(self.sampler) - self.skip)
 
 
+class TrainStateError(ValueError):
+    """A ``trainer_state.pt`` that cannot be read; the message names the file."""
+
+
+def clean_stale_temporaries(out_dir: str | Path) -> list[Path]:
+    """Remove ``.tmp-*`` files / folders that killed checkpoint writes left in a run folder.
+
+    Only our own write locations are searched (``out_dir``, ``out_dir/model``,
+    ``out_dir/checkpoints`` and its ``step_*`` folders), and only names our atomic writers
+    use, so nothing else of the user's is touched. Returns what was removed.
+    """
+    root = Path(out_dir)
+    places = [root, root / "model", root / "checkpoints"]
+    if (root / "checkpoints").is_dir():
+        places += sorted(p for p in (root / "checkpoints").glob("step_*") if p.is_dir())
+    removed = []
+    for place in places:
+        if not place.is_dir():
+            continue
+        for p in place.glob(".tmp-*"):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    if removed:
+        log.info(
+            "removed %d leftover .tmp-* file(s) of interrupted writes under %s", len(removed), root
+        )
+    return removed
+
+
 def resolve_resume_dir(path: str | Path) -> Path:
     """A checkpoint folder with ``trainer_state.pt``, or a run folder (its latest checkpoint)."""
     p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"--resume {p}: no such folder")
+    if not p.is_dir():
+        raise FileNotFoundError(f"--resume {p}: not a folder (give the run or checkpoint folder)")
     if (p / STATE_FILE).exists():
         return p
     ckpts = sorted((p / "checkpoints").glob("step_*")) if (p / "checkpoints").exists() else []
@@ -425,19 +461,30 @@ class Trainer:
             else self.out_dir / "checkpoints" / f"step_{self.step:07d}"
         )
         if self.dist.is_main:
-            extra = {**self.meta, "step": self.step, "epoch": self.epoch}
-            save_model(self.model, d, extra=extra)
-            if self.identity_templates:
-                from safetensors.torch import save_file
-
-                tensors = {k: torch.as_tensor(np.asarray(v, np.float32)).contiguous()
-                           for k, v in self.identity_templates.items()}  # fmt: skip
-                _atomic(d / TEMPLATES_FILE, lambda f: save_file(tensors, f))
-            state = self.state_dict()
-            _atomic(d / STATE_FILE, lambda f: torch.save(state, f))
-            self._prune()
+            try:
+                self._write_checkpoint(d, save_model)
+            except OSError as e:
+                # e.g. a full disk: say what was being written; the atomic writers have
+                # removed their temporaries, so no half-written checkpoint is left.
+                raise OSError(
+                    e.errno, f"cannot write the checkpoint at step {self.step}: {e.strerror or e}",
+                    str(d),
+                ) from e  # fmt: skip
         barrier(self.dist)
         return d
+
+    def _write_checkpoint(self, d: Path, save_model: Callable[..., Any]) -> None:
+        extra = {**self.meta, "step": self.step, "epoch": self.epoch}
+        save_model(self.model, d, extra=extra)
+        if self.identity_templates:
+            from safetensors.torch import save_file
+
+            tensors = {k: torch.as_tensor(np.asarray(v, np.float32)).contiguous()
+                       for k, v in self.identity_templates.items()}  # fmt: skip
+            _atomic(d / TEMPLATES_FILE, lambda f: save_file(tensors, f))
+        state = self.state_dict()
+        _atomic(d / STATE_FILE, lambda f: torch.save(state, f))
+        self._prune()
 
     def _prune(self) -> None:
         keep = self.log_cfg.keep_last
@@ -449,11 +496,26 @@ class Trainer:
 
     def resume(self, ckpt_dir: str | Path) -> None:
         """Load trainer state from a checkpoint folder (the model must already hold its weights)."""
-        state = torch.load(Path(ckpt_dir) / STATE_FILE, map_location="cpu", weights_only=True)
-        if int(state.get("world_size", 1)) != self.dist.world_size:
-            log.warning("resuming a %s-process run on %s processes: the data order differs",
-                        state.get("world_size"), self.dist.world_size)  # fmt: skip
-        self.load_state_dict(state)
+        f = Path(ckpt_dir) / STATE_FILE
+        try:
+            state = torch.load(f, map_location="cpu", weights_only=True)
+            if not isinstance(state, dict):
+                raise TypeError(f"holds a {type(state).__name__}, not a state dict")
+            if int(state.get("world_size", 1)) != self.dist.world_size:
+                log.warning("resuming a %s-process run on %s processes: the data order differs",
+                            state.get("world_size"), self.dist.world_size)  # fmt: skip
+            self.load_state_dict(state)
+        except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
+            # torch's own message suggests weights_only=False, which would run any code in
+            # the file: never pass that advice on.
+            detail = str(e).splitlines()[0] if str(e) else ""
+            if "weights_only" in str(e) or "pickle" in detail.lower():
+                detail = "not a weights-only state file"
+            raise TrainStateError(
+                f"--resume: {f}: cannot read the trainer state (corrupt, truncated or not "
+                f"written by unitalker: {type(e).__name__}{': ' + detail if detail else ''}); "
+                "resume from an earlier checkpoint folder or start a new run"
+            ) from None
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
