@@ -72,11 +72,11 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument(
         "--glb-max-error",
-        type=float,
+        type=Number(float, 0, 1, lo_open=True),
         default=0.01,
         metavar="FRACTION",
         help="glb of vertex heads: playback error bound as a fraction of the motion range "
-        "(default 0.01; the error is stated in the file's extras)",
+        "(%(type)s; default 0.01; the error is stated in the file's extras)",
     )
     p.add_argument(
         "--glb-lossless",
