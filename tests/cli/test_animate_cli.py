@@ -134,7 +134,6 @@ def test_batch_with_bad_files_continues_and_lists_failures(tmp_path, ckpt, capsy
         (["--identity", "nobody"], "unknown identity"),
         (["--format", "xyz"], "unknown format"),
         (["--backend", "onnxruntime", "--precision", "bf16"], "bf16"),
-        (["--glb-max-error", "2"], "--glb-max-error"),
     ],
 )
 def test_user_errors_exit_2_before_work(tmp_path, ckpt, capsys, args, message):

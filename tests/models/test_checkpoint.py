@@ -76,13 +76,14 @@ def test_corrupt_and_truncated_checkpoints_fail_clearly(tmp_path, tiny_model):
 
 def test_config_disagreeing_with_weights_names_file_and_tensor(tmp_path, tiny_model):
     save_model(tiny_model, tmp_path / "ok")
-    meta = json.loads((tmp_path / "ok" / "config.json").read_text())
+    cfg = tmp_path / "ok" / "unitalker.json"
+    meta = json.loads(cfg.read_text())
     meta["model"]["decoder"]["hidden"] = 20  # weights were saved with 24
-    (tmp_path / "ok" / "config.json").write_text(json.dumps(meta))
+    cfg.write_text(json.dumps(meta))
     with pytest.raises(CheckpointError) as e:
         load_model(tmp_path / "ok", device="cpu")
     msg = str(e.value)
-    assert "model.safetensors" in msg and "config.json" in msg and "shape" in msg
+    assert "model.safetensors" in msg and "unitalker.json" in msg and "shape" in msg
     assert "decoder." in msg and "[24" in msg  # the first mismatching tensor, with its shape
 
 

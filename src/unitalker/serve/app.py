@@ -107,8 +107,8 @@ class UploadGateMiddleware:
     pass ``limit``, whatever the headers said) and the whole body must arrive within
     ``timeout`` seconds (``408``), so a client trickling bytes cannot hold a place.
 
-    A body refused mid-way is drained (discarded) up to a bound, so a client still sending
-    reads the error instead of a reset connection.
+    A refused body (413 or 503) is drained (discarded) up to a bound, so a client still
+    sending reads the error instead of a reset connection.
     """
 
     def __init__(self, app: Any, gate: JobGate, limit: int, timeout: float) -> None:
@@ -130,6 +130,9 @@ class UploadGateMiddleware:
         try:
             admission = self.gate.admit()
         except Overloaded as e:
+            # Discard the (bounded) body first, as for 413: a client still sending would
+            # otherwise see a reset connection instead of the 503. Nothing is kept.
+            await self._drain(receive, 0, deadline)
             await self._refuse(scope, send, 503, "overloaded", str(e), jobs=self.gate.stats())
             return
         scope[ADMISSION_KEY] = admission
