@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-NAMES = ("table5", "pivot", "pca-warmup", "finetune-fraction")
+NAMES = ("table4", "table5", "pivot", "pca-warmup", "finetune-fraction")
 HELP = """experiments (each writes NAME.md and NAME.png into --out):
+  table4             multi-head model vs one head on all data converted to S0's convention
   table5             single-dataset models vs one unified model vs unified + fine-tuned
   pivot              with / without the pivot identity under GT, cross and pivot identity
   pca-warmup         with / without PCA heads and decoder warm-up (Fig. 5)
@@ -27,11 +28,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="A2F-Synth in the release layout (default data/a2f_synth_release)")  # fmt: skip
     p.add_argument("--datasets", nargs="+", default=None,
                    help="dataset keys (default S0 S1 S2; pivot: S0 S2 S3; finetune-fraction: "
-                        "target S0, pre-training on S1-S5)")  # fmt: skip
+                        "target S0, pre-training on S1-S5; table4: S0-S3, the settings are "
+                        "its prefixes, evaluated on the first)")  # fmt: skip
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps per model (default per experiment: 300-900)")  # fmt: skip
+                   help="training steps per model (default per experiment: 300-900; table4: 150 per "
+                        "dataset of each setting)")  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds; with several, tables give mean ± std (default 0)")  # fmt: skip
+    p.add_argument("--conversion", choices=("rig", "surface"), default="rig",
+                   help="table4: how annotations are converted to the common convention "
+                        "(rig: exact, the generator's maps; surface: retopology and each "
+                        "convention's vertex function; default rig)")  # fmt: skip
     p.add_argument("--out", default="docs/experiments", help="where the table and plot go")
     p.add_argument("--work", default="runs/experiments", help="where the training runs go")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -59,5 +66,8 @@ def _run(args: argparse.Namespace) -> int:
         raise SystemExit(f"error: --steps must be >= 1, got {steps}")
     setup = ex.Setup(data, Path(args.out), Path(args.work), steps, args.quick, tuple(args.seeds))
     datasets = list(args.datasets or ex.DEFAULT_DATASETS[args.name])
-    print(ex.EXPERIMENTS[args.name](setup, datasets))
+    if args.name == "table4":
+        print(ex.table4(setup, datasets, args.conversion))
+    else:
+        print(ex.EXPERIMENTS[args.name](setup, datasets))
     return 0
