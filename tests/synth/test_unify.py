@@ -81,6 +81,7 @@ def test_write_unified_gives_one_convention(tiny_release, tmp_path):
     assert (out / "S2" / ".done").stat().st_mtime == mtime
 
 
+@pytest.mark.slow
 def test_table4_quick(tiny_release, tmp_path):
     from unitalker.training import experiments as ex
 

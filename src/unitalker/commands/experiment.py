@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-NAMES = ("table4", "table5", "pivot", "pca-warmup", "finetune-fraction")
+NAMES = ("table4", "finetune-takes", "table5", "pivot", "pca-warmup", "finetune-fraction")
 HELP = """experiments (each writes NAME.md and NAME.png into --out):
   table4             multi-head model vs one head on all data converted to S0's convention
+  finetune-takes     fine-tune the default model on 1, 2, 5 min of Live Link Face takes
+                     (generated; configs/finetune-arkit.yaml; --data is not read)
   table5             single-dataset models vs one unified model vs unified + fine-tuned
   pivot              with / without the pivot identity under GT, cross and pivot identity
   pca-warmup         with / without PCA heads and decoder warm-up (Fig. 5)
@@ -50,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
     from unitalker.training import experiments as ex
 
     data = Path(args.data)
-    if not data.exists():
+    if not data.exists() and args.name != "finetune-takes":
         raise SystemExit(
             f"error: {data}: no such data folder. Generate A2F-Synth in the release layout "
             "first: scripts/prepare_synth.sh data"
@@ -62,12 +64,14 @@ def _run(args: argparse.Namespace) -> int:
     steps = args.steps or ex.DEFAULT_STEPS[args.name]
     if args.quick:
         steps = min(steps, 4)
-    if steps < 1:
+    if steps < 1 and args.name != "finetune-takes":  # 0 there: the recipe's own steps
         raise SystemExit(f"error: --steps must be >= 1, got {steps}")
     setup = ex.Setup(data, Path(args.out), Path(args.work), steps, args.quick, tuple(args.seeds))
     datasets = list(args.datasets or ex.DEFAULT_DATASETS[args.name])
     if args.name == "table4":
         print(ex.table4(setup, datasets, args.conversion))
+    elif args.name == "finetune-takes":
+        print(ex.finetune_takes(setup, datasets))
     else:
         print(ex.EXPERIMENTS[args.name](setup, datasets))
     return 0
