@@ -179,3 +179,28 @@ def test_generated_takes_hold_a2f_synth_speech(tmp_path):
     assert jaw.max() > 0.2  # the performer speaks
     audio = load_audio(take.audio)
     assert abs(len(audio) / SR - take.seconds) < 0.1
+
+
+@pytest.mark.slow
+def test_recipe_adds_a_head_for_a_custom_channel_set(tmp_path):
+    """configs/finetune-arkit.yaml with --channels all: a new 61-channel head on the default model."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "finetune-arkit.yaml"
+    for k in range(2):
+        write_take(tmp_path / "takes" / f"T{k}", _channels(90, k), 30.0, _speech(3.0, k), SR,
+                   wav=True, video=None)  # fmt: skip
+    convert_livelinkface(tmp_path / "takes", tmp_path / "ds", channels="all", split="train",
+                         subject="me")  # fmt: skip
+    rc = main(["train", "--config", str(recipe), "--set", f"data.manifest={tmp_path / 'ds'}",
+               "--set", f"conventions_files=[{tmp_path / 'ds' / 'convention.yaml'}]",
+               "--set", "schedule.steps=2", "--set", "data.batch_size=2",
+               "--set", f"out_dir={tmp_path / 'run'}"])  # fmt: skip
+    assert rc == 0
+    from unitalker.models.checkpoint import load_model
+
+    model = load_model(tmp_path / "run" / "model", "cpu")
+    assert "livelinkface61" in model.config.head_names
+    assert "synth_arkit52" in model.config.head_names  # the default model's heads stay
+    out = model.animate(_speech(1.0), sr=SR, heads=["livelinkface61"], identity="LLF:me")
+    assert out["livelinkface61"].data.shape[1] == 61
