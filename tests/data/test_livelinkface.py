@@ -130,7 +130,6 @@ def test_all_channels_make_a_new_convention(tmp_path):
     )
     convert_livelinkface(tmp_path / "takes", tmp_path / "ds", channels="all", split="train")
     yaml_path = tmp_path / "ds" / "convention.yaml"
-    conventions.unregister("livelinkface61") if hasattr(conventions, "unregister") else None
     (conv,) = conventions.register_from_file(yaml_path, overwrite=True)
     assert conv.name == "livelinkface61" and conv.dim == 61 and conv.fps == 30.0
     assert conv.channel_names == CHANNELS

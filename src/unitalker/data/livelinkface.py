@@ -334,7 +334,6 @@ def convert_livelinkface(
         if channels == "all":
             conv = custom_convention(convention or "livelinkface61", rate)
             _write_convention_yaml(tmp / "convention.yaml", conv)
-            conventions.register(conv, overwrite=True)
             cols = np.arange(len(CHANNELS))
         else:
             conv = conventions.get(convention or "synth_arkit52")
