@@ -30,10 +30,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="A2F-Synth in the release layout (default data/a2f_synth_release)")  # fmt: skip
     p.add_argument("--datasets", nargs="+", default=None,
                    help="dataset keys (default S0 S1 S2; pivot: S0 S2 S3; finetune-fraction: "
-                        "target S0, pre-training on S1-S5; table4: S0-S3, the settings are "
-                        "its prefixes, evaluated on the first)")  # fmt: skip
+                        "target S0, pre-training on S1-S5; table4: S0 S1 S2, add S3 for the "
+                        "FLAME-like params: the settings are its prefixes, evaluated on the "
+                        "first)")  # fmt: skip
     p.add_argument("--steps", type=int, default=None,
-                   help="training steps per model (default per experiment: 300-900; table4: 150 per "
+                   help="training steps per model (default per experiment: 300-900; table4: 100 per "
                         "dataset of each setting)")  # fmt: skip
     p.add_argument("--seeds", type=int, nargs="+", default=[0],
                    help="training seeds; with several, tables give mean ± std (default 0)")  # fmt: skip
