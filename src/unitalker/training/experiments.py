@@ -221,7 +221,7 @@ def _seeds_text(setup: Setup) -> str:
 
 
 def _write(setup: Setup, name: str, lines: list[str], seconds: float,
-           command: str | None = None) -> str:  # fmt: skip
+           command: str | None = None, needs_data: bool = True) -> str:  # fmt: skip
     seeds = " ".join(map(str, setup.seeds))
     known = [v for v in setup.train_seconds.values() if v is not None]
     cost = f"{len(setup.train_seconds)} models"
@@ -231,8 +231,9 @@ def _write(setup: Setup, name: str, lines: list[str], seconds: float,
             cost += f" for the {len(known)} with a record"
     lines += ["", f"Cost: {cost} on 2 CPU cores{' (quick test-sized run)' if setup.quick else ''}; "
               f"this invocation took {seconds / 60:.1f} min. Reproduce: "
-              f"`unitalker experiment {command or name} --seeds {seeds}` after "
-              "`scripts/prepare_synth.sh data` (trained runs under `--work` are reused)."]  # fmt: skip
+              f"`unitalker experiment {command or name} --seeds {seeds}`"
+              + (" after `scripts/prepare_synth.sh data`" if needs_data else "")
+              + " (trained runs under `--work` are reused)."]  # fmt: skip
     text = "\n".join(lines) + "\n"
     setup.out_dir.mkdir(parents=True, exist_ok=True)
     (setup.out_dir / f"{name}.md").write_text(text)
@@ -636,16 +637,17 @@ def finetune_takes(setup: Setup, datasets: list[str], minutes: tuple[float, ...]
              f"(LVE on the synth_arkit52 rig, per-sequence mean; {_seeds_text(setup)}). "
              "The not fine-tuned default model conditions the unknown performer on the "
              "pivot identity.", "",
-             "| training data | " + " | ".join(f"{actual[c]:.2f} min" for c in cols) + " |",
-             "|---|" + "---:|" * len(cols), "",
+             "Whole takes are used, so the columns hold " + ", ".join(
+                 f"{actual[c]:.2f}" for c in cols) + " minutes of training data.", "",
              *_table(per_seed, cols, "model \\ data"), "",
              *_ratio_table(per_seed, {"fine-tuned vs default": (
                  "fine-tuned (new identity)", "default model, not fine-tuned")}, cols,
                  "LVE change")]  # fmt: skip
-    _fraction_plot(_mean(per_seed), tuple(actual[c] for c in cols), cols,
+    mean = {k: v for k, v in _mean(per_seed).items() if k != "static template"}  # off-scale
+    _fraction_plot(mean, tuple(actual[c] for c in cols), cols,
                    setup.out_dir / "finetune-takes.png", xlabel="minutes of takes",
                    title="Fine-tuning on Live Link Face takes")  # fmt: skip
-    return _write(setup, "finetune-takes", lines, time.time() - t0)
+    return _write(setup, "finetune-takes", lines, time.time() - t0, needs_data=False)
 
 
 def _span(keys: list[str]) -> str:
