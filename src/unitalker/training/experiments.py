@@ -536,7 +536,9 @@ def table4(setup: Setup, datasets: list[str], method: str = "rig") -> str:
               f"dataset's labels the {target} renderer's own, so the one-head model sees "
               "more data of exactly the target convention and nothing to reconcile."]  # fmt: skip
     name = "table4" if method == "rig" else f"table4-{method}"
-    _setting_plot(_mean(per_seed), cols, setup.out_dir / f"{name}.png", target)
+    _fraction_plot(_mean(per_seed), tuple(cols), cols, setup.out_dir / f"{name}.png",
+                   xlabel="training datasets", ylabel=f"{target} test LVE", log_x=False,
+                   title="Table 4 in miniature: multi-head vs data preprocessing")  # fmt: skip
     command = "table4" + ("" if method == "rig" else f" --conversion {method}")
     return _write(setup, name, lines, time.time() - t0, command)
 
@@ -751,36 +753,21 @@ def _lines_plot(rows: dict[str, dict[str, float]], datasets: list[str], lrs: tup
     plt.close(fig)
 
 
-def _setting_plot(rows: dict[str, dict[str, float]], cols: list[str], path: Path,
-                  target: str) -> None:  # fmt: skip
-    plt = _pyplot(path)
-    if plt is None:
-        return
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for name, vals in rows.items():
-        ax.plot(cols, [vals[c] for c in cols], marker="o", label=name)
-    ax.set_xlabel("training datasets")
-    ax.set_ylabel(f"{target} test LVE")
-    ax.set_title("Table 4 in miniature: multi-head vs data preprocessing")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _fraction_plot(rows: dict[str, dict[str, float]], fractions: tuple[float, ...],
+def _fraction_plot(rows: dict[str, dict[str, float]], xs: tuple[float | str, ...],
                    cols: list[str], path: Path, xlabel: str = "fraction of the training set",
                    title: str = "Fig. 4 in miniature: fine-tuning on an unseen convention",
-                   ) -> None:  # fmt: skip
+                   ylabel: str = "test LVE", log_x: bool = True) -> None:  # fmt: skip
+    """One line per row over the columns, at positions ``xs`` (log scale, or categories)."""
     plt = _pyplot(path)
     if plt is None:
         return
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for name, vals in rows.items():
-        ax.plot(fractions, [vals[c] for c in cols], marker="o", label=name)
-    ax.set_xscale("log")
-    ax.set_xlabel(f"{xlabel} (log scale)")
-    ax.set_ylabel("test LVE")
+        ax.plot(xs, [vals[c] for c in cols], marker="o", label=name)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"{xlabel} (log scale)" if log_x else xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
