@@ -109,3 +109,25 @@ def test_reuse_refuses_a_run_with_other_settings(setup):
     other = ex.Setup(setup.data, setup.out_dir, setup.work_dir, steps=3, quick=True)
     with pytest.raises(ValueError, match="another schedule setting"):
         ex.pivot(other, ["TA", "TB"])
+
+
+@pytest.mark.slow
+def test_finetune_takes_quick(tmp_path):
+    """Generated Live Link Face takes -> converter -> the documented recipe -> held-out LVE."""
+    from pathlib import Path
+
+    recipe = Path(__file__).resolve().parents[2] / "configs" / "finetune-arkit.yaml"
+    setup = ex.Setup(tmp_path / "unused", tmp_path / "docs", tmp_path / "runs", steps=0, quick=True)
+    text = ex.finetune_takes(setup, [], minutes=(0.05, 0.1), test_minutes=0.05, config=recipe)
+    assert (setup.out_dir / "finetune-takes.md").read_text() == text
+    for row in ("static template", "default model, not fine-tuned", "fine-tuned (new identity)"):
+        vals = _numbers(text, row)
+        assert len(vals) == 2 and all(math.isfinite(v) and v > 0 for v in vals), row
+    assert _numbers(text, "static template")[0] > _numbers(text, "default model, not fine-tuned")[0]
+    from unitalker.models.checkpoint import load_model
+
+    model = load_model(setup.work_dir / "finetune_takes" / "0.1min" / "seed0" / "model", "cpu")
+    assert "LLF:performer" in model.config.identities  # the new identity row
+    assert "synth_head_vertices" in model.config.head_names  # the other heads are kept
+    data = setup.work_dir / "finetune_takes" / "data"
+    assert (data / "train_0.05min.json").exists() and (data / "test.json").exists()

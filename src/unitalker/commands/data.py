@@ -13,6 +13,8 @@ _CONVERT_HELP = {
     "multiface": "Multiface, FaceDiffuser layout: vertices_npy/NN_SS.npy, wav/, templates.pkl (-> D2)",
     "3detf": "3D-ETF: {HDTF,RAVDESS}/audio/*.wav + {HDTF,RAVDESS}/blendshape/*.npy (-> D3_HDTF, D4_RAVDESS)",
     "folder": "any folder of audio + .npy annotations matched by file stem",
+    "livelinkface": "Live Link Face (iOS) takes: per take folder a CSV (Timecode, BlendShapeCount, "
+    "61 channels) + the .mov (its audio track) or a .wav",
 }
 
 
@@ -54,6 +56,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         if name in ("3detf", "folder"):
             c.add_argument("--subject-regex", default=None,
                            help="regex searched in each file stem; group 1 is the subject")  # fmt: skip
+        if name in ("3detf", "folder", "livelinkface"):
             c.add_argument("--split-by", choices=("ratio", "subject"), default="ratio",
                            help="assign clips (ratio) or whole subjects to train/val/test; "
                                 "3detf: only where the source states no split "
@@ -67,7 +70,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             c.add_argument(
                 "--seed", type=SEED, default=0, help="seed of the split assignment (%(type)s)"
             )
-        if name == "folder":
+        if name == "livelinkface":
+            c.add_argument("--convention", default=None,
+                           help="blendshape convention to map the ARKit channels onto by name "
+                                "(default synth_arkit52, the bundled model's ARKit head); with "
+                                "--channels all: the new convention's name (default livelinkface61)")  # fmt: skip
+            c.add_argument("--channels", choices=("convention", "all"), default="convention",
+                           help="all: keep all 61 channels (head and eye rotations too) as a new "
+                                "convention written to DST/convention.yaml")  # fmt: skip
+            c.add_argument("--dataset", default="LLF", help="dataset key (default LLF)")
+            c.add_argument("--subject", default=None,
+                           help="the performer (default: SRC's folder name)")  # fmt: skip
+            c.add_argument("--fps", type=FPS, default=None,
+                           help="the takes' frame rate (%(type)s; default: inferred from the timecodes)")  # fmt: skip
+            c.add_argument("--split", default=None,
+                           help="put every take in this split (e.g. test for a held-out "
+                                "session) instead of --split-by/--ratios")  # fmt: skip
+        elif name == "folder":
             c.add_argument(
                 "--convention", required=True, help="registered convention name of the annotations"
             )
@@ -137,11 +156,14 @@ def _convert(args: argparse.Namespace) -> int:
         print("unitalker data convert: choose a layout: " + ", ".join(CONVERTERS), file=sys.stderr)
         return 1
     kw = {"overwrite": args.overwrite, "mode": args.mode}
-    if args.layout in ("3detf", "folder"):
+    if args.layout in ("3detf", "folder", "livelinkface"):
         kw.update(split_by=args.split_by, ratios=args.ratios, seed=args.seed)
-        if args.subject_regex:
+        if getattr(args, "subject_regex", None):
             kw["subject_regex"] = args.subject_regex
-    if args.layout == "folder":
+    if args.layout == "livelinkface":
+        kw.update(convention=args.convention, channels=args.channels, dataset=args.dataset,
+                  subject=args.subject, fps=args.fps, split=args.split)  # fmt: skip
+    elif args.layout == "folder":
         kw.update(convention=args.convention, fps=args.fps, dataset=args.dataset,
                   audio_dir=args.audio_dir, annot_dir=args.annot_dir, templates=args.templates)  # fmt: skip
     else:

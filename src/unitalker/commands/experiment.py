@@ -7,8 +7,11 @@ from pathlib import Path
 
 from unitalker.commands._args import COUNT, SEED
 
-NAMES = ("table5", "pivot", "pca-warmup", "finetune-fraction")
+NAMES = ("table4", "finetune-takes", "table5", "pivot", "pca-warmup", "finetune-fraction")
 HELP = """experiments (each writes NAME.md and NAME.png into --out):
+  table4             multi-head model vs one head on all data converted to S0's convention
+  finetune-takes     fine-tune the default model on 1, 2, 5 min of Live Link Face takes
+                     (generated; configs/finetune-arkit.yaml; --data is not read)
   table5             single-dataset models vs one unified model vs unified + fine-tuned
   pivot              with / without the pivot identity under GT, cross and pivot identity
   pca-warmup         with / without PCA heads and decoder warm-up (Fig. 5)
@@ -29,11 +32,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="A2F-Synth in the release layout (default data/a2f_synth_release)")  # fmt: skip
     p.add_argument("--datasets", nargs="+", default=None,
                    help="dataset keys (default S0 S1 S2; pivot: S0 S2 S3; finetune-fraction: "
-                        "target S0, pre-training on S1-S5)")  # fmt: skip
+                        "target S0, pre-training on S1-S5; table4: S0 S1 S2, add S3 for the "
+                        "FLAME-like params: the settings are its prefixes, evaluated on the "
+                        "first)")  # fmt: skip
     p.add_argument("--steps", type=COUNT, default=None,
-                   help="training steps per model (%(type)s; default per experiment: 300-900)")  # fmt: skip
+                   help="training steps per model (%(type)s; default per experiment: 300-900; "
+                        "table4: 100 per dataset of each setting)")  # fmt: skip
     p.add_argument("--seeds", type=SEED, nargs="+", default=[0],
                    help="training seeds (%(type)s); with several, tables give mean ± std (default 0)")  # fmt: skip
+    p.add_argument("--conversion", choices=("rig", "surface"), default="rig",
+                   help="table4: how annotations are converted to the common convention "
+                        "(rig: exact, the generator's maps; surface: retopology and each "
+                        "convention's vertex function; default rig)")  # fmt: skip
     p.add_argument("--out", default="docs/experiments", help="where the table and plot go")
     p.add_argument("--work", default="runs/experiments", help="where the training runs go")
     p.add_argument("--threads", type=COUNT, default=None, help="torch CPU threads (%(type)s)")
@@ -45,7 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     from unitalker.training import experiments as ex
 
     data = Path(args.data)
-    if not data.exists():
+    if not data.exists() and args.name != "finetune-takes":
         raise SystemExit(
             f"error: {data}: no such data folder. Generate A2F-Synth in the release layout "
             "first: scripts/prepare_synth.sh data"
@@ -57,9 +67,14 @@ def _run(args: argparse.Namespace) -> int:
     steps = args.steps or ex.DEFAULT_STEPS[args.name]
     if args.quick:
         steps = min(steps, 4)
-    if steps < 1:
+    if steps < 1 and args.name != "finetune-takes":  # 0 there: the recipe's own steps
         raise SystemExit(f"error: --steps must be >= 1, got {steps}")
     setup = ex.Setup(data, Path(args.out), Path(args.work), steps, args.quick, tuple(args.seeds))
     datasets = list(args.datasets or ex.DEFAULT_DATASETS[args.name])
-    print(ex.EXPERIMENTS[args.name](setup, datasets))
+    if args.name == "table4":
+        print(ex.table4(setup, datasets, args.conversion))
+    elif args.name == "finetune-takes":
+        print(ex.finetune_takes(setup, datasets))
+    else:
+        print(ex.EXPERIMENTS[args.name](setup, datasets))
     return 0

@@ -692,10 +692,18 @@ def convert_folder(
     return _run(dst, overwrite, build)
 
 
+def convert_livelinkface(*args: object, **kwargs: object) -> ConvertReport:
+    """Live Link Face takes (:func:`unitalker.data.livelinkface.convert_livelinkface`)."""
+    from unitalker.data import livelinkface
+
+    return livelinkface.convert_livelinkface(*args, **kwargs)  # type: ignore[arg-type,return-value]
+
+
 CONVERTERS: dict[str, Callable[..., ConvertReport]] = {
     "biwi": convert_biwi,
     "vocaset": convert_vocaset,
     "multiface": convert_multiface,
     "3detf": convert_3detf,
     "folder": convert_folder,
+    "livelinkface": convert_livelinkface,
 }
