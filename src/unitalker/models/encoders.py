@@ -115,6 +115,11 @@ class HFAudioEncoder(AudioEncoder):
         self.name_or_path = name_or_path
         self.hidden_size = int(model.config.hidden_size)
         self.feature_size = int(model.config.conv_dim[-1])
+        if family == "wavlm":
+            # Same math as HF's attention, one fused SDPA call (models/fused_attention.py).
+            from unitalker.models.fused_attention import fuse_wavlm_attention
+
+            fuse_wavlm_attention(self.model)
 
     # -- construction ------------------------------------------------------------------
     @classmethod

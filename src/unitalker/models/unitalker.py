@@ -82,6 +82,11 @@ class UniTalker(nn.Module):
         return next(self.parameters()).device
 
     @property
+    def templates_dtype(self) -> torch.dtype:
+        """The model's compute dtype (that of its stored templates)."""
+        return next(iter(self.templates.buffers())).dtype if self.config.heads else torch.float32
+
+    @property
     def heads(self) -> list[str]:
         return self.config.head_names
 
@@ -167,7 +172,9 @@ class UniTalker(nn.Module):
             groups.setdefault(tuple(counts[h]), []).append(h)
 
         enc = self.audio_encoder
-        x = enc.normalize(audio, lens)
+        # Normalise in the input's precision, then round once to the model's dtype (a
+        # bf16 / fp16 twin, see unitalker.inference.precision, takes fp32 audio).
+        x = enc.normalize(audio, lens).to(self.templates_dtype)
         feats = enc.extract(x, lens)  # [B, T50, F]
         in_lens = [min(n, feats.shape[1]) for n in enc.output_lengths(lens)]
         pos = self.config.adaptor_position
@@ -196,12 +203,16 @@ class UniTalker(nn.Module):
             for h in names:
                 raw = self.out_head_dict[h](hs)
                 coeffs = None
-                if h in self.pca_layer_dict:
-                    coeffs, raw = raw, self.pca_layer_dict[h].decode(raw)
                 tpl = (templates or {}).get(h)
                 tpl = self.template(h) if tpl is None else tpl.to(raw.dtype)
-                tpl = tpl[None] if tpl.dim() == 1 else tpl
-                motion = raw + tpl[:, None, :]
+                tpl = tpl[None] if tpl.dim() == 1 else tpl  # [B or 1, D]
+                if h in self.pca_layer_dict:
+                    # PCA mean and template added inside the one GEMM (the decode is the
+                    # largest product of the model: BIWI is [T, 512] x [512, 70110]).
+                    coeffs = raw
+                    motion = self.pca_layer_dict[h].decode(raw, offset=tpl[:, None, :])
+                else:
+                    motion = raw + tpl[:, None, :]
                 m = _mask(key, motion)
                 if m is not None:  # zero the padding so callers never see garbage
                     m = m[..., None]
