@@ -134,6 +134,7 @@ class UniTalker(nn.Module):
         lengths: Sequence[int] | torch.Tensor | None = None,
         frames: dict[str, Sequence[int]] | None = None,
         fps: dict[str, float] | None = None,
+        features: torch.Tensor | None = None,
     ) -> dict[str, HeadOutput]:
         """Run the encoder and decoder once and every requested head.
 
@@ -147,6 +148,9 @@ class UniTalker(nn.Module):
             frames: per head, the wanted frame count per sample (default:
                 ``round(seconds * fps)``, as the original).
             fps: per head, an output rate other than the convention's.
+            features: ``[B, T50, F]`` the encoder's :meth:`extract` output for ``audio``,
+                computed elsewhere (incremental streaming caches it); skips normalisation
+                and extraction.
 
         Returns:
             ``{head: HeadOutput}`` with ``motion [B, T_head, D]``.
@@ -174,8 +178,11 @@ class UniTalker(nn.Module):
         enc = self.audio_encoder
         # Normalise in the input's precision, then round once to the model's dtype (a
         # bf16 / fp16 twin, see unitalker.inference.precision, takes fp32 audio).
-        x = enc.normalize(audio, lens).to(self.templates_dtype)
-        feats = enc.extract(x, lens)  # [B, T50, F]
+        if features is None:
+            x = enc.normalize(audio, lens).to(self.templates_dtype)
+            feats = enc.extract(x, lens)  # [B, T50, F]
+        else:
+            feats = features.to(self.templates_dtype)
         in_lens = [min(n, feats.shape[1]) for n in enc.output_lengths(lens)]
         pos = self.config.adaptor_position
 
