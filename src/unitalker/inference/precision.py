@@ -37,8 +37,13 @@ def _bake_weight_norm(model: nn.Module) -> None:
 
     for mod in model.modules():
         if parametrize.is_parametrized(mod):
-            for name in list(mod.parametrizations):
-                parametrize.remove_parametrizations(mod, name, leave_parametrized=True)
+            # Not parametrize.remove_parametrizations: it deletes the property from the
+            # parametrised class, which a deep copy shares with the original model.
+            values = {n: getattr(mod, n).detach().clone() for n in mod.parametrizations}
+            del mod._modules["parametrizations"]
+            mod.__class__ = type(mod).__bases__[0]
+            for n, v in values.items():
+                mod.register_parameter(n, nn.Parameter(v, requires_grad=False))
         for k, hook in list(mod._forward_pre_hooks.items()):
             if type(hook).__name__ == "WeightNorm":  # the old torch.nn.utils.weight_norm
                 hook.remove(mod)

@@ -136,8 +136,9 @@ def load_model(name_or_path: str | Path | None = None, device: Any = None) -> Un
         name_or_path: bundled name (None = default), folder, ``.safetensors`` or ``.pt``.
         device: torch device; default CUDA when available, else CPU.
     """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from unitalker.devices import resolve_device
+
+    device = resolve_device(device)
     path = resolve_model_path(name_or_path)
     if path.is_file() and path.suffix in (".pt", ".pth", ".bin"):
         raise CheckpointError(

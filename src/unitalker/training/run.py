@@ -36,9 +36,9 @@ class Prepared:
 
 
 def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    from unitalker.devices import resolve_device as resolve
+
+    return resolve(name)
 
 
 def prepare(
