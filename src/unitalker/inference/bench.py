@@ -228,7 +228,7 @@ class BenchReport:
             ]
             for sec, m in self.memory.items():
                 lines.append(
-                    f"{float(sec) / 60:g} min audio{'':33s} {m['peak_mb']:9.0f} {m['output_mb']:10.0f} {m['working_mb']:10.0f}"
+                    f"{float(sec):g} s audio{'':35s} {m['peak_mb']:9.0f} {m['output_mb']:10.0f} {m['working_mb']:10.0f}"
                 )
         if self.streaming:
             lines += [
@@ -246,7 +246,7 @@ class BenchReport:
             ]
             for sec, o in self.outputs.items():
                 lines.append(
-                    f"{float(sec) / 60:g} min audio{'':33s} {o['npz_mb']:9.0f} {o['write_s']:9.2f} {o['infer_s']:9.2f}"
+                    f"{float(sec):g} s audio{'':35s} {o['npz_mb']:9.0f} {o['write_s']:9.2f} {o['infer_s']:9.2f}"
                 )
         if self.stream_default:
             lines += [
@@ -488,7 +488,7 @@ class _StreamedModel:
 def measure_default_streaming(
     lookaheads: tuple[float, ...],
     *,
-    chunk: float = 0.1,
+    chunk: float = 0.05,
     synth_data: str | Path | None = None,
     max_sequences: int | None = None,
 ) -> dict[str, dict[str, float]]:
