@@ -15,14 +15,18 @@ from unitalker.models.fused_attention import (
 )
 
 
-@pytest.fixture(scope="module")
-def encoders():
+def _pair():
     model = build_bench_model("tiny")
     enc = model.audio_encoder
     fused = copy.deepcopy(enc).eval()
     ref = copy.deepcopy(enc).eval()
     assert unfuse_wavlm_attention(ref) == 2  # the wrapper fuses WavLM on construction
     return fused, ref
+
+
+@pytest.fixture(scope="module")
+def encoders():
+    return _pair()
 
 
 @pytest.mark.parametrize("masked", [False, True])
@@ -63,3 +67,13 @@ def test_fuse_keeps_parameter_names():
     assert fuse_wavlm_attention(model) == 2
     attn = model.audio_encoder.model.encoder.layers[1].attention
     assert isinstance(attn, FusedWavLMAttention())
+
+
+def test_packed_weights_follow_changes():
+    fused, ref = _pair()
+    feats = torch.randn(1, 15, fused.feature_size, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        fused.contextualize(feats)  # packs and caches q / k / v
+        for enc in (fused, ref):
+            enc.model.encoder.layers[0].attention.k_proj.weight.mul_(1.5)
+        assert torch.allclose(fused.contextualize(feats), ref.contextualize(feats), atol=1e-5)

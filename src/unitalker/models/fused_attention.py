@@ -75,8 +75,7 @@ def fused_forward(
     if attention_mask is not None:
         keep = attention_mask.ne(0)[:, None, None, :]  # [B, 1, 1, T]
         bias = bias.masked_fill(~keep, float("-inf"))
-    w = torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])
-    bw = torch.cat([attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias])
+    w, bw = _packed_qkv(attn)
     qkv = F.linear(hidden_states, w, bw).view(b, t, 3, h, c // h).permute(2, 0, 3, 1, 4)
     out = F.scaled_dot_product_attention(
         qkv[0],
@@ -87,6 +86,22 @@ def fused_forward(
     )  # [B, H, T, d]
     out = attn.out_proj(out.transpose(1, 2).reshape(b, t, c))
     return out, None, position_bias
+
+
+def _packed_qkv(attn: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[3C, C]`` weight and ``[3C]`` bias of q, k, v; cached while no gradient is
+    recorded (inference), keyed on the six tensors' storage and version so that a changed
+    weight is repacked."""
+    ps = (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight,
+          attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias)  # fmt: skip
+    if torch.is_grad_enabled():
+        return torch.cat(ps[:3]), torch.cat(ps[3:])
+    key = tuple((p.data_ptr(), p._version, p.dtype) for p in ps)
+    cached = attn.__dict__.get("_unitalker_qkv")
+    if cached is None or cached[0] != key:
+        cached = (key, torch.cat(ps[:3]), torch.cat(ps[3:]))
+        attn.__dict__["_unitalker_qkv"] = cached
+    return cached[1], cached[2]
 
 
 def fuse_wavlm_attention(model: torch.nn.Module) -> int:
