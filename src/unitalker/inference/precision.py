@@ -62,12 +62,15 @@ def twin(model: nn.Module, dtype: torch.dtype) -> nn.Module:
     if t is None:
         from unitalker.models.fused_attention import fuse_wavlm_attention
 
-        t = copy.deepcopy(model).eval()
-        for p in t.parameters():
-            p.requires_grad_(False)
-        _bake_weight_norm(t)
-        fuse_wavlm_attention(t)
-        t.to(dtype)
+        # Built outside inference mode, so its tensors are ordinary ones (with version
+        # counters) even when the first call comes from inside torch.inference_mode().
+        with torch.inference_mode(False), torch.no_grad():
+            t = copy.deepcopy(model).eval()
+            for p in t.parameters():
+                p.requires_grad_(False)
+            _bake_weight_norm(t)
+            fuse_wavlm_attention(t)
+            t.to(dtype)
         twins[dtype] = t
     return t
 

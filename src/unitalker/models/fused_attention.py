@@ -94,7 +94,8 @@ def _packed_qkv(attn: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     weight is repacked."""
     ps = (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight,
           attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias)  # fmt: skip
-    if torch.is_grad_enabled():
+    if torch.is_grad_enabled() or any(p.is_inference() for p in ps):
+        # (inference tensors have no version counter to notice an in-place change)
         return torch.cat(ps[:3]), torch.cat(ps[3:])
     key = tuple((p.data_ptr(), p._version, p.dtype) for p in ps)
     cached = attn.__dict__.get("_unitalker_qkv")
