@@ -471,6 +471,7 @@ class _StreamedModel:
 
     def __call__(self, audio, heads, identity, templates, frames):  # noqa: ANN001, ANN204
         from unitalker.inference.streaming import Streamer, stream_array
+        from unitalker.models.unitalker import HeadOutput
 
         out = {}
         for h in heads:
@@ -481,7 +482,7 @@ class _StreamedModel:
             m = m - self.model.template(h)[None] + templates[h][0][None]  # clip's template
             n = int(frames[h][0])
             m = m[:n] if len(m) >= n else torch.cat([m, m[-1:].expand(n - len(m), -1)])
-            out[h] = type("Out", (), {"motion": m[None]})()
+            out[h] = HeadOutput(m[None], None, [n], s.fps[h])
         return out
 
 
