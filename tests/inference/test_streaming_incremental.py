@@ -82,3 +82,20 @@ def test_incremental_needs_a_local_extractor():
     with pytest.raises(ValueError, match="local feature extractor"):
         Streamer(tiny_wavlm(), incremental=True)  # WavLM's group norm over time
     assert not Streamer(tiny_wavlm()).incremental  # the default falls back to recompute
+
+
+def test_streamed_model_for_evaluation():
+    # what `unitalker bench --synth-data` evaluates: the model streamed, with evaluate's call
+    from unitalker.inference.bench import _StreamedModel
+
+    model = _model("builtin")
+    h = "3DETF_blendshape_weight"
+    wav = torch.from_numpy(speechy(1.3, seed=6))[None]
+    tpl = torch.full((1, 52), 0.25)
+    out = _StreamedModel(model, lookahead=0.1, chunk=0.05)(
+        wav, heads=[h], identity=torch.tensor([0]), templates={h: tpl}, frames={h: [40]}
+    )
+    ref = model(wav, heads=[h], identity=0, templates={h: tpl}, frames={h: [40]})
+    assert out[h].motion.shape == ref[h].motion.shape == (1, 40, 52)
+    spread = float(ref[h].motion.max() - ref[h].motion.min())
+    assert float((out[h].motion - ref[h].motion).abs().max()) < 0.5 * spread
