@@ -86,6 +86,15 @@ def norig_conv() -> conventions.Convention:
     )  # fmt: skip
 
 
+def require_rig(conv: conventions.Convention) -> None:
+    """Skip the test when a blendshape convention's rig files are not present here."""
+    if conv.kind == "blendshapes":
+        try:
+            conv.resource("rig_basis")
+        except (FileNotFoundError, ValueError) as e:
+            pytest.skip(f"rig resource not present here: {e}")
+
+
 def random_animation(conv: conventions.Convention, n_frames: int = 12, seed: int = 0) -> Animation:
     """Plausible data for any convention: weights in [0, 1], vertices near a neutral."""
     rng = np.random.default_rng(seed)

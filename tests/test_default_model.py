@@ -71,8 +71,10 @@ def test_bundled_checkpoint_is_portable():
     'unitalker:...' (relative to the installed package)."""
     import json
 
+    from unitalker.models.checkpoint import config_file
+
     d = Path(unitalker.__file__).parent / "assets" / "models" / "default"
-    text = (d / "config.json").read_text()
+    text = config_file(d).read_text()  # either layout (unitalker.json, or the old config.json)
     for conv in json.loads(text)["conventions"]:
         for spec in conv["resources"].values():
             assert spec.startswith("unitalker:"), spec
@@ -89,14 +91,17 @@ def test_checkpoint_from_another_machine_loads_in_a_fresh_process(tmp_path):
 
     src = Path(unitalker.__file__).parent / "assets" / "models" / "default"
     moved = tmp_path / "moved"
+    from unitalker.models.checkpoint import config_file
+
     shutil.copytree(src, moved)
-    meta = json.loads((moved / "config.json").read_text())
+    cfg = config_file(moved)  # either layout
+    meta = json.loads(cfg.read_text())
     for conv in meta["conventions"]:
         conv["resources"] = {
             k: v.replace("unitalker:", "/home/someone/unitalker/src/unitalker/")
             for k, v in conv["resources"].items()
         }
-    (moved / "config.json").write_text(json.dumps(meta))
+    cfg.write_text(json.dumps(meta))
     code = (
         "import sys, unitalker; m = unitalker.load_model(sys.argv[1], device='cpu'); "
         "r = m.animate(sys.argv[2]); "
@@ -108,7 +113,7 @@ def test_checkpoint_from_another_machine_loads_in_a_fresh_process(tmp_path):
     assert "synth_arkit52" in out.stdout
 
     meta["conventions"][0]["dim"] += 3  # not the registered convention any more
-    (moved / "config.json").write_text(json.dumps(meta))
+    cfg.write_text(json.dumps(meta))
     out = subprocess.run([sys.executable, "-c", code, str(moved), str(EXAMPLE)],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode != 0

@@ -21,17 +21,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from unitalker.models.unitalker import UniTalker
 
 
-def load_model(name_or_path: str | None = None, device: Any = None) -> UniTalker:
-    """Load a model by name (see :func:`available_models`), checkpoint folder or file.
+def load_model(name_or_path: str | None = None, device: Any = None, **hub_kwargs: Any) -> UniTalker:
+    """Load a model by name (see :func:`available_models`), checkpoint folder or file, or
+    Hugging Face Hub repo id.
 
     Args:
         name_or_path: None for the bundled default; a registered name; a folder in our
-            format (``config.json`` + ``model.safetensors``) or a ``.safetensors`` file.
+            format (``unitalker.json`` + ``model.safetensors``, or the old ``config.json``),
+            a ``.safetensors`` file, or a repo id ``owner/name`` (fetched into the HF cache).
         device: torch device (default: CUDA if available, else CPU).
+        **hub_kwargs: ``revision``, ``cache_dir``, ``local_files_only``... for a repo id.
     """
     from unitalker.models.checkpoint import load_model as _load
 
-    return _load(name_or_path, device=device)
+    return _load(name_or_path, device=device, **hub_kwargs)
 
 
 def available_models() -> list[str]:

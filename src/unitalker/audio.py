@@ -1,16 +1,32 @@
-"""Audio input: decoding any common format, mixing down, resampling to 16 kHz.
+"""Audio input: decoding common formats safely, mixing down, resampling to 16 kHz.
 
 Every model in unitalker consumes mono float32 audio at :data:`SAMPLE_RATE`.
 Files are decoded with PyAV (FFmpeg's libraries, shipped in the wheel), so wav, flac,
-mp3, ogg/opus and m4a/aac all work without a system ffmpeg. In-memory arrays at any
-rate are resampled with a polyphase filter.
+mp3, ogg/opus, m4a/aac, webm and aiff all work without a system ffmpeg; libswresample
+mixes files down and resamples them while decoding. In-memory arrays at any rate are
+resampled with a polyphase filter.
+
+Decoding is bounded, because the server decodes what strangers upload:
+
+* only plain audio/video containers are opened (:data:`AUDIO_DEMUXERS`): no playlists
+  (HLS ``.m3u8``), no ``concat`` lists, no network protocols. The bytes reach FFmpeg as a
+  Python file object and every nested open FFmpeg attempts is refused, so a file can never
+  make FFmpeg read another path (``allow_any_container=True`` restores FFmpeg's own
+  choice for a user's own local files);
+* the sample rate (:data:`MIN_SAMPLE_RATE`..:data:`MAX_SAMPLE_RATE`, the one rule of the
+  CLI, the HTTP API and the WebSocket), the channel count and, when a limit is given, the
+  duration are checked from the container's metadata before anything is decoded; then
+  decoding counts samples and stops as soon as the decoded audio passes the limit
+  (metadata can lie) or the wall-time limit is spent.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from fractions import Fraction
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
@@ -18,6 +34,31 @@ SAMPLE_RATE = 16000  # Hz, what every encoder (HF and built-in) expects
 ENCODER_HZ = 50  # frames per second of the encoders' output (hop of 320 samples)
 HOP_LENGTH = SAMPLE_RATE // ENCODER_HZ
 assert HOP_LENGTH * ENCODER_HZ == SAMPLE_RATE
+
+# The accepted range of input sample rates, everywhere (files, uploads, streams): below
+# 4 kHz there is no speech band left to animate from, and above 192 kHz is no real
+# recording, only a header that lies (a "1 Hz" header turns 200 samples into 200 s).
+MIN_SAMPLE_RATE = 4_000
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 64  # more than any real recording; each is decoded before the mixdown
+DECODE_TIMEOUT_S = 120.0  # default wall-time limit for decoding one file
+
+# FFmpeg demuxers allowed to open a file: plain containers that carry their samples
+# inside themselves. Deliberately absent: hls/dash (playlists of other URLs), concat,
+# image2, and every demuxer that opens another path or protocol.
+AUDIO_DEMUXERS = (
+    "wav",
+    "w64",
+    "flac",
+    "mp3",
+    "ogg",
+    "mov",  # also mp4, m4a, 3gp
+    "matroska",  # also webm
+    "aac",
+    "aiff",
+    "asf",  # wma
+    "caf",
+)
 
 AUDIO_EXTENSIONS = (
     ".wav",
@@ -39,66 +80,273 @@ class AudioError(ValueError):
     """Raised for audio that cannot be used; the message names the source."""
 
 
-def load_audio(path: str | Path, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode an audio file (or a ``.npy`` of samples at ``sr``) to mono float32 at ``sr``.
+class AudioTooLong(AudioError):
+    """The audio is longer than the caller's limit (found from metadata or while decoding).
+
+    Attributes:
+        seconds: the duration known when refusing (at least this long).
+        limit: the limit in seconds.
+    """
+
+    def __init__(self, message: str, seconds: float, limit: float) -> None:
+        super().__init__(message)
+        self.seconds, self.limit = seconds, limit
+
+
+def check_sample_rate(sr: Any, source: str = "audio") -> int:
+    """The one sample-rate rule: an integer in [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`].
+
+    Raises:
+        AudioError: naming ``source`` and the accepted range.
+    """
+    ok = isinstance(sr, (int, np.integer)) and not isinstance(sr, bool)
+    if not ok or not MIN_SAMPLE_RATE <= int(sr) <= MAX_SAMPLE_RATE:
+        raise AudioError(
+            f"{source}: sample rate {sr!r} Hz is outside the accepted "
+            f"{MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz"
+        )
+    return int(sr)
+
+
+def load_audio(
+    path: str | Path | IO[bytes],
+    sr: int = SAMPLE_RATE,
+    *,
+    name: str | None = None,
+    max_seconds: float | None = None,
+    timeout: float = DECODE_TIMEOUT_S,
+    allow_any_container: bool = False,
+) -> np.ndarray:
+    """Decode an audio file (or a ``.npy`` of samples at 16 kHz) to mono float32 at ``sr``.
 
     Args:
-        path: the file. ``.npy`` files hold samples already at 16 kHz (the original
+        path: the file, or a readable binary file object (an upload; never a path FFmpeg
+            opens itself). ``.npy`` files hold samples already at 16 kHz (the original
             release's convention).
         sr: target sample rate.
+        name: the name used in error messages (and whose suffix marks ``.npy``) for a
+            file object; default: the path.
+        max_seconds: refuse audio longer than this (:class:`AudioTooLong`), from the
+            metadata before decoding and from the decoded samples while decoding.
+        timeout: wall-time limit for decoding, seconds.
+        allow_any_container: let FFmpeg pick any demuxer and protocol (playlists, concat
+            lists...) for a local path, as a plain ``ffmpeg -i`` would. Only for a user's
+            own files: such a file can make FFmpeg read other files.
 
     Returns:
         float32 array ``[S]`` in [-1, 1].
 
     Raises:
-        AudioError: missing, empty, undecodable, silent-length or non-finite audio.
+        AudioError: missing, empty, undecodable, unsupported-container, out-of-range rate,
+            silent-length or non-finite audio; :class:`AudioTooLong` past ``max_seconds``.
     """
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(f"{p}: no such file")
-    if p.is_dir():
-        raise AudioError(f"{p}: is a folder, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(f"{p}: empty file")
-    if p.suffix.lower() == ".npy":
-        try:
-            wav = np.load(p, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001
-            raise AudioError(f"{p}: cannot read npy audio: {e}") from e
-        wav = np.asarray(wav, dtype=np.float32)
-        if wav.ndim == 2:
-            wav = wav.mean(axis=0 if wav.shape[0] < wav.shape[1] else 1)
-        native = SAMPLE_RATE
+    if isinstance(path, (str, Path)):
+        p = Path(path)
+        source = name or str(p)
+        if not p.exists():
+            raise AudioError(f"{source}: no such file")
+        if p.is_dir():
+            raise AudioError(f"{source}: is a folder, not an audio file")
+        if p.stat().st_size == 0:
+            raise AudioError(f"{source}: empty file")
+        if p.suffix.lower() == ".npy":
+            with open(p, "rb") as f:
+                wav = _load_npy(f, source, max_seconds)
+            return prepare_waveform(wav, SAMPLE_RATE, sr, source=source)
+        if allow_any_container:
+            wav = _decode_with_av(str(p), sr, source, max_seconds, timeout, restrict=False)
+        elif p.suffix.lower() == ".wav" and (
+            fast := _read_pcm16_mono_wav(p, sr, source, max_seconds)
+        ) is not None:
+            wav = fast
+        else:
+            with open(p, "rb") as f:
+                wav = _decode_with_av(f, sr, source, max_seconds, timeout, restrict=True)
     else:
-        wav, native = _decode_with_av(p)
-    return prepare_waveform(wav, native, sr, source=str(p))
+        source = name or "upload"
+        if Path(source).suffix.lower() == ".npy":
+            wav = _load_npy(path, source, max_seconds)
+            return prepare_waveform(wav, SAMPLE_RATE, sr, source=source)
+        wav = _decode_with_av(path, sr, source, max_seconds, timeout, restrict=True)
+    return prepare_waveform(wav, sr, sr, source=source)
 
 
-def _decode_with_av(p: Path) -> tuple[np.ndarray, int]:
+def _read_pcm16_mono_wav(
+    p: Path, sr: int, source: str, max_seconds: float | None
+) -> np.ndarray | None:
+    """A mono 16-bit PCM wav already at ``sr``, read with the standard library.
+
+    The common case (the examples, TTS output) without importing PyAV (~0.15 s of a short
+    clip's run); the samples equal PyAV's ``s16 -> fltp`` conversion (x / 32768). Anything
+    else (another rate, layout or codec, a damaged header) returns None and goes through
+    the PyAV path, which names the problem. The limits are checked from the header before
+    the samples are read.
+    """
+    import wave
+
+    try:
+        with wave.open(str(p), "rb") as w:
+            if w.getnchannels() != 1 or w.getsampwidth() != 2 or w.getcomptype() != "NONE":
+                return None
+            if w.getframerate() != sr:
+                return None  # resampled by libswresample while decoding, as other files
+            n = w.getnframes()
+            if max_seconds is not None and n / sr > max_seconds:
+                raise _too_long(source, n / sr, max_seconds, "")
+            raw = w.readframes(n)
+    except (wave.Error, EOFError, OSError):
+        return None
+    if len(raw) < 2:
+        return None
+    return np.frombuffer(raw, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+
+
+def metadata_seconds(path: str | Path) -> float | None:
+    """A file's duration from its container's metadata, without decoding (None: unknown).
+
+    Opened like :func:`load_audio` opens it: plain containers only, nothing else read.
+
+    Raises:
+        AudioError: not a plain audio/video file, no audio stream, or a rate outside
+            :func:`check_sample_rate`'s range.
+    """
     import av
 
-    chunks: list[np.ndarray] = []
+    p = Path(path)
     try:
-        with av.open(str(p), metadata_errors="ignore") as container:
+        with open(p, "rb") as f, av.open(f, "r", **_open_options(DECODE_TIMEOUT_S)) as container:
             streams = [s for s in container.streams if s.type == "audio"]
             if not streams:
                 raise AudioError(f"{p}: no audio stream found")
+            check_sample_rate(streams[0].codec_context.sample_rate or streams[0].rate, str(p))
+            return _metadata_seconds(container, streams[0])
+    except AudioError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise AudioError(f"{p}: cannot read audio header ({type(e).__name__}: {e})") from e
+
+
+def _too_long(source: str, seconds: float, limit: float, how: str) -> AudioTooLong:
+    return AudioTooLong(
+        f"{source}: audio is {how}{seconds:.1f} s; the limit is {limit:g} s", seconds, limit
+    )
+
+
+def _load_npy(f: IO[bytes], source: str, max_seconds: float | None) -> np.ndarray:
+    """A ``.npy`` of 16 kHz samples; its shape is checked against the limit before reading."""
+    try:
+        fmt = np.lib.format
+        major, _ = fmt.read_magic(f)
+        read_header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+        shape, _, _ = read_header(f)
+        n = max(shape) if len(shape) else 1
+        if max_seconds is not None and n / SAMPLE_RATE > max_seconds:
+            raise _too_long(source, n / SAMPLE_RATE, max_seconds, "")
+        f.seek(0)
+        wav = np.load(f, allow_pickle=False)
+    except AudioError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        raise AudioError(f"{source}: cannot read npy audio: {e}") from e
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 2:
+        wav = wav.mean(axis=0 if wav.shape[0] < wav.shape[1] else 1)
+    return wav
+
+
+def _refuse_nested_open(url: str, flags: int, options: dict) -> Any:
+    # FFmpeg asks for this when a file refers to another one (a playlist entry, a
+    # reference track...): the decoded audio must come only from the bytes given.
+    raise PermissionError("the file refers to another file or URL; refused")
+
+
+def _open_options(timeout: float, *, restrict: bool = True) -> dict[str, Any]:
+    """``av.open`` keywords: the demuxer allow-list and no nested opens, unless not ``restrict``."""
+    kwargs: dict[str, Any] = {"metadata_errors": "ignore", "timeout": (timeout, timeout)}
+    if restrict:
+        kwargs["container_options"] = {"format_whitelist": ",".join(AUDIO_DEMUXERS)}
+        kwargs["io_open"] = _refuse_nested_open
+    return kwargs
+
+
+def _metadata_seconds(container: Any, stream: Any) -> float | None:
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    if container.duration:
+        return container.duration / 1_000_000  # AV_TIME_BASE
+    return None
+
+
+def _decode_with_av(
+    src: str | IO[bytes],
+    sr: int,
+    source: str,
+    max_seconds: float | None,
+    timeout: float,
+    *,
+    restrict: bool,
+) -> np.ndarray:
+    """Decode the first audio stream to mono float32 ``[S]`` at ``sr``, within the limits."""
+    import av
+
+    deadline = time.monotonic() + timeout
+    kwargs = _open_options(timeout, restrict=restrict)
+    chunks: list[np.ndarray] = []
+    opened = False
+    try:
+        with av.open(src, "r", **kwargs) as container:
+            opened = True
+            if restrict and not set(container.format.name.split(",")) & set(AUDIO_DEMUXERS):
+                raise AudioError(f"{source}: {container.format.name} files are not accepted")
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise AudioError(f"{source}: no audio stream found")
             stream = streams[0]
-            native = stream.codec_context.sample_rate or stream.rate
-            # Let libswresample do the format conversion and mixdown to mono float.
-            resampler = av.AudioResampler(format="fltp", layout="mono", rate=native)
-            for frame in container.decode(stream):
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray()[0].copy())
+            native = check_sample_rate(stream.codec_context.sample_rate or stream.rate, source)
+            channels = stream.codec_context.layout.nb_channels
+            if channels > MAX_CHANNELS:
+                raise AudioError(f"{source}: {channels} channels; at most {MAX_CHANNELS}")
+            meta_s = _metadata_seconds(container, stream)
+            if max_seconds is not None and meta_s is not None and meta_s > max_seconds:
+                raise _too_long(source, meta_s, max_seconds, "")
+            # libswresample converts, mixes down to mono and resamples frame by frame, so
+            # memory follows the output at ``sr``, never the input's rate.
+            resampler = av.AudioResampler(format="fltp", layout="mono", rate=sr)
+            budget = math.inf if max_seconds is None else max_seconds * sr
+            n = 0
+            for packet in container.demux(stream):
+                if time.monotonic() > deadline:
+                    raise AudioError(f"{source}: decoding took over {timeout:g} s; refused")
+                for frame in packet.decode():
+                    if frame.sample_rate != native:  # a stream that changes its rate
+                        check_sample_rate(frame.sample_rate, source)
+                    for out in resampler.resample(frame):
+                        chunks.append(out.to_ndarray()[0].copy())
+                        n += chunks[-1].size
+                if n > budget:  # the metadata said less (or nothing): stop here
+                    raise _too_long(source, n / sr, max_seconds, "over ")
             for out in resampler.resample(None):
                 chunks.append(out.to_ndarray()[0].copy())
     except AudioError:
         raise
     except Exception as e:  # noqa: BLE001 - any decoder failure becomes one clear error
-        raise AudioError(f"{p}: cannot decode audio ({type(e).__name__}: {e})") from e
-    if not chunks or not native:
-        raise AudioError(f"{p}: contains no audio samples")
-    return np.concatenate(chunks).astype(np.float32), int(native)
+        accepted = f"accepted containers: {', '.join(AUDIO_DEMUXERS)}"
+        if restrict and (
+            isinstance(e, PermissionError) or (not opened and isinstance(e, av.error.ArgumentError))
+        ):
+            # It named another file (the refused nested open) or only a demuxer outside
+            # the allow-list took it: say so, not FFmpeg's "invalid argument".
+            raise AudioError(
+                f"{source}: cannot decode audio: not a plain audio/video file ({accepted}); "
+                "playlists and lists of other files are refused"
+            ) from e
+        if not opened and isinstance(e, av.error.InvalidDataError):
+            what = f"not a plain audio/video file ({accepted})" if restrict else "unknown format"
+            raise AudioError(f"{source}: cannot decode audio: {what}") from e
+        raise AudioError(f"{source}: cannot decode audio ({type(e).__name__}: {e})") from e
+    if not chunks:
+        raise AudioError(f"{source}: contains no audio samples")
+    return np.concatenate(chunks).astype(np.float32, copy=False)
 
 
 def prepare_waveform(
@@ -115,7 +363,12 @@ def prepare_waveform(
 
     Returns:
         float32 ``[S']`` at ``target_sr``.
+
+    Raises:
+        AudioError: a rate outside :func:`check_sample_rate`'s range, no samples, a bad
+            shape or non-finite samples.
     """
+    check_sample_rate(sr, source)
     wav = np.asarray(wav)
     if np.issubdtype(wav.dtype, np.integer):
         wav = wav.astype(np.float32) / float(np.iinfo(wav.dtype).max + 1)
@@ -128,8 +381,6 @@ def prepare_waveform(
         raise AudioError(f"{source}: zero-length audio")
     if not np.isfinite(wav).all():
         raise AudioError(f"{source}: audio contains NaN or infinite samples")
-    if sr <= 0:
-        raise AudioError(f"{source}: invalid sample rate {sr}")
     if sr != target_sr:
         wav = resample(wav, sr, target_sr)
     if wav.size < 1:

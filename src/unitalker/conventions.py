@@ -548,6 +548,280 @@ register_dataset(DatasetInfo("D7", "Songs", "inhouse_blendshape_weight", 11, 60.
 ORIGINAL_DATASETS: tuple[str, ...] = ("D0", "D1", "D2", "D3", "D4", "D5", "D6", "D7")
 
 
+# --------------------------------------------------------------------------------------
+# Lip and upper-face regions read from the user's own downloads.
+#
+# The region files of the field are licensed with their datasets (BIWI, FLAME, Multiface,
+# the UniTalker release), so none is shipped. Each convention declares here where such a
+# file lies in a download and how to read it; :func:`find_region` looks in the folders the
+# user names (``unitalker evaluate --regions DIR``, ``UNITALKER_REGIONS``). The sources
+# and their layouts are documented in docs/formats.md.
+
+REGIONS: dict[str, str] = {"lip": "lip_indices", "upper_face": "upper_face_indices"}
+"""Region name -> the resource key a convention may register it under directly."""
+
+REGIONS_ENV = "UNITALKER_REGIONS"
+"""Environment variable: folders (``os.pathsep``-separated) searched for region files."""
+
+
+@dataclass(frozen=True)
+class RegionFile:
+    """Where one region of a convention is found in a user's download, and how to read it.
+
+    Attributes:
+        region: ``lip`` or ``upper_face``.
+        paths: candidate paths relative to a searched folder. When the folder itself is
+            named like a path's first component (case-insensitive), the rest is tried too,
+            so both ``--regions data`` and ``--regions data/BIWI`` find ``BIWI/regions/lve.txt``.
+            Generic names (``regions/lve.txt`` exists for several datasets) are always
+            qualified by the dataset folder, so one dataset's file never serves another.
+        read: ``indices`` (``.npy`` of indices, or a ``.txt`` of comma / space separated
+            indices), ``pickle:KEY[+KEY...]`` (a pickled dict of index arrays such as
+            ``FLAME_masks.pkl``, the keys concatenated in order, read without executing
+            code), or ``weights>X`` (a ``.txt`` of one weight per vertex; vertices with a
+            weight above X).
+        source: who defines the region (shown in evaluation reports).
+        on_release_rig: the indices address the release's blendshape rig mesh
+            (``EmoTalk.npz`` / ``inhouse_arkit.npz``), so they apply only when that rig is
+            the one turning weights into vertices.
+    """
+
+    region: str
+    paths: tuple[str, ...]
+    read: str = "indices"
+    source: str = ""
+    on_release_rig: bool = False
+
+
+@dataclass(frozen=True)
+class Region:
+    """Vertex indices of one region, and where they came from."""
+
+    indices: np.ndarray
+    path: str
+    source: str
+
+
+_REGION_FILES: dict[str, list[RegionFile]] = {}
+_NO_REGION: dict[tuple[str, str], str] = {}
+
+
+def register_region_file(convention: str, region_file: RegionFile) -> None:
+    """Declare a file of a user's download that holds a region of ``convention``."""
+    if region_file.region not in REGIONS:
+        raise ValueError(f"region must be one of {sorted(REGIONS)}, got {region_file.region!r}")
+    files = _REGION_FILES.setdefault(convention, [])
+    if region_file not in files:
+        files.append(region_file)
+
+
+def region_files(convention: str) -> list[RegionFile]:
+    """The region files declared for ``convention`` (in the order they are tried)."""
+    _ensure_builtin_extras()
+    return list(_REGION_FILES.get(convention, ()))
+
+
+def declare_no_region(convention: str, region: str, reason: str) -> None:
+    """Record why a convention has no ``region`` (shown instead of a silent fallback)."""
+    _NO_REGION[(convention, region)] = reason
+
+
+def no_region_reason(convention: str, region: str) -> str:
+    """Why ``convention`` has no ``region`` here: a declared reason, or what was looked for."""
+    _ensure_builtin_extras()
+    if (convention, region) in _NO_REGION:
+        return _NO_REGION[(convention, region)]
+    files = _REGION_FILES.get(convention, [])
+    wanted = [f for f in files if f.region == region]
+    if not wanted:
+        return f"no {region} region is registered or declared for {convention}"
+    names = sorted({p.rsplit("/", 1)[-1] for f in wanted for p in f.paths})
+    return (
+        f"no {region} region file found (looked for {', '.join(names)} in the --regions "
+        f"folders / {REGIONS_ENV})"
+    )
+
+
+def region_search_dirs(extra: Iterable[str | Path] = ()) -> list[Path]:
+    """The folders searched for region files: ``extra``, then ``$UNITALKER_REGIONS``."""
+    import os
+
+    dirs = [Path(d).expanduser() for d in extra if str(d)]
+    env = os.environ.get(REGIONS_ENV, "")
+    dirs += [Path(d).expanduser() for d in env.split(os.pathsep) if d]
+    return list(dict.fromkeys(dirs))
+
+
+def _candidates(root: Path, rel: str) -> list[Path]:
+    first, _, rest = rel.partition("/")
+    out = [root / rel]
+    if rest and root.name.lower() == first.lower():
+        out.append(root / rest)
+    if first != first.lower():
+        out.append(root / first.lower() / rest if rest else root / rel.lower())
+    return out
+
+
+def read_region_file(path: str | Path, read: str = "indices") -> np.ndarray:
+    """Read one region file (see :class:`RegionFile` for ``read``) as int64 indices ``[R]``."""
+    p = Path(path)
+    try:
+        if read.startswith("pickle:"):
+            from unitalker.data.safe_pickle import load_array_pickle
+
+            masks = load_array_pickle(p)
+            if not isinstance(masks, dict):
+                raise ValueError(f"expected a dict of index arrays, got {type(masks).__name__}")
+            keys = read.split(":", 1)[1].split("+")
+            masks = {(k.decode() if isinstance(k, bytes) else str(k)): v for k, v in masks.items()}
+            missing = [k for k in keys if k not in masks]
+            if missing:
+                raise ValueError(f"no key(s) {missing}; keys: {sorted(masks)}")
+            idx = np.concatenate([np.asarray(masks[k]).reshape(-1) for k in keys])
+        elif read.startswith("weights>"):
+            threshold = float(read.split(">", 1)[1])
+            weights = np.asarray([float(x) for x in p.read_text().split()], dtype=np.float64)
+            idx = np.flatnonzero(weights > threshold)
+        elif read == "indices":
+            if p.suffix == ".npy":
+                idx = np.load(p, allow_pickle=False).reshape(-1)
+            else:
+                text = p.read_text().replace(",", " ").split()
+                idx = np.asarray([int(float(t)) for t in text])
+        else:
+            raise ValueError(f"unknown reader {read!r}")
+    except (OSError, ValueError, TypeError) as e:
+        raise ValueError(f"cannot read region file {p}: {e}") from e
+    idx = np.asarray(idx)
+    if idx.size == 0:
+        raise ValueError(f"region file {p} holds no indices")
+    if not np.issubdtype(idx.dtype, np.integer) and not np.all(idx == np.round(idx)):
+        raise ValueError(f"region file {p}: indices are not integers")
+    return idx.astype(np.int64)
+
+
+def find_region(
+    convention: str,
+    region: str,
+    search: Iterable[str | Path] = (),
+    *,
+    n_vertices: int | None = None,
+    release_rig: bool = False,
+) -> Region | None:
+    """The ``lip`` / ``upper_face`` vertex indices of a convention's mesh, or None.
+
+    A region registered on the convention itself (``lip_indices`` / ``upper_face_indices``
+    resources) wins; otherwise the declared :class:`RegionFile` s are tried, in order, in
+    every folder of :func:`region_search_dirs` ``(search)``.
+
+    Args:
+        convention: registered convention name.
+        region: ``lip`` or ``upper_face``.
+        search: folders to look in (before ``$UNITALKER_REGIONS``).
+        n_vertices: vertex count of the mesh the indices address; a file with an index
+            out of range is an error naming it (a region of another topology).
+        release_rig: whether the convention's vertices come from the release's rig (then
+            its rig-mesh region files apply).
+
+    Raises:
+        ValueError: a region file that exists but is unreadable or out of range.
+    """
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {sorted(REGIONS)}, got {region!r}")
+    conv = get(convention)
+    key = REGIONS[region]
+    if conv.has_resource(key) and not release_rig:
+        idx = np.asarray(conv.resource(key)).astype(np.int64).reshape(-1)
+        return Region(idx, dict(conv.resources)[key], f"{convention} resource {key}")
+    dirs = region_search_dirs(search)
+    for rf in region_files(convention):
+        if rf.region != region or (rf.on_release_rig and not release_rig):
+            continue
+        if not rf.on_release_rig and conv.kind == "blendshapes":
+            continue
+        for root in dirs:
+            for rel in rf.paths:
+                for path in _candidates(root, rel):
+                    if not path.is_file():
+                        continue
+                    idx = read_region_file(path, rf.read)
+                    if n_vertices is not None and (idx.min() < 0 or idx.max() >= n_vertices):
+                        raise ValueError(
+                            f"region file {path}: indices span {idx.min()}..{idx.max()}, but "
+                            f"{convention}'s mesh has {n_vertices} vertices (another topology?)"
+                        )
+                    return Region(idx, str(path), rf.source)
+    return None
+
+
+# Blendshape rigs of the original release (turn weights into vertices for evaluation).
+_RELEASE_RIGS: dict[str, tuple[str, ...]] = {}
+
+
+def register_release_rig(convention: str, paths: tuple[str, ...]) -> None:
+    """Declare where a blendshape convention's rig (``.npz`` with ``meanshape`` and
+    ``blendshape``) lies in the original release's resources."""
+    _RELEASE_RIGS[convention] = tuple(paths)
+
+
+def find_release_rig(
+    convention: str, search: Iterable[str | Path] = ()
+) -> tuple[np.ndarray, np.ndarray, str] | None:
+    """``(meanshape [V, 3], basis [C, V, 3], path)`` of the release rig, or None."""
+    _ensure_builtin_extras()
+    conv = get(convention)
+    for root in region_search_dirs(search):
+        for rel in _RELEASE_RIGS.get(convention, ()):
+            for path in _candidates(root, rel):
+                if not path.is_file():
+                    continue
+                try:
+                    with np.load(path, allow_pickle=False) as z:
+                        mean = np.asarray(z["meanshape"], np.float32).reshape(-1, 3)
+                        basis = np.asarray(z["blendshape"], np.float32)
+                except (OSError, ValueError, KeyError) as e:
+                    raise ValueError(f"cannot read rig {path}: {e}") from e
+                basis = basis.reshape(len(basis), -1, 3)
+                if basis.shape[1] != mean.shape[0] or len(basis) < conv.dim:
+                    raise ValueError(
+                        f"rig {path}: basis {basis.shape} does not fit mean shape {mean.shape} "
+                        f"and {conv.dim} channels of {convention}"
+                    )
+                return mean, basis[: conv.dim], str(path)
+    return None
+
+
+_RES = "resources/binary_resources"
+_FACEFORMER = "FaceFormer / CodeTalker BIWI preprocessing (regions/lve.txt, regions/fdd.txt)"
+_FLAME_MASKS = (
+    "FLAME_masks.pkl of the FLAME download (MPI-IS), keys as CodeTalker / SelfTalk use them"
+)
+_UNITALKER = "UniTalker release resources (the authors' mouth indices, used by their loss/metric)"
+_FACEDIFFUSER_MF = "FaceDiffuser Multiface preprocessing (mouth weights > 0.1, forehead > 0.4)"
+
+for _name in ("BIWI_23370_vertices",):
+    register_region_file(_name, RegionFile("lip", (f"{_RES}/04_BIWI_mouth_idx.npy", "binary_resources/04_BIWI_mouth_idx.npy", "04_BIWI_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
+    register_region_file(_name, RegionFile("lip", ("BIWI/regions/lve.txt",), source=_FACEFORMER))  # fmt: skip
+    register_region_file(_name, RegionFile("upper_face", ("BIWI/regions/fdd.txt",), source=_FACEFORMER))  # fmt: skip
+for _name in ("FLAME_5023_vertices", "flame_params_from_dadhead"):
+    register_region_file(_name, RegionFile("lip", (f"{_RES}/02_flame_mouth_idx.npy", "binary_resources/02_flame_mouth_idx.npy", "02_flame_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
+    _masks = ("FLAME_masks.pkl", "FLAME_masks/FLAME_masks.pkl", "vocaset/FLAME_masks.pkl")
+    register_region_file(_name, RegionFile("lip", _masks, "pickle:lips", _FLAME_MASKS))
+    register_region_file(_name, RegionFile("upper_face", _masks, "pickle:eye_region+forehead", _FLAME_MASKS))  # fmt: skip
+for _name in ("meshtalk_6172_vertices",):
+    register_region_file(_name, RegionFile("lip", (f"{_RES}/06_mesh_talk_mouth_idx.npy", "binary_resources/06_mesh_talk_mouth_idx.npy", "06_mesh_talk_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
+    register_region_file(_name, RegionFile("lip", ("multiface/regions/weighted_mouth_mask.txt",), "weights>0.1", _FACEDIFFUSER_MF))  # fmt: skip
+    register_region_file(_name, RegionFile("upper_face", ("multiface/regions/forehead_mask.txt",), "weights>0.4", _FACEDIFFUSER_MF))  # fmt: skip
+register_release_rig("3DETF_blendshape_weight", (f"{_RES}/EmoTalk.npz", "binary_resources/EmoTalk.npz", "EmoTalk.npz"))  # fmt: skip
+register_region_file("3DETF_blendshape_weight", RegionFile("lip", (f"{_RES}/03_emo_talk_mouth_idx.npy", "binary_resources/03_emo_talk_mouth_idx.npy", "03_emo_talk_mouth_idx.npy"), source=_UNITALKER, on_release_rig=True))  # fmt: skip
+register_release_rig("inhouse_blendshape_weight", (f"{_RES}/inhouse_arkit.npz", "binary_resources/inhouse_arkit.npz", "inhouse_arkit.npz"))  # fmt: skip
+register_region_file("inhouse_blendshape_weight", RegionFile("lip", (f"{_RES}/05_inhouse_arkit_mouth_idx.npy", "binary_resources/05_inhouse_arkit_mouth_idx.npy", "05_inhouse_arkit_mouth_idx.npy"), source=_UNITALKER, on_release_rig=True))  # fmt: skip
+for _name in ("3DETF_blendshape_weight", "inhouse_blendshape_weight"):
+    declare_no_region(
+        _name, "upper_face", "the release defines no upper-face region on its blendshape rigs"
+    )
+del _name, _masks
+
 _EXTRAS_LOADED = False
 
 

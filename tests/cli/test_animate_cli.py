@@ -134,6 +134,7 @@ def test_batch_with_bad_files_continues_and_lists_failures(tmp_path, ckpt, capsy
         (["--identity", "nobody"], "unknown identity"),
         (["--format", "xyz"], "unknown format"),
         (["--backend", "onnxruntime", "--precision", "bf16"], "bf16"),
+        (["--glb-max-error", "2"], "--glb-max-error"),
     ],
 )
 def test_user_errors_exit_2_before_work(tmp_path, ckpt, capsys, args, message):
@@ -184,3 +185,21 @@ def test_long_audio_windows_and_onnx_backend(tmp_path, ckpt):
     ra, rb = load_npz(a / "long.npz"), load_npz(b / "long.npz")
     for h in HEADS:
         np.testing.assert_allclose(ra[h].data, rb[h].data, atol=1e-4)
+
+
+def test_original_windows_and_lossless_glb(tmp_path, ckpt):
+    import pygltflib
+
+    f = wav_file(tmp_path / "a.wav", 1.2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert (
+        run(f, "-m", ckpt, "-o", a, "-f", "npz,glb", "--windows", "original", "--glb-lossless") == 0
+    )
+    assert run(f, "-m", ckpt, "-o", b, "-f", "npz,glb") == 0
+    ra, rb = load_npz(a / "a.npz"), load_npz(b / "a.npz")
+    for h in HEADS:  # one window: both layouts are one pass
+        np.testing.assert_allclose(ra[h].data, rb[h].data, atol=1e-6)
+    extras = {d.name: pygltflib.GLTF2().load(str(d / "a_FLAME_5023_vertices.glb")).meshes[0].extras
+              for d in (a, b)}  # fmt: skip
+    assert extras["a"]["mode"] == "lossless" and extras["b"]["mode"] == "bounded"
+    assert extras["b"]["max_error_fraction_of_motion_range"] <= 0.01

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,30 @@ def test_3detf_two_datasets_and_regex(tmp_path):
     total = sum(len(_split(dst / "D3_HDTF", s)["data"]) for s in ("train", "val", "test")
                 if (dst / "D3_HDTF" / f"{s}.json").exists())  # fmt: skip
     assert total == 5
+
+
+def test_3detf_honours_a_stated_split(tmp_path):
+    """{train,val,test}.txt beside audio/ decide the split; ratios are only the fallback."""
+    from unitalker.data.convert import convert_3detf
+
+    src = make_3detf(tmp_path / "etf")
+    hd = src / "HDTF"
+    (hd / "train.txt").write_text("WRA_Obama_000\nRD_Radio1_000.npy  # extension is fine\n")
+    (hd / "val.txt").write_text("WRA_Obama_001\n\n")
+    (hd / "test.txt").write_text("RD_Radio1_001\nGONE_999\n")  # WDA_Kim_000: not listed
+    report = convert_3detf(src, tmp_path / "out", ratios=(1, 0, 0))
+    out = tmp_path / "out" / "D3_HDTF"
+    stems = {s: sorted(Path(d["annot_path"]).stem for d in _split(out, s)["data"])
+             for s in ("train", "val", "test")}  # fmt: skip
+    assert stems == {"train": ["RD_Radio1_000", "WRA_Obama_000"], "val": ["WRA_Obama_001"],
+                     "test": ["RD_Radio1_001"]}  # fmt: skip
+    assert any("WDA_Kim_000" in s and "not listed" in s for s in report.skipped)
+    assert any("GONE_999" in s for s in report.skipped)
+    # RAVDESS states none: the ratios (all train) apply there
+    assert len(_split(tmp_path / "out" / "D4_RAVDESS", "train")["data"]) == 6
+    (hd / "val.txt").write_text("WRA_Obama_000\n")
+    with pytest.raises(ValueError, match="also listed in train.txt"):
+        convert_3detf(src, tmp_path / "out2")
 
 
 def test_folder_by_subject_and_cli_safety(tmp_path, capsys):

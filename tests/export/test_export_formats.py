@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from tests.meshdata import FPS, RIG_NAMES, random_animation
+from tests.meshdata import FPS, RIG_NAMES, random_animation, require_rig
 
 from unitalker import conventions
 from unitalker.animation import Animation
@@ -32,17 +32,19 @@ ARKIT_REGISTRY = [
 
 
 def test_available_formats() -> None:
-    assert set(available_formats()) == {"npz", "csv", "json", "glb", "obj", "ply", "mp4"}
+    assert set(available_formats()) == {"npz", "csv", "json", "glb", "usd", "obj", "ply", "mp4"}
     with pytest.raises(ExportError, match="unknown output format"):
         get_writer("fbx")
 
 
 def test_formats_for_kinds(sphere_anim, rig_anim, norig_conv, faceless_conv) -> None:
-    assert set(formats_for(sphere_anim)) == {"npz", "json", "glb", "obj", "ply"}
+    assert set(formats_for(sphere_anim)) == {"npz", "json", "glb", "usd", "obj", "ply"}
     assert "mp4" in formats_for(sphere_anim, audio=True)
-    assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "obj", "ply"}
+    assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "usd", "obj", "ply"}
     assert set(formats_for(random_animation(norig_conv))) == {"npz", "json", "csv"}
-    assert set(formats_for(random_animation(faceless_conv))) == {"npz", "json", "glb", "ply"}
+    assert set(formats_for(random_animation(faceless_conv))) == {
+        "npz", "json", "glb", "usd", "ply"
+    }  # fmt: skip
     params = random_animation(conventions.get("flame_params_from_dadhead"))
     assert set(formats_for(params)) == {"npz", "json"}
 
@@ -227,33 +229,87 @@ def test_glb_rig(rig_anim, rig_conv, tmp_path) -> None:
     np.testing.assert_allclose(w, rig_anim.data, atol=1e-6)
 
 
-def test_glb_vertices_reconstructs_motion(sphere_anim, sphere_conv, tmp_path) -> None:
-    (path,) = write_outputs({sphere_conv.name: sphere_anim}, tmp_path, "clip", "glb")
+def _glb_playback(path):
+    """What a player shows at each frame time: ``base + weights @ targets``, and the extras."""
     import pygltflib
 
     g = pygltflib.GLTF2().load(str(path))
     prim = g.meshes[0].primitives[0]
     k = len(prim.targets)
-    assert 1 <= k <= 20  # 20 frames: at most 20 components
-    _glb_checks(path, sphere_conv.dim // 3, len(sphere_conv.resource("faces")), k, 20, FPS)
     base = _decode(g, path, prim.attributes.POSITION)
     targets = np.stack([_decode(g, path, t["POSITION"]) for t in prim.targets])
-    w = _decode(g, path, g.animations[0].samplers[0].output).reshape(20, k)
+    w = _decode(g, path, g.animations[0].samplers[0].output).reshape(-1, k)
+    return g, base[None] + np.einsum("tk,kvc->tvc", w, targets), w, g.meshes[0].extras
+
+
+def _motion_range(frames):
+    return float((frames.max(0) - frames.min(0)).max())
+
+
+def test_glb_vertices_reconstructs_motion(sphere_anim, sphere_conv, tmp_path) -> None:
+    (path,) = write_outputs({sphere_conv.name: sphere_anim}, tmp_path, "clip", "glb")
+    g, recon, w, extras = _glb_playback(path)
+    k = len(g.meshes[0].primitives[0].targets)
+    assert 1 <= k <= 20  # 20 frames: at most 20 components
+    _glb_checks(path, sphere_conv.dim // 3, len(sphere_conv.resource("faces")), k, 20, FPS)
     assert w.min() >= -1e-6 and w.max() <= 1 + 1e-6  # Blender's default slider range
-    recon = base[None] + np.einsum("tk,kvc->tvc", w, targets)
     frames = sphere_anim.vertices()
-    energy = ((frames - frames.mean(0)) ** 2).sum()
-    assert ((recon - frames) ** 2).sum() <= 2e-3 * energy
-    assert np.abs(recon - frames).max() < 0.05
+    err = np.abs(recon - frames).max()
+    assert err <= 0.01 * _motion_range(frames)  # the default bound, on the playback
+    assert extras["mode"] == "bounded" and extras["morph_targets"] == k
+    assert extras["max_abs_error"] == pytest.approx(err, rel=1e-3, abs=1e-7)
+    assert extras["max_error_fraction_of_motion_range"] <= 0.01
 
 
-def test_glb_long_clip_caps_targets(sphere_conv, tmp_path) -> None:
-    rng = np.random.default_rng(0)
-    verts = sphere_conv.resource("neutral")
-    data = verts.reshape(1, -1) + 0.01 * rng.standard_normal((300, sphere_conv.dim))
-    anim = Animation(sphere_conv.name, 25.0, data)
-    (path,) = write_outputs({sphere_conv.name: anim}, tmp_path, "long", "glb")
-    _glb_checks(path, sphere_conv.dim // 3, len(sphere_conv.resource("faces")), 64, 300, 25.0)
+def _offset_motion(sphere_conv, frames: int, seed: int = 0):
+    """A subject whose template is far from the neutral mesh (the static offset dominates
+    the energy measured from the neutral), speaking with a few smooth modes plus noise."""
+    rng = np.random.default_rng(seed)
+    verts = sphere_conv.resource("neutral").astype(np.float64)
+    static = 0.3 * rng.standard_normal(verts.shape)
+    t = np.arange(frames) / 25.0
+    modes = rng.standard_normal((6, *verts.shape)) * 0.02
+    freq, phase = rng.uniform(1, 6, 6), rng.uniform(0, 6, 6)
+    amp = np.sin(2 * np.pi * freq[None] * t[:, None] + phase[None])  # [T, 6]
+    motion = np.einsum("tm,mvc->tvc", amp, modes) + 1e-4 * rng.standard_normal(
+        (frames, *verts.shape)
+    )
+    return Animation(sphere_conv.name, 25.0, (verts + static + motion).reshape(frames, -1))
+
+
+@pytest.mark.parametrize("frames", [60, 400])  # exact SVD / randomised SVD of growing rank
+def test_glb_default_error_bound_on_motion_far_from_neutral(sphere_conv, tmp_path, frames):
+    """The bound holds on the motion, not on the offsets from the neutral face."""
+    anim = _offset_motion(sphere_conv, frames)
+    (path,) = write_outputs({sphere_conv.name: anim}, tmp_path, "far", "glb")
+    _, recon, _, extras = _glb_playback(path)
+    f = anim.vertices()
+    assert np.abs(recon - f).max() <= 0.01 * _motion_range(f)
+    assert 6 <= extras["morph_targets"] < frames  # the modes, not one target per frame
+
+
+def test_glb_lossless_reproduces_frames(sphere_conv, tmp_path):
+    anim = _offset_motion(sphere_conv, 50, seed=1)
+    (path,) = write_outputs({sphere_conv.name: anim}, tmp_path, "exact", "glb",
+                            options={"glb": {"lossless": True}})  # fmt: skip
+    _, recon, _, extras = _glb_playback(path)
+    f = anim.vertices()
+    scale = np.abs(f).max()
+    assert np.abs(recon - f).max() <= 8 * np.finfo(np.float32).eps * scale  # float precision
+    assert extras["mode"] == "lossless" and extras["max_abs_error"] <= 1e-6 * scale
+    with pytest.raises(ExportError, match="bad options for glb"):
+        write_outputs({sphere_conv.name: anim}, tmp_path, "x", "glb", options={"glb": {"nope": 1}})
+
+
+def test_glb_target_cap_states_its_error(sphere_conv, tmp_path):
+    from unitalker.export.glb import morph_basis
+
+    f = _offset_motion(sphere_conv, 40).vertices()
+    fit = morph_basis(f, sphere_conv.resource("neutral"), max_targets=2)
+    assert len(fit.targets) == 2 and fit.relative_error > 0.01
+    assert fit.max_error == pytest.approx(
+        np.abs(fit.base[None] + np.einsum("tk,kvc->tvc", fit.weights, fit.targets) - f).max()
+    )
 
 
 def test_glb_points_without_faces(faceless_conv, tmp_path) -> None:
@@ -303,11 +359,7 @@ def test_ply_points_and_obj_refused_without_faces(faceless_conv, tmp_path) -> No
 def test_registry_mesh_conventions_export(name: str, tmp_path) -> None:
     """Every registered convention with a mesh writes every mesh format that fits it."""
     conv = conventions.get(name)
-    if conv.kind == "blendshapes":
-        try:
-            conv.resource("rig_basis")
-        except (FileNotFoundError, ValueError) as e:
-            pytest.skip(f"rig resource not present here: {e}")
+    require_rig(conv)
     anim = random_animation(conv, n_frames=2)
     fmts = [f for f in formats_for(anim) if f in ("glb", "obj", "ply")]
     paths = write_outputs({name: anim}, tmp_path, "r", fmts)

@@ -9,6 +9,7 @@ from tests.meshdata import random_animation
 from unitalker import conventions
 from unitalker.export import ExportError, OutputExistsError, write_outputs
 from unitalker.export import glb as glb_module
+from unitalker.export.usd import usd_available
 
 
 def _listing(folder):
@@ -26,6 +27,7 @@ def test_all_writes_every_fitting_format(sphere_anim, rig_anim, norig_conv, tmp_
         f"clip_{r}.csv", f"clip_{n}.csv",
         f"clip_{s}.glb", f"clip_{r}.glb",
         f"clip_{s}_obj", f"clip_{r}_obj", f"clip_{s}_ply", f"clip_{r}_ply",
+        *((f"clip_{s}.usd", f"clip_{r}.usd") if usd_available() else ()),
     }  # fmt: skip
     # Nothing else is left behind (no staging folder, no temp files).
     assert {p.split("/")[0] for p in _listing(tmp_path / "out")} == names
@@ -57,7 +59,7 @@ def test_overwrite_refuses_foreign_files_in_sequence_folder(sphere_anim, tmp_pat
 
 
 def test_failure_leaves_no_partial_outputs(sphere_anim, rig_anim, tmp_path, monkeypatch) -> None:
-    def boom(animation):
+    def boom(animation, **options):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(glb_module, "build_glb", boom)

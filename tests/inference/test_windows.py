@@ -119,3 +119,101 @@ def test_animate_rejects_bad_arguments():
         animate(model, speechy(1.0), precision="fp8")
     with pytest.raises(ValueError, match="NaN"):
         animate(model, np.full(16000, np.nan, dtype=np.float32))
+
+
+def _demo_loop(model, wav: np.ndarray, fps: int, normalize: bool):
+    """The original demo's long-audio loop, re-implemented step by step from its description:
+    normalise the clip, cut 25 s windows every 20 s (normalising each again), run each,
+    then paste the windows with a linspace(1, 0) cross-fade over the 5 s overlap. (The demo
+    runs one head at a time; heads are independent, so all heads of one fps run at once.)"""
+    import torch
+
+    sr, a, b = 16000, 25, 5
+
+    def norm(x):
+        return (x - x.mean()) / np.sqrt(x.var() + 1e-7) if normalize else x
+
+    x = norm(wav)
+    reps = max(0, int(np.ceil((len(x) / sr - a) / (a - b)))) + 1
+    splits, start, end, step = [], 0, int(a * sr), int((a - b) * sr)
+    for _ in range(reps):
+        splits.append(norm(x[start:end]).astype(np.float32))
+        start, end = start + step, end + step
+    pieces: dict[str, list[np.ndarray]] = {}
+    for piece in splits:
+        with torch.no_grad():
+            res = model(torch.from_numpy(piece)[None], fps=dict.fromkeys(model.heads, fps),
+                        identity=model.identity_index(None))  # fmt: skip
+        for h in model.heads:
+            pieces.setdefault(h, []).append(res[h].motion[0].numpy())
+    out = {}
+    for head, ps in pieces.items():
+        left = np.linspace(1, 0, b * fps)[:, None]
+        wa, wb = a * fps, b * fps
+        offset = wa - wb
+        merged = np.empty((len(ps[-1]) + offset * (len(ps) - 1), ps[-1].shape[-1]),
+                          dtype=ps[-1].dtype)  # fmt: skip
+        merged[:wa] = ps[0]
+        for p in ps[1:]:
+            merged[wa - wb : wa] = left * merged[wa - wb : wa] + (1 - left) * p[:wb]
+            merged[wa : wa + offset] = p[wb:]
+            wa += offset
+        out[head] = merged
+    return out
+
+
+def _small_model(family: str, heads: list[str]):
+    import torch
+    from tests.conftest import randomize, tiny_model_config
+
+    from unitalker.models.unitalker import UniTalker
+
+    torch.manual_seed(0)
+    return randomize(UniTalker(tiny_model_config(family, heads=heads))).eval()
+
+
+@pytest.mark.parametrize(
+    "normalize, heads",
+    [(True, ["3DETF_blendshape_weight", "synth_head_vertices"]),  # 30 and 25 fps
+     (False, ["3DETF_blendshape_weight"])],  # an encoder that does not normalise: bit for bit
+)  # fmt: skip
+def test_original_windows_equal_the_demo_loop_on_47_s(normalize, heads):
+    """``windows='original'`` is the demo's loop: windows at 0, 20, 40 s, its blend, its
+    frame count and its double normalisation."""
+    from unitalker.inference.animate import demo_windows
+
+    model = _small_model("builtin", heads)
+    if not normalize:
+        model.audio_encoder.normalize = lambda audio, lengths: audio
+    wav = speechy(47.0, seed=5)
+    assert demo_windows(len(wav)) == [(0, 400000), (320000, 720000), (640000, 752000)]
+    got = animate(model, wav, windows="original")
+    rates = {int(a.fps) for a in got.values()}
+    ref = {}
+    for r in rates:
+        ref |= {h: v for h, v in _demo_loop(model, wav, r, normalize).items() if got[h].fps == r}
+    for h, a in got.items():
+        assert a.data.shape == ref[h].shape
+        assert len(ref[h]) == 7 * a.fps + 40 * a.fps  # last window 7 s, two 20 s hops
+        np.testing.assert_allclose(a.data, ref[h], rtol=0, atol=1e-5 if normalize else 0.0)
+    if not normalize:
+        return
+    # ours differs from the first overlap (20 s) on, not before it
+    ours = animate(model, wav)
+    for h, a in ours.items():
+        t20 = int(20 * a.fps)
+        np.testing.assert_allclose(a.data[:t20], got[h].data[:t20], atol=1e-5)
+        assert np.abs(a.data[t20:] - got[h].data[t20 : len(a.data)]).max() > 1e-4
+
+
+def test_original_windows_short_clip_is_one_pass():
+    model = _small_model("builtin", ["3DETF_blendshape_weight", "FLAME_5023_vertices"])
+    wav = speechy(3.0)
+    got = animate(model, wav, windows="original")
+    ours = animate(model, wav)
+    for h, a in got.items():
+        np.testing.assert_allclose(a.data, ours[h].data, atol=1e-6)
+    with pytest.raises(ValueError, match="windows"):
+        animate(model, wav, windows="demo")
+    with pytest.raises(ValueError, match="whole frame rates"):
+        animate(model, wav, windows="original", fps={"FLAME_5023_vertices": 29.97})

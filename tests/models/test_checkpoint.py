@@ -18,7 +18,7 @@ HEADS = ["FLAME_5023_vertices", "3DETF_blendshape_weight", "flame_params_from_da
 
 def test_our_format_round_trips_exactly(tmp_path, tiny_model):
     save_model(tiny_model, tmp_path / "ckpt", extra={"note": "x"})
-    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["format_version"] == 1
+    assert json.loads((tmp_path / "ckpt" / "unitalker.json").read_text())["format_version"] == 1
     loaded = load_model(tmp_path / "ckpt", device="cpu")
     a, b = tiny_model.state_dict(), loaded.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -51,7 +51,7 @@ def test_corrupt_and_truncated_checkpoints_fail_clearly(tmp_path, tiny_model):
     trunc = tmp_path / "trunc"
     trunc.mkdir()
     (trunc / "model.safetensors").write_bytes(data[: len(data) // 2])
-    (trunc / "config.json").write_text((tmp_path / "ok" / "config.json").read_text())
+    (trunc / "unitalker.json").write_text((tmp_path / "ok" / "unitalker.json").read_text())
     with pytest.raises(CheckpointError, match="trunc"):
         load_model(trunc)
     garbage = tmp_path / "garbage.safetensors"
@@ -67,9 +67,9 @@ def test_corrupt_and_truncated_checkpoints_fail_clearly(tmp_path, tiny_model):
     bad_cfg = tmp_path / "badcfg"
     bad_cfg.mkdir()
     (bad_cfg / "model.safetensors").write_bytes(data)
-    meta = json.loads((tmp_path / "ok" / "config.json").read_text())
+    meta = json.loads((tmp_path / "ok" / "unitalker.json").read_text())
     meta["model"]["decoder"]["hiddenn"] = 3
-    (bad_cfg / "config.json").write_text(json.dumps(meta))
+    (bad_cfg / "unitalker.json").write_text(json.dumps(meta))
     with pytest.raises(CheckpointError, match="hiddenn"):
         load_model(bad_cfg)
 
@@ -170,3 +170,86 @@ def test_import_is_light():
     code = "import sys, unitalker, unitalker.conventions; print(sorted(m for m in ('torch','transformers','moderngl','fastapi','onnxruntime') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+class _OriginalStyleTransformerDecoder(torch.nn.Module):
+    """The original's transformer decoder as its code builds it (written from its
+    description: a stored periodic table ``PPE.pe`` for 3000 frames, FaceFormer's biased
+    causal mask as a float table, the alignment mask as booleans), in its key names."""
+
+    def __init__(self, in_dim: int, n_ids: int, d: int, period: int):
+        super().__init__()
+        self.period = period
+        self.learnable_style_emb = torch.nn.Embedding(n_ids, d)
+        self.audio_feature_map = torch.nn.Linear(in_dim, d)
+        self.PPE = torch.nn.Module()
+        pe = torch.zeros(period, d)
+        pos = torch.arange(period, dtype=torch.float32)[:, None]
+        div = torch.exp(torch.arange(0, d, 2).float() * (-np.log(10000.0) / d))
+        pe[:, 0::2], pe[:, 1::2] = torch.sin(pos * div), torch.cos(pos * div)
+        self.PPE.register_buffer("pe", pe[None].repeat(1, 3000 // period + 1, 1))
+        layer = torch.nn.TransformerDecoderLayer(d, 4, 2 * d, batch_first=True)
+        self.transformer_decoder = torch.nn.TransformerDecoder(layer, 1)
+
+    def forward(self, feats: torch.Tensor, ident: torch.Tensor) -> torch.Tensor:
+        t = feats.shape[1]
+        query = self.learnable_style_emb(ident)[:, None].repeat(1, t, 1) + self.PPE.pe[:, :t]
+        slopes = torch.tensor([2 ** (-2 * (i + 1)) for i in range(4)])  # 4 heads: 1/4, 1/16..
+        steps = torch.arange(t)
+        past = ((steps[:, None] - steps[None, :]) // self.period).float()
+        mask = torch.where(steps[None, :] <= steps[:, None], -slopes[:, None, None] * past,
+                           torch.tensor(float("-inf")))  # fmt: skip
+        memory_mask = ~torch.eye(t, dtype=torch.bool)
+        return self.transformer_decoder(query, self.audio_feature_map(feats), tgt_mask=mask,
+                                        memory_mask=memory_mask)  # fmt: skip
+
+
+def test_original_transformer_layout_converts_and_matches(tmp_path, rng):
+    """A state dict in the original's transformer-decoder naming converts (convert-checkpoint
+    path), and the converted decoder gives the original-style decoder's outputs."""
+    import dataclasses
+
+    from unitalker.models.checkpoint import convert_original
+
+    torch.manual_seed(3)
+    n_ids, period = 935, 25
+    cfg = tiny_model_config("wavlm", heads=HEADS, n_ids=n_ids, decoder="transformer")
+    cfg = dataclasses.replace(cfg, decoder=dataclasses.replace(cfg.decoder, period=period))
+    src = randomize(UniTalker(cfg)).eval()
+    _write_release(tmp_path / "release", src, rng)
+    orig = _OriginalStyleTransformerDecoder(src.audio_encoder.hidden_size, n_ids, 24, period).eval()
+    state = {
+        ("audio_encoder." + k[20:] if k.startswith("audio_encoder.model.") else k): v
+        for k, v in src.state_dict().items()
+        if not k.startswith(("pca_layer_dict", "templates", "decoder."))
+    }
+    state |= {f"decoder.{k}": v for k, v in orig.state_dict().items()}
+    assert (
+        "decoder.PPE.pe" in state and "decoder.transformer_decoder.layers.0.linear1.weight" in state
+    )
+    torch.save(state, tmp_path / "UniTalker-T.pt")
+    src.audio_encoder.model.config.save_pretrained(tmp_path / "enc")
+    out = convert_original(tmp_path / "UniTalker-T.pt", tmp_path / "conv", tmp_path / "release",
+                           str(tmp_path / "enc"), encoder_family="wavlm")  # fmt: skip
+    model = load_model(out, "cpu")
+    assert model.config.decoder.kind == "transformer" and model.config.decoder.period == period
+    feats = torch.randn(1, 70, src.audio_encoder.hidden_size)  # 70 frames: past the period twice
+    for ident in (torch.tensor([5]), torch.tensor([n_ids - 1])):  # the original runs batch 1
+        with torch.no_grad():
+            assert torch.allclose(model.decoder(feats, ident), orig(feats, ident), atol=1e-6)
+    # the whole model equals ours with the original decoder's weights
+    src.decoder.load_state_dict({k: v for k, v in orig.state_dict().items() if k != "PPE.pe"})
+    audio = torch.randn(1, 24000)
+    with torch.no_grad():
+        ref, got = src(audio), model(audio)
+    for h in HEADS:
+        assert (got[h].motion - ref[h].motion).abs().max() < 1e-5, h
+
+
+def test_original_unknown_decoder_layout_is_named(tmp_path):
+    state = {"decoder.learnable_style_emb.weight": torch.zeros(3, 4),
+             "decoder.audio_feature_map.weight": torch.zeros(4, 8),
+             "out_head_dict.FLAME_5023_vertices.weight": torch.zeros(15069, 4)}  # fmt: skip
+    torch.save(state, tmp_path / "x.pt")
+    with pytest.raises(CheckpointError, match="decoder layout not recognised"):
+        load_original(tmp_path / "x.pt", None)

@@ -103,6 +103,19 @@ def test_failed_render_leaves_nothing(norig_conv, tmp_path, monkeypatch) -> None
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failed_encoder_thread_raises_and_leaves_nothing(norig_conv, tmp_path, monkeypatch) -> None:
+    from unitalker.render import video
+
+    def broken(self, frame):
+        raise RuntimeError("encoder broke")
+
+    monkeypatch.setattr(video._Encoder, "_mux", broken)
+    anim = Animation(norig_conv.name, 30.0, np.random.rand(40, 3))  # more frames than the queue
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        render_video({norig_conv.name: anim}, _tone(1.3), tmp_path / "x.mp4", size=32)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_cli_render(sphere_anim, norig_conv, tmp_path, capsys) -> None:
     from unitalker.cli import main
 

@@ -201,7 +201,8 @@ def test_serve_cli_subprocess(model_dir, clip):
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     cmd = [sys.executable, "-m", "unitalker", "serve", "-m", str(model_dir), "--device", "cpu",
-           "--port", str(port), "--max-upload-mb", "2", "--max-concurrency", "1"]  # fmt: skip
+           "--port", str(port), "--max-upload-mb", "2", "--max-concurrency", "1",
+           "--upload-timeout", "30", "--stream-send-timeout", "5"]  # fmt: skip
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
@@ -220,6 +221,7 @@ def test_serve_cli_subprocess(model_dir, clip):
         assert r.status_code == 200 and r.json()["heads"][BS]["n_frames"] == 45
         limits = httpx.get(url + "/v1/models").json()["limits"]
         assert limits["max_upload_mb"] == 2 and limits["max_concurrency"] == 1
+        assert limits["upload_timeout_seconds"] == 30 and limits["stream_send_timeout_seconds"] == 5
         assert httpx.get(url + "/").text.startswith("<!doctype html>")
         # mp4 in a fresh process: the renderer's GL context is bound to the thread that
         # made it, so this is checked where only the server's render thread renders.

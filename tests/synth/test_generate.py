@@ -108,3 +108,20 @@ def test_cli_refuses_non_empty(tmp_path, capsys):
     assert (tmp_path / "x.txt").read_text() == "keep me"
     with pytest.raises(SystemExit):
         main(["synth", "generate", "--preset", "huge", "-o", str(tmp_path)])
+
+
+def test_3detf_split_of_summary_and_manifest_agree(tiny_dir, tmp_path):
+    """The tiny S2 states its split (train 0 / val 3 / test 3 in summary.json) and the
+    3D-ETF converter honours it instead of cutting by ratio."""
+    from unitalker.data.convert import convert_3detf
+
+    summary = json.loads((tiny_dir / "summary.json").read_text())
+    (s2,) = [t for t in summary["datasets"] if t["key"] == "S2"]
+    report = convert_3detf(tiny_dir / "S2_syn3detf", tmp_path / "S2", dataset="S2",
+                           convention="synth_arkit52", mode="symlink")  # fmt: skip
+    assert not report.skipped
+    root = tmp_path / "S2" / "S2"
+    got = {s: len(json.loads((root / f"{s}.json").read_text())["data"]) if (root / f"{s}.json").exists() else 0
+           for s in ("train", "val", "test")}  # fmt: skip
+    assert got == s2["splits"]
+    assert s2["splits"] == {"train": 0, "val": 3, "test": 3}

@@ -32,7 +32,7 @@ def test_table5_quick(setup):
     for row in ("static template", "single-dataset", "unified", "unified + FT"):
         vals = _numbers(text, row)
         assert len(vals) == 2 and all(math.isfinite(v) and v >= 0 for v in vals), row
-    assert (setup.work_dir / "table5" / "unified" / "seed0" / "model" / "config.json").exists()
+    assert (setup.work_dir / "table5" / "unified" / "seed0" / "model" / "unitalker.json").exists()
     assert (setup.out_dir / "table5.png").stat().st_size > 1000
     assert "Cost: 5 models, " in text  # 2 single-dataset, 1 unified, 2 fine-tuned
     # a rerun reuses every model and re-renders the same table

@@ -25,7 +25,8 @@ def add_parser(sub: Any) -> None:
         "-m",
         "--model",
         default=None,
-        help="bundled model name, checkpoint folder/.safetensors, or .onnx (default: the bundled default model)",
+        help="bundled model name, checkpoint folder/.safetensors, .onnx, or a Hugging Face Hub "
+        "repo id OWNER/NAME (fetched once into the HF cache; default: the bundled default model)",
     )
     p.add_argument(
         "--heads", default=None, help="comma-separated heads (default: all of the model's)"
@@ -61,9 +62,43 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("--overlap", type=float, default=5.0, help="cross-fade between windows, seconds")
     p.add_argument(
+        "--glb-max-error",
+        type=float,
+        default=0.01,
+        metavar="FRACTION",
+        help="glb of vertex heads: playback error bound as a fraction of the motion range "
+        "(default 0.01; the error is stated in the file's extras)",
+    )
+    p.add_argument(
+        "--glb-lossless",
+        action="store_true",
+        help="glb of vertex heads: keep every motion component (playback equals the frames)",
+    )
+    p.add_argument(
+        "--windows",
+        choices=("ours", "original"),
+        default="ours",
+        help="long-audio windows: ours (default; grid-aligned, last window ends at the end) or "
+        "original (the original demo's 25 s windows at 0, 20, 40 s... and its cross-fade, "
+        "reproduced exactly; --window / --overlap are then unused)",
+    )
+    p.add_argument(
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
+    p.add_argument(
+        "--no-idle",
+        dest="idle",
+        action="store_false",
+        help="mp4 preview: no procedural blink or head sway (they are never in the data)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument(
+        "--allow-any-container",
+        action="store_true",
+        help="let FFmpeg open any input it can (HLS playlists, concat lists, ...); by default "
+        "only plain audio/video files are read, since such lists can make FFmpeg read other "
+        "files. Use only for your own files",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
 
@@ -147,6 +182,8 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(
             f"unknown format(s) {unknown or args.format!r}; known: {', '.join(known)}, all"
         )
+    if not 0 < args.glb_max_error < 1:
+        raise CLIError(f"--glb-max-error must be in (0, 1), got {args.glb_max_error}")
     if args.backend == "onnxruntime" and args.precision != "fp32":
         raise CLIError(
             "--precision bf16 is for the torch backend; onnxruntime runs the exported fp32 graph"
@@ -209,13 +246,11 @@ def animate_file(
     quiet: bool = False,
 ) -> list[Path]:
     """Decode, animate and write one file (all outputs or none)."""
-    from tqdm import tqdm
-
     from unitalker.audio import load_audio
     from unitalker.export import write_outputs
     from unitalker.inference.animate import animate
 
-    wav = load_audio(path)
+    wav = load_audio(path, allow_any_container=args.allow_any_container)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -223,6 +258,8 @@ def animate_file(
         if total < 2 or quiet:
             return
         if bar is None:
+            from tqdm import tqdm  # only for long audio (several windows)
+
             bar = tqdm(
                 total=total, desc=path.name[:30], unit="window", leave=False, file=sys.stderr
             )
@@ -238,6 +275,7 @@ def animate_file(
             overlap=args.overlap,
             precision=args.precision,
             progress=progress,
+            windows=args.windows,
         )
     finally:
         if bar is not None:
@@ -249,4 +287,8 @@ def animate_file(
         [f.strip() for f in args.format.split(",")],
         audio=wav,
         overwrite=args.overwrite,
+        options={
+            "glb": {"max_error": args.glb_max_error, "lossless": args.glb_lossless},
+            "mp4": {"idle": getattr(args, "idle", True)},
+        },
     )

@@ -53,7 +53,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             c.add_argument("--subject-regex", default=None,
                            help="regex searched in each file stem; group 1 is the subject")  # fmt: skip
             c.add_argument("--split-by", choices=("ratio", "subject"), default="ratio",
-                           help="assign clips (ratio) or whole subjects to train/val/test")  # fmt: skip
+                           help="assign clips (ratio) or whole subjects to train/val/test; "
+                                "3detf: only where the source states no split "
+                                "(<subset>/{train,val,test}.txt)")  # fmt: skip
             c.add_argument(
                 "--ratios",
                 type=_ratios,

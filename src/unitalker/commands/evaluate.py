@@ -24,6 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--render-dir", default="eval_previews", help="folder for --render videos")
     p.add_argument("--flame-model", help="FLAME model for flame_params_from_dadhead")
     p.add_argument("--flame-face-indices", help=".npy FLAME face vertex subset")
+    p.add_argument("--regions", action="append", default=[], metavar="DIR",
+                   help="folder with your lip / upper-face region files (repeatable): the "
+                        "UniTalker resources, BIWI regions/, FLAME_masks.pkl, Multiface masks; "
+                        "also read from $UNITALKER_REGIONS. Without a lip region, LVE is "
+                        "reported as LVE-all (all vertices)")  # fmt: skip
     p.add_argument("--max-sequences", type=int, default=None, help="per dataset")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     p.set_defaults(func=_run)
@@ -47,6 +52,7 @@ def _run(args: argparse.Namespace) -> int:
         datasets=tuple(args.datasets), flame_model=args.flame_model,
         flame_face_indices=args.flame_face_indices, static_baseline=args.baseline,
         max_sequences=args.max_sequences, progress=progress, keep_predictions=args.render,
+        regions=tuple(args.regions),
     )  # fmt: skip
     bar.close()
     report.model = str(args.model)

@@ -38,6 +38,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--fps", type=float, default=None, help="video frame rate (default: the highest head fps)"
     )
+    p.add_argument(
+        "--no-idle",
+        dest="idle",
+        action="store_false",
+        help="no procedural blink or head sway on the synth heads (draw exactly the data)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing video")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     p.set_defaults(func=run)
@@ -77,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = render_video(
             results, wav, out, fps=args.fps, size=args.size, heads=args.heads,
-            progress=progress, overwrite=args.overwrite,
+            progress=progress, overwrite=args.overwrite, idle=args.idle,
         )  # fmt: skip
     except RendererUnavailable as e:
         raise CLIError(f"cannot render offscreen: {e}") from e

@@ -5,6 +5,10 @@ Each output line is one frame of one head::
     {"head": "3DETF_blendshape_weight", "frame": 12, "time": 0.4, "data": [..]}
 
 and a last line ``{"event": "end", "frames": {head: count}, "latency_ms": {...}}``.
+
+With ``--livelink HOST:PORT`` the ARKit head's frames are also sent, as they are
+produced, as Live Link Face UDP packets (Unreal's Live Link, see docs/livelink.md);
+``--format none`` then keeps stdout to the last line.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ def add_parser(sub: Any) -> None:
         "-m",
         "--model",
         default=None,
-        help="bundled model name or checkpoint (default: bundled default)",
+        help="bundled model name, checkpoint or hub id OWNER/NAME (default: bundled default)",
     )
     p.add_argument("--heads", default=None, help="comma-separated heads (default: all)")
     p.add_argument("--identity", default=None)
@@ -49,7 +53,27 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--realtime", action="store_true", help="pace a file at real time (as a live source)"
     )
-    p.add_argument("--format", choices=("jsonl",), default="jsonl")
+    p.add_argument(
+        "--format",
+        choices=("jsonl", "none"),
+        default="jsonl",
+        help="frames on stdout as JSON lines (default), or none (only the end line)",
+    )
+    p.add_argument(
+        "--livelink",
+        metavar="HOST:PORT",
+        default=None,
+        help="also send the ARKit head as Live Link Face UDP packets to Unreal "
+        "(its Live Link Face source listens on port 11111)",
+    )
+    p.add_argument(
+        "--livelink-subject", default="unitalker", help="Live Link subject name (default unitalker)"
+    )
+    p.add_argument(
+        "--livelink-head",
+        default=None,
+        help="head sent over Live Link (default: the first with ARKit channels)",
+    )
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--device", default=None)
     p.set_defaults(func=run)
@@ -94,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
         context=args.context,
         precision=args.precision,
     )
+    # after the Streamer, which has checked the heads
+    sender = _livelink_sender(args, streamer.heads) if args.livelink else None
     n = max(1, int(args.chunk * SAMPLE_RATE))
     source = _chunks_from_stdin(n) if args.source == "-" else _chunks_from_file(args.source, n)
     out = sys.stdout
@@ -102,6 +128,10 @@ def run(args: argparse.Namespace) -> int:
     latencies: list[float] = []  # arrival of the audio a frame needs -> frame written
 
     def emit(frames: dict[str, np.ndarray], start: dict[str, int], now_audio: float) -> None:
+        if sender is not None and len(frames.get(sender.head, ())):
+            sender.send(frames[sender.head], start[sender.head])
+        if args.format == "none":
+            return
         for h, arr in frames.items():
             fps = streamer.fps[h]
             for j, row in enumerate(arr):
@@ -119,19 +149,23 @@ def run(args: argparse.Namespace) -> int:
                 )
         out.flush()
 
-    for chunk in source:
-        if args.realtime:  # pace: this chunk may only be read when its audio has "arrived"
-            due = t0 + (fed + len(chunk)) / SAMPLE_RATE
-            time.sleep(max(0.0, due - time.perf_counter()))
-        fed += len(chunk)
+    try:
+        for chunk in source:
+            if args.realtime:  # pace: this chunk may only be read when its audio has "arrived"
+                due = t0 + (fed + len(chunk)) / SAMPLE_RATE
+                time.sleep(max(0.0, due - time.perf_counter()))
+            fed += len(chunk)
+            before = streamer.emitted
+            arrived = time.perf_counter()
+            frames = streamer.push(chunk)
+            if any(len(v) for v in frames.values()):
+                latencies.append(time.perf_counter() - arrived + args.lookahead)
+            emit(frames, before, fed / SAMPLE_RATE)
         before = streamer.emitted
-        arrived = time.perf_counter()
-        frames = streamer.push(chunk)
-        if any(len(v) for v in frames.values()):
-            latencies.append(time.perf_counter() - arrived + args.lookahead)
-        emit(frames, before, fed / SAMPLE_RATE)
-    before = streamer.emitted
-    emit(streamer.flush(), before, fed / SAMPLE_RATE)
+        emit(streamer.flush(), before, fed / SAMPLE_RATE)
+    finally:
+        if sender is not None:
+            sender.close()
     lat = np.array(latencies) * 1000 if latencies else np.zeros(1)
     out.write(
         json.dumps(
@@ -146,7 +180,37 @@ def run(args: argparse.Namespace) -> int:
                     "chunk": args.chunk * 1000,
                 },
             }
+            | ({"livelink": {"head": sender.head, "packets": sender.sent}} if sender else {})
         )
         + "\n"
     )
     return 0
+
+
+def _livelink_sender(args: argparse.Namespace, heads: list[str]) -> Any:
+    from unitalker.cli import CLIError
+    from unitalker.export.livelink_udp import (
+        LiveLinkError,
+        LiveLinkSender,
+        arkit_heads,
+        parse_address,
+    )
+
+    try:
+        host, port = parse_address(args.livelink)
+        candidates = arkit_heads(heads)
+        head = args.livelink_head or (candidates[0] if candidates else None)
+        if head is None:
+            raise LiveLinkError(
+                f"--livelink sends ARKit weights; none of the heads has ARKit channels ({', '.join(heads)})"
+            )
+        if head not in heads:
+            raise LiveLinkError(
+                f"--livelink-head {head!r} is not streamed; heads: {', '.join(heads)}"
+            )
+        # A file read faster than real time is paced to the frame clock, so Unreal plays it
+        # at speed; a live source (stdin, --realtime) is never held back by it.
+        pace = args.source != "-" and not args.realtime
+        return LiveLinkSender(host, port, head, subject=args.livelink_subject, pace=pace)
+    except LiveLinkError as e:
+        raise CLIError(str(e)) from e

@@ -433,6 +433,48 @@ def split_clips(
     return out
 
 
+SPLITS = ("train", "val", "test")
+SPLIT_LISTS = tuple(f"{name}.txt" for name in SPLITS)
+"""A split the source states: ``<subset>/{train,val,test}.txt``, one clip stem per line."""
+
+
+def stated_split(folder: Path) -> dict[str, str] | None:
+    """clip stem -> split from ``folder/{train,val,test}.txt``, or None when there are none.
+
+    Blank lines and ``#`` comments are ignored; a stem listed in two splits is an error.
+    """
+    found = {name: folder / f"{name}.txt" for name in SPLITS if (folder / f"{name}.txt").is_file()}
+    if not found:
+        return None
+    out: dict[str, str] = {}
+    for name, path in found.items():
+        for line in path.read_text().splitlines():
+            stem = line.split("#", 1)[0].strip()
+            if not stem:
+                continue
+            stem = Path(stem).stem if stem.endswith((".npy", ".wav")) else stem
+            if stem in out and out[stem] != name:
+                raise ValueError(f"{path}: clip {stem!r} is also listed in {out[stem]}.txt")
+            out[stem] = name
+    return out
+
+
+def _apply_stated_split(
+    clips: Sequence[_Clip], stated: dict[str, str], folder: Path, report: ConvertReport
+) -> dict[str, list[_Clip]]:
+    out: dict[str, list[_Clip]] = {name: [] for name in SPLITS}
+    for c in clips:
+        split = stated.get(c.annot.stem)
+        if split is None:
+            report.skipped.append(f"{c.annot}: not listed in the split files of {folder}")
+            continue
+        out[split].append(c)
+    have = {c.annot.stem for c in clips}
+    for stem in sorted(set(stated) - have):
+        report.skipped.append(f"{folder}: {stated[stem]}.txt lists {stem!r}, which has no clip")
+    return out
+
+
 def _collect_pairs(
     audio_dir: Path, annot_dir: Path, subject_regex: str, report: ConvertReport
 ) -> list[_Clip]:
@@ -481,6 +523,11 @@ def convert_3detf(
 ) -> ConvertReport:
     """3D-ETF -> ``DST/D3_HDTF`` and ``DST/D4_RAVDESS`` (the release's ``D3D4_3DETF``).
 
+    Splits: when a subset folder states one (``{train,val,test}.txt`` beside ``audio/``,
+    one clip stem per line, as A2F-Synth writes), it is honoured (clips it does not list
+    are skipped and reported); ``split_by`` / ``ratios`` / ``seed`` apply only to subsets
+    that state none.
+
     ``convention`` / ``dataset`` replace the convention and the dataset key (for data in
     this layout that is not 3D-ETF itself, e.g. A2F-Synth; ``dataset`` needs one subset).
 
@@ -510,9 +557,13 @@ def convert_3detf(
             clips = _collect_pairs(
                 base / "audio", base / "blendshape", subject_regex or default_rx, report
             )
+            stated = stated_split(base)
+            splits = None if stated is None else _apply_stated_split(clips, stated, base, report)
+            if stated is None:
+                logger.info("%s states no split: %s split by %s", base, key, split_by)
             _write_generic(tmp, report, clips, folder=folder, dataset=key, convention=conv, fps=30.0,
                            mode=mode, split_by=split_by, ratios=ratios, seed=seed, templates=None,
-                           audio_sub="audio", annot_sub="blendshape")  # fmt: skip
+                           audio_sub="audio", annot_sub="blendshape", splits=splits)  # fmt: skip
         if not found:
             raise FileNotFoundError(f"{src}: expected HDTF/ and/or RAVDESS/ sub-folders")
 
@@ -542,7 +593,10 @@ def _write_generic(
     audio_sub: str = "audio",
     annot_sub: str = "annot",
     template_source: Path | None = None,
+    splits: dict[str, list[_Clip]] | None = None,
 ) -> None:
+    if splits is not None:  # a split the source states: only the clips it lists
+        clips = [c for items in splits.values() for c in items]
     if not clips:
         raise ValueError(f"no (audio, annotation) pairs found for {dataset}")
     for c in clips:
@@ -569,7 +623,9 @@ def _write_generic(
     if conventions.get(convention).kind == "vertices":
         tpl = tpl.reshape(len(ids), -1, 3)
     w = _DatasetWriter(folder, dataset, convention, fps, mode)
-    for split, items in split_clips(clips, by=split_by, ratios=ratios, seed=seed).items():
+    if splits is None:
+        splits = split_clips(clips, by=split_by, ratios=ratios, seed=seed)
+    for split, items in splits.items():
         for c in items:
             w.add(split, c, f"{audio_sub}/{c.audio.name}", f"{annot_sub}/{c.annot.name}")
     w.write(tmp, ids, tpl, report)

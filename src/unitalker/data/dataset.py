@@ -32,7 +32,7 @@ from typing import Any, Literal
 import numpy as np
 
 from unitalker import conventions
-from unitalker.audio import SAMPLE_RATE, AudioError, load_audio
+from unitalker.audio import SAMPLE_RATE, AudioError, load_audio, metadata_seconds
 from unitalker.data.framerate import convert_framerate, converted_length
 from unitalker.data.identities import IdentityTable
 from unitalker.data.manifest import (
@@ -144,21 +144,15 @@ def probe_audio_seconds(path: Path) -> float:
             info = sf.info(str(path))
             return float(info.frames) / float(info.samplerate)
         except Exception:  # noqa: BLE001 - formats libsndfile lacks: ask FFmpeg
-            import av
-
-            with av.open(str(path), metadata_errors="ignore") as c:
-                streams = [s for s in c.streams if s.type == "audio"]
-                if not streams:
-                    raise ClipError(f"{path}: no audio stream found") from None
-                s = streams[0]
-                if s.duration is not None and s.time_base is not None:
-                    return float(s.duration * s.time_base)
-                if c.duration is not None:
-                    return float(c.duration) / 1_000_000
+            seconds = metadata_seconds(path)
+            if seconds is not None:
+                return seconds
             # Unknown duration in the header: decode once (rare containers).
             return len(load_audio(path)) / SAMPLE_RATE
     except ClipError:
         raise
+    except AudioError as e:  # names the file already
+        raise ClipError(str(e)) from e
     except Exception as e:  # noqa: BLE001
         raise ClipError(f"{path}: cannot read audio header: {e}") from e
 

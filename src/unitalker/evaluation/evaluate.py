@@ -1,8 +1,11 @@
 """Evaluate a model on a manifest split: per dataset LVE, LVD, MVE, UFVE, FDD.
 
 Blendshape and parameter conventions are measured after conversion to vertices (rig,
-FLAME LBS with a user FLAME file, A2F-Synth's params model). Conventions with no lip /
-upper-face region use all vertices, and the report says so.
+FLAME LBS with a user FLAME file, A2F-Synth's params model). Lip and upper-face regions
+are looked up in the registry (:func:`unitalker.conventions.find_region`: a region the
+convention carries, else the user's region files under ``regions`` folders). Without a
+lip region the number is not called LVE: it is ``LVE-all`` (max over all vertices), and
+the report says why; likewise ``FDD-all`` without an upper-face region.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from unitalker.evaluation.metrics import METRICS, MetricSummary, score_sequence, summarize
-from unitalker.training.geometry import region_indices, vertex_map
+from unitalker import conventions
+from unitalker.evaluation.metrics import REPORT_ORDER, MetricSummary, score_sequence, summarize
+from unitalker.training.geometry import RigMap, vertex_map
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,7 @@ class DatasetResult:
     convention: str
     summary: MetricSummary
     notes: list[str] = field(default_factory=list)
+    regions: dict[str, str] = field(default_factory=dict)  # region -> "path (source)"
 
 
 @dataclass
@@ -53,20 +58,28 @@ class EvalReport:
                     "dataset": r.dataset,
                     "convention": r.convention,
                     "notes": r.notes,
+                    "regions": r.regions,
                     **asdict(r.summary),
                 }
                 for r in self.results
             ],  # fmt: skip
         }
 
+    def metric_columns(self) -> list[str]:
+        """The metric names any dataset reports, in report order (LVE-all etc. only when
+        some dataset had no region)."""
+        have = {m for r in self.results for m in r.summary.pooled}
+        return [m for m in REPORT_ORDER if m in have]
+
     def rows(self) -> list[dict[str, Any]]:
+        cols = self.metric_columns()
         out = []
         for r in self.results:
             for avg in ("pooled", "per_sequence"):
                 vals = getattr(r.summary, avg)
                 out.append({"dataset": r.dataset, "convention": r.convention, "averaging": avg,
                             "sequences": r.summary.n_sequences, "frames": r.summary.n_frames,
-                            **{m: vals[m] for m in METRICS}, "notes": "; ".join(r.notes)})  # fmt: skip
+                            **{m: vals.get(m) for m in cols}, "notes": "; ".join(r.notes)})  # fmt: skip
         return out
 
     def write_csv(self, path: str | Path) -> None:
@@ -81,20 +94,22 @@ class EvalReport:
 
     def table(self) -> str:
         """A fixed-width console table."""
+        cols = self.metric_columns()
         head = f"{'dataset':<8} {'convention':<24} {'avg':<8} {'seq':>4} " + " ".join(
-            f"{m:>11}" for m in METRICS
+            f"{m:>11}" for m in cols
         )
         lines = [head, "-" * len(head)]
         for row in self.rows():
             avg = "pooled" if row["averaging"] == "pooled" else "per-seq"
             lines.append(
                 f"{row['dataset']:<8} {row['convention'][:24]:<24} {avg:<8} {row['sequences']:>4} "
-                + " ".join(f"{row[m]:>11.4e}" for m in METRICS)
+                + " ".join(f"{'-':>11}" if row[m] is None else f"{row[m]:>11.4e}" for m in cols)
             )
         notes = [f"{r.dataset}: {n}" for r in self.results for n in r.notes]
         lines += [f"note: {n}" for n in notes]
         lines.append(f"identity: {self.identity}; LVE = mean of per-frame max squared lip error; "
-                     "LVD non-squared; FDD = GT minus prediction (signed)")  # fmt: skip
+                     "LVD non-squared; UFVE = mean L2 over the upper face (UFVE-max: LVE's form "
+                     "there); FDD = GT minus prediction (signed); -all = no region, all vertices")  # fmt: skip
         return "\n".join(lines)
 
 
@@ -114,6 +129,7 @@ def evaluate(
     max_sequences: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     keep_predictions: int = 0,
+    regions: tuple[str | Path, ...] = (),
 ) -> tuple[EvalReport, list[dict[str, Any]]]:
     """Run ``model`` on every clip of ``split`` and compute the metrics per dataset.
 
@@ -133,6 +149,9 @@ def evaluate(
         max_sequences: at most this many sequences per dataset.
         progress: ``progress(done, total)``.
         keep_predictions: return the first N (item, prediction) pairs (for rendering).
+        regions: folders holding the user's region files (data release resources, BIWI
+            ``regions/``, ``FLAME_masks.pkl``...), searched before ``$UNITALKER_REGIONS``
+            and the ``flame_model``'s folder.
 
     Returns:
         The report and the kept predictions.
@@ -176,13 +195,20 @@ def evaluate(
             log.warning("model has no head %s: skipping dataset %s", conv, key)
             continue
         vmap = vertex_map(conv, flame_model=flame_model, flame_face_indices=flame_face_indices)
+        notes = []
+        search = (*regions, *([Path(flame_model).parent] if flame_model else []))
+        release_rig = False
+        if vmap is None and conventions.get(conv).kind == "blendshapes":
+            rig = conventions.find_release_rig(conv, search)
+            if rig is not None:
+                vmap, release_rig = RigMap(rig[0], rig[1]), True
+                notes.append(f"vertices through the release rig {rig[2]}")
         if vmap is None:
             log.warning("%s (%s) has no vertex map: cannot be measured", key, conv)
             continue
         vmap = vmap.to(dev)
-        notes = []
         unseen = 0
-        lip, upper = region_indices(conv, "lip_indices"), region_indices(conv, "upper_face_indices")
+        lip = upper = None
         scores = []
         for i in idxs:
             item = ds[i]
@@ -207,10 +233,10 @@ def evaluate(
                 pv = vmap(pred.float()).cpu().numpy()
                 gv = vmap(gt.float()).cpu().numpy()
                 tv = vmap(tpl[None].float()).cpu().numpy()[0]
-            nv = gv.shape[1]
-            lip_i = lip if lip is not None and lip.max() < nv else None
-            up_i = upper if upper is not None and upper.max() < nv else None
-            scores.append(score_sequence(item["name"], pv, gv, tv, lip_i, up_i))
+            if not scores:  # the regions of this mesh, once per dataset
+                lip, upper = (_region(conv, r, search, gv.shape[1], release_rig, flame_face_indices)
+                              for r in ("lip", "upper_face"))  # fmt: skip
+            scores.append(score_sequence(item["name"], pv, gv, tv, _idx(lip), _idx(upper)))
             if len(kept) < keep_predictions:
                 kept.append({"item": item, "prediction": pred.cpu().numpy(), "convention": conv})
             done += 1
@@ -218,15 +244,52 @@ def evaluate(
                 progress(done, total)
         if unseen:
             notes.append(f"{unseen} sequence(s) of subjects with no training clip: pivot identity")
-        if lip is None or (lip_i is None):
-            notes.append("no lip region for this convention: LVE/LVD over all vertices")
-        if upper is None or (up_i is None):
-            notes.append("no upper-face region: UFVE/FDD over all vertices")
-        results.append(DatasetResult(key, conv, summarize(scores), notes))
+        used = {}
+        for what, reg, instead in (("lip", lip, "LVE-all/LVD-all: max over all vertices"),
+                                   ("upper_face", upper, "no UFVE; FDD-all over all vertices")):  # fmt: skip
+            if reg is None:
+                notes.append(f"{conventions.no_region_reason(conv, what)}: {instead}")
+            else:
+                used[what] = f"{reg.path} ({reg.source})"
+        summary = summarize(scores, lip_region=lip is not None, upper_region=upper is not None)
+        results.append(DatasetResult(key, conv, summary, notes, used))
     name = str(model.meta.get("source", "")) if model is not None and hasattr(model, "meta") else ""
     return EvalReport(
         split, "static template" if static_baseline else identity, results, name
     ), kept
+
+
+def _idx(region: conventions.Region | None) -> np.ndarray | None:
+    return None if region is None else region.indices
+
+
+def _region(
+    conv: str,
+    region: str,
+    search: tuple[str | Path, ...],
+    n_vertices: int,
+    release_rig: bool,
+    face_indices: str | None,
+) -> conventions.Region | None:
+    """The region on the mesh the metrics see: FLAME-parameter vertices restricted to a
+    face subset (``--flame-face-indices``) get the full-FLAME region renumbered into it."""
+    from unitalker.training.geometry import FLAME_PARAMS
+
+    if conv == FLAME_PARAMS and face_indices:
+        subset = np.load(face_indices, allow_pickle=False).astype(np.int64).reshape(-1)
+        reg = conventions.find_region(conv, region, search, n_vertices=5023)
+        if reg is None:
+            return None
+        pos = {int(v): i for i, v in enumerate(subset)}
+        idx = np.asarray([pos[int(v)] for v in reg.indices if int(v) in pos], np.int64)
+        if not len(idx):
+            raise ValueError(
+                f"{reg.path}: no {region} vertex lies in the face subset {face_indices}"
+            )
+        return conventions.Region(idx, reg.path, f"{reg.source}, renumbered into {face_indices}")
+    return conventions.find_region(
+        conv, region, search, n_vertices=n_vertices, release_rig=release_rig
+    )
 
 
 def _identity_for(mode: str, item: dict[str, Any], dataset: str, table: Any, pivot: int) -> int:

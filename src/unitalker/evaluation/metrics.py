@@ -7,6 +7,17 @@ ground-truth length first. Per-sequence values are combined two ways, both repor
   the same, ``sum over sequences of per-frame values / total frames``;
 * **per-sequence** (the original UniTalker code): the mean over sequences of each
   sequence's mean.
+
+UFVE is the paper's (Sec. 4.2, "following FaceDiffuser"): the MEAN L2 distance over the
+upper-face vertices, MVE's form on the upper face, in the data's units (m for VOCASET).
+The other form in use, LVE's per-frame MAX SQUARED distance taken over the upper face
+(the form of EmoTalk's eye-region EVE), is reported as ``UFVE-max``; on real data it is
+about an order of magnitude apart, so the two must never share a name.
+
+A metric is only called LVE / LVD / UFVE / FDD when the convention has the region it is
+defined on. Without a lip region the max is taken over all vertices and the numbers are
+named ``LVE-all`` / ``LVD-all``; without an upper-face region UFVE would equal MVE and is
+not reported, and FDD over all vertices is ``FDD-all``.
 """
 
 from __future__ import annotations
@@ -16,7 +27,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-METRICS = ("LVE", "LVD", "MVE", "UFVE", "FDD", "FDD_abs")
+METRICS = ("LVE", "LVD", "MVE", "UFVE", "UFVE-max", "FDD", "FDD_abs")
+"""The metrics on their regions, in report order."""
+ALL_VERTEX_METRICS = ("LVE-all", "LVD-all", "FDD-all", "FDD_abs-all")
+"""Their stand-ins when a convention has no lip / upper-face region (all vertices)."""
+REPORT_ORDER = ("LVE", "LVE-all", "LVD", "LVD-all", "MVE", "UFVE", "UFVE-max", "FDD", "FDD-all",
+                "FDD_abs", "FDD_abs-all")  # fmt: skip
+
+
+def metric_names(lip_region: bool, upper_region: bool) -> tuple[str, ...]:
+    """The names the metrics of one dataset carry, given which regions it has."""
+    lip = ("LVE", "LVD") if lip_region else ("LVE-all", "LVD-all")
+    upper = ("UFVE", "UFVE-max", "FDD", "FDD_abs") if upper_region else ("FDD-all", "FDD_abs-all")
+    return tuple(m for m in REPORT_ORDER if m in (*lip, "MVE", *upper))
 
 
 def _cut(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -65,13 +88,15 @@ def fdd(pred: np.ndarray, gt: np.ndarray, template: np.ndarray, upper: np.ndarra
 
 @dataclass
 class SequenceScores:
-    """Per-frame values of one sequence and its FDD."""
+    """Per-frame values of one sequence and its FDD (``ufve_max``: LVE's form on the upper
+    face; None when not computed)."""
 
     name: str
     lve: np.ndarray
     mve: np.ndarray
     ufve: np.ndarray
     fdd: float
+    ufve_max: np.ndarray | None = None
 
     @property
     def frames(self) -> int:
@@ -93,6 +118,7 @@ def score_sequence(
         vertex_dist_mean(pred, gt),
         vertex_dist_mean(pred, gt, upper),
         fdd(pred, gt, template, upper),
+        lip_sq_max(pred, gt, upper),
     )
 
 
@@ -106,11 +132,15 @@ class MetricSummary:
     per_sequence: dict[str, float] = field(default_factory=dict)
 
 
-def summarize(scores: Sequence[SequenceScores]) -> MetricSummary:
-    """Frame-pooled and per-sequence averages of LVE, LVD, MVE, UFVE, FDD (+ FDD_abs).
+def summarize(
+    scores: Sequence[SequenceScores], *, lip_region: bool = True, upper_region: bool = True
+) -> MetricSummary:
+    """Frame-pooled and per-sequence averages of LVE, LVD, MVE, UFVE, UFVE-max, FDD (+ FDD_abs).
 
     FDD is one value per sequence, so its two averages coincide (mean over sequences);
-    FDD_abs is the mean of absolute per-sequence values.
+    FDD_abs is the mean of absolute per-sequence values. ``lip_region`` / ``upper_region``
+    False: the scores were computed over all vertices, and the metrics are named for it
+    (:func:`metric_names`).
     """
     if not scores:
         raise ValueError("no sequences to summarize")
@@ -120,6 +150,8 @@ def summarize(scores: Sequence[SequenceScores]) -> MetricSummary:
         "MVE": [s.mve for s in scores],
         "UFVE": [s.ufve for s in scores],
     }
+    if all(s.ufve_max is not None for s in scores):
+        per_frame["UFVE-max"] = [s.ufve_max for s in scores]
     out = MetricSummary(len(scores), sum(s.frames for s in scores))
     for k, arrs in per_frame.items():
         out.pooled[k] = float(np.concatenate(arrs).mean())
@@ -128,4 +160,13 @@ def summarize(scores: Sequence[SequenceScores]) -> MetricSummary:
     for d in (out.pooled, out.per_sequence):
         d["FDD"] = float(f.mean())
         d["FDD_abs"] = float(np.abs(f).mean())
+    if not (lip_region and upper_region):
+        rename = {} if lip_region else {"LVE": "LVE-all", "LVD": "LVD-all"}
+        if not upper_region:
+            rename.update({"FDD": "FDD-all", "FDD_abs": "FDD_abs-all"})
+        keep = set(metric_names(lip_region, upper_region))
+        for d in (out.pooled, out.per_sequence):
+            renamed = {rename.get(k, k): v for k, v in d.items()}
+            d.clear()
+            d.update({k: v for k, v in renamed.items() if k in keep})
     return out

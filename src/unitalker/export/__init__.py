@@ -1,4 +1,4 @@
-"""Writers for inference results, chosen by name (``npz``, ``csv``, ``json``, ``glb``, ``obj``, ``ply``, ``mp4``).
+"""Writers for inference results, chosen by name (``npz``, ``csv``, ``json``, ``glb``, ``usd``, ``obj``, ``ply``, ``mp4``).
 
 Example::
 

@@ -19,9 +19,9 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -50,13 +50,21 @@ class Writer:
         layout: ``combined`` (one file for all heads), ``file`` (one file per head) or
             ``sequence`` (one folder of frame files per head).
         needs_audio: included in ``all`` only when audio is given.
+        writes_audio: the outputs reference the clip's audio, which is then written once
+            next to them (``<stem>_audio.wav``) and named to :meth:`write_head` as
+            ``audio_file`` (a path relative to the output folder).
     """
 
     name: ClassVar[str]
     extension: ClassVar[str]
     layout: ClassVar[str] = "file"
     needs_audio: ClassVar[bool] = False
+    writes_audio: ClassVar[bool] = False
     description: ClassVar[str] = ""
+
+    def unavailable(self) -> str | None:
+        """Why this format cannot be written here (a missing optional package), or None."""
+        return None
 
     def fits(self, animation: Animation) -> bool:
         """Whether this format can represent ``animation``."""
@@ -138,7 +146,7 @@ def _page_releaser(data: np.ndarray):  # noqa: ANN202 - a small closure
 
 
 _WRITERS: dict[str, type[Writer]] = {}
-_ORDER = ("npz", "csv", "json", "glb", "obj", "ply", "mp4")  # how formats are listed
+_ORDER = ("npz", "csv", "json", "glb", "usd", "obj", "ply", "mp4")  # how formats are listed
 
 
 def register_writer(cls: type[Writer]) -> type[Writer]:
@@ -153,15 +161,20 @@ def available_formats() -> list[str]:
     return sorted(_WRITERS, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n))
 
 
-def get_writer(fmt: str) -> Writer:
-    """The writer for a format name (``npz``, ``csv``, ``json``, ``glb``, ``obj``, ``ply``, ``mp4``)."""
+def get_writer(fmt: str, **options: Any) -> Writer:
+    """The writer for a format name (``npz``, ``csv``, ``json``, ``glb``, ``usd``, ``obj``, ``ply``, ``mp4``),
+    built with the format's ``options`` (e.g. ``glb``: ``max_error``, ``lossless``)."""
     _load_builtin_writers()
     try:
-        return _WRITERS[fmt.lower()]()
+        cls = _WRITERS[fmt.lower()]
     except KeyError:
         raise ExportError(
             f"unknown output format {fmt!r}; available: {', '.join(_WRITERS)} (or 'all')"
         ) from None
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as e:
+        raise ExportError(f"bad options for {fmt}: {options}: {e}") from e
 
 
 def formats_for(animation: Animation, *, audio: bool = False) -> list[str]:
@@ -184,7 +197,15 @@ def formats_for(animation: Animation, *, audio: bool = False) -> list[str]:
 
 def _load_builtin_writers() -> None:
     # Importing the modules registers their writers (cheap: no heavy imports at module level).
-    from unitalker.export import glb, json_frames, livelink_csv, mesh_sequence, npz, video  # noqa: F401
+    from unitalker.export import (  # noqa: F401
+        glb,
+        json_frames,
+        livelink_csv,
+        mesh_sequence,
+        npz,
+        usd,
+        video,
+    )
 
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._+-]+$")
@@ -195,6 +216,29 @@ class _Item:
     writer: Writer
     heads: list[str]
     final: Path
+    options: dict[str, str] = field(default_factory=dict)
+
+
+class _AudioWriter(Writer):
+    """The clip's audio as 16-bit wav, next to outputs that reference it (not a format)."""
+
+    name = "wav"
+    extension = "wav"
+    layout = "combined"
+
+    def fits(self, animation: Animation) -> bool:
+        return True
+
+    def output_path(self, out_dir: Path, stem: str, convention: str | None) -> Path:
+        return out_dir / f"{stem}_audio.wav"
+
+    def write_all(
+        self, results: Mapping[str, Animation], path: Path, audio: np.ndarray | None
+    ) -> None:
+        from unitalker.audio import write_wav
+
+        assert audio is not None
+        write_wav(path, audio)
 
 
 def _check_name(what: str, value: str) -> None:
@@ -211,6 +255,7 @@ def plan_outputs(
     formats: Iterable[str] | str,
     *,
     audio: bool,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[_Item]:
     """Decide which file each (format, head) goes to; nothing is written."""
     _load_builtin_writers()
@@ -228,7 +273,13 @@ def plan_outputs(
     names = list(dict.fromkeys(available_formats() if want_all else formats))
     items: list[_Item] = []
     for fmt in names:
-        writer = get_writer(fmt)
+        writer = get_writer(fmt, **dict((options or {}).get(fmt, {})))
+        missing = writer.unavailable()
+        if missing:
+            if want_all:
+                log.info("skipping %s: %s", fmt, missing)
+                continue
+            raise ExportError(missing)
         if writer.needs_audio and not audio:
             if want_all:
                 log.info("skipping %s: no audio given", fmt)
@@ -253,6 +304,13 @@ def plan_outputs(
             items.append(_Item(writer, fitting, writer.output_path(out_dir, stem, None)))
         else:
             items.extend(_Item(writer, [k], writer.output_path(out_dir, stem, k)) for k in fitting)
+    referencing = [it for it in items if it.writer.writes_audio]
+    if referencing and audio:
+        sound = _AudioWriter()
+        wav = sound.output_path(out_dir, stem, None)
+        for it in referencing:
+            it.options["audio_file"] = wav.name  # relative: the folder can move as a whole
+        items.append(_Item(sound, list(results), wav))
     return items
 
 
@@ -264,6 +322,7 @@ def write_outputs(
     *,
     audio: np.ndarray | None = None,
     overwrite: bool = False,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[Path]:
     """Write ``results`` in each requested format, all or nothing.
 
@@ -277,6 +336,8 @@ def write_outputs(
         audio: float32 ``[S]`` mono at 16 kHz, muxed into ``mp4``.
         overwrite: replace existing outputs; otherwise an existing one is an error
             raised before anything is written.
+        options: per-format writer options, e.g. ``{"glb": {"lossless": True}}`` or
+            ``{"mp4": {"idle": False}}`` (each writer's constructor arguments).
 
     Returns:
         The paths written (files, or folders for frame sequences), in plan order.
@@ -291,7 +352,7 @@ def write_outputs(
     for parent in out_dir.parents:
         if parent.exists() and not parent.is_dir():
             raise ExportError(f"cannot create output folder {out_dir}: {parent} is a file")
-    items = plan_outputs(results, out_dir, stem, formats, audio=audio is not None)
+    items = plan_outputs(results, out_dir, stem, formats, audio=audio is not None, options=options)
     _check_targets(items, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
@@ -306,7 +367,7 @@ def write_outputs(
             else:
                 if w.layout == "sequence":
                     tmp.mkdir()
-                w.write_head(results[item.heads[0]], tmp)
+                w.write_head(results[item.heads[0]], tmp, **item.options)
             staged.append((tmp, item.final))
         for tmp, final in staged:
             _commit(tmp, final)

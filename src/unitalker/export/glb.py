@@ -5,12 +5,16 @@ Opens in Blender, three.js, Babylon and most DCC tools.
 - Blendshape heads with a rig: the rig's mean shape is the mesh; each channel's offsets
   are one morph target (named after the channel, ``mesh.extras.targetNames``); the
   weights are animated as stored.
-- Vertex heads: the motion offsets from a base mesh are compressed with a truncated
-  SVD (components up to ``ENERGY`` of the offset energy, at most ``MAX_TARGETS``); each
-  component is one morph target. Weights are rescaled to [0, 1] per component (and the
-  base shifted to match), because Blender clamps shape-key values to their slider range,
-  which is [0, 1] by default; playback reproduces the SVD reconstruction exactly.
-  Clips of at most ``MAX_TARGETS`` frames therefore round-trip losslessly (up to float32).
+- Vertex heads: the motion (each frame's offset from the clip's mean pose; the mean
+  pose's offset from the neutral mesh goes into the base exactly) is compressed with a
+  truncated SVD, one morph target per component. The number of components is the
+  smallest whose playback error is at most ``MAX_ERROR`` (1 %) of the motion range (the
+  largest per-coordinate range over the clip), checked on the actual reconstruction;
+  ``lossless=True`` keeps every component, so playback equals the frames to float32
+  precision. The mesh's ``extras`` state the mode, the error (max and RMS, absolute and
+  relative to the motion range) and the number of targets. Weights are rescaled to
+  [0, 1] per component (and the base shifted to match), because Blender clamps shape-key
+  values to their slider range, which is [0, 1] by default.
 
 The animation has one sampler per head: input = frame times in seconds (``t = i / fps``),
 output = ``T * K`` weights, ``LINEAR`` interpolation, targeting the node's ``weights``.
@@ -22,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +36,8 @@ from unitalker.export.base import Writer, register_writer
 
 log = logging.getLogger(__name__)
 
-ENERGY = 0.999
-MAX_TARGETS = 64
+MAX_ERROR = 0.01
+"""Default bound on the playback error, as a fraction of the motion range."""
 
 _FLOAT, _USHORT, _UINT = 5126, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -80,50 +85,127 @@ class _Builder:
         return len(self.accessors) - 1
 
 
+@dataclass(frozen=True)
+class MorphFit:
+    """Vertex frames as ``base + weights @ targets``, and how well that reproduces them."""
+
+    base: np.ndarray  # [V, 3]
+    targets: np.ndarray  # [K, V, 3]
+    weights: np.ndarray  # [T, K] in [0, 1]
+    max_error: float  # max abs coordinate error of the playback
+    rms_error: float
+    motion_range: float  # largest per-coordinate range (max - min over frames)
+    lossless: bool
+
+    @property
+    def relative_error(self) -> float:
+        return self.max_error / self.motion_range if self.motion_range > 0 else 0.0
+
+    def extras(self) -> dict:
+        return {
+            "mode": "lossless" if self.lossless else "bounded",
+            "morph_targets": int(len(self.targets)),
+            "max_abs_error": self.max_error,
+            "rms_error": self.rms_error,
+            "motion_range": self.motion_range,
+            "max_error_fraction_of_motion_range": self.relative_error,
+        }
+
+
 def morph_basis(
-    frames: np.ndarray, base: np.ndarray, *, energy: float = ENERGY, max_targets: int = MAX_TARGETS
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    frames: np.ndarray,
+    base: np.ndarray,
+    *,
+    max_error: float = MAX_ERROR,
+    lossless: bool = False,
+    max_targets: int | None = None,
+) -> MorphFit:
     """Compress a vertex sequence into a shifted base, morph targets and [0, 1] weights.
 
     Args:
         frames: ``[T, V, 3]`` vertices.
-        base: ``[V, 3]`` reference mesh.
-        energy: fraction of the offset energy to keep.
-        max_targets: upper bound on the number of targets ``K``.
+        base: ``[V, 3]`` reference (neutral) mesh; the clip's mean offset from it is kept
+            exactly in the returned base.
+        max_error: bound on the playback's max abs error as a fraction of the motion range
+            (ignored with ``lossless``).
+        lossless: keep every SVD component (error at float32 precision).
+        max_targets: hard cap on ``K`` (None: as many as the error bound needs); a cap that
+            stops short of the bound is logged, and the error is stated in the result.
 
     Returns:
-        ``base' [V, 3]``, ``targets [K, V, 3]``, ``weights [T, K]`` in [0, 1] with
-        ``frames ~= base' + weights @ targets``.
+        A :class:`MorphFit` with ``frames ~= base + weights @ targets``.
     """
     t, v, _ = frames.shape
-    offsets = (frames - base[None]).reshape(t, v * 3).astype(np.float64)
-    total = float((offsets**2).sum())
-    if total <= 0:
-        return (
-            base.astype(np.float32),
-            np.zeros((0, v, 3), np.float32),
-            np.zeros((t, 0), np.float32),
-        )
-    if t <= 4 * max_targets:
-        u, s, vt = np.linalg.svd(offsets, full_matrices=False)
-    else:
-        u, s, vt = _randomized_svd(offsets, max_targets + 16)
-    cum = np.cumsum(s**2) / total
-    k = int(min(max_targets, np.searchsorted(cum, energy - 1e-12) + 1, len(s)))
-    k = max(k, 1)
-    coeff = u[:, :k] * s[:k]  # [T, K]
-    lo, hi = coeff.min(axis=0), coeff.max(axis=0)
+    f64 = frames.reshape(t, v * 3).astype(np.float64)
+    mean = f64.mean(axis=0)
+    motion = f64 - mean  # the motion: what the targets must carry
+    span_all = f64.max(axis=0) - f64.min(axis=0)
+    motion_range = float(span_all.max()) if t else 0.0
+    if motion_range <= 0:
+        return _fit(frames, mean, np.zeros((t, 0)), np.zeros((0, v * 3)), motion_range, lossless)
+    tol = max_error * motion_range
+    limit = min(t, v * 3) if max_targets is None else min(max_targets, t, v * 3)
+    k, capped = None, False
+    if not lossless and t > 256:  # long clips: a randomised SVD of growing rank
+        rank = min(limit, 32)
+        while rank <= min(t, v * 3) // 2:
+            u, s, vt = _randomized_svd(motion, min(rank + 16, min(t, v * 3)))
+            coeff, vt, k = _pick(motion, u * s, vt, tol, rank, False, s)
+            capped = rank >= limit
+            if k is not None or capped:
+                break
+            rank = min(limit, rank * 2)
+    if k is None and not capped:  # exact SVD
+        u, s, vt = np.linalg.svd(motion, full_matrices=False)
+        coeff, vt, k = _pick(motion, u * s, vt, tol, limit, lossless, s)
+    if k is None:
+        k = min(limit, coeff.shape[1])
+        log.warning("glb: %d morph targets (the cap) miss the %.2g error bound", k, max_error)
+    fit = _fit(frames, mean, coeff[:, :k], vt[:k], motion_range, lossless)
+    log.debug("glb: %d morph targets, max error %.3g of the motion range", k, fit.relative_error)
+    return fit
+
+
+def _pick(
+    motion: np.ndarray,
+    coeff: np.ndarray,
+    vt: np.ndarray,
+    tol: float,
+    limit: int,
+    lossless: bool,
+    s: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int | None]:
+    """The smallest ``k <= limit`` whose reconstruction is within ``tol`` (None if none)."""
+    if lossless:  # every component above float64 noise
+        k = int((s > s[0] * 1e-12).sum()) if len(s) else 0
+        return coeff, vt, k
+    residual = motion.copy()
+    for k in range(1, min(limit, len(s)) + 1):
+        residual -= np.outer(coeff[:, k - 1], vt[k - 1])
+        if np.abs(residual).max() <= tol:
+            return coeff, vt, k
+    return coeff, vt, None
+
+
+def _fit(
+    frames: np.ndarray,
+    mean: np.ndarray,
+    coeff: np.ndarray,
+    vt: np.ndarray,
+    motion_range: float,
+    lossless: bool,
+) -> MorphFit:
+    t, v, _ = frames.shape
+    k = coeff.shape[1]
+    lo, hi = (coeff.min(axis=0), coeff.max(axis=0)) if t else (np.zeros(k), np.zeros(k))
     span = np.where(hi - lo > 0, hi - lo, 1.0)
-    weights = (coeff - lo) / span  # [T, K] in [0, 1]
-    targets = vt[:k] * span[:, None]  # [K, V*3]
-    new_base = base.reshape(-1).astype(np.float64) + lo @ vt[:k]
-    kept = float(cum[k - 1]) if k <= len(cum) else 1.0
-    log.debug("glb: %d morph targets keep %.5f of the motion energy", k, kept)
-    return (
-        new_base.reshape(v, 3).astype(np.float32),
-        targets.reshape(k, v, 3).astype(np.float32),
-        weights.astype(np.float32),
-    )
+    weights = ((coeff - lo) / span).astype(np.float32)  # [T, K] in [0, 1]
+    targets = (vt * span[:, None]).reshape(k, v, 3).astype(np.float32)
+    base = (mean + lo @ vt).reshape(v, 3).astype(np.float32)
+    recon = base[None] + np.einsum("tk,kvc->tvc", weights, targets)  # what a player shows
+    err = np.abs(recon - frames) if t else np.zeros(1)
+    rms = float(np.sqrt((err.astype(np.float64) ** 2).mean()))
+    return MorphFit(base, targets, weights, float(err.max()), rms, motion_range, lossless)
 
 
 def _randomized_svd(
@@ -141,8 +223,16 @@ def _randomized_svd(
     return q @ ub, s, vt
 
 
-def build_glb(animation: Animation) -> bytes:
-    """The ``.glb`` bytes for one head (see the module docstring)."""
+def build_glb(
+    animation: Animation, *, max_error: float = MAX_ERROR, lossless: bool = False
+) -> bytes:
+    """The ``.glb`` bytes for one head (see the module docstring).
+
+    Args:
+        animation: the head.
+        max_error: vertex heads: bound on the playback error, a fraction of the motion range.
+        lossless: vertex heads: keep every component (playback equals the frames).
+    """
     from unitalker.render.geometry import vertex_normals
 
     conv = animation.conv
@@ -159,11 +249,11 @@ def build_glb(animation: Animation) -> bytes:
         neutral = conv.resource("neutral") if conv.has_resource("neutral") else None
         if neutral is None or np.asarray(neutral).shape != frames.shape[1:]:
             neutral = frames.mean(axis=0)
-        base, targets, weights = morph_basis(frames, np.asarray(neutral, dtype=np.float32))
+        fit = morph_basis(frames, np.asarray(neutral, dtype=np.float32), max_error=max_error,
+                          lossless=lossless)  # fmt: skip
+        base, targets, weights = fit.base, fit.targets, fit.weights
         names = [f"motion_pc{i:02d}" for i in range(len(targets))]
-        recon = base[None] + np.einsum("tk,kvc->tvc", weights, targets)
-        err = float(np.abs(recon - frames).max()) if len(frames) else 0.0
-        extras = {"targetNames": names, "source": "svd of vertex motion", "max_abs_error": err}
+        extras = {"targetNames": names, "source": "svd of vertex motion", **fit.extras()}
     v = base.shape[0]
     if targets.shape[1:] != (v, 3):
         raise ValueError(
@@ -254,6 +344,13 @@ class GlbWriter(Writer):
     extension = "glb"
     description = "glTF binary: mesh + morph-target animation (Blender, three.js)"
 
+    def __init__(self, max_error: float = MAX_ERROR, lossless: bool = False) -> None:
+        """Options for vertex heads: ``max_error`` (fraction of the motion range) or
+        ``lossless`` (every component)."""
+        if not 0 < max_error < 1:
+            raise ValueError(f"glb max_error must be in (0, 1), got {max_error}")
+        self.max_error, self.lossless = float(max_error), bool(lossless)
+
     def fits(self, animation: Animation) -> bool:
         return animation.conv.has_mesh
 
@@ -261,4 +358,4 @@ class GlbWriter(Writer):
         return f"glb needs a mesh; {animation.convention!r} is {animation.conv.kind} without a rig"
 
     def write_head(self, animation: Animation, path: Path) -> None:
-        path.write_bytes(build_glb(animation))
+        path.write_bytes(build_glb(animation, max_error=self.max_error, lossless=self.lossless))

@@ -23,6 +23,62 @@ def frame_names(convention: str, n_frames: int, ext: str) -> list[str]:
     return [f"{convention}_{i:0{width}d}.{ext}" for i in range(n_frames)]
 
 
+_PAD = 0  # padding byte of the fixed-width table, dropped at the end (never in the output)
+
+
+def _words(strings: list[str]) -> np.ndarray:
+    """4-character strings (``\0`` = padding) as native uint32 words."""
+    raw = np.frombuffer("".join(strings).encode("latin-1"), np.uint8)
+    return raw.view(np.uint32).copy()
+
+
+# Lookup tables of 4-byte words, indexed by 0..999: the integer part with its sign right-
+# aligned ("\0\0\0" "7", "\0\0-7"), "." and three decimals, three decimals and a separator.
+_POS = _words([str(i).rjust(4, "\0") for i in range(1000)])
+_NEG = _words([f"-{i}".rjust(4, "\0") for i in range(1000)])
+_DOT = _words([f".{i:03d}" for i in range(1000)])
+_SPACE = _words([f"{i:03d} " for i in range(1000)])
+_NEWLINE = _words([f"{i:03d}\n" for i in range(1000)])
+_PREFIX = _words(["\0\0v "])[0]
+
+
+def obj_vertex_block(vertices: np.ndarray) -> bytes:
+    """``v x y z`` lines (6 decimals) of ``[V, 3]`` vertices, as ASCII bytes.
+
+    Byte-identical to ``f"v {x:.6f} {y:.6f} {z:.6f}"`` per line, but formatted in numpy
+    (about 10x faster): for float32 input ``x * 1e6`` is exact in float64 (24 + 20 bits),
+    so rounding it half-to-even gives the digits Python prints; the characters come from
+    lookup tables of 4-byte words into a fixed-width table whose padding is then dropped.
+    Other dtypes, non-finite values or ``|x| >= 1000`` take the (slower) ``%`` path.
+    """
+    v = np.asarray(vertices).reshape(-1, 3)
+    if not len(v):
+        return b""
+    if v.dtype != np.float32 or not np.isfinite(v).all() or (np.abs(v) >= 999.9999995).any():
+        flat = v.astype(np.float64).ravel().tolist()
+        return (("v %.6f %.6f %.6f\n" * len(v)) % tuple(flat)).encode("ascii")
+    x = v.astype(np.float64)
+    q = np.rint(np.abs(x) * 1e6).astype(np.int64)  # exact: see the docstring
+    ip, fp = np.divmod(q, 1_000_000)  # ip < 1000
+    words = np.empty((len(v), 10), np.uint32)  # prefix + 3 x (integer, .ddd, ddd<sep>)
+    words[:, 0] = _PREFIX
+    words[:, 1::3] = np.where(np.signbit(x), _NEG[ip], _POS[ip])
+    words[:, 2::3] = _DOT[fp // 1000]
+    low = fp % 1000
+    words[:, 3:9:3] = _SPACE[low[:, :2]]
+    words[:, 9] = _NEWLINE[low[:, 2]]
+    out = words.view(np.uint8).ravel()
+    return out[out != _PAD].tobytes()
+
+
+def obj_face_block(faces: np.ndarray) -> bytes:
+    """``f a b c`` lines (1-based) of ``[F, 3]`` triangles, as ASCII bytes."""
+    idx = (np.asarray(faces, dtype=np.int64).reshape(-1, 3) + 1).ravel().tolist()
+    if not idx:
+        return b"\n"  # as the writer always did: an empty line where the faces would be
+    return (("f %d %d %d\n" * (len(idx) // 3)) % tuple(idx)).encode("ascii")
+
+
 class _SequenceWriter(Writer):
     layout = "sequence"
 
@@ -67,11 +123,10 @@ class ObjSequenceWriter(_SequenceWriter):
         if faces is None:
             raise ExportError(f"obj needs the 'faces' resource of {convention!r}")
         # The face block is the same in every frame: format it once.
-        face_text = "\n".join(f"f {a} {b} {c}" for a, b, c in (np.asarray(faces) + 1).tolist())
-        header = f"# unitalker {convention}\n"
+        face_block = obj_face_block(faces)
+        header = f"# unitalker {convention}\n".encode("ascii")
         for v, p in zip(verts, paths, strict=True):
-            vtext = "\n".join(f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in v.tolist())
-            p.write_text(header + vtext + "\n" + face_text + "\n", encoding="ascii")
+            p.write_bytes(header + obj_vertex_block(v) + face_block)
 
 
 @register_writer

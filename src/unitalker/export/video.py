@@ -19,12 +19,22 @@ class Mp4Writer(Writer):
     needs_audio = True
     description = "preview video of all heads with the audio (meshes, or bar charts)"
 
+    def __init__(self, idle: bool = True, size: int = 512) -> None:
+        """``idle``: synth heads blink and sway (render-time only); ``size``: panel pixels."""
+        if size < 16:
+            raise ValueError(f"mp4 panel size must be >= 16 pixels, got {size}")
+        self.idle = idle
+        self.size = size
+
     def fits(self, animation: Animation) -> bool:
         return True  # heads without a mesh become bar charts
 
     def write_all(
-        self, results: Mapping[str, Animation], path: Path, audio: np.ndarray | None
+        self,
+        results: Mapping[str, Animation],
+        path: Path,
+        audio: np.ndarray | None,
     ) -> None:
         from unitalker.render.video import render_video
 
-        render_video(results, audio, path, overwrite=True)
+        render_video(results, audio, path, overwrite=True, idle=self.idle, size=self.size)

@@ -3,6 +3,19 @@
 Long clips run in overlapping windows (the original demo's 25 s windows with a 20 s hop)
 merged with a linear cross-fade over the overlap, so memory stays bounded and seams do not
 jump. Each window is one encoder pass for all heads.
+
+Two window layouts (``windows=``):
+
+* ``ours`` (default): window starts on a grid where every head has a whole frame, the
+  last window aligned to the clip's end (so it is a full window, not a short tail), the
+  earlier window alone until the last ``fade`` frames of the overlap, then a linear
+  cross-fade; the frame count is the offline rule ``round(seconds * fps)``.
+* ``original``: the original demo's loop exactly (``main/demo.py`` of the authors' code,
+  :func:`demo_windows` / :func:`demo_merge`): windows at 0, 20, 40 s... of 25 s, the last
+  one as long as the audio that remains; the clip is normalised once as a whole and then
+  again per window (the demo calls the feature extractor on both); the 5 s overlap blended
+  with ``linspace(1, 0, 5 * fps)``; frame count ``len(last) + 20 * fps * (windows - 1)``.
+  docs/formats.md compares the two at the seams.
 """
 
 from __future__ import annotations
@@ -31,6 +44,7 @@ OVERLAP_SECONDS = 5.0
 # Results larger than this are streamed to .npy files and returned memory-mapped (all six
 # B-size heads make ~11 MB per second of audio: about 25 s of audio at the default).
 MEMMAP_BYTES = 256 * 2**20
+WINDOW_LAYOUTS = ("ours", "original")
 
 
 def window_starts(n_samples: int, window: int, hop: int) -> list[int]:
@@ -208,6 +222,7 @@ def animate(
     progress: Callable[[int, int], None] | None = None,
     memmap: bool | None = None,
     spill_dir: str | Path | None = None,
+    windows: str = "ours",
 ) -> dict[str, Animation]:
     """Animate one clip with every requested head.
 
@@ -229,12 +244,16 @@ def animate(
         spill_dir: folder for those files (default: the system temp folder). A fresh
             ``unitalker-*`` folder is made inside it; the files are unlinked once mapped
             (Linux keeps the data until the arrays are freed), so nothing is left behind.
+        windows: ``ours`` (default) or ``original`` (the original demo's fixed 25 s / 20 s
+            windows and blend, reproduced exactly; ``window`` / ``overlap`` are then unused).
 
     Returns:
         ``{convention: Animation}``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if windows not in WINDOW_LAYOUTS:
+        raise ValueError(f"windows must be one of {WINDOW_LAYOUTS}, got {windows!r}")
     if isinstance(audio, (str, Path)):
         wav = load_audio(audio)
     else:
@@ -249,6 +268,11 @@ def animate(
     device = model.device
     n = len(wav)
     totals = {h: frame_count(n, rates[h]) for h in heads}
+
+    name = "pivot" if identity in (None, "pivot") else str(identity)
+    if windows == "original":
+        merged = _animate_demo_windows(model, wav, heads, rates, idx, precision, progress)
+        return {h: Animation(h, rates[h], merged[h], identity=name) for h in heads}
 
     win = int(window * SAMPLE_RATE) if window and window > 0 else n
     if window and window > 0 and not 0 <= overlap < window:
@@ -281,7 +305,6 @@ def animate(
         if progress is not None:
             progress(i + 1, len(starts))
 
-    name = "pivot" if identity in (None, "pivot") else str(identity)
     out = {h: Animation(h, rates[h], mergers[h].result(), identity=name) for h in heads}
     if folder is not None:
         if os.name == "posix":  # mapped files stay readable after unlinking
@@ -291,3 +314,92 @@ def animate(
         else:
             log.info("memory-mapped results kept in %s", folder)
     return out
+
+
+# --------------------------------------------------------------------------------------
+# The original demo's long-audio windows (``windows="original"``), kept apart from ours.
+
+DEMO_WINDOW_SECONDS = 25
+DEMO_OVERLAP_SECONDS = 5
+
+
+def demo_windows(n_samples: int, sr: int = SAMPLE_RATE) -> list[tuple[int, int]]:
+    """``(start, end)`` samples of the original demo's windows.
+
+    ``1 + max(0, ceil((seconds - 25) / 20))`` windows of 25 s starting every 20 s; the last
+    one ends where the audio does (it always holds more than the 5 s overlap).
+    """
+    a, b = DEMO_WINDOW_SECONDS, DEMO_OVERLAP_SECONDS
+    reps = max(0, math.ceil((n_samples / sr - a) / (a - b))) + 1
+    step, size = int((a - b) * sr), int(a * sr)
+    return [(i * step, min(n_samples, i * step + size)) for i in range(reps)]
+
+
+def demo_merge(pieces: Sequence[np.ndarray], fps: int) -> np.ndarray:
+    """Merge the demo's window outputs ``[t_i, C]`` as the demo does.
+
+    Window ``i`` covers frames ``[20 * fps * i, ...)``; over the 5 s overlap the earlier
+    window's weight falls as ``linspace(1, 0, 5 * fps)`` (1 on the first overlapped frame,
+    0 on the last) and the later one's rises as its complement; after the overlap the later
+    window alone. The result has ``len(pieces[-1]) + 20 * fps * (len(pieces) - 1)`` frames.
+    """
+    if len(pieces) == 1:
+        return pieces[0]
+    win, fade = DEMO_WINDOW_SECONDS * fps, DEMO_OVERLAP_SECONDS * fps
+    hop = win - fade
+    for i, p in enumerate(pieces[:-1]):
+        if len(p) != win:
+            raise ValueError(f"demo window {i} has {len(p)} frames, expected {win} ({fps} fps)")
+    if len(pieces[-1]) <= fade:
+        raise ValueError(f"the last demo window has {len(pieces[-1])} frames, at most the overlap")
+    fade_out = np.linspace(1, 0, fade)[:, None]  # float64, as the demo's weights
+    last = pieces[-1]
+    out = np.empty((len(last) + hop * (len(pieces) - 1), last.shape[-1]), dtype=last.dtype)
+    out[:win] = pieces[0]
+    end = win  # frames written so far
+    for p in pieces[1:]:
+        out[end - fade : end] = fade_out * out[end - fade : end] + (1 - fade_out) * p[:fade]
+        out[end : end + hop] = p[fade:]
+        end += hop
+    return out
+
+
+def _animate_demo_windows(
+    model: Any,
+    wav: np.ndarray,
+    heads: list[str],
+    rates: dict[str, float],
+    idx: Any,
+    precision: str,
+    progress: Callable[[int, int], None] | None,
+) -> dict[str, np.ndarray]:
+    """Run ``model`` over :func:`demo_windows` and :func:`demo_merge` the outputs.
+
+    The demo normalises the whole clip with the feature extractor, cuts it, and normalises
+    each window again; the model normalises its input itself (the per-window call), so the
+    whole clip is normalised here first with the encoder's own normalisation.
+    """
+    fps = {}
+    for h in heads:
+        if not float(rates[h]).is_integer():
+            raise ValueError(f"windows='original' needs whole frame rates; {h} runs at {rates[h]}")
+        fps[h] = int(rates[h])
+    device = model.device
+    enc = getattr(model, "audio_encoder", None)
+    audio = torch.from_numpy(wav).to(device)[None]
+    if enc is not None and hasattr(enc, "normalize"):
+        audio = enc.normalize(audio, [audio.shape[1]])
+    else:  # e.g. an ONNX graph: only the per-window normalisation happens
+        log.warning("windows='original': cannot normalise the whole clip first for this model")
+    runner, ctx = for_precision(model, precision)
+    spans = demo_windows(len(wav))
+    pieces: dict[str, list[np.ndarray]] = {h: [] for h in heads}
+    for i, (s0, s1) in enumerate(spans):
+        with ctx:
+            out = runner(audio[:, s0:s1], heads=heads, identity=idx, fps=rates)
+        for h in heads:
+            pieces[h].append(out[h].motion[0].float().cpu().numpy())
+        del out
+        if progress is not None:
+            progress(i + 1, len(spans))
+    return {h: demo_merge(pieces[h], fps[h]) for h in heads}

@@ -1,9 +1,22 @@
 """Checkpoints: our self-describing format, and the original release's ``.pt`` files.
 
 Our format is a folder with ``model.safetensors`` (weights, PCA and template buffers)
-and ``config.json`` (format name and version, the :class:`ModelConfig`, the head
-conventions, and training metadata). The JSON is also embedded in the safetensors header,
-so a lone ``.safetensors`` file loads too. Nothing is unpickled.
+and ``unitalker.json`` (format name and version, the :class:`ModelConfig`, the head
+conventions, and training metadata), plus a ``README.md`` model card when written by
+:func:`save_pretrained`. The JSON is also embedded in the safetensors header, so a lone
+``.safetensors`` file loads too. Nothing is unpickled.
+
+Up to unitalker 0.1 the JSON was named ``config.json``; such folders (the bundled model
+among them) still load. It was renamed because ``config.json`` is where Hugging Face tools
+(``transformers.AutoConfig``, the Hub's library detection) expect *their* config.
+
+Models on the Hugging Face Hub: :func:`load_model` / ``UniTalker.from_pretrained`` accept a
+repo id (``owner/name``) of a folder in this layout and fetch it through huggingface_hub's
+cache (``HF_HOME`` / ``HF_HUB_CACHE``; ``HF_HUB_OFFLINE=1`` reads only the cache), as
+``PyTorchModelHubMixin`` models do. We follow the mixin's conventions (method names and
+arguments, ``model.safetensors``, a model card with ``library_name: unitalker``) without
+subclassing it: the mixin records a dataclass ``config`` argument and writes it as
+``config.json``, the very file that HF tools would misread.
 
 Original checkpoints (``UniTalker-{B,L}-D0-D7.pt``) are plain state dicts; they are read
 with ``torch.load(weights_only=True)`` and completed with the data release's ``pca.npz``
@@ -36,7 +49,12 @@ log = logging.getLogger(__name__)
 FORMAT = "unitalker"
 FORMAT_VERSION = 1
 WEIGHTS = "model.safetensors"
-CONFIG = "config.json"
+CONFIG = "unitalker.json"
+LEGACY_CONFIG = "config.json"  # the name up to unitalker 0.1, still read
+MODEL_CARD = "README.md"
+HUB_FILES = (WEIGHTS, CONFIG, LEGACY_CONFIG, MODEL_CARD)  # what a hub snapshot fetches
+LIBRARY_NAME = "unitalker"  # the model card's library_name (how the Hub lists us)
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9_.-]+$")
 MODELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 DEFAULT_MODEL = "default"
 
@@ -60,7 +78,10 @@ def save_model(
     extra: dict[str, Any] | None = None,
     overwrite: bool = True,
 ) -> Path:
-    """Write ``path/model.safetensors`` + ``path/config.json`` atomically.
+    """Write ``path/model.safetensors`` + ``path/unitalker.json`` atomically.
+
+    A ``config.json`` of ours in the folder (the old layout) is removed, so the folder
+    holds one config; any other file is left alone.
 
     Args:
         model: the model.
@@ -86,7 +107,114 @@ def save_model(
         Path(tmp, CONFIG).write_text(json.dumps(meta, indent=2))
         os.replace(os.path.join(tmp, WEIGHTS), out / WEIGHTS)
         os.replace(os.path.join(tmp, CONFIG), out / CONFIG)
+    legacy = out / LEGACY_CONFIG
+    if _is_ours(legacy):
+        log.info("%s: removing the old-layout %s (now %s)", out, LEGACY_CONFIG, CONFIG)
+        legacy.unlink()
     return out
+
+
+def _is_ours(cfg_file: Path) -> bool:
+    try:
+        return json.loads(cfg_file.read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def config_file(folder: str | Path) -> Path | None:
+    """The checkpoint config in ``folder``: ``unitalker.json``, else an old-layout
+    ``config.json`` of ours (a Hugging Face ``config.json`` does not count); None if neither."""
+    folder = Path(folder)
+    if (folder / CONFIG).is_file():
+        return folder / CONFIG
+    if _is_ours(folder / LEGACY_CONFIG):
+        return folder / LEGACY_CONFIG
+    return None
+
+
+def read_checkpoint_config(folder: str | Path) -> dict[str, Any]:
+    """The JSON config of a checkpoint folder, either layout."""
+    f = config_file(folder)
+    if f is None:
+        raise CheckpointError(f"{folder}: no {CONFIG} (or old-layout {LEGACY_CONFIG}) here")
+    try:
+        return json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{f}: not valid JSON: {e}") from e
+
+
+def save_pretrained(
+    model: UniTalker,
+    save_directory: str | Path,
+    *,
+    extra: dict[str, Any] | None = None,
+    model_card: bool = True,
+) -> Path:
+    """Write a hub-style model folder: the checkpoint plus a ``README.md`` model card.
+
+    Upload it with ``huggingface-cli upload OWNER/NAME FOLDER`` (or ``HfApi.upload_folder``);
+    it then loads by name: ``UniTalker.from_pretrained("OWNER/NAME")``.
+
+    Args:
+        model: the model.
+        save_directory: output folder (created; its checkpoint files are replaced).
+        extra: metadata stored under ``"extra"`` (default: the model's own, as loaded).
+        model_card: write ``README.md`` unless one is there already (it is never replaced).
+    """
+    if extra is None:
+        extra = model.meta.get("extra")
+    out = save_model(model, save_directory, extra=extra)
+    card = out / MODEL_CARD
+    if model_card and not card.exists():
+        card.write_text(model_card_text(model, out.name), encoding="utf-8")
+    return out
+
+
+def model_card_text(model: UniTalker, name: str) -> str:
+    """A Hub model card (YAML metadata + Markdown) describing the model's heads."""
+    rows = []
+    for h in model.heads:
+        c = conventions.get(h)
+        rows.append(f"| `{h}` | {c.kind} | {c.dim} | {c.fps:g} |")
+    n_params = sum(p.numel() for p in model.parameters())
+    enc = model.config.encoder
+    return "\n".join(
+        [
+            "---",
+            f"library_name: {LIBRARY_NAME}",
+            "tags:",
+            *(f"- {t}" for t in ("unitalker", "audio-to-face", "facial-animation", "arkit")),
+            "---",
+            "",
+            f"# {name}",
+            "",
+            f"A [UniTalker](https://github.com/X-niper/UniTalker) (Fan et al., ECCV 2024) model in the `unitalker` format "
+            f"(version {FORMAT_VERSION}): speech in, facial motion out in every convention "
+            f"below, from one network ({n_params / 1e6:.1f} M parameters, "
+            f"{enc.family} encoder, {model.config.decoder.kind} decoder).",
+            "",
+            "| head | kind | channels | fps |",
+            "| --- | --- | ---: | ---: |",
+            *rows,
+            "",
+            "## Use",
+            "",
+            "```bash",
+            "pip install unitalker",
+            "unitalker animate speech.wav -m OWNER/NAME -o out/ --format all",
+            "```",
+            "",
+            "```python",
+            "from unitalker.models.unitalker import UniTalker",
+            'model = UniTalker.from_pretrained("OWNER/NAME")',
+            'result = model.animate("speech.wav")  # {convention: Animation}',
+            "```",
+            "",
+            f"Files: `{WEIGHTS}` (weights, PCA bases and templates) and `{CONFIG}` (the model "
+            "config and the conventions of its heads).",
+            "",
+        ]
+    )
 
 
 def checkpoint_metadata(model: UniTalker, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -100,7 +228,8 @@ def checkpoint_metadata(model: UniTalker, extra: dict[str, Any] | None = None) -
         "format_version": FORMAT_VERSION,
         "model": model_dict,
         "conventions": [conventions.get(h).to_dict() for h in cfg.head_names],
-        "meta": model.meta,
+        # loading copies "extra" into meta; it is stored once, below
+        "meta": {k: v for k, v in model.meta.items() if k != "extra"},
         "extra": extra or {},
     }
 
@@ -112,8 +241,21 @@ def available_models() -> list[str]:
     return sorted(p.name for p in MODELS_DIR.iterdir() if (p / WEIGHTS).exists())
 
 
-def resolve_model_path(name_or_path: str | Path | None) -> Path:
-    """A bundled name or a path -> the checkpoint file/folder; clear error otherwise."""
+def resolve_model_path(
+    name_or_path: str | Path | None,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """A bundled name, a path or a hub repo id -> the checkpoint file/folder.
+
+    Tried in that order: a bundled model, an existing local path, a Hugging Face Hub repo
+    id (``owner/name``) fetched into (or, offline, read from) the huggingface_hub cache.
+    The keyword arguments are those of ``huggingface_hub.snapshot_download``.
+    """
     name = DEFAULT_MODEL if name_or_path is None else str(name_or_path)
     if (MODELS_DIR / name / WEIGHTS).exists():
         return MODELS_DIR / name
@@ -124,22 +266,80 @@ def resolve_model_path(name_or_path: str | Path | None) -> Path:
         raise CheckpointError(
             f"the bundled default model is missing ({MODELS_DIR / name}); reinstall unitalker or pass -m MODEL"
         )
+    if _HUB_ID.match(name):
+        return hub_snapshot(
+            name,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
     raise CheckpointError(
-        f"model {name!r} is neither a bundled model ({', '.join(available_models()) or 'none'}) nor an existing path"
+        f"model {name!r} is neither a bundled model ({', '.join(available_models()) or 'none'}), "
+        "an existing path, nor a hub repo id (OWNER/NAME)"
     )
 
 
-def load_model(name_or_path: str | Path | None = None, device: Any = None) -> UniTalker:
-    """Load our format (folder or ``.safetensors``), or an original ``.pt`` with defaults.
+def hub_snapshot(
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """The local folder of a hub model (only our files are fetched), through the HF cache.
+
+    Raises:
+        CheckpointError: not on the hub, not cached while offline, or not a unitalker model.
+    """
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError as e:  # pragma: no cover - a dependency of transformers
+        raise CheckpointError(f"loading {repo_id!r} from the hub needs huggingface_hub: {e}") from e
+    try:
+        folder = Path(
+            snapshot_download(
+                repo_id,
+                revision=revision,
+                cache_dir=None if cache_dir is None else str(cache_dir),
+                allow_patterns=list(HUB_FILES),
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+            )
+        )
+    except Exception as e:  # noqa: BLE001 - offline, missing, gated, bad id, network...
+        raise CheckpointError(
+            f"model {repo_id!r} is not a bundled model or a local path, and could not be "
+            f"fetched from the Hugging Face Hub ({type(e).__name__}: {e})"
+        ) from e
+    if not (folder / WEIGHTS).exists():
+        raise CheckpointError(f"hub model {repo_id!r} has no {WEIGHTS}: not a unitalker model")
+    log.info("hub model %s -> %s", repo_id, folder)
+    return folder
+
+
+def load_model(
+    name_or_path: str | Path | None = None,
+    device: Any = None,
+    **hub_kwargs: Any,
+) -> UniTalker:
+    """Load our format (folder, ``.safetensors`` or hub repo id), either config layout.
 
     Args:
-        name_or_path: bundled name (None = default), folder, ``.safetensors`` or ``.pt``.
+        name_or_path: bundled name (None = default), folder, ``.safetensors`` or a Hugging
+            Face Hub repo id (``owner/name``, cached by huggingface_hub).
         device: torch device; default CUDA when available, else CPU.
+        **hub_kwargs: ``revision``, ``cache_dir``, ``force_download``, ``local_files_only``,
+            ``token`` for a hub repo id (see :func:`resolve_model_path`).
     """
     from unitalker.devices import resolve_device
 
     device = resolve_device(device)
-    path = resolve_model_path(name_or_path)
+    path = resolve_model_path(name_or_path, **hub_kwargs)
     if path.is_file() and path.suffix in (".pt", ".pth", ".bin"):
         raise CheckpointError(
             f"{path}: an original-release checkpoint; convert it first: "
@@ -165,16 +365,21 @@ def _load_ours(path: Path) -> UniTalker:
         raise CheckpointError(
             f"{weights}: not a readable safetensors file (corrupt or truncated?): {e}"
         ) from e
-    cfg_file = weights.parent / CONFIG
+    cfg_file = config_file(weights.parent) if path.is_dir() else None
+    if path.is_dir() and cfg_file is None and (path / LEGACY_CONFIG).exists():
+        # e.g. a transformers model folder: say so rather than "format=None"
+        raise CheckpointError(
+            f"{path / LEGACY_CONFIG}: not a unitalker config (a Hugging Face model folder?)"
+        )
     try:
         meta = (
             json.loads(cfg_file.read_text())
-            if path.is_dir() and cfg_file.exists()
+            if cfg_file is not None
             else json.loads(header_meta["unitalker_config"])
         )
     except (KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(
-            f"{path}: no valid unitalker config (config.json or safetensors metadata): {e}"
+            f"{path}: no valid unitalker config ({CONFIG} or safetensors metadata): {e}"
         ) from e
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a unitalker checkpoint (format={meta.get('format')!r})")
@@ -299,14 +504,7 @@ def load_original(
     if not dims:
         raise CheckpointError(f"{path}: no out_head_dict.* heads found")
     n_ids = int(state["decoder.learnable_style_emb.weight"].shape[0])
-    id_dim = int(state["decoder.learnable_style_emb.weight"].shape[1])
-    hidden = int(state["decoder.audio_feature_map.weight"].shape[0])
-    n_blocks = len(
-        {k.split(".")[4] for k in state if k.startswith("decoder.tcn.first_net.conv_layers.")}
-    )
-    if n_blocks == 0:
-        raise CheckpointError(f"{path}: only the TCN decoder layout of the release is supported")
-    kernel = int(state["decoder.tcn.first_net.conv_layers.0.conv.weight"].shape[-1])
+    state, decoder = _original_decoder(state, path)
 
     heads: list[HeadConfig] = []
     pca: dict[str, dict[str, np.ndarray]] = {}
@@ -330,7 +528,7 @@ def load_original(
         encoder=EncoderConfig(
             **{k: v for k, v in enc.config_dict().items() if k != "family"}, family=enc.family
         ),
-        decoder=DecoderConfig("tcn", hidden, id_dim, n_blocks, kernel),
+        decoder=decoder,
         heads=tuple(heads),
         identities=identities,
         pivot=identities[-1] == PIVOT,
@@ -359,6 +557,63 @@ def load_original(
         )
     model.meta = {"source": str(path), "encoder": encoder}
     return model.eval()
+
+
+def _original_decoder(
+    state: dict[str, torch.Tensor], path: str | Path
+) -> tuple[dict[str, torch.Tensor], DecoderConfig]:
+    """The decoder config of an original state dict, and the state in our key names.
+
+    TCN (``UniTalkerDecoderTCN``): the keys are ours already. Transformer
+    (``UniTalkerDecoderTransformer``): ``decoder.PPE.pe`` is the periodic positional table,
+    which we rebuild from the period instead of storing (it is checked against the file's
+    table here), and ``decoder.transformer_decoder.layers.N.*`` are PyTorch's own names.
+    """
+    hidden = int(state["decoder.audio_feature_map.weight"].shape[0])
+    id_dim = int(state["decoder.learnable_style_emb.weight"].shape[1])
+    tcn = {k.split(".")[4] for k in state if k.startswith("decoder.tcn.first_net.conv_layers.")}
+    layers = {
+        int(k.split(".")[3]) for k in state if k.startswith("decoder.transformer_decoder.layers.")
+    }
+    if tcn:
+        kernel = int(state["decoder.tcn.first_net.conv_layers.0.conv.weight"].shape[-1])
+        return state, DecoderConfig("tcn", hidden, id_dim, len(tcn), kernel)
+    if not layers:
+        raise CheckpointError(
+            f"{path}: decoder layout not recognised (neither decoder.tcn.* of the TCN decoder "
+            f"nor decoder.transformer_decoder.* of the transformer decoder)"
+        )
+    if id_dim != hidden:
+        raise CheckpointError(
+            f"{path}: transformer decoder with a {id_dim}-d identity embedding for {hidden}-d "
+            f"features; the original's embedding is {hidden}-d"
+        )
+    pe = state.get("decoder.PPE.pe")
+    if pe is None:
+        raise CheckpointError(f"{path}: transformer decoder without decoder.PPE.pe")
+    period = _ppe_period(pe, path)
+    ff = int(state["decoder.transformer_decoder.layers.0.linear1.weight"].shape[0])
+    state = {k: v for k, v in state.items() if k != "decoder.PPE.pe"}
+    return state, DecoderConfig(
+        "transformer", hidden, hidden, len(layers), n_heads=4, ff_dim=ff, period=period
+    )
+
+
+def _ppe_period(pe: torch.Tensor, path: str | Path) -> int:
+    """The period of the original's stored positional table ``[1, L, D]``, checked against
+    the table we build for that period (same formula, so the outputs match exactly)."""
+    from unitalker.models.decoders import PeriodicPositionalEncoding
+
+    table = pe.reshape(-1, pe.shape[-1]).float()
+    for period in range(1, len(table) + 1):
+        if torch.equal(table[period:], table[: len(table) - period]):
+            break
+    ours = PeriodicPositionalEncoding(table.shape[1], period, max_len=len(table)).pe[0]
+    if not torch.allclose(ours[: len(table)], table, atol=1e-6):
+        raise CheckpointError(
+            f"{path}: decoder.PPE.pe is not the periodic positional encoding of period {period}"
+        )
+    return period
 
 
 def _find_release_pca(name: str, root: Path | None, ckpt: str | Path) -> dict[str, np.ndarray]:
@@ -433,9 +688,14 @@ def convert_original(
 
 
 def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
-    """Copy a checkpoint folder (used to bundle a trained model)."""
+    """Copy a checkpoint folder, either layout, into the current one (to bundle a model)."""
     src, dst = Path(src), Path(dst)
+    cfg = config_file(src)
+    if cfg is None or not (src / WEIGHTS).exists():
+        raise CheckpointError(f"{src}: not a checkpoint folder ({WEIGHTS} + {CONFIG})")
     dst.mkdir(parents=True, exist_ok=True)
-    for name in (WEIGHTS, CONFIG):
-        shutil.copy2(src / name, dst / name)
+    shutil.copy2(src / WEIGHTS, dst / WEIGHTS)
+    shutil.copy2(cfg, dst / CONFIG)
+    if _is_ours(dst / LEGACY_CONFIG):
+        (dst / LEGACY_CONFIG).unlink()
     return dst

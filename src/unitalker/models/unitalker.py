@@ -260,6 +260,57 @@ class UniTalker(nn.Module):
 
         return animate(self, audio, sr=sr, heads=heads, identity=identity, **kwargs)
 
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path,
+        *,
+        device: Any = "cpu",
+        revision: str | None = None,
+        cache_dir: str | Path | None = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+    ) -> UniTalker:
+        """Load a bundled name, a local folder or a Hugging Face Hub repo id (``owner/name``).
+
+        Hub models are fetched through huggingface_hub's cache (``HF_HOME``;
+        ``HF_HUB_OFFLINE=1`` reads only the cache), as ``PyTorchModelHubMixin`` models are;
+        see :mod:`unitalker.models.checkpoint`. Either config layout loads.
+
+        Args:
+            name_or_path: bundled name, folder, ``.safetensors`` file or repo id.
+            device: where the model goes (CPU by default, as in huggingface_hub).
+            revision, cache_dir, force_download, local_files_only, token: as in
+                ``huggingface_hub.snapshot_download``.
+
+        Returns:
+            The model in eval mode.
+        """
+        from unitalker.models.checkpoint import load_model
+
+        return load_model(
+            name_or_path,
+            device=device,
+            revision=revision,
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+        )
+
+    def save_pretrained(
+        self, save_directory: str | Path, *, extra: dict[str, Any] | None = None
+    ) -> Path:
+        """Write a hub-style folder (``model.safetensors``, ``unitalker.json``, ``README.md``).
+
+        Upload it with ``huggingface-cli upload OWNER/NAME FOLDER``; see
+        :func:`unitalker.models.checkpoint.save_pretrained`.
+        """
+        from unitalker.models.checkpoint import save_pretrained
+
+        return save_pretrained(self, save_directory, extra=extra)
+
     def describe(self) -> dict[str, Any]:
         return {
             "heads": {

@@ -57,9 +57,23 @@ def head_vertices(animation: Animation, frames: np.ndarray | slice) -> np.ndarra
 
 
 class MeshPanel:
-    """One head with a mesh, rendered with lighting; framed on the whole sequence."""
+    """One head with a mesh, rendered with lighting; framed on the whole sequence.
 
-    def __init__(self, animation: Animation, size: int, label: str, ctx: Any = None) -> None:
+    Heads on the synth topologies are drawn *dressed* (:mod:`unitalker.synth.dressing`):
+    a finer skin, mouth cavity, teeth, tongue and eyes, and with ``idle`` a procedural
+    blink and a slight head sway. All of it is render-time only; the data is untouched.
+    """
+
+    def __init__(
+        self,
+        animation: Animation,
+        size: int,
+        label: str,
+        ctx: Any = None,
+        *,
+        dress: bool = True,
+        idle: bool = True,
+    ) -> None:
         from unitalker.render.renderer import MeshRenderer
 
         self.animation = animation
@@ -68,14 +82,62 @@ class MeshPanel:
             np.linspace(0, animation.n_frames - 1, min(animation.n_frames, 64)).astype(int)
         )
         verts = head_vertices(animation, sample)
-        self.renderer = MeshRenderer(animation.faces(), verts.shape[1], size=size, ctx=ctx)
-        self.renderer.frame_vertices(verts)
+        self.dressing = _dressing(animation, verts.shape[1]) if dress else None
+        self._cached: tuple[int, np.ndarray] | None = None
+        self.idle = None
+        if self.dressing is not None:
+            if idle:
+                from unitalker.synth.dressing import IdleMotion
+
+                self.idle = IdleMotion()
+            self.renderer = MeshRenderer(
+                self.dressing.front_faces(),  # the preview camera is frontal
+                self.dressing.n_vertices,
+                size=size,
+                ctx=ctx,
+                colors=self.dressing.colors,
+            )
+            # frame on the dressed skin, with room for the idle sway
+            self.renderer.frame_vertices(self.dressing.apply_sequence(verts))
+        else:
+            self.renderer = MeshRenderer(animation.faces(), verts.shape[1], size=size, ctx=ctx)
+            self.renderer.frame_vertices(verts)
+
+    CHUNK = 32  # frames evaluated together (one vectorised rig / sparse product per chunk)
+
+    def _chunk(self, frame: int) -> np.ndarray:
+        start = frame - frame % self.CHUNK
+        if self._cached is None or self._cached[0] != start:
+            sl = slice(start, min(start + self.CHUNK, self.animation.n_frames))
+            v = head_vertices(self.animation, sl)
+            if self.dressing is not None:
+                v = self.dressing.apply_sequence(v)
+            self._cached = (start, np.ascontiguousarray(v, dtype=np.float32))
+        return self._cached[1][frame - start]
+
+    def mesh(self, frame: int) -> np.ndarray:
+        """The vertices drawn at ``frame`` (dressed, with blink and idle motion if on)."""
+        v = self._chunk(frame)
+        if self.dressing is None or self.idle is None:
+            return v
+        t = frame / self.animation.fps
+        return self.dressing.pose(v, self.idle.blink(t), self.idle.rotation(t))
 
     def draw(self, frame: int) -> np.ndarray:
-        return self.renderer.render(head_vertices(self.animation, slice(frame, frame + 1))[0])
+        return self.renderer.render(self.mesh(frame))
 
     def close(self) -> None:
         self.renderer.release()
+
+
+def _dressing(animation: Animation, n_vertices: int) -> Any:
+    """The synth dressing of a head, if it is drawn on a synth topology."""
+    from unitalker.synth.dressing import dressing_for
+
+    d = dressing_for(animation.convention)
+    if d is None or d.neutral.shape[0] != n_vertices:
+        return None
+    return d
 
 
 class BarPanel:
@@ -165,11 +227,18 @@ class BarPanel:
         pass
 
 
-def make_panel(animation: Animation, size: int, label: str | None = None, ctx: Any = None) -> Panel:
-    """A mesh panel when the head has a mesh, else a bar chart."""
+def make_panel(
+    animation: Animation,
+    size: int,
+    label: str | None = None,
+    ctx: Any = None,
+    *,
+    idle: bool = True,
+) -> Panel:
+    """A mesh panel when the head has a mesh, else a bar chart (``idle``: blink and sway)."""
     label = label or animation.convention
     if animation.conv.has_mesh:
-        return MeshPanel(animation, size, label, ctx=ctx)
+        return MeshPanel(animation, size, label, ctx=ctx, idle=idle)
     log.debug("%s has no mesh: drawing a bar chart", animation.convention)
     return BarPanel(animation, size, label)
 
@@ -178,6 +247,8 @@ class Layout:
     """Panels side by side under a label strip; :meth:`frame` returns the composed image.
 
     The canvas is ``[LABEL_HEIGHT + size, n * size, 3]`` (even sizes for yuv420p video).
+    Mesh panels that share a GL context are drawn in one pass: each into its viewport of
+    one framebuffer, read back once per frame (one llvmpipe flush instead of one per head).
     """
 
     def __init__(self, panels: Sequence[Panel], size: int) -> None:
@@ -201,22 +272,52 @@ class Layout:
             draw.text((i * size + 6, 6), text, fill=TEXT, font=font)
         self.canvas = np.zeros((self.height, self.width, 3), dtype=np.uint8)
         self.canvas[:LABEL_HEIGHT] = np.asarray(strip)
+        self._meshes = [(i, p) for i, p in enumerate(self.panels) if isinstance(p, MeshPanel)]
+        self._fbo = None
+        if self._meshes:
+            ctx = self._meshes[0][1].renderer.ctx
+            if all(p.renderer.ctx is ctx for _, p in self._meshes):
+                self._fbo = ctx.simple_framebuffer((self.width, size), components=4)
+                self._background = self._meshes[0][1].renderer.background
 
     def frame(self, index: int) -> np.ndarray:
         """The composed ``[H, W, 3]`` uint8 frame (the same buffer each call; copy to keep)."""
+        s = self.size
+        if self._fbo is not None:
+            self._fbo.use()
+            self._fbo.viewport = (0, 0, self.width, s)
+            self._fbo.clear(*self._background, 1.0, depth=1.0)
+            for i, p in self._meshes:
+                p.renderer.draw(p.mesh(index), self._fbo, (i * s, 0, s, s))
+            data = self._fbo.read(components=3, alignment=1)
+            self.canvas[LABEL_HEIGHT:] = np.frombuffer(data, np.uint8).reshape(s, self.width, 3)[
+                ::-1
+            ]
         for i, p in enumerate(self.panels):
-            self.canvas[LABEL_HEIGHT:, i * self.size : (i + 1) * self.size] = p.draw(index)
+            if self._fbo is not None and isinstance(p, MeshPanel):
+                continue
+            self.canvas[LABEL_HEIGHT:, i * s : (i + 1) * s] = p.draw(index)
         return self.canvas
 
     def close(self) -> None:
+        if self._fbo is not None:
+            self._fbo.release()
+            self._fbo = None
         for p in self.panels:
             p.close()
 
 
 def build_layout(
-    results: Mapping[str, Animation], size: int, heads: Sequence[str] | None = None
+    results: Mapping[str, Animation],
+    size: int,
+    heads: Sequence[str] | None = None,
+    *,
+    idle: bool = True,
 ) -> Layout:
-    """A :class:`Layout` of the chosen heads (default all) in the given order."""
+    """A :class:`Layout` of the chosen heads (default all) in the given order.
+
+    ``idle``: dressed heads blink and sway slightly (render-time only).
+    """
     keys = list(heads) if heads else list(results)
     unknown = [k for k in keys if k not in results]
     if unknown:
@@ -229,7 +330,7 @@ def build_layout(
     panels: list[Panel] = []
     try:
         for k in keys:
-            panels.append(make_panel(results[k], size, k, ctx=ctx))
+            panels.append(make_panel(results[k], size, k, ctx=ctx, idle=idle))
     except Exception:
         for p in panels:
             p.close()

@@ -90,9 +90,12 @@ uniform mat4 u_proj;
 uniform float u_point_size;
 in vec3 in_pos;
 in vec3 in_nrm;
+in vec3 in_col;
 out vec3 v_pos;
 out vec3 v_nrm;
+out vec3 v_col;
 void main() {
+    v_col = in_col;
     vec4 p = u_view * vec4(in_pos, 1.0);
     v_pos = p.xyz;
     v_nrm = mat3(u_view) * in_nrm;  // the view matrix is a rigid motion
@@ -103,11 +106,11 @@ void main() {
 
 _FRAGMENT_SHADER = """
 #version 330
-uniform vec3 u_color;  // linear RGB
 uniform bool u_lit;
 uniform bool u_ortho;
 in vec3 v_pos;
 in vec3 v_nrm;
+in vec3 v_col;  // linear RGB (per vertex)
 out vec4 f_color;
 const vec3 KEY_DIR = normalize(vec3(-0.45, 0.55, 0.70));
 const vec3 KEY_COL = vec3(1.00, 0.96, 0.90);
@@ -115,7 +118,7 @@ const vec3 FILL_DIR = normalize(vec3(0.75, -0.05, 0.45));
 const vec3 FILL_COL = vec3(0.35, 0.40, 0.48);
 const vec3 AMBIENT = vec3(0.16, 0.16, 0.18);
 void main() {
-    vec3 base = u_color;
+    vec3 base = v_col;
     vec3 col;
     if (u_lit) {
         vec3 n = normalize(v_nrm);
@@ -171,6 +174,7 @@ class MeshRenderer:
         size: image size, an int (square) or ``(width, height)``.
         projection: ``perspective`` (default) or ``orthographic``.
         color: RGB in [0, 1] (sRGB).
+        colors: ``[V, 3]`` per-vertex RGB in [0, 1] (sRGB) instead of one ``color``.
         background: RGB in [0, 1].
         elevation: camera elevation above the frontal view, degrees.
         ctx: a moderngl context to share; default :func:`shared_context`.
@@ -191,6 +195,7 @@ class MeshRenderer:
         background: tuple[float, float, float] = BACKGROUND,
         elevation: float = 8.0,
         ctx: Any = None,
+        colors: np.ndarray | None = None,
     ) -> None:
         import moderngl
 
@@ -204,7 +209,6 @@ class MeshRenderer:
         self.ctx = ctx if ctx is not None else shared_context()
         ctx = self.ctx
         self.prog = ctx.program(vertex_shader=_VERTEX_SHADER, fragment_shader=_FRAGMENT_SHADER)
-        self.prog["u_color"].value = tuple(float(c) ** 2 for c in color)
         self._normals = NormalComputer(faces, n_vertices) if faces is not None else None
         self.prog["u_lit"].value = self._normals is not None
         self.prog["u_ortho"].value = projection == "orthographic"
@@ -212,7 +216,18 @@ class MeshRenderer:
         # Buffers are allocated once; per frame we only overwrite their contents.
         self.vbo_pos = ctx.buffer(reserve=self.n_vertices * 12)
         self.vbo_nrm = ctx.buffer(np.zeros((self.n_vertices, 3), np.float32).tobytes())
-        content = [(self.vbo_pos, "3f", "in_pos"), (self.vbo_nrm, "3f", "in_nrm")]
+        if colors is None:
+            colors = np.broadcast_to(np.asarray(color, np.float32), (self.n_vertices, 3))
+        colors = np.asarray(colors, np.float32)
+        if colors.shape != (self.n_vertices, 3):
+            raise ValueError(f"colors must be [{self.n_vertices}, 3], got {colors.shape}")
+        # sRGB -> linear with gamma 2 (the fragment shader's sqrt undoes it)
+        self.vbo_col = ctx.buffer(np.ascontiguousarray(colors**2, dtype=np.float32).tobytes())
+        content = [
+            (self.vbo_pos, "3f", "in_pos"),
+            (self.vbo_nrm, "3f", "in_nrm"),
+            (self.vbo_col, "3f", "in_col"),
+        ]
         if faces is not None:
             self.ibo = ctx.buffer(np.ascontiguousarray(faces, dtype=np.uint32).tobytes())
             self.vao = ctx.vertex_array(
@@ -262,8 +277,18 @@ class MeshRenderer:
         self.prog["u_proj"].write(proj.T.astype("f4").tobytes())
         self._framed = True
 
-    def render(self, vertices: np.ndarray) -> np.ndarray:
-        """``[V, 3]`` positions -> ``[H, W, 3]`` uint8 image (a read-only view; copy to keep)."""
+    def draw(
+        self,
+        vertices: np.ndarray,
+        fbo: Any = None,
+        viewport: tuple[int, int, int, int] | None = None,
+    ) -> None:
+        """Draw ``[V, 3]`` positions into ``fbo`` (default: this renderer's own, cleared
+        first) at ``viewport`` ``(x, y, w, h)``, without reading the image back.
+
+        Drawing several renderers into one shared framebuffer and reading it once is how
+        a layout renders all its panels in one pass (one GPU / llvmpipe flush per frame).
+        """
         v = np.ascontiguousarray(vertices, dtype=np.float32)
         if v.shape != (self.n_vertices, 3):
             raise ValueError(f"expected vertices [{self.n_vertices}, 3], got {v.shape}")
@@ -272,17 +297,32 @@ class MeshRenderer:
         self.vbo_pos.write(v)
         if self._normals is not None:
             self.vbo_nrm.write(self._normals(v))
-        self.fbo.use()
+        target = fbo if fbo is not None else self.fbo
+        target.use()
         self.ctx.enable(self.ctx.DEPTH_TEST | self.ctx.PROGRAM_POINT_SIZE)
-        self.fbo.clear(*self.background, 1.0, depth=1.0)
+        if fbo is None:
+            target.clear(*self.background, 1.0, depth=1.0)
+        target.viewport = viewport if viewport is not None else (0, 0, self.width, self.height)
         self.vao.render(self.mode)
+
+    def render(self, vertices: np.ndarray) -> np.ndarray:
+        """``[V, 3]`` positions -> ``[H, W, 3]`` uint8 image (a read-only view; copy to keep)."""
+        self.draw(vertices)
         data = self.fbo.read(components=3, alignment=1)
         # GL's origin is bottom-left: flip rows (a view, no copy).
         return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1]
 
     def release(self) -> None:
         """Free the GL objects (the shared context stays)."""
-        for obj in (self.vao, self.vbo_pos, self.vbo_nrm, self.ibo, self.fbo, self.prog):
+        for obj in (
+            self.vao,
+            self.vbo_pos,
+            self.vbo_nrm,
+            self.vbo_col,
+            self.ibo,
+            self.fbo,
+            self.prog,
+        ):
             if obj is not None:
                 obj.release()
 

@@ -57,6 +57,7 @@ def render_video(
     progress: ProgressFn | None = None,
     overwrite: bool = False,
     crf: int = 20,
+    idle: bool = True,
 ) -> Path:
     """Render heads side by side into an mp4 with the audio.
 
@@ -73,6 +74,8 @@ def render_video(
         progress: called as ``progress(frames_done, frames_total)``.
         overwrite: replace an existing file.
         crf: x264 quality (lower is better, 18-23 is visually clean).
+        idle: synth heads blink and sway slightly (render-time only, never in the data;
+            see :mod:`unitalker.synth.dressing`). False draws exactly the data.
 
     Returns:
         The written path.
@@ -109,7 +112,7 @@ def render_video(
         n_frames = max(1, max(round(results[k].duration * fps) for k in keys if k in results))
     size = size + size % 2
     resampled = {k: resample_animation(results[k], fps, n_frames) for k in keys if k in results}
-    layout = build_layout(resampled, size, keys)
+    layout = build_layout(resampled, size, keys, idle=idle)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=".mp4", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -123,26 +126,18 @@ def render_video(
             astream = None
             if audio is not None:
                 astream = container.add_stream("aac", rate=SAMPLE_RATE, layout="mono")
-            sent = 0  # audio samples muxed so far
-            for i in range(n_frames):
-                frame = av.VideoFrame.from_ndarray(layout.frame(i), format="rgb24")
-                frame.pts = i
-                container.mux(vstream.encode(frame))
-                if astream is not None:
-                    # Interleave: push the audio that plays until the end of this frame.
-                    upto = (
-                        len(audio)
-                        if i == n_frames - 1
-                        else min(len(audio), round((i + 1) / fps * SAMPLE_RATE))
-                    )
-                    if upto > sent:
-                        container.mux(astream.encode(_audio_frame(av, audio[sent:upto], sent)))
-                        sent = upto
-                if progress is not None:
-                    progress(i + 1, n_frames)
-            container.mux(vstream.encode(None))
-            if astream is not None:
-                container.mux(astream.encode(None))
+            encoder = _Encoder(av, container, vstream, astream, audio, fps, n_frames)
+            try:
+                for i in range(n_frames):
+                    # The frame is converted to yuv now (from_ndarray copies), so the
+                    # layout's canvas can be redrawn while the encoder thread works.
+                    frame = av.VideoFrame.from_ndarray(layout.frame(i), format="rgb24")
+                    frame.pts = i
+                    encoder.put(frame)
+                    if progress is not None:
+                        progress(i + 1, n_frames)
+            finally:
+                encoder.finish()
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -151,6 +146,75 @@ def render_video(
         layout.close()
     log.info("wrote %s: %d frames at %.3g fps, %d panel(s)", path, n_frames, fps, len(keys))
     return path
+
+
+class _Encoder:
+    """Encodes and muxes video frames (and the audio up to each frame) in a thread.
+
+    The video is encoded while the next frames render: x264 and PyAV release the GIL,
+    so on two cores encoding overlaps the (numpy + llvmpipe) rendering. A short queue
+    bounds memory; an encoder error is re-raised in the caller at the next ``put`` or at
+    ``finish``.
+    """
+
+    def __init__(self, av, container, vstream, astream, audio, fps, n_frames) -> None:  # noqa: ANN001
+        import queue
+        import threading
+
+        self.av, self.container, self.vstream, self.astream = av, container, vstream, astream
+        self.audio, self.fps, self.n_frames = audio, fps, n_frames
+        self.sent = 0  # audio samples muxed so far
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=4)
+        self.thread = threading.Thread(target=self._run, name="unitalker-encode", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                frame = self.queue.get()
+                if frame is None:
+                    break
+                self._mux(frame)
+            self.container.mux(self.vstream.encode(None))
+            if self.astream is not None:
+                self._push_audio(len(self.audio))
+                self.container.mux(self.astream.encode(None))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            self.error = e
+            while self.queue.get() is not None:  # drain so the producer never blocks
+                pass
+
+    def _mux(self, frame) -> None:  # noqa: ANN001
+        self.container.mux(self.vstream.encode(frame))
+        if self.astream is not None:
+            # Interleave: push the audio that plays until the end of this frame.
+            i = frame.pts
+            upto = (
+                len(self.audio)
+                if i == self.n_frames - 1
+                else min(len(self.audio), round((i + 1) / self.fps * SAMPLE_RATE))
+            )
+            self._push_audio(upto)
+
+    def _push_audio(self, upto: int) -> None:
+        if upto > self.sent:
+            chunk = _audio_frame(self.av, self.audio[self.sent : upto], self.sent)
+            self.container.mux(self.astream.encode(chunk))
+            self.sent = upto
+
+    def put(self, frame) -> None:  # noqa: ANN001
+        if self.error is not None:
+            raise self.error
+        self.queue.put(frame)
+
+    def finish(self) -> None:
+        """Flush and wait; re-raises an encoder error."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _chmod_default(path: Path) -> None:

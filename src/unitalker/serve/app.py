@@ -12,8 +12,12 @@ Endpoints (the OpenAPI schema is at ``/openapi.json``, a browsable one at ``/doc
 * ``GET /``: the browser viewer (``static/``).
 
 The model is loaded once by the caller and shared. Every inference runs in a worker thread
-behind :class:`~unitalker.serve.gate.JobGate` (``503`` when full); bodies over the size
-limit get ``413`` before the endpoint runs; every error is a JSON object
+behind :class:`~unitalker.serve.gate.JobGate`; a request is admitted before its body is read
+(``503`` when full), the body is counted as it streams in (``413`` past the size limit,
+``408`` past the upload deadline) and reaches the decoder as a file object that may only be
+a plain audio/video container (see :mod:`unitalker.audio`), checked against the duration
+limit from its metadata and again while decoding. A stream client that stops reading is
+closed after ``stream_send_timeout_seconds``. Every error is a JSON object
 ``{"error": CODE, "detail": MESSAGE}``.
 """
 
@@ -41,7 +45,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
 from unitalker import __version__, conventions
-from unitalker.audio import SAMPLE_RATE, AudioError, load_audio
+from unitalker.audio import SAMPLE_RATE, AudioError, AudioTooLong, check_sample_rate, load_audio
 from unitalker.serve import protocol
 from unitalker.serve.gate import JobGate, Overloaded
 from unitalker.serve.settings import FORMATS, ServeSettings
@@ -59,7 +63,6 @@ MEDIA_TYPES = {
     "zip": "application/zip",
 }
 _SAFE_STEM = re.compile(r"[^A-Za-z0-9._-]+")
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,8}$")
 
 
 class ApiError(Exception):
@@ -90,58 +93,122 @@ def _error(status: int, code: str, detail: Any, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail, **extra}, status_code=status)
 
 
-class BodyLimitMiddleware:
-    """Reject request bodies over ``limit`` bytes with ``413`` before any endpoint runs.
+ADMISSION_KEY = "unitalker.admission"  # where the middleware leaves a request's gate place
 
-    The body is read here (so a lying or absent Content-Length cannot get around the
-    limit) and replayed to the app. An oversized body is still drained, up to a bound, so
-    the client gets to read the 413 instead of a reset connection.
+
+class UploadGateMiddleware:
+    """Admission, size and time limits for request bodies, before any endpoint runs.
+
+    For a request with a body: a declared ``Content-Length`` over ``limit`` is refused at
+    once (``413``); otherwise a place is taken in ``gate`` *before* the body is read
+    (``503`` when full) and left in ``scope[ADMISSION_KEY]`` for the endpoint. The body
+    then streams through to the app (FastAPI spools the upload to a temporary file; it is
+    never held whole in memory here) while its bytes are counted (``413`` as soon as they
+    pass ``limit``, whatever the headers said) and the whole body must arrive within
+    ``timeout`` seconds (``408``), so a client trickling bytes cannot hold a place.
+
+    A body refused mid-way is drained (discarded) up to a bound, so a client still sending
+    reads the error instead of a reset connection.
     """
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, gate: JobGate, limit: int, timeout: float) -> None:
+        self.app, self.gate, self.limit, self.timeout = app, gate, limit, timeout
+        self.drain_cap = limit + (8 << 20)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length")
-        too_big = declared is not None and declared.isdigit() and int(declared) > self.limit
-        chunks: list[bytes] = []
-        size, more = 0, True
-        drain_cap = self.limit * 4 + (64 << 20)
-        while more:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                return
-            body = msg.get("body", b"")
-            size += len(body)
-            more = msg.get("more_body", False)
-            if size > self.limit:
-                too_big = True
-            if too_big:
-                chunks = []
-                if size > drain_cap:
-                    break
-            else:
-                chunks.append(body)
-        if too_big:
-            mb = self.limit / (1 << 20)
-            resp = _error(413, "too_large", f"request body over the {mb:g} MiB limit")
-            await resp(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            if int(declared) <= self.drain_cap:
+                await self._drain(receive, 0, deadline)
+            await self._refuse(scope, send, *self._too_big())
             return
-        data = b"".join(chunks)
-        sent = False
+        try:
+            admission = self.gate.admit()
+        except Overloaded as e:
+            await self._refuse(scope, send, 503, "overloaded", str(e), jobs=self.gate.stats())
+            return
+        scope[ADMISSION_KEY] = admission
+        failure: tuple[int, str, str] | None = None
+        size, body_done = 0, False
 
-        async def replay() -> dict:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": data, "more_body": False}
-            return await receive()
+        async def limited_receive() -> dict:
+            nonlocal failure, size, body_done
+            if failure is not None:
+                return {"type": "http.disconnect"}
+            if body_done:  # the app listening for a disconnect: no deadline on that
+                return await receive()
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                failure = self._too_slow()
+                return {"type": "http.disconnect"}
+            if msg["type"] == "http.request":
+                size += len(msg.get("body", b""))
+                body_done = not msg.get("more_body", False)
+                if size > self.limit:
+                    failure = self._too_big()
+                    if not body_done and not await self._drain(receive, size, deadline):
+                        failure = self._too_slow()
+                    return {"type": "http.disconnect"}
+            return msg
 
-        await self.app(scope, replay, send)
+        started = False
+
+        async def guarded_send(msg: dict) -> None:
+            nonlocal started
+            if failure is not None and not started:
+                return  # the app's answer to the cut-off body; ours is sent below
+            started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if failure is None:
+                raise
+        finally:
+            admission.release()
+        if failure is not None and not started:
+            await self._refuse(scope, send, *failure)
+
+    def _too_big(self) -> tuple[int, str, str]:
+        return 413, "too_large", f"request body over the {self.limit / (1 << 20):g} MiB limit"
+
+    def _too_slow(self) -> tuple[int, str, str]:
+        return 408, "timeout", f"request body not received within {self.timeout:g} s"
+
+    async def _drain(self, receive: Any, size: int, deadline: float) -> bool:
+        """Read and discard the rest of a refused body (bounded); False on the deadline."""
+        loop = asyncio.get_running_loop()
+        while size <= self.drain_cap:
+            try:
+                msg = await asyncio.wait_for(receive(), max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                return False
+            if msg["type"] != "http.request":
+                break
+            size += len(msg.get("body", b""))
+            if not msg.get("more_body", False):
+                break
+        return True
+
+    async def _refuse(
+        self, scope: dict, send: Any, status: int, code: str, detail: str, **extra: Any
+    ) -> None:
+        async def no_body() -> dict:
+            return {"type": "http.disconnect"}
+
+        resp = _error(status, code, detail, **extra)
+        # The rest of the body is not read: the connection cannot be reused.
+        resp.headers["Connection"] = "close"
+        if status == 503:
+            resp.headers["Retry-After"] = "1"
+        await resp(scope, no_body, send)
 
 
 def _round(a: np.ndarray) -> list:
@@ -168,8 +235,18 @@ def _mesh_available(model: Any, c: conventions.Convention) -> bool:
     return c.kind == "blendshapes" and c.has_mesh
 
 
-def mesh_payload(model: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Arrays the viewer needs to draw a convention: see ``GET /v1/mesh/{convention}``."""
+def mesh_payload(
+    model: Any, name: str, display: bool = True
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Arrays the viewer needs to draw a convention: see ``GET /v1/mesh/{convention}``.
+
+    With ``display`` and a convention on a synth head, also the render-only dressing
+    (:mod:`unitalker.synth.dressing`): ``display_rest [D, 3]``, ``display_faces``,
+    ``display_colors [D, 3]``, ``display_blink [D, 3]`` and the sparse map
+    ``display_indptr / display_indices / display_data`` (CSR ``[D, V]``) and the smoothing
+    ``display_smooth_*`` (CSR ``[V, V]``), to draw
+    ``display_rest + A @ S @ (vertices - neutral) + blink * display_blink``.
+    """
     try:
         c = conventions.get(name)
     except KeyError as e:
@@ -195,6 +272,33 @@ def mesh_payload(model: Any, name: str) -> tuple[dict[str, np.ndarray], dict[str
         arrays["faces"] = np.asarray(faces, np.int64).reshape(-1, 3)
     meta = {"convention": name, "kind": c.kind, "n_vertices": int(arrays["neutral"].shape[0])}
     meta["has_faces"] = faces is not None
+    if display:
+        from unitalker.synth.dressing import dressing_for
+
+        d = dressing_for(name)
+        if d is not None and d.neutral.shape == arrays["neutral"].shape:
+            a = d.matrix
+            arrays |= {
+                "display_rest": d.rest,
+                "display_faces": d.faces.astype(np.int64),
+                "display_colors": d.colors,
+                "display_blink": d.blink,
+                "display_indptr": a.indptr.astype(np.int64),
+                "display_indices": a.indices.astype(np.int64),
+                "display_data": a.data.astype(np.float32),
+            }
+            if d.smooth is not None:
+                sm = d.smooth
+                arrays |= {
+                    "display_smooth_indptr": sm.indptr.astype(np.int64),
+                    "display_smooth_indices": sm.indices.astype(np.int64),
+                    "display_smooth_data": sm.data.astype(np.float32),
+                }
+            meta["display"] = (
+                "render-only dressing: display_rest + A @ S @ (vertices - neutral) "
+                "+ blink * display_blink, A the CSR display_indptr/indices/data [D, V], "
+                "S the CSR display_smooth_indptr/indices/data [V, V] (identity if absent)"
+            )
     meta["evaluate"] = "neutral + weights @ basis" if "basis" in arrays else "frames are vertices"
     return arrays, meta
 
@@ -209,7 +313,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     """
     settings = settings or ServeSettings()
     gate = JobGate(settings.max_concurrency, settings.queue_limit)
-    state = {"streams": 0, "started": time.time()}
+    state = {"streams": 0, "streams_not_reading": 0, "started": time.time()}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -223,7 +327,12 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         description="Audio-driven 3D facial animation (UniTalker): one model, every convention.",
     )
     app.state.model, app.state.settings, app.state.gate = model, settings, gate
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_upload_bytes)
+    app.add_middleware(
+        UploadGateMiddleware,
+        gate=gate,
+        limit=settings.max_upload_bytes,
+        timeout=settings.upload_timeout_seconds,
+    )
 
     # ---- errors: always JSON, never a crash -------------------------------------------
     @app.exception_handler(ApiError)
@@ -261,7 +370,11 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             "model": settings.model_name,
             "heads": list(model.heads),
             "jobs": gate.stats(),
-            "streams": {"open": state["streams"], "max": settings.max_streams},
+            "streams": {
+                "open": state["streams"],
+                "max": settings.max_streams,
+                "closed_not_reading": state["streams_not_reading"],
+            },
             "uptime_s": round(time.time() - state["started"], 1),
         }
 
@@ -288,6 +401,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 "max_concurrency": settings.max_concurrency,
                 "queue_limit": settings.queue_limit,
                 "max_streams": settings.max_streams,
+                "upload_timeout_seconds": settings.upload_timeout_seconds,
+                "decode_timeout_seconds": settings.decode_timeout_seconds,
+                "stream_send_timeout_seconds": settings.stream_send_timeout_seconds,
             },
             "sample_rate": SAMPLE_RATE,
         }
@@ -311,8 +427,11 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     async def mesh(
         convention: str,
         format: str = Query("json", pattern="^(json|bin)$", description="json or bin"),
+        display: bool = Query(
+            True, description="include the render-only dressing of synth heads (display_*)"
+        ),
     ) -> Response:
-        arrays, meta = await asyncio.to_thread(mesh_payload, model, convention)
+        arrays, meta = await asyncio.to_thread(mesh_payload, model, convention, display)
         if format == "bin":
             return Response(
                 protocol.pack_arrays(arrays, meta), media_type=protocol.ARRAYS_MEDIA_TYPE
@@ -322,6 +441,9 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         body["faces"] = arrays["faces"].tolist() if "faces" in arrays else None
         if "basis" in arrays:
             body["basis"] = _round(arrays["basis"])
+        for k, v in arrays.items():
+            if k.startswith("display_"):
+                body[k] = v.tolist() if np.issubdtype(v.dtype, np.integer) else _round(v)
         return JSONResponse(body)
 
     # ---- offline inference ----------------------------------------------------------------
@@ -341,25 +463,23 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             raise ApiError(422, "unknown_identity", str(e.args[0] if e.args else e)) from None
         return list(dict.fromkeys(names)), ident
 
-    def _job(data: bytes, filename: str, heads: list[str], identity: str | None, fmt: str):
-        suffix = Path(filename or "").suffix.lower()
-        suffix = suffix if _SAFE_SUFFIX.match(suffix) else ".bin"
+    def _job(upload: Any, filename: str, heads: list[str], identity: str | None, fmt: str):
+        # The upload reaches the decoder as a file object (FastAPI's spooled temporary
+        # file), never as a path: FFmpeg cannot be made to open anything else.
+        name = filename or "upload"
+        upload.seek(0)
+        try:
+            wav = load_audio(
+                upload,
+                name=name,
+                max_seconds=settings.max_seconds,
+                timeout=settings.decode_timeout_seconds,
+            )
+        except AudioTooLong as e:
+            raise ApiError(413, "too_long", str(e)) from None
+        except AudioError as e:
+            raise ApiError(400, "bad_audio", str(e)) from None
         with tempfile.TemporaryDirectory(prefix="unitalker-serve-") as tmp:
-            src = Path(tmp) / f"upload{suffix}"
-            src.write_bytes(data)
-            try:
-                wav = load_audio(src)
-            except AudioError as e:
-                # The message names our temp file; name the upload instead.
-                msg = str(e).replace(str(src), filename or "upload")
-                raise ApiError(400, "bad_audio", msg) from None
-            seconds = len(wav) / SAMPLE_RATE
-            if seconds > settings.max_seconds:
-                raise ApiError(
-                    413,
-                    "too_long",
-                    f"audio is {seconds:.1f} s; the limit is {settings.max_seconds:g} s",
-                )
             t0 = time.perf_counter()
             results = model.animate(wav, sr=SAMPLE_RATE, heads=heads, identity=identity)
             infer_s = time.perf_counter() - t0
@@ -415,6 +535,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
         },
     )
     async def animate(
+        request: Request,
         audio: UploadFile = File(
             ..., description="an audio file: wav, flac, mp3, ogg, m4a, webm..."
         ),
@@ -428,11 +549,16 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                 422, "unknown_format", f"format must be one of {FORMATS}, got {format!r}"
             )
         names, ident = _check_request(heads, identity)
-        data = await audio.read()
-        if not data:
+        if not audio.size:
             raise ApiError(400, "bad_audio", f"{audio.filename or 'upload'}: empty file")
         wav, results, infer_s, file = await gate.run(
-            _job, data, audio.filename or "", names, ident, fmt
+            _job,
+            audio.file,
+            audio.filename or "",
+            names,
+            ident,
+            fmt,
+            admission=request.scope.get(ADMISSION_KEY),
         )
         if file is not None:
             name, blob, kind = file
@@ -486,6 +612,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             await _run_stream(ws)
         except WebSocketDisconnect:
             log.info("stream client went away")
+        except ApiError as e:
+            await _ws_end(ws, e)
         except Exception as e:  # noqa: BLE001 - a stream never takes the server down
             log.exception("stream failed")
             await _ws_fail(ws, protocol.CLOSE_INTERNAL, f"internal error: {type(e).__name__}: {e}")
@@ -493,11 +621,21 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             state["streams"] -= 1
 
     async def _ws_fail(ws: WebSocket, code: int, message: str) -> None:
-        try:
+        # Bounded: a client that reads nothing must not hold the handler (and its place).
+        async def say() -> None:
             await ws.send_text(json.dumps({"type": "error", "message": message}))
             await ws.close(code)
-        except Exception:  # noqa: BLE001 - the client may be gone already
-            pass
+
+        with contextlib.suppress(Exception):  # the client may be gone or stuck already
+            await asyncio.wait_for(say(), settings.stream_send_timeout_seconds)
+
+    async def _ws_end(ws: WebSocket, e: ApiError) -> None:
+        if e.code == "not_reading":
+            # Its buffer is full: an error message would wait like the frames did.
+            log.info("stream closed: %s", e.detail)
+            state["streams_not_reading"] += 1
+            return
+        await _ws_fail(ws, e.status, e.detail)
 
     async def _run_stream(ws: WebSocket) -> None:
         idle = settings.stream_idle_seconds
@@ -513,21 +651,45 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             names, ident = _check_request(",".join(hdr.heads or ()), None)
             if hdr.identity is not None:
                 names, ident = _check_request(",".join(names), str(hdr.identity))
-        except (protocol.ProtocolError, ApiError) as e:
+            # The rule of every input (files, uploads, streams) lives in audio.py.
+            check_sample_rate(hdr.sample_rate, "stream header")
+        except (protocol.ProtocolError, ApiError, AudioError) as e:
             await _ws_fail(ws, protocol.CLOSE_POLICY, getattr(e, "detail", str(e)))
             return
+        send_timeout = settings.stream_send_timeout_seconds
+
+        async def send(text: str | None = None, data: bytes | None = None) -> None:
+            # A client that stops reading fills its socket buffer and every send waits;
+            # past the timeout the stream is closed and its place given back.
+            try:
+                if data is not None:
+                    await asyncio.wait_for(ws.send_bytes(data), send_timeout)
+                else:
+                    await asyncio.wait_for(ws.send_text(text or ""), send_timeout)
+            except asyncio.TimeoutError:
+                raise ApiError(
+                    protocol.CLOSE_POLICY,
+                    "not_reading",
+                    f"client read nothing for {send_timeout:g} s",
+                ) from None
+
         streamer = make_streamer(model, heads=names, identity=ident, lookahead=hdr.lookahead)
         index = {h: i for i, h in enumerate(names)}
-        await ws.send_text(
-            json.dumps(
-                {
-                    "type": "ready",
-                    "sample_rate": hdr.sample_rate,
-                    "lookahead": hdr.lookahead,
-                    "heads": [_head_info(model, h) | {"index": index[h]} for h in names],
-                }
-            )
-        )
+        sender = _livelink_sender(names)
+        ready = {
+            "type": "ready",
+            "sample_rate": hdr.sample_rate,
+            "lookahead": hdr.lookahead,
+            "heads": [_head_info(model, h) | {"index": index[h]} for h in names],
+        }
+        if sender is not None:
+            ready["livelink"] = {"head": sender.head, "subject": sender.subject}
+        try:
+            await send(json.dumps(ready))
+        except BaseException:
+            if sender is not None:
+                sender.close()
+            raise
         resample = LinearResampler(hdr.sample_rate) if hdr.sample_rate != SAMPLE_RATE else None
         max_raw = int(settings.max_seconds * hdr.sample_rate)
         pending: list[np.ndarray] = []
@@ -540,11 +702,13 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
             for h, f in new.items():
                 if len(f) == 0:
                     continue
+                if sender is not None and h == sender.head:
+                    sender.send(f, counts[h])  # UDP: never blocks the loop for long
                 if hdr.format == "binary":
-                    await ws.send_bytes(protocol.pack_frames(index[h], counts[h], f))
+                    await send(data=protocol.pack_frames(index[h], counts[h], f))
                 else:
                     msg = {"type": "frames", "head": h, "start": counts[h], "frames": _round(f)}
-                    await ws.send_text(json.dumps(msg))
+                    await send(json.dumps(msg))
                 counts[h] += len(f)
 
         async def reader() -> None:
@@ -595,8 +759,8 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                     n = flags["samples"]
                     done = {"type": "done", "frames": counts, "samples": n}
                     done["seconds"] = n / SAMPLE_RATE
-                    await ws.send_text(json.dumps(done))
-                    await ws.close(protocol.CLOSE_NORMAL)
+                    await send(json.dumps(done))
+                    await asyncio.wait_for(ws.close(protocol.CLOSE_NORMAL), send_timeout)
                     return
 
         tasks = [asyncio.create_task(reader()), asyncio.create_task(processor())]
@@ -607,10 +771,24 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
                     tasks.remove(t)
                     t.result()  # re-raise a failure
         except ApiError as e:
-            await _ws_fail(ws, e.status, e.detail)
+            await _ws_end(ws, e)
         finally:
             for t in tasks:
                 t.cancel()
+            if sender is not None:
+                sender.close()
+
+    def _livelink_sender(names: list[str]) -> Any:
+        if settings.livelink is None:
+            return None
+        from unitalker.export.livelink_udp import LiveLinkSender, arkit_heads, parse_address
+
+        heads = arkit_heads(names)
+        if not heads:
+            log.info("Live Link: this stream has no ARKit head; nothing is sent")
+            return None
+        host, port = parse_address(settings.livelink)
+        return LiveLinkSender(host, port, heads[0], subject=settings.livelink_subject)
 
     # ---- the viewer -------------------------------------------------------------------------
     @app.get("/", include_in_schema=False)

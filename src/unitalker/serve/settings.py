@@ -20,7 +20,15 @@ class ServeSettings:
         max_streams: WebSocket streams open at the same time (beyond: an error message
             and close code 1013, "try again later").
         stream_idle_seconds: a stream that sends nothing for this long is closed.
+        stream_send_timeout_seconds: a stream client that reads nothing for this long
+            (its socket buffer stays full) is closed and its place given back.
+        upload_timeout_seconds: the whole request body must arrive within this time
+            (``408`` beyond), so a client trickling bytes cannot hold a place for ever.
+        decode_timeout_seconds: wall-time limit for decoding one upload (``400``).
         model_name: the name shown by ``GET /v1/models``.
+        livelink: ``HOST:PORT`` to which every stream's ARKit head is also sent as Live
+            Link Face UDP packets (Unreal's Live Link), or None.
+        livelink_subject: the Live Link subject name of those packets.
     """
 
     max_concurrency: int = 2
@@ -29,7 +37,12 @@ class ServeSettings:
     max_seconds: float = 120.0
     max_streams: int = 8
     stream_idle_seconds: float = 30.0
+    stream_send_timeout_seconds: float = 10.0
+    upload_timeout_seconds: float = 60.0
+    decode_timeout_seconds: float = 30.0
     model_name: str = "model"
+    livelink: str | None = None
+    livelink_subject: str = "unitalker"
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -42,6 +55,18 @@ class ServeSettings:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
         if self.max_streams < 1:
             raise ValueError(f"max_streams must be >= 1, got {self.max_streams}")
+        for name in (
+            "stream_idle_seconds",
+            "stream_send_timeout_seconds",
+            "upload_timeout_seconds",
+            "decode_timeout_seconds",
+        ):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.livelink is not None:
+            from unitalker.export.livelink_udp import parse_address
+
+            parse_address(self.livelink)  # a LiveLinkError (a ValueError) names the problem
 
     @property
     def max_upload_bytes(self) -> int:

@@ -12,7 +12,9 @@ Layouts (formats.md Sec. 2):
   ``wav/<SUBJ>_eNN.wav`` (44.1 kHz), ``templates.pkl`` (subject -> ``[V, 3]``).
 * ``vocaset`` (FaceFormer): ``vertices_npy/<subject>_sentenceNN.npy`` at 60 fps,
   ``wav/...wav`` (22.05 kHz), ``templates.pkl``.
-* ``3detf``: ``<root>/HDTF/audio/<spk>_<NNN>.wav`` + ``<root>/HDTF/blendshape/<spk>_<NNN>.npy`` ``[T, 52]``.
+* ``3detf``: ``<root>/HDTF/audio/<spk>_<NNN>.wav`` + ``<root>/HDTF/blendshape/<spk>_<NNN>.npy`` ``[T, 52]``,
+  and the split as ``<root>/HDTF/{train,val,test}.txt`` (clip stems), which
+  ``unitalker data convert 3detf`` honours.
 * ``release``: ``train.json``/``val.json``/``test.json``, ``annot/*.npy``, ``audio/*.wav``
   (16 kHz), ``id_template.npy`` ``[n_subjects, dim]`` (zeros: these conventions are
   identity-free). ``info.id_list`` lists every local subject id of the dataset.
@@ -202,6 +204,10 @@ def _finish_dataset(out: Path, spec: DatasetSpec, rows: list[dict], preset: str)
             for s in subjects
         }
         (root / "templates.pkl").write_bytes(pickle.dumps(templates, protocol=4))
+    elif spec.layout == "3detf":  # state the split, so the converter need not guess it
+        for split in ("train", "val", "test"):
+            stems = [Path(r["annot"]).stem for r in rows if r["split"] == split]
+            (root / "HDTF" / f"{split}.txt").write_text("".join(f"{x}\n" for x in stems))
     elif spec.layout == "release":
         from unitalker import conventions
 

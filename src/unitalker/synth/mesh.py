@@ -109,14 +109,29 @@ def _rows(topo: Topology) -> np.ndarray:
     return np.concatenate([top + a * (THETA_MOUTH - top), THETA_MOUTH + b * (bottom - THETA_MOUTH)])
 
 
-def surface(theta: np.ndarray, phi: np.ndarray, ident: IdentityShape | None = None) -> np.ndarray:
-    """Points ``[N, 3]`` of an identity's neutral head at surface parameters (theta, phi)."""
+def surface(
+    theta: np.ndarray,
+    phi: np.ndarray,
+    ident: IdentityShape | None = None,
+    *,
+    smooth_jaw: bool = False,
+) -> np.ndarray:
+    """Points ``[N, 3]`` of an identity's neutral head at surface parameters (theta, phi).
+
+    ``smooth_jaw`` narrows the jaw with a smoothstep instead of a linear ramp, so the
+    surface has no crease at the mouth line and the chin. The conventions' meshes (and
+    so the training data) use the default ramp; the smooth surface is for display only
+    (:mod:`unitalker.synth.dressing`).
+    """
     s = ident or IdentityShape()
     st = np.sin(theta)
     p = np.stack([s.rx * st * np.sin(phi), s.ry * np.cos(theta), s.rz * st * np.cos(phi)], -1)
     x, y, z = p[:, 0], p[:, 1], p[:, 2]
     # jaw narrows below the mouth
-    x = x * np.where(y < Y_MOUTH, 1 - 0.18 * s.jaw_width * np.clip((Y_MOUTH - y) / 0.05, 0, 1), 1.0)
+    ramp = np.clip((Y_MOUTH - y) / 0.05, 0, 1)
+    if smooth_jaw:
+        ramp = ramp * ramp * (3 - 2 * ramp)
+    x = x * np.where(y < Y_MOUTH, 1 - 0.18 * s.jaw_width * ramp, 1.0)
     n = np.stack([x / s.rx**2, y / s.ry**2, z / s.rz**2], -1)
     n /= np.linalg.norm(n, axis=-1, keepdims=True)
     front = np.clip(z / (0.5 * s.rz), 0, 1)

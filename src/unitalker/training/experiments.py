@@ -85,15 +85,16 @@ def _listing(keys: list[str]) -> str:
 
 def _train(setup: Setup, run: str, seed: int, *extra: str) -> Path:
     """Train one model (skipped when its final folder exists: reruns resume the table)."""
+    from unitalker.models.checkpoint import config_file, read_checkpoint_config
     from unitalker.training.run import train
 
     final = setup.run_dir(run, seed) / "model"
     record = final.parent / "train_seconds.txt"
     cfg = setup.config(run, seed, *extra)
-    if (final / "config.json").exists():
+    if config_file(final) is not None:
         from unitalker.config import to_dict
 
-        saved = json.loads((final / "config.json").read_text())["extra"].get("train_config", {})
+        saved = read_checkpoint_config(final)["extra"].get("train_config", {})
         want = json.loads(json.dumps(to_dict(cfg)))
         for key in ("data", "model", "optim", "schedule", "loss", "finetune", "pivot_prob", "seed"):
             a, b = saved.get(key), want.get(key)

@@ -116,15 +116,3 @@ def vertex_map(
             idx = np.load(flame_face_indices, allow_pickle=False).astype(np.int64).reshape(-1)
         return FlameParamsMap(FlameLBS(load_flame_model(flame_model), face_indices=idx))
     return None
-
-
-def region_indices(convention: str, region: str) -> np.ndarray | None:
-    """``lip_indices`` / ``upper_face_indices`` of a convention's mesh, or None."""
-    conv = conventions.get(convention)
-    if conv.has_resource(region):
-        return np.asarray(conv.resource(region)).astype(np.int64).reshape(-1)
-    if convention == SYNTH_FLAME:  # measured on the synth head mesh
-        head = conventions.get("synth_head_vertices")
-        if head.has_resource(region):
-            return np.asarray(head.resource(region)).astype(np.int64).reshape(-1)
-    return None

@@ -6,7 +6,6 @@ resume checkpoint of another architecture, fine-tuning prefixes) before a single
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ def prepare(
     callback: Callable[[StepInfo], None] | None = None,
 ) -> Prepared:
     """Validate and build everything for a run (raises before any training step)."""
-    from unitalker.models.checkpoint import CONFIG, checkpoint_metadata, load_model
+    from unitalker.models.checkpoint import checkpoint_metadata, load_model, read_checkpoint_config
 
     dist = dist or DistInfo()
     builders.register_conventions(cfg)
@@ -63,7 +62,7 @@ def prepare(
     elif resume_dir is not None:
         model = load_model(resume_dir, device="cpu")
         table = builders.table_from_model(model)
-        saved = json.loads((resume_dir / CONFIG).read_text())
+        saved = read_checkpoint_config(resume_dir)
         run_cfg = saved.get("extra", {}).get("train_config", {})
         mine, theirs = to_dict(cfg.model), run_cfg.get("model")
         if theirs is not None and _arch(mine) != _arch(theirs):
@@ -83,7 +82,7 @@ def prepare(
         raise ResumeError(f"the model has no head for {missing}; heads: {model.heads}")
     if resume_dir is not None:
         # also compare the full network description (catches heads / sizes)
-        fresh = json.loads((resume_dir / CONFIG).read_text())["model"]
+        fresh = read_checkpoint_config(resume_dir)["model"]
         if checkpoint_metadata(model)["model"] != fresh:
             raise ResumeError(f"--resume {resume_dir}: the checkpoint's network differs")
     trainable = builders.trainable_mask(model, tuple(cfg.finetune.trainable))

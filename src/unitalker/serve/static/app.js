@@ -166,7 +166,21 @@ async function loadMeshes(heads) {
       faces: arrays.faces ? arrays.faces.data : null,
       basis: arrays.basis ? arrays.basis.data : null,
       pos: new Float32Array(arrays.neutral.data.length),
+      display: null,
     };
+    if (arrays.display_rest) {  // synth heads: cavity, teeth, tongue, eyes (render-only)
+      const rest = arrays.display_rest.data;
+      S.meshes[h].display = {
+        rest, faces: arrays.display_faces.data, colors: arrays.display_colors.data,
+        blink: arrays.display_blink.data, indptr: arrays.display_indptr.data,
+        indices: arrays.display_indices.data, data: arrays.display_data.data,
+        neutral: S.meshes[h].neutral, out: new Float32Array(rest.length),
+        smooth: arrays.display_smooth_indptr ? {
+          indptr: arrays.display_smooth_indptr.data, indices: arrays.display_smooth_indices.data,
+          data: arrays.display_smooth_data.data,
+        } : null,
+      };
+    }
   }
 }
 
@@ -190,15 +204,19 @@ function selectView(h) {
   if (!viewer) return;
   if (!S.viewHead) { viewer.clear(); return; }
   const m = S.meshes[h];
-  viewer.setMesh(m.neutral, m.faces);
+  if (m.display) viewer.setMesh(m.display.rest, m.display.faces, m.display.colors);
+  else viewer.setMesh(m.neutral, m.faces);
   viewer.draw();
 }
 
 /** Vertices of frame `frame` (a Float32Array of channels) of head h, into the mesh's buffer. */
-function frameVertices(h, frame) {
+function frameVertices(h, frame, t) {
   const m = S.meshes[h];
-  if (m.basis) return evalRig(m.neutral, m.basis, frame, m.pos);
-  return frame;
+  const v = m.basis ? evalRig(m.neutral, m.basis, frame, m.pos) : frame;
+  if (!m.display) return v;
+  const idle = $("#idle");
+  const blink = idle && idle.checked ? blinkAt(t) : 0;  // render-only, never in the data
+  return evalDisplay(m.display, v, blink, m.display.out);
 }
 
 function currentFrame(h) {
@@ -216,9 +234,13 @@ function currentFrame(h) {
 function tick() {
   if (viewer && S.viewHead && S.meshes[S.viewHead]) {
     const [i, frame] = currentFrame(S.viewHead);
-    const key = S.mode === "live" ? `live${i}` : i;
+    const t = S.mode === "live" ? performance.now() / 1000 : $("#player").currentTime;
+    const m = S.meshes[S.viewHead];
+    // dressed heads redraw every tick while blinking is on (the blink runs on its own clock)
+    const live = m.display && $("#idle") && $("#idle").checked ? `@${Math.round(t * 30)}` : "";
+    const key = (S.mode === "live" ? `live${i}` : `${i}`) + live;
     if (frame && key !== S.shownFrame) {
-      viewer.setVertices(frameVertices(S.viewHead, frame));
+      viewer.setVertices(frameVertices(S.viewHead, frame, t));
       viewer.draw();
       S.shownFrame = key; S.framesDrawn++;
       $("#frame-info").textContent = `frame ${i}`;

@@ -1,7 +1,8 @@
 // unitalker viewer: a small WebGL mesh renderer with an orbit camera (no dependencies).
 //
 //   const v = new MeshViewer(canvas);
-//   v.setMesh(neutral /* Float32Array V*3 */, faces /* Uint32Array F*3 or null */);
+//   v.setMesh(neutral /* Float32Array V*3 */, faces /* Uint32Array F*3 or null */,
+//             colors /* Float32Array V*3 (sRGB 0..1) or null: one skin colour */);
 //   v.setVertices(positions);  // each frame
 //   v.draw();
 //
@@ -12,12 +13,15 @@
 const VS = `
 attribute vec3 aPos;
 attribute vec3 aNormal;
+attribute vec3 aColor;
 uniform mat4 uMVP;
 uniform mat4 uModel;
 uniform float uPointSize;
 varying vec3 vNormal;
+varying vec3 vColor;
 void main() {
   vNormal = mat3(uModel) * aNormal;
+  vColor = aColor;
   gl_Position = uMVP * vec4(aPos, 1.0);
   gl_PointSize = uPointSize;
 }`;
@@ -25,9 +29,10 @@ void main() {
 const FS = `
 precision mediump float;
 varying vec3 vNormal;
-uniform vec3 uColor;
+varying vec3 vColor;
 uniform float uLit;
 void main() {
+  vec3 uColor = vColor;
   vec3 n = normalize(vNormal);
   if (!gl_FrontFacing) n = -n;
   vec3 l1 = normalize(vec3(0.4, 0.6, 1.0));
@@ -92,12 +97,13 @@ class MeshViewer {
       normal: gl.getAttribLocation(this.prog, "aNormal"),
       mvp: gl.getUniformLocation(this.prog, "uMVP"),
       model: gl.getUniformLocation(this.prog, "uModel"),
-      color: gl.getUniformLocation(this.prog, "uColor"),
+      color: gl.getAttribLocation(this.prog, "aColor"),
       lit: gl.getUniformLocation(this.prog, "uLit"),
       pointSize: gl.getUniformLocation(this.prog, "uPointSize"),
     };
     this.posBuf = gl.createBuffer();
     this.nrmBuf = gl.createBuffer();
+    this.colBuf = gl.createBuffer();
     this.idxBuf = gl.createBuffer();
     this.yaw = 0; this.pitch = 0; this.distance = 3; this.center = [0, 0, 0]; this.radius = 1;
     this.mesh = null;
@@ -141,7 +147,7 @@ class MeshViewer {
   }
 
   /** neutral: Float32Array [V*3]; faces: Uint32Array [F*3] or null (points). */
-  setMesh(neutral, faces) {
+  setMesh(neutral, faces, colors) {
     const gl = this.gl;
     const v = neutral.length / 3;
     let lo = [Infinity, Infinity, Infinity], hi = [-Infinity, -Infinity, -Infinity];
@@ -155,6 +161,13 @@ class MeshViewer {
       else idx = v > 65535 ? new Uint32Array(faces) : new Uint16Array(faces);
     }
     this.mesh = { v, faces: idx ? faces : null, idx, normals: new Float32Array(v * 3) };
+    let col = colors;
+    if (!col) {  // one skin colour
+      col = new Float32Array(v * 3);
+      for (let i = 0; i < col.length; i += 3) { col[i] = 0.86; col[i + 1] = 0.72; col[i + 2] = 0.62; }
+    }
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.colBuf);
+    gl.bufferData(gl.ARRAY_BUFFER, col, gl.STATIC_DRAW);
     if (idx) {
       gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, this.idxBuf);
       gl.bufferData(gl.ELEMENT_ARRAY_BUFFER, idx, gl.STATIC_DRAW);
@@ -197,7 +210,6 @@ class MeshViewer {
     const proj = M4.perspective(0.6, w / h, r * 0.05, r * 10);
     gl.uniformMatrix4fv(this.loc.mvp, false, M4.mul(proj, view));
     gl.uniformMatrix4fv(this.loc.model, false, M4.identity());
-    gl.uniform3f(this.loc.color, 0.86, 0.72, 0.62);
     gl.uniform1f(this.loc.lit, m.faces ? 1 : 0);
     gl.uniform1f(this.loc.pointSize, 3 * dpr);
     gl.bindBuffer(gl.ARRAY_BUFFER, this.posBuf);
@@ -206,6 +218,9 @@ class MeshViewer {
     gl.bindBuffer(gl.ARRAY_BUFFER, this.nrmBuf);
     gl.enableVertexAttribArray(this.loc.normal);
     gl.vertexAttribPointer(this.loc.normal, 3, gl.FLOAT, false, 0, 0);
+    gl.bindBuffer(gl.ARRAY_BUFFER, this.colBuf);
+    gl.enableVertexAttribArray(this.loc.color);
+    gl.vertexAttribPointer(this.loc.color, 3, gl.FLOAT, false, 0, 0);
     if (m.faces) {
       gl.bindBuffer(gl.ELEMENT_ARRAY_BUFFER, this.idxBuf);
       gl.drawElements(gl.TRIANGLES, m.idx.length, m.idx instanceof Uint32Array ? gl.UNSIGNED_INT : gl.UNSIGNED_SHORT, 0);
@@ -228,5 +243,57 @@ function evalRig(neutral, basis, weights, out) {
   return out;
 }
 
+/** The render-only dressing of a synth head: rest + A @ S @ (v - neutral) + blink * blinkField.
+ *  d: {rest, blink, indptr, indices, data, neutral, smooth} (typed arrays; A is CSR [D, V];
+ *  smooth: null or {indptr, indices, data}, the CSR [V, V] smoothing of the displacements). */
+function evalDisplay(d, v, blink, out) {
+  const n = d.rest.length / 3, ip = d.indptr, ix = d.indices, a = d.data, nb = d.neutral;
+  const nv = nb.length / 3;
+  if (!d.delta) d.delta = new Float32Array(nb.length);
+  const dv = d.delta, s = d.smooth;
+  for (let r = 0; r < nv; r++) {
+    const o = r * 3;
+    if (!s) { dv[o] = v[o] - nb[o]; dv[o + 1] = v[o + 1] - nb[o + 1]; dv[o + 2] = v[o + 2] - nb[o + 2]; continue; }
+    let x = 0, y = 0, z = 0;
+    for (let k = s.indptr[r]; k < s.indptr[r + 1]; k++) {
+      const j = s.indices[k] * 3, w = s.data[k];
+      x += w * (v[j] - nb[j]); y += w * (v[j + 1] - nb[j + 1]); z += w * (v[j + 2] - nb[j + 2]);
+    }
+    dv[o] = x; dv[o + 1] = y; dv[o + 2] = z;
+  }
+  for (let r = 0; r < n; r++) {
+    let x = 0, y = 0, z = 0;
+    for (let k = ip[r]; k < ip[r + 1]; k++) {
+      const j = ix[k] * 3, w = a[k];
+      x += w * dv[j]; y += w * dv[j + 1]; z += w * dv[j + 2];
+    }
+    const o = r * 3;
+    out[o] = d.rest[o] + x + blink * d.blink[o];
+    out[o + 1] = d.rest[o + 1] + y + blink * d.blink[o + 1];
+    out[o + 2] = d.rest[o + 2] + z + blink * d.blink[o + 2];
+  }
+  return out;
+}
+
+/** A procedural blink in [0, 1] at time t (s): every 2-6 s, 70 ms closing, 150 ms opening
+ *  (the same shape as unitalker.synth.dressing.IdleMotion, not the same random times). */
+function blinkAt(t) {
+  let start = 0.9, seed = 12345;
+  const rnd = () => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed / 2147483648; };
+  while (start + 2 < t) {
+    const gap = 2 + 4 * rnd();
+    if (start + gap > t) break;
+    start += gap;
+  }
+  const dt = t - start;
+  if (dt < 0) return 0;
+  if (dt < 0.07) return Math.sin(0.5 * Math.PI * dt / 0.07);
+  if (dt < 0.11) return 1;
+  if (dt < 0.26) return 0.5 + 0.5 * Math.cos(Math.PI * (dt - 0.11) / 0.15);
+  return 0;
+}
+
 window.MeshViewer = MeshViewer;
 window.evalRig = evalRig;
+window.evalDisplay = evalDisplay;
+window.blinkAt = blinkAt;
