@@ -43,7 +43,9 @@ class NpzWriter(Writer):
         arrays: dict[str, np.ndarray] = {}
         heads = {}
         for key, anim in results.items():
-            arrays[key] = np.ascontiguousarray(anim.data, dtype=np.float32)
+            # asanyarray: a memory-mapped result stays a np.memmap, so write_npz can release
+            # its pages as it goes (ascontiguousarray would return a plain view of the map)
+            arrays[key] = np.asanyarray(anim.data, dtype=np.float32)
             arrays[f"{key}__fps"] = np.asarray(float(anim.fps), dtype=np.float64)
             heads[key] = {
                 "convention": anim.convention,
