@@ -33,7 +33,8 @@ class Animation:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.data = np.asarray(self.data, dtype=np.float32)
+        # asanyarray: a memory-mapped result (long audio) stays a np.memmap, not a copy
+        self.data = np.asanyarray(self.data, dtype=np.float32)
         if self.data.ndim != 2:
             raise ValueError(
                 f"Animation {self.convention}: data must be [T, C], got {self.data.shape}"

@@ -116,7 +116,7 @@ def test_animate_rejects_bad_arguments():
     with pytest.raises(ValueError, match="overlap"):
         animate(model, speechy(1.0), window=3, overlap=3)
     with pytest.raises(ValueError, match="precision"):
-        animate(model, speechy(1.0), precision="fp16")
+        animate(model, speechy(1.0), precision="fp8")
     with pytest.raises(ValueError, match="NaN"):
         animate(model, np.full(16000, np.nan, dtype=np.float32))
 

@@ -34,10 +34,36 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--skip",
         default="",
-        help="comma-separated parts to skip: per_head, onnx, bf16, memory, streaming, render",
+        help="comma-separated parts to skip: per_head, one_pass, onnx, bf16, memory, streaming, render",
     )
     p.add_argument(
         "--threads", type=COUNT, default=None, help="torch / onnxruntime threads (%(type)s)"
+    )
+    p.add_argument(
+        "--device", default="cpu", help="torch device of the speed runs: cpu (default), cuda, auto"
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time bf16 + torch.compile (inductor; compiling takes minutes on a CPU)",
+    )
+    p.add_argument(
+        "--synth-data",
+        default=None,
+        help="A2F-Synth release folder (scripts/prepare_synth.sh): the default model's LVE "
+        "on its test split, streamed and offline",
+    )
+    p.add_argument(
+        "--max-sequences",
+        type=COUNT,
+        default=None,
+        help="at most N test sequences per dataset (%(type)s)",
+    )
+    p.add_argument(
+        "--memory",
+        default=None,
+        help="comma-separated audio lengths in seconds for the memory runs (default 60,600; "
+        "--quick: 10,60)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -51,8 +77,14 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-    paths = tuple(p for p in ("per_head", "one_pass", "bf16", "onnx") if p not in skip)
+    from unitalker.device import resolve_device
+
+    resolve_device(args.device)  # a clear error before minutes of work
+    names = ("per_head", "one_pass", "bf16", "onnx") + (("compile",) if args.compile else ())
+    paths = tuple(p for p in names if p not in skip)
     memory = () if "memory" in skip else ((10.0, 60.0) if args.quick else (60.0, 600.0))
+    if args.memory and "memory" not in skip:
+        memory = tuple(float(x) for x in args.memory.split(",") if x.strip())
     lookaheads = () if "streaming" in skip else ((0.2,) if args.quick else (0.08, 0.2, 0.5))
     report = run_bench(
         args.size,
@@ -63,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         lookaheads=lookaheads,
         stream_seconds=4.0 if args.quick else 8.0,
         render="render" not in skip,
+        default_lookaheads=() if "streaming" in skip else (0.1, 0.15),
+        synth_data=args.synth_data,
+        max_sequences=args.max_sequences,
+        device=args.device,
         progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True),
     )
     print(report.to_json() if args.json else report.table())

@@ -105,6 +105,46 @@ class Writer:
         return write_outputs(results, out_dir, stem, [self.name], audio=audio, overwrite=overwrite)
 
 
+def iter_rows(data: np.ndarray, max_bytes: int = 16 * 2**20) -> Iterable[np.ndarray]:
+    """``data [T, C]`` in consecutive row blocks of at most ``max_bytes`` (at least one row).
+
+    For memory-mapped input (long results, see :func:`unitalker.inference.animate.animate`)
+    the pages of each block are released after it is used, so writing a file from a
+    disk-backed array does not bring the whole array into memory.
+    """
+    rows = max(1, max_bytes // max(1, data.strides[0] if data.ndim else 1))
+    release = _page_releaser(data)
+    for i in range(0, len(data), rows):
+        block = data[i : i + rows]
+        yield block
+        if release is not None:
+            release(block)
+
+
+def _page_releaser(data: np.ndarray):  # noqa: ANN202 - a small closure
+    import mmap
+
+    # Only shared mappings: dropping pages of a copy-on-write ("c") map would lose edits.
+    if not isinstance(data, np.memmap) or getattr(data, "mode", None) not in ("r", "r+"):
+        return None
+    base = data
+    while not isinstance(base, mmap.mmap) and getattr(base, "base", None) is not None:
+        base = base.base
+    if not isinstance(base, mmap.mmap) or not hasattr(mmap, "MADV_DONTNEED"):
+        return None
+    start = np.frombuffer(base, dtype=np.uint8).ctypes.data
+    page = mmap.PAGESIZE
+
+    def release(block: np.ndarray) -> None:
+        a = block.ctypes.data - start
+        b = a + block.nbytes
+        a0 = a // page * page
+        if b > a0:
+            base.madvise(mmap.MADV_DONTNEED, a0, min(len(base), -(-b // page) * page) - a0)
+
+    return release
+
+
 _WRITERS: dict[str, type[Writer]] = {}
 _ORDER = ("npz", "csv", "json", "glb", "usd", "obj", "ply", "mp4")  # how formats are listed
 

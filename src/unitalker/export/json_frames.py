@@ -50,5 +50,35 @@ class JsonWriter(Writer):
         return True
 
     def write_head(self, animation: Animation, path: Path) -> None:
+        # The same text as json.dump(animation_to_json(..)), with the frames appended in
+        # blocks so that a long (memory-mapped) result is never held as Python floats.
+        from unitalker.export.base import iter_rows
+
+        sep = (",", ":")
+        head = dict(
+            animation_to_json(
+                Animation(
+                    animation.convention,
+                    animation.fps,
+                    animation.data[:0],
+                    animation.identity,
+                    animation.meta,
+                )
+            )
+        )
+        text = json.dumps(head, separators=sep, default=str)
+        before, mark, after = text.partition('"frames":[]')
+        if not mark:
+            raise AssertionError("frames key missing from the JSON header")
         with open(path, "w", encoding="utf-8") as f:
-            json.dump(animation_to_json(animation), f, separators=(",", ":"), default=str)
+            f.write(before + '"frames":[')
+            first = True
+            for block in iter_rows(animation.data, 2 * 2**20):
+                part = animation_to_json(
+                    Animation(animation.convention, animation.fps, np.asarray(block))
+                )["frames"]
+                body = json.dumps(part, separators=sep, default=str)[1:-1]
+                if body:
+                    f.write(body if first else "," + body)
+                    first = False
+            f.write("]" + after)

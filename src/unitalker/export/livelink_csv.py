@@ -84,14 +84,20 @@ class LiveLinkCsvWriter(Writer):
         return f"csv needs ARKit blendshape channels; {animation.convention!r} has none"
 
     def write_head(self, animation: Animation, path: Path) -> None:
-        weights = to_live_link(animation)
+        from unitalker.export.base import iter_rows
+
         rot = ",".join(["0"] * len(LIVE_LINK_ROTATIONS))
-        lines = [",".join(HEADER)]
-        for i, row in enumerate(weights):
-            vals = ",".join(_fmt(v) for v in row)
-            lines.append(f"{timecode(i, animation.fps)},{BLENDSHAPE_COUNT},{vals},{rot}")
         with open(path, "w", newline="", encoding="utf-8") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(",".join(HEADER) + "\n")
+            i = 0
+            for block in iter_rows(animation.data, 2**20):  # appended block by block
+                weights = to_live_link(Animation(animation.convention, animation.fps, block))
+                lines = []
+                for row in weights:
+                    vals = ",".join(_fmt(v) for v in row)
+                    lines.append(f"{timecode(i, animation.fps)},{BLENDSHAPE_COUNT},{vals},{rot}\n")
+                    i += 1
+                f.write("".join(lines))
 
 
 def _fmt(v: float) -> str:

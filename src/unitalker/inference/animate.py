@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -39,6 +41,9 @@ log = logging.getLogger(__name__)
 
 WINDOW_SECONDS = 25.0
 OVERLAP_SECONDS = 5.0
+# Results larger than this are streamed to .npy files and returned memory-mapped (all six
+# B-size heads make ~11 MB per second of audio: about 25 s of audio at the default).
+MEMMAP_BYTES = 256 * 2**20
 WINDOW_LAYOUTS = ("ours", "original")
 
 
@@ -113,36 +118,93 @@ def aligned_window_starts(n_samples: int, window: int, hop: int, grid: int) -> l
 class CrossfadeMerger:
     """Incremental form of :func:`crossfade_merge` for windows that arrive in order.
 
-    Holds only the merged ``[n_frames, C]`` float32 output (pre-allocated), so memory does not
-    grow with the number of windows beyond the result itself. The blend is the same: the
-    earlier window alone until the last ``fade`` frames of the overlap, then a linear
-    cross-fade whose two weights sum to one.
+    In memory (``path=None``) it holds only the merged ``[n_frames, C]`` float32 output
+    (pre-allocated). With ``path`` it streams to an ``.npy`` file instead: frames before a
+    new window's start can no longer change, so they are written out as each window
+    arrives and only the frames of the last window stay in memory; :meth:`result` returns
+    the file memory-mapped read-only. Both forms do the same float32 arithmetic, so their
+    results are equal bit for bit. The blend: the earlier window alone until the last
+    ``fade`` frames of the overlap, then a linear cross-fade whose two weights sum to one.
     """
 
-    def __init__(self, n_frames: int, channels: int, fade: int):
-        self.out = np.empty((n_frames, channels), dtype=np.float32)
+    def __init__(self, n_frames: int, channels: int, fade: int, path: str | Path | None = None):
+        self.n_frames, self.channels = n_frames, channels
         self.fade = fade
-        self.end = 0  # frames written so far
+        self.end = 0  # frames merged so far
+        self.path = None if path is None else Path(path)
+        self._file = None
+        if self.path is None:
+            self.out = np.empty((n_frames, channels), dtype=np.float32)
+            self._base = 0  # global frame of out[0]
+        else:
+            self._file = open(self.path, "wb")  # noqa: SIM115 - closed in result()
+            np.lib.format.write_array_header_1_0(
+                self._file,
+                {"descr": "<f4", "fortran_order": False, "shape": (n_frames, channels)},
+            )
+            self.out = np.empty((0, channels), dtype=np.float32)
+            self._base = 0
+
+    def _spill(self, upto: int) -> None:
+        """Write frames ``[_base, upto)`` to the file and drop them from memory."""
+        k = upto - self._base
+        if self._file is None or k <= 0:
+            return
+        self._file.write(np.ascontiguousarray(self.out[:k]).data)
+        self.out = self.out[k:]
+        self._base = upto
 
     def add(self, start: int, arr: np.ndarray) -> None:
-        n = len(self.out)
+        n = self.n_frames
         start = min(max(0, start), self.end)
         t = min(len(arr), n - start)
         if t <= 0:
             return
+        if self._file is not None:
+            self._spill(start)  # no later window reaches before this one's start
+            keep = self.out[: self.end - start]
+            self.out = np.empty((max(t, len(keep)), self.channels), dtype=np.float32)
+            self.out[: len(keep)] = keep
+        b0 = self._base
         overlap = min(self.end - start, t)
         f = min(self.fade, overlap)
         if f > 0:
             w = np.linspace(0, 1, f + 2, dtype=np.float32)[1:-1, None]
-            a, b = start + overlap - f, start + overlap
+            a, b = start + overlap - f - b0, start + overlap - b0
             self.out[a:b] = self.out[a:b] * (1 - w) + arr[overlap - f : overlap] * w
-        self.out[start + overlap : start + t] = arr[overlap:t]
+        self.out[start + overlap - b0 : start + t - b0] = arr[overlap:t]
         self.end = max(self.end, start + t)
 
     def result(self) -> np.ndarray:
-        if self.end < len(self.out):  # a tie in frame rounding left the last frame(s) out
-            self.out[self.end :] = self.out[self.end - 1] if self.end else 0.0
-        return self.out
+        """``[n_frames, C]`` float32 (read-only memory-mapped when streamed to a file)."""
+        if self._file is None:
+            if self.end < len(self.out):  # a tie in frame rounding left the last frame(s) out
+                self.out[self.end :] = self.out[self.end - 1] if self.end else 0.0
+            return self.out
+        if self.end < self.n_frames:  # same fill as above, on the in-memory tail
+            tail = np.empty((self.n_frames - self._base, self.channels), dtype=np.float32)
+            tail[: self.end - self._base] = self.out[: self.end - self._base]
+            tail[self.end - self._base :] = tail[self.end - self._base - 1] if self.end else 0.0
+            self.out = tail
+            self.end = self.n_frames
+        self._spill(self.n_frames)
+        self._file.close()
+        self._file = None
+        self.out = np.empty((0, self.channels), dtype=np.float32)
+        return np.load(self.path, mmap_mode="r")
+
+
+def output_bytes(n_samples: int, heads: Sequence[str], rates: dict[str, float]) -> int:
+    """Bytes of float32 output that :func:`animate` returns for ``n_samples`` of audio."""
+    return sum(4 * frame_count(n_samples, rates[h]) * conventions.get(h).dim for h in heads)
+
+
+def _spill_folder(spill_dir: str | Path | None) -> Path:
+    if spill_dir is not None:
+        p = Path(spill_dir)
+        p.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="unitalker-", dir=p))
+    return Path(tempfile.mkdtemp(prefix="unitalker-"))
 
 
 @torch.inference_mode()
@@ -158,6 +220,8 @@ def animate(
     overlap: float = OVERLAP_SECONDS,
     precision: str = "fp32",
     progress: Callable[[int, int], None] | None = None,
+    memmap: bool | None = None,
+    spill_dir: str | Path | None = None,
     windows: str = "ours",
 ) -> dict[str, Animation]:
     """Animate one clip with every requested head.
@@ -174,6 +238,12 @@ def animate(
         overlap: overlap between windows in seconds (the cross-fade length).
         precision: ``fp32`` or ``bf16`` (see :mod:`unitalker.inference.precision`).
         progress: called as ``progress(done_windows, total_windows)``.
+        memmap: stream each head to an ``.npy`` file as windows finish and return it
+            memory-mapped (read-only), so memory stays flat for any length. None (default):
+            when the result exceeds :data:`MEMMAP_BYTES`.
+        spill_dir: folder for those files (default: the system temp folder). A fresh
+            ``unitalker-*`` folder is made inside it; the files are unlinked once mapped
+            (Linux keeps the data until the arrays are freed), so nothing is left behind.
         windows: ``ours`` (default) or ``original`` (the original demo's fixed 25 s / 20 s
             windows and blend, reproduced exactly; ``window`` / ``overlap`` are then unused).
 
@@ -211,6 +281,9 @@ def animate(
     grid = frame_grid(list(rates.values()))
     starts = aligned_window_starts(n, win, hop, grid)
     runner, ctx = for_precision(model, precision)
+    if memmap is None:
+        memmap = output_bytes(n, heads, rates) > MEMMAP_BYTES
+    folder = _spill_folder(spill_dir) if memmap else None
     mergers: dict[str, CrossfadeMerger] = {}
     for i, s0 in enumerate(starts):
         end = n if i == len(starts) - 1 else s0 + win
@@ -220,14 +293,27 @@ def animate(
         for h in heads:
             motion = out[h].motion[0].float().cpu().numpy()  # [t, C]
             if h not in mergers:
-                mergers[h] = CrossfadeMerger(totals[h], motion.shape[1], round(overlap * rates[h]))
+                mergers[h] = CrossfadeMerger(
+                    totals[h],
+                    motion.shape[1],
+                    round(overlap * rates[h]),
+                    None if folder is None else folder / f"{h}.npy",
+                )
             mergers[h].add(round(s0 / SAMPLE_RATE * rates[h]), motion)
             del motion
         del out
         if progress is not None:
             progress(i + 1, len(starts))
 
-    return {h: Animation(h, rates[h], mergers[h].result(), identity=name) for h in heads}
+    out = {h: Animation(h, rates[h], mergers[h].result(), identity=name) for h in heads}
+    if folder is not None:
+        if os.name == "posix":  # mapped files stay readable after unlinking
+            for h in heads:
+                (folder / f"{h}.npy").unlink()
+            folder.rmdir()
+        else:
+            log.info("memory-mapped results kept in %s", folder)
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -1,10 +1,16 @@
-"""Reduced-precision inference.
+"""Reduced-precision inference: a twin of the model stored in the compute dtype.
 
-``bf16`` runs under CPU/GPU autocast, but with the matrix weights (linear, conv,
-embedding, PCA bases) already stored in bfloat16 in a twin of the model. Plain autocast
-re-casts every fp32 weight on every call: for the B-size model that is ~0.5 GB of
-conversion per forward and made autocast no faster than fp32 on this CPU; the twin made
-it 2.5x faster. Norms stay fp32 (autocast runs them in fp32 anyway).
+``bf16`` (and ``fp16``, meant for GPUs) run an inference-only copy of the model whose every
+parameter and buffer is already in the compute dtype, with no autocast. Autocast casts
+activations (and, without a twin, every fp32 weight: ~0.5 GB per call for the B-size
+model) at each op boundary; a twin in the compute dtype casts nothing per call. Norms keep
+fp32 accumulation inside their kernels (CPU and CUDA layer / group norm accumulate in
+float for bf16 / fp16 inputs); only their outputs are rounded, and the measured error
+against fp32 (``unitalker bench``) is no larger than autocast's.
+
+The twin also has its inference-only rewrites done once: weight-norm parametrisations baked
+into plain weights (the positional conv recomputed its weight on every call) and WavLM's
+attention fused (:mod:`unitalker.models.fused_attention`; the base model is fused too).
 """
 
 from __future__ import annotations
@@ -17,38 +23,74 @@ from typing import Any
 import torch
 from torch import nn
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
-_TWINS: weakref.WeakKeyDictionary[nn.Module, nn.Module] = weakref.WeakKeyDictionary()
+_TWINS: weakref.WeakKeyDictionary[nn.Module, dict[torch.dtype, nn.Module]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def bf16_twin(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` with its matrix weights in bfloat16 (cached per model).
+def _bake_weight_norm(model: nn.Module) -> None:
+    """Replace weight-norm parametrisations / hooks by the weight they compute."""
+    from torch.nn.utils import parametrize
+
+    for mod in model.modules():
+        if parametrize.is_parametrized(mod):
+            # Not parametrize.remove_parametrizations: it deletes the property from the
+            # parametrised class, which a deep copy shares with the original model.
+            values = {n: getattr(mod, n).detach().clone() for n in mod.parametrizations}
+            del mod._modules["parametrizations"]
+            mod.__class__ = type(mod).__bases__[0]
+            for n, v in values.items():
+                mod.register_parameter(n, nn.Parameter(v, requires_grad=False))
+        for k, hook in list(mod._forward_pre_hooks.items()):
+            if type(hook).__name__ == "WeightNorm":  # the old torch.nn.utils.weight_norm
+                hook.remove(mod)
+                del mod._forward_pre_hooks[k]
+
+
+def twin(model: nn.Module, dtype: torch.dtype) -> nn.Module:
+    """An eval-mode copy of ``model`` with every floating tensor in ``dtype`` (cached).
 
     The cache holds the twin as long as the model lives; a model changed after the first
     call (e.g. more training) should not be used with a stale twin, so inference code asks
     for the twin of an eval-mode model only.
     """
-    twin = _TWINS.get(model)
-    if twin is None:
-        twin = copy.deepcopy(model).eval()
-        for mod in twin.modules():
-            if isinstance(mod, (nn.Linear, nn.Conv1d, nn.Embedding)):
-                mod.to(torch.bfloat16)
-        for layer in getattr(twin, "pca_layer_dict", {}).values():
-            layer.components_to_data.data = layer.components_to_data.to(torch.bfloat16)
-        _TWINS[model] = twin
-    return twin
+    twins = _TWINS.setdefault(model, {})
+    t = twins.get(dtype)
+    if t is None:
+        from unitalker.models.fused_attention import fuse_wavlm_attention
+
+        # Built outside inference mode, so its tensors are ordinary ones (with version
+        # counters) even when the first call comes from inside torch.inference_mode().
+        with torch.inference_mode(False), torch.no_grad():
+            t = copy.deepcopy(model).eval()
+            for p in t.parameters():
+                p.requires_grad_(False)
+            _bake_weight_norm(t)
+            fuse_wavlm_attention(t)
+            t.to(dtype)
+        twins[dtype] = t
+    return t
+
+
+def bf16_twin(model: nn.Module) -> nn.Module:
+    """:func:`twin` in bfloat16 (kept for callers of the first version)."""
+    return twin(model, torch.bfloat16)
 
 
 def for_precision(model: Any, precision: str) -> tuple[Any, contextlib.AbstractContextManager]:
     """The model to run and the context to run it in for ``precision``.
 
-    Non-torch runners (ONNX) are returned as they are, with a null context.
+    Non-torch runners (ONNX) are returned as they are, with a null context. The context is
+    a null context for every precision now (the twin needs no autocast); it is kept in the
+    signature so that callers need not change.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if precision == "fp32" or not isinstance(model, nn.Module):
         return model, contextlib.nullcontext()
-    device = next(model.parameters()).device
-    return bf16_twin(model), torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    # The model casts the normalised waveform to its own dtype (UniTalker.forward), so the
+    # input is rounded once, after normalisation, and callers pass fp32 audio.
+    return twin(model, DTYPES[precision]), contextlib.nullcontext()

@@ -11,6 +11,15 @@ frame ``start_frame + j`` and concatenated output has the offline frame count.
 
 Latency = ``lookahead`` + the chunk size + one model run over ``context + chunk +
 lookahead`` seconds.
+
+Incremental mode (``incremental=True``, the default where the encoder allows it): the
+encoder's local feature extractor (log-mel + conv stem of the built-in encoder, the conv
+stack of HF encoders with a layer-norm stem) runs only on the new samples plus its
+receptive-field overlap, and its output frames are cached; each run then starts at the
+transformer. The waveform is standardised with the running mean and variance of the stream
+so far (offline standardises each window), which is the only difference to recomputing
+everything for encoders whose extractor is exactly local. Encoders whose extractor is
+not local (a group norm over time: WavLM / wav2vec2 base) recompute, as before.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import numpy as np
 import torch
 
 from unitalker import conventions
-from unitalker.audio import SAMPLE_RATE, frame_count
+from unitalker.audio import HOP_LENGTH, SAMPLE_RATE, frame_count
 from unitalker.inference.animate import frame_grid
 
 log = logging.getLogger(__name__)
@@ -67,6 +76,7 @@ class Streamer:
         *,
         max_step: float = 4.0,
         precision: str = "fp32",
+        incremental: bool | None = None,
     ):
         if lookahead < 0 or context < 0:
             raise ValueError("lookahead and context must be >= 0")
@@ -93,6 +103,18 @@ class Streamer:
         self._emitted = dict.fromkeys(self.heads, 0)  # frames returned so far, per head
         self._done = False
         self.run_times: list[float] = []  # seconds per model run (for latency reports)
+        enc = getattr(model, "audio_encoder", None)
+        edge = enc.feature_edge() if enc is not None else None
+        if incremental and edge is None:
+            raise ValueError(
+                "incremental streaming needs a torch model whose encoder has a local feature "
+                "extractor (built-in encoder, or an HF encoder with feat_extract_norm='layer')"
+            )
+        self.incremental = edge is not None if incremental is None else bool(incremental)
+        self._edge = edge or 0
+        self._stats = np.zeros(3)  # count, sum, sum of squares of the samples received
+        self._feats: torch.Tensor | None = None  # cached final feature frames [n, F]
+        self._f0 = 0  # global feature frame of _feats[0]
 
     # ------------------------------------------------------------------------------------
     @property
@@ -117,6 +139,8 @@ class Streamer:
             raise ValueError("audio chunk contains NaN or infinite samples")
         self._buf = np.concatenate([self._buf, x])
         self._received += len(x)
+        x64 = x.astype(np.float64)
+        self._stats += (len(x), x64.sum(), np.dot(x64, x64))
         final_until = self._received - self._la  # a frame at or before this time is final
         targets = {
             h: max(
@@ -187,14 +211,52 @@ class Streamer:
         device = self.model.device
         runner, ctx = for_precision(self.model, self.precision)
         with torch.inference_mode(), ctx:
+            feats = self._features(runner, s0, s1) if self.incremental and n >= MIN_WINDOW else None
             res = runner(
                 torch.from_numpy(np.ascontiguousarray(wav)).to(device)[None],
                 heads=self.heads,
                 identity=self._idx,
                 fps=self.fps,
+                **({} if feats is None else {"features": feats[None]}),
             )
         self.run_times.append(time.perf_counter() - t0)
         return {h: res[h].motion[0].float().cpu().numpy() for h in self.heads}
+
+    def _features(self, runner: Any, s0: int, s1: int) -> torch.Tensor | None:
+        """Encoder features ``[T50, F]`` of samples ``[s0, s1)``, extracting only frames not
+        cached yet (plus the extractor's edge); None when the cache cannot serve them."""
+        enc = runner.audio_encoder
+        edge = self._edge
+        if s0 % HOP_LENGTH:
+            return None
+        f_a = s0 // HOP_LENGTH
+        n_total = enc.output_lengths([s1])[0]  # frames of the audio up to s1
+        f_b = f_a + enc.output_lengths([s1 - s0])[0]
+        n_final = self._f0 + (0 if self._feats is None else len(self._feats))
+        # Extract from `edge` frames before the first uncached one (at least one window)
+        start = max(0, min(n_final - edge, (s1 - MIN_WINDOW) // HOP_LENGTH))
+        if f_a < self._f0 or start * HOP_LENGTH < self._offset or f_b > n_total:
+            return None
+        seg = self._buf[start * HOP_LENGTH - self._offset : s1 - self._offset]
+        if enc.normalizes:
+            cnt, tot, sq = self._stats
+            mean = tot / cnt
+            std = math.sqrt(max(sq / cnt - mean * mean, 0.0) + 1e-7)
+            seg = (seg - mean) / std
+        x = torch.from_numpy(np.ascontiguousarray(seg, dtype=np.float32)).to(runner.device)
+        new = enc.extract(x[None].to(runner.templates_dtype))[0]  # frames start..
+        # Keep the frames from n_final on: those before were cached already, and the
+        # first `edge` ones saw conv padding where there was audio.
+        new = new[n_final - start : n_total - start]
+        keep = n_total - edge - n_final  # frames of new that no later audio can change
+        have = self._feats if self._feats is not None else new[:0]
+        return self._store_and_slice(torch.cat([have, new]), self._f0, len(have) + keep, f_a, f_b)
+
+    def _store_and_slice(
+        self, feats: torch.Tensor, f0: int, n_keep: int, f_a: int, f_b: int
+    ) -> torch.Tensor:
+        self._feats, self._f0 = feats[: max(0, n_keep)], f0
+        return feats[f_a - f0 : f_b - f0]
 
     def _trim(self) -> None:
         # Keep only what a later window can still need: the context before the earliest
@@ -204,6 +266,9 @@ class Streamer:
         if keep_from > self._offset:
             self._buf = self._buf[keep_from - self._offset :]
             self._offset = keep_from
+        if self._feats is not None and keep_from // HOP_LENGTH > self._f0:
+            drop = min(len(self._feats), keep_from // HOP_LENGTH - self._f0)
+            self._feats, self._f0 = self._feats[drop:], self._f0 + drop
 
 
 def stream_array(

@@ -47,6 +47,7 @@ class AudioEncoder(nn.Module):
 
     hidden_size: int
     feature_size: int  # channels of :meth:`extract` (the adaptor's position-0 input)
+    normalizes: bool = False  # whether :meth:`normalize` standardises the waveform
 
     def normalize(self, audio: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         """Input normalisation ``[B, S] -> [B, S]`` over each sample's valid part."""
@@ -77,6 +78,13 @@ class AudioEncoder(nn.Module):
     def feature_parameters(self) -> list[nn.Parameter]:
         """Parameters of the local feature extractor (frozen after warm-up, as the original)."""
         return []
+
+    def feature_edge(self) -> int | None:
+        """Frames at each end of an :meth:`extract` call that differ from the same frames
+        extracted from a longer signal (conv zero padding), when frame ``i`` otherwise
+        depends only on samples ``[320 i, 320 i + 400)``; None when :meth:`extract` is not
+        local (e.g. a group norm over time), so it cannot run incrementally."""
+        return None
 
     def config_dict(self) -> dict[str, Any]:
         """What :func:`build_encoder` needs to rebuild this encoder without a download."""
@@ -112,9 +120,15 @@ class HFAudioEncoder(AudioEncoder):
         self.model = model
         self.family = family
         self.do_normalize = bool(do_normalize)
+        self.normalizes = self.do_normalize
         self.name_or_path = name_or_path
         self.hidden_size = int(model.config.hidden_size)
         self.feature_size = int(model.config.conv_dim[-1])
+        if family == "wavlm":
+            # Same math as HF's attention, one fused SDPA call (models/fused_attention.py).
+            from unitalker.models.fused_attention import fuse_wavlm_attention
+
+            fuse_wavlm_attention(self.model)
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -205,6 +219,11 @@ class HFAudioEncoder(AudioEncoder):
     def feature_parameters(self) -> list[nn.Parameter]:
         return list(self.model.feature_extractor.parameters())
 
+    def feature_edge(self) -> int | None:
+        # Valid (unpadded) convs: exact on any sample range, unless the first conv's
+        # group norm normalises over time (WavLM / wav2vec2 base: "group").
+        return 0 if getattr(self.model.config, "feat_extract_norm", "group") == "layer" else None
+
 
 def _family_of(model_type: str, name: str) -> str:
     mapping = {"wavlm": "wavlm", "wav2vec2": "wav2vec2", "hubert": "hubert"}
@@ -272,6 +291,7 @@ class BuiltinAudioEncoder(AudioEncoder):
     """
 
     N_FFT = 400
+    normalizes = True
 
     def __init__(
         self,
@@ -351,6 +371,9 @@ class BuiltinAudioEncoder(AudioEncoder):
 
     def feature_parameters(self) -> list[nn.Parameter]:
         return list(self.stem.parameters())
+
+    def feature_edge(self) -> int | None:
+        return len(self.stem)  # each kernel-3 stem conv reaches one frame further
 
     def config_dict(self) -> dict[str, Any]:
         return {

@@ -54,10 +54,22 @@ class PCALayer(nn.Module):
         layer.original_data_mean.copy_(torch.from_numpy(mean))
         return layer
 
-    def decode(self, coeffs: torch.Tensor) -> torch.Tensor:
-        """``[.., K] -> [.., D]``: ``coeffs @ components + mean``."""
+    def decode(self, coeffs: torch.Tensor, offset: torch.Tensor | None = None) -> torch.Tensor:
+        """``[.., K] -> [.., D]``: ``coeffs @ components + mean (+ offset)``.
+
+        ``offset`` (broadcastable to the output, e.g. a template ``[B, 1, D]``) is added
+        in the same GEMM as the mean: one pass over the output instead of two.
+        """
         k = coeffs.shape[-1]
-        return coeffs @ self.components_to_data[:k] + self.original_data_mean
+        comps = self.components_to_data[:k]  # [K, D]
+        bias = self.original_data_mean
+        if offset is not None and offset.dim() == 3 and offset.shape[0] > 1:
+            # per-sample offsets [B, 1, D]: a batched GEMM with the offsets as its input
+            return torch.baddbmm(bias + offset, coeffs, comps.expand(coeffs.shape[0], -1, -1))
+        if offset is not None:
+            bias = bias + offset.reshape(-1)
+        # linear(x, W^T, b) = x @ W + b, the bias added by the GEMM itself
+        return nn.functional.linear(coeffs, comps.t(), bias)
 
     def encode(self, data: torch.Tensor) -> torch.Tensor:
         """``[.., D] -> [.., K]`` projection (rows of the components are orthonormal)."""

@@ -111,6 +111,11 @@ class UniTalker(nn.Module):
         return next(self.parameters()).device
 
     @property
+    def templates_dtype(self) -> torch.dtype:
+        """The model's compute dtype (that of its stored templates)."""
+        return next(iter(self.templates.buffers())).dtype if self.config.heads else torch.float32
+
+    @property
     def heads(self) -> list[str]:
         return self.config.head_names
 
@@ -144,6 +149,7 @@ class UniTalker(nn.Module):
         lengths: Sequence[int] | torch.Tensor | None = None,
         frames: dict[str, Sequence[int]] | None = None,
         fps: dict[str, float] | None = None,
+        features: torch.Tensor | None = None,
     ) -> dict[str, HeadOutput]:
         """Run the encoder and decoder once and every requested head.
 
@@ -157,6 +163,9 @@ class UniTalker(nn.Module):
             frames: per head, the wanted frame count per sample (default:
                 ``round(seconds * fps)``, as the original).
             fps: per head, an output rate other than the convention's.
+            features: ``[B, T50, F]`` the encoder's :meth:`extract` output for ``audio``,
+                computed elsewhere (incremental streaming caches it); skips normalisation
+                and extraction.
 
         Returns:
             ``{head: HeadOutput}`` with ``motion [B, T_head, D]``.
@@ -182,8 +191,13 @@ class UniTalker(nn.Module):
             groups.setdefault(tuple(counts[h]), []).append(h)
 
         enc = self.audio_encoder
-        x = enc.normalize(audio, lens)
-        feats = enc.extract(x, lens)  # [B, T50, F]
+        # Normalise in the input's precision, then round once to the model's dtype (a
+        # bf16 / fp16 twin, see unitalker.inference.precision, takes fp32 audio).
+        if features is None:
+            x = enc.normalize(audio, lens).to(self.templates_dtype)
+            feats = enc.extract(x, lens)  # [B, T50, F]
+        else:
+            feats = features.to(self.templates_dtype)
         in_lens = [min(n, feats.shape[1]) for n in enc.output_lengths(lens)]
         pos = self.config.adaptor_position
 
@@ -211,12 +225,16 @@ class UniTalker(nn.Module):
             for h in names:
                 raw = self.out_head_dict[h](hs)
                 coeffs = None
-                if h in self.pca_layer_dict:
-                    coeffs, raw = raw, self.pca_layer_dict[h].decode(raw)
                 tpl = (templates or {}).get(h)
                 tpl = self.template(h) if tpl is None else tpl.to(raw.dtype)
-                tpl = tpl[None] if tpl.dim() == 1 else tpl
-                motion = raw + tpl[:, None, :]
+                tpl = tpl[None] if tpl.dim() == 1 else tpl  # [B or 1, D]
+                if h in self.pca_layer_dict:
+                    # PCA mean and template added inside the one GEMM (the decode is the
+                    # largest product of the model: BIWI is [T, 512] x [512, 70110]).
+                    coeffs = raw
+                    motion = self.pca_layer_dict[h].decode(raw, offset=tpl[:, None, :])
+                else:
+                    motion = raw + tpl[:, None, :]
                 m = _mask(key, motion)
                 if m is not None:  # zero the padding so callers never see garbage
                     m = m[..., None]

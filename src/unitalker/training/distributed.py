@@ -39,7 +39,7 @@ def init_from_env(device: str = "auto") -> DistInfo:
         return DistInfo()
     rank = int(os.environ["RANK"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+    use_cuda = torch.cuda.is_available() and (device == "auto" or device.startswith("cuda"))
     if not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(local)
@@ -70,10 +70,17 @@ def all_reduce_grads(params: list[torch.nn.Parameter], world_size: int) -> None:
         off += n
 
 
+def _comm_device() -> torch.device:
+    # NCCL reduces CUDA tensors only; gloo takes CPU tensors.
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
 def all_reduce_mean(value: float, world_size: int) -> float:
     if world_size <= 1:
         return value
-    t = torch.tensor([value], dtype=torch.float64)
+    t = torch.tensor([value], dtype=torch.float64, device=_comm_device())
     dist.all_reduce(t)
     return float(t.item()) / world_size
 
