@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from unitalker.data.augment import AugmentConfig
 from unitalker.models.config import DecoderConfig, EncoderConfig
 
 
@@ -29,6 +30,8 @@ class DataConfig:
         max_seconds / min_seconds: training clip cut / drop (20 s / 0.5 s as the original).
         cache_dir: decoded-audio disk cache.
         num_workers: DataLoader workers.
+        augment: on-the-fly acoustic augmentation of the training set
+            (:class:`~unitalker.data.augment.AugmentConfig`; off unless ``enabled``).
     """
 
     manifest: str = ""
@@ -42,6 +45,7 @@ class DataConfig:
     min_seconds: float = 0.5
     cache_dir: str | None = None
     num_workers: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
 @dataclass(frozen=True)
