@@ -196,8 +196,9 @@ class Augmenter:
         ops: dict[str, Any] = {}
         if rng.random() >= cfg.prob:
             return audio, motion, ops
-        x = np.asarray(audio, np.float32)
-        m = np.asarray(motion, np.float32)
+        # copies: some transforms work in place, and the dataset's audio is a cached array
+        x = np.array(audio, np.float32, copy=True)
+        m = np.array(motion, np.float32, copy=True)
         with _seeded_globals(int(rng.integers(2**31))):
             if rng.random() < cfg.p_silence:
                 lead, tail = (float(rng.uniform(*cfg.silence_s)) for _ in range(2))

@@ -234,12 +234,61 @@ def assemble(
     return audio, merged
 
 
+def _labels(
+    ds: VoiceDataset, tl: Timeline, audio: np.ndarray, style: object, rng: np.random.Generator,
+    identity_seed: int,
+) -> np.ndarray:  # fmt: skip
+    """Timeline + audio -> the clip's annotation ``[T, dim]`` in the dataset's convention."""
+    from unitalker.synth.articulation import audio_features, timeline_to_articulation
+    from unitalker.synth.conventions import render
+
+    n = max(1, round(len(audio) / SR_OUT * ds.fps))
+    f0, energy = audio_features(audio, SR_OUT, ds.fps, n)
+    curves = timeline_to_articulation(tl, ds.fps, style, seed=rng, n_frames=n, f0=f0, energy=energy)
+    vertex = ds.convention in ("synth_head_vertices", "synth_head2_vertices")
+    return render(ds.convention, curves, identity_seed if vertex else None)
+
+
+def relabel_voices(out_dir: str | Path, preset: str = "bench", seed: int = 0) -> int:
+    """Recompute every clip's annotation from its stored timeline and audio (after a
+    change of the articulation model); the random draws are replayed, so the result is
+    what a fresh generation would write. Returns the number of clips relabelled."""
+    from unitalker.audio import load_audio
+    from unitalker.synth.articulation import SpeakerStyle
+
+    done = 0
+    for job in plan_voices(preset, seed, out_dir):
+        ds = voice_dataset(job.key)
+        root = Path(out_dir) / ds.folder
+        rec_path = Path(out_dir) / "_timelines" / ds.key / f"{job.clip_name}.json"
+        rec = json.loads(rec_path.read_text(encoding="utf-8"))
+        srng = np.random.default_rng(list(job.sentence_seed))
+        n_sent = 1 + int(srng.random() < 0.3)
+        rng = np.random.default_rng(list(job.seed))
+        rng.uniform(0.15, 0.8, n_sent + 1)  # the gaps
+        rng.uniform(0.4, 0.9)  # the level
+        srng_subject = np.random.default_rng([*job.sentence_seed[:3], 7])
+        style = SpeakerStyle.random(srng_subject)
+        identity_seed = int(srng_subject.integers(2**31))
+        tl = [(p, s, e) for p, s, e in rec["phonemes"]]
+        audio = load_audio(root / rec["row"]["audio"], SR_OUT)
+        data = _labels(ds, tl, audio, style, rng, identity_seed)
+        if len(data) != rec["row"]["frames"]:
+            raise RuntimeError(
+                f"{rec_path}: relabelled {len(data)} frames, stored {rec['row']['frames']}"
+            )
+        np.save(
+            root / rec["row"]["annot"], np.ascontiguousarray(data, np.float32), allow_pickle=False
+        )
+        done += 1
+    return done
+
+
 def _run_voice_job(job: VoiceJob) -> dict:
     from unitalker.audio import write_wav
     from unitalker.synth import text
     from unitalker.synth.align import AlignmentError
-    from unitalker.synth.articulation import SpeakerStyle, audio_features, timeline_to_articulation
-    from unitalker.synth.conventions import render
+    from unitalker.synth.articulation import SpeakerStyle
 
     ds = voice_dataset(job.key)
     tl_path = Path(job.out_dir) / "_timelines" / ds.key / f"{job.clip_name}.json"
@@ -273,13 +322,7 @@ def _run_voice_job(job: VoiceJob) -> dict:
     audio, tl = assemble(pieces, gaps, SR_OUT)
     peak = float(np.abs(audio).max()) or 1.0
     audio = (audio * (float(rng.uniform(0.4, 0.9)) / peak)).astype(np.float32)
-    n = max(1, round(len(audio) / SR_OUT * ds.fps))
-    f0, energy = audio_features(audio, SR_OUT, ds.fps, n)
-    curves = timeline_to_articulation(tl, ds.fps, style, seed=rng, n_frames=n, f0=f0, energy=energy)
-    ident = (
-        identity_seed if ds.convention in ("synth_head_vertices", "synth_head2_vertices") else None
-    )
-    data = render(ds.convention, curves, ident)
+    data = _labels(ds, tl, audio, style, rng, identity_seed)
     (root / "audio").mkdir(parents=True, exist_ok=True)
     (root / "annot").mkdir(parents=True, exist_ok=True)
     write_wav(root / wav_rel, audio, SR_OUT)
