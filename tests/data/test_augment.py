@@ -58,7 +58,9 @@ def test_click_stays_at_its_frame(op):
 
 def test_chain_of_everything_keeps_alignment():
     audio, motion, neutral = _click_item()
-    cfg = dataclasses.replace(_only("tempo"), **{f"p_{o}": 1.0 for o in OPS}, clip_percentile=(0, 0))
+    cfg = dataclasses.replace(
+        _only("tempo"), **{f"p_{o}": 1.0 for o in OPS}, clip_percentile=(0, 0)
+    )
     out_a, out_m, ops = Augmenter(cfg)(audio, motion, FPS, neutral, seed=3)
     assert set(ops) == set(OPS)
     assert abs(_click_frame(out_a) - int(np.argmax(out_m[:, 0]))) <= 1.5
