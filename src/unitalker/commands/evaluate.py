@@ -142,8 +142,8 @@ def _run_speech(args: argparse.Namespace) -> int:
         bar.close()
     summary = speech_summary(results)
     print("| head | LVE | LVE static | ratio | MVE | MVE static | r(opening, dB) | silence opening | "
-          "silence rule | r(jawOpen, dB) | jawOpen in silence |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |")
+          "silence rule | opening in aligned pauses | r(jawOpen, dB) | jawOpen in silence |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
 
     def f(row: dict, k: str, fmt: str) -> str:
         return format(row[k], fmt) if k in row else ""
@@ -152,6 +152,7 @@ def _run_speech(args: argparse.Namespace) -> int:
         print(f"| `{conv}` | {f(row, 'LVE', '.3e')} | {f(row, 'LVE_static', '.3e')} | {f(row, 'LVE_ratio', '.2f')} | "
               f"{f(row, 'MVE', '.3e')} | {f(row, 'MVE_static', '.3e')} | {row['r_loudness']:.2f} | "
               f"{row['silence_open_max']:.3f} | {'met' if row['silence_ok'] else 'NOT met'} | "
+            f"{f(row, 'pause_open_max', '.3f')} | "
               f"{f(row, 'jaw_r_loudness', '.2f')} | {f(row, 'jaw_silence_max', '.3f')} |")  # fmt: skip
     print(
         f"\n{len(results)} clip(s); opening in units of the open range (wide /a/); silence = frames "

@@ -238,6 +238,8 @@ class LabelFree:
     r_loudness: float  # Pearson r of opening vs loudness (dB, floored at -60)
     silence_open: float  # median opening in silent frames, in units of the open range
     silence_ok: bool  # silence_open <= SILENCE_TOL (the static template's opening is 0)
+    pause_frames: int | None = None  # silent frames the aligner also calls a pause ("_")
+    pause_open: float | None = None  # median opening there (open-range units)
     jaw_r_loudness: float | None = None  # ARKit: jawOpen vs loudness
     jaw_silence: float | None = None  # ARKit: median jawOpen in silent frames
     jaw_silence_ok: bool | None = None
@@ -262,9 +264,18 @@ def _pearson(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def label_free(
-    convention: str, motion: np.ndarray, audio: np.ndarray, sr: int, fps: float
+    convention: str,
+    motion: np.ndarray,
+    audio: np.ndarray,
+    sr: int,
+    fps: float,
+    pauses: np.ndarray | None = None,
 ) -> LabelFree:
-    """The two label-free checks of one head's output ``[T, dim]`` on its audio."""
+    """The two label-free checks of one head's output ``[T, dim]`` on its audio.
+
+    ``pauses`` (bool ``[T]``, optional): frames an alignment calls silence; the opening
+    in frames both silent and paused is reported too (low-energy consonants such as the
+    closure of a final /t/ are "40 dB below the peak" without being pauses)."""
     from unitalker import conventions
 
     n = len(motion)
@@ -274,6 +285,10 @@ def label_free(
     sil_open = float(np.median(opening[silent])) if silent.any() else float("nan")
     out = LabelFree(convention, n, int(silent.sum()), _pearson(opening, db), sil_open,
                     bool(silent.any() and sil_open <= SILENCE_TOL))  # fmt: skip
+    if pauses is not None:
+        both = silent & np.asarray(pauses[:n], bool)
+        out.pause_frames = int(both.sum())
+        out.pause_open = float(np.median(opening[both])) if both.any() else float("nan")
     conv = conventions.get(convention)
     names = list(conv.channel_names or ())
     if conv.kind == "blendshapes" and "jawOpen" in names:
@@ -380,7 +395,14 @@ def speech_check(
         tl = align(audio, SAMPLE_RATE, words) if words else None
         for conv, pred in preds.items():
             fps = conventions.get(conv).fps
-            res.label_free[conv] = label_free(conv, pred, audio, SAMPLE_RATE, fps)
+            pauses = None
+            if tl is not None:
+                t = np.arange(len(pred)) / fps
+                pauses = np.zeros(len(pred), bool)
+                for p, s0, e0 in tl:
+                    if p == "_":
+                        pauses |= (t >= s0) & (t < e0)
+            res.label_free[conv] = label_free(conv, pred, audio, SAMPLE_RATE, fps, pauses)
             if tl is None:
                 continue
             curves = timeline_to_articulation(tl, fps, seed=0, n_frames=len(pred))
@@ -419,6 +441,9 @@ def speech_summary(results: Sequence[SpeechResult]) -> dict[str, dict[str, float
         so = [x.silence_open for x in lf if np.isfinite(x.silence_open)]
         row["silence_open_max"] = float(np.max(so)) if so else float("nan")
         row["silence_ok"] = float(all(x.silence_ok for x in lf if x.silent_frames))
+        po = [x.pause_open for x in lf if x.pause_open is not None and np.isfinite(x.pause_open)]
+        if po:
+            row["pause_open_max"] = float(np.max(po))
         jr = [
             x.jaw_r_loudness
             for x in lf
