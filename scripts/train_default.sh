@@ -6,8 +6,11 @@
 # Stage 1 (configs/default.yaml): S0-S5, eSpeak NG only, 2500 steps, about 22 min on 2
 #   idle CPU cores.
 # Stage 2 (configs/default_voices.yaml): fine-tunes stage 1 on S0-S5 + the voices
-#   datasets V0-V3 with on-the-fly acoustic augmentation, 1400 steps (about 40 min on 2
-#   busy cores). STAGE1=DIR skips stage 1 and starts from the model in DIR.
+#   datasets V0-V3 with on-the-fly acoustic augmentation, 200 steps (30 min on 2 CPU
+#   cores shared with ~7 other jobs). STAGE1=DIR skips stage 1 and starts from the model
+#   in DIR (the bundled model was made with STAGE1 = the previous bundled model, which is
+#   stage 1's output, and was resumed once at step 100: augmentation draws after a resume
+#   differ from an uninterrupted run's).
 set -euo pipefail
 WORK=${1:-data}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
