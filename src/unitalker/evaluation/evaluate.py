@@ -224,11 +224,9 @@ def evaluate(
                 e = ds.entries[i]
                 if trained is not None and (e.dataset, e.local_id) not in trained:
                     ident, unseen = model.pivot_index, unseen + 1
-                with torch.no_grad():
-                    out = model(torch.as_tensor(item["audio"], device=dev)[None], heads=[conv],
-                                identity=torch.tensor([ident], device=dev),
-                                templates={conv: tpl[None]}, frames={conv: [len(gt)]})  # fmt: skip
-                pred = out[conv].motion[0]
+                pred = _predict_whole_clip(
+                    model, ds.audio(i), conv, ident, tpl, len(gt), float(item["fps"])
+                )
             with torch.no_grad():
                 pv = vmap(pred.float()).cpu().numpy()
                 gv = vmap(gt.float()).cpu().numpy()
@@ -290,6 +288,27 @@ def _region(
     return conventions.find_region(
         conv, region, search, n_vertices=n_vertices, release_rig=release_rig
     )
+
+
+def _predict_whole_clip(
+    model: Any, audio: np.ndarray, conv: str, ident: int, tpl: torch.Tensor, n_gt: int, fps: float
+) -> torch.Tensor:
+    """Run the model on the whole clip's audio (as a user would) and trim the prediction
+    to the ``n_gt`` annotated frames: ``[n_gt, dim]``.
+
+    Cutting the audio to the annotation instead would hand the encoder up to half a
+    frame less audio when frame rounding goes down, so it would emit one frame fewer
+    and the output would be stretched to fit.
+    """
+    from unitalker.audio import frame_count
+
+    dev = tpl.device
+    n_full = max(n_gt, frame_count(len(audio), fps))
+    with torch.no_grad():
+        out = model(torch.as_tensor(audio, device=dev)[None], heads=[conv],
+                    identity=torch.tensor([ident], device=dev),
+                    templates={conv: tpl[None]}, frames={conv: [n_full]})  # fmt: skip
+    return out[conv].motion[0][:n_gt]
 
 
 def _identity_for(mode: str, item: dict[str, Any], dataset: str, table: Any, pivot: int) -> int:

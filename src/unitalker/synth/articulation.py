@@ -94,6 +94,9 @@ _SINGLE: dict[str, str] = {
     **dict.fromkeys("aAV&ɑæʌɐ", "aa"), **dict.fromkeys("eE3ɛɜœø", "E"),
     **dict.fromkeys("iIjyɪʏ", "ih"), **dict.fromkeys("oO0ɔɒ", "oh"),
     **dict.fromkeys("uUwWY8ʊɯ", "ou"), "_": "sil", "?": "sil",
+    # IPA as eSpeak NG's IPA output, Kokoro and the PocketSphinx aligner write it
+    "ɡ": "kk", "ɚ": "RR", "ɝ": "RR", "ʤ": "CH", "ʧ": "CH", "ᵻ": "ih", "ɨ": "ih", "ʉ": "ou",
+    "ɵ": "oh", "ɤ": "oh", "ɬ": "nn", "ʍ": "ou",
 }  # fmt: skip
 # stress / length marks around a phoneme symbol (eSpeak and IPA)
 _MARKS = re.compile(r"^[',%=ˈˌ]+|[:ːˑ]+$")
@@ -186,7 +189,8 @@ def _dominance_blend(
     mag[weak] *= 0.05
     # silence dominance grows with the pause so long pauses reach neutral
     sil = np.array([v == "sil" for v in vis])
-    mag[sil] *= np.clip(d[sil] / 0.15, 0.3, 1.5)[:, None]
+    # pauses of 0.3 s and more dominate ever more strongly: the mouth rests in them
+    mag[sil] *= (np.clip(d[sil] / 0.15, 0.3, 1.5) * np.clip(d[sil] / 0.2, 1.0, 4.5))[:, None]
     # width (time constant) per segment and parameter, before / after the centre
     base = coart * (0.5 * d + 0.045)  # [N]
     width_before = np.repeat(base[:, None], len(PARAMS), 1)
@@ -196,8 +200,12 @@ def _dominance_blend(
     hard = np.array([v in _HARD for v in vis])
     width_before[hard] *= 0.6  # closures and contacts are quick gestures
     width_after[hard] *= 0.6
-    width_before[sil] = width_after[sil] = (np.minimum(0.25 * d[sil], 0.12) + 0.03)[:, None]
+    width_before[sil] = width_after[sil] = (np.minimum(0.25 * d[sil], 0.06) + 0.03)[:, None]
     dt = t[None, :] - c[:, None]  # [N, T]
+    # a pause dominates fully over its whole middle (not just around its centre), so
+    # the start of a long leading silence is not pulled open by the first vowel
+    plateau = np.where(sil, np.maximum(0.5 * d - np.minimum(0.06, d / 3), 0.0), 0.0)
+    dt = np.sign(dt) * np.maximum(np.abs(dt) - plateau[:, None], 0.0)
     w = np.where(dt[:, None, :] < 0, width_before[:, :, None], width_after[:, :, None])  # [N, P, T]
     dom = mag[:, :, None] * np.exp(-((np.abs(dt)[:, None, :] / w) ** 1.5))
     traj = (dom * tgt[:, :, None]).sum(0) / np.maximum(dom.sum(0), 1e-9)  # [P, T]

@@ -123,8 +123,26 @@ def spec(key: str) -> DatasetSpec:
 
 
 def dataset_infos() -> list[DatasetInfo]:
-    """Registry entries for the bench preset (subject counts are those of ``bench``)."""
-    return [
+    """Registry entries for the bench preset (subject counts are those of ``bench``),
+    S0-S5 and the voices datasets V0-V3 (:mod:`unitalker.synth.voices`)."""
+    from unitalker.synth.voices import VOICE_DATASETS, VOICE_PRESETS
+
+    voices = [
+        DatasetInfo(
+            v.key,
+            v.name,
+            v.convention,
+            VOICE_PRESETS["bench"][0],
+            v.fps,
+            0,
+            v.folder,
+            1,
+            "en",
+            "speech",
+        )
+        for v in VOICE_DATASETS
+    ]
+    return voices + [
         DatasetInfo(
             d.key,
             d.name,

@@ -122,6 +122,12 @@ class _Engine:
         self._events: list[tuple[int, int, int, bytes]] = []
         self._cb = _CALLBACK(self._on_audio)  # keep a reference: eSpeak holds the pointer
         lib.espeak_SetSynthCallback(self._cb)
+        lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
+        lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
 
     def close(self) -> None:
         """Unload the library so the next engine starts from fresh static state."""
@@ -164,6 +170,22 @@ class _Engine:
             events = list(self._events)
         audio = samples.astype(np.float32) / 32768.0
         return _build_result(audio, events, text, voice)
+
+    def phonemes(self, text: str, voice: str, ipa: bool = True) -> list[str]:
+        """Phonemes of ``text`` per clause (``espeak_TextToPhonemes``), words space-separated."""
+        with _LOCK:
+            if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise ValueError(f"eSpeak NG has no voice {voice!r} (see voices_available())")
+            buf = ctypes.create_string_buffer(text.encode("utf-8") + b"\0")
+            ptr = ctypes.c_char_p(ctypes.addressof(buf))
+            out = []
+            while ptr.value:
+                res = self.lib.espeak_TextToPhonemes(
+                    ctypes.byref(ptr), _CHARS_UTF8, 0x02 if ipa else 0
+                )
+                if res:
+                    out.append(res.decode("utf-8", "replace").strip())
+            return [c for c in out if c]
 
 
 def _build_result(audio: np.ndarray, events: list, text: str, voice: str) -> SynthResult:
@@ -256,6 +278,15 @@ def synthesize(
     """
     with _LOCK:  # reset + synth as one step: no other thread may speak in between
         return engine(fresh=True, seed=seed).synth(text, voice, rate, pitch, pitch_range, word_gap)
+
+
+def phonemize(text: str, voice: str = "en-us", *, ipa: bool = True) -> list[str]:
+    """eSpeak NG's phonemes of ``text``, one string per clause (IPA unless ``ipa=False``).
+
+    Example: ``phonemize("Hello there.")`` -> ``["həlˈoʊ ðˈɛɹ"]``.
+    """
+    with _LOCK:
+        return engine(fresh=True).phonemes(text, voice, ipa)
 
 
 # --------------------------------------------------------------------------------------

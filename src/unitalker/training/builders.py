@@ -143,6 +143,13 @@ def build_datasets(cfg: TrainConfig, manifest: Any, table: Any) -> tuple[Any, An
         fraction=cfg.data.fraction,
         fraction_seed=cfg.seed,
     )
+    if cfg.data.augment.enabled:
+        from pathlib import Path
+
+        from unitalker.data.augment import AugmentedDataset
+
+        train = AugmentedDataset(train, cfg.data.augment, cfg.seed, max_seconds=cfg.data.max_seconds,
+                                 log_path=Path(cfg.out_dir) / "augment.jsonl")  # fmt: skip
     val = None
     if cfg.data.val_split and manifest.has_split(cfg.data.val_split):
         try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from unitalker.config import check_range
+from unitalker.data.augment import AugmentConfig
 from unitalker.models.config import DecoderConfig, EncoderConfig
 
 
@@ -30,6 +31,8 @@ class DataConfig:
         max_seconds / min_seconds: training clip cut / drop (20 s / 0.5 s as the original).
         cache_dir: decoded-audio disk cache.
         num_workers: DataLoader workers.
+        augment: on-the-fly acoustic augmentation of the training set
+            (:class:`~unitalker.data.augment.AugmentConfig`; off unless ``enabled``).
     """
 
     manifest: str = ""
@@ -43,6 +46,7 @@ class DataConfig:
     min_seconds: float = 0.5
     cache_dir: str | None = None
     num_workers: int = 0
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def __post_init__(self) -> None:
         for k, r in self.repeats.items():

@@ -280,6 +280,8 @@ class Trainer:
         from unitalker.data import collate
 
         self.sampler.set_epoch(self.epoch)
+        if hasattr(self.train_set, "set_epoch"):  # augmentation draws per epoch
+            self.train_set.set_epoch(self.epoch)
         return DataLoader(
             self.train_set,
             batch_sampler=_Resume(self.sampler, skip),

@@ -1,0 +1,379 @@
+"""Acoustic augmentation on the fly, keeping the labels aligned with the audio.
+
+:class:`AugmentedDataset` wraps a :class:`~unitalker.data.ClipDataset` (training set)
+and transforms each item's 16 kHz audio; every operation either leaves time alone or
+changes the label sequence the same way:
+
+==============  ===================================================  ==================
+operation       what                                                 labels
+==============  ===================================================  ==================
+``silence``     lead / tail silence (0.1-1 s) with neutral frames    padded with the
+                                                                     template, ramped
+``tempo``       speaking rate x0.85-1.15, pitch kept                 resampled in time
+                (audiomentations ``TimeStretch``, signalsmith)       by the same factor
+``pitch``       +-4 semitones, duration kept (``PitchShift``)        unchanged
+``vtln``        vocal-tract length / formant warp x0.88-1.12:        unchanged
+                resample, then stretch back to the same length
+``reverb``      synthetic room: exponentially decaying noise         unchanged (direct
+                impulse response, RT60 0.15-0.8 s, direct path at 0  path at lag 0)
+``noise``       coloured noise at 0-30 dB SNR (``AddColorNoise``)    unchanged
+``band``        telephone: 300-3400 Hz band-pass (zero phase) and    unchanged
+                8 kHz resampling
+``codec``       mp3 or opus round trip through PyAV, re-aligned by   unchanged
+                cross-correlation (encoder delay removed)
+``gain``        -12..+6 dB (``Gain``)                                unchanged
+``clip``        hard clipping of the loudest 0-20 % of samples       unchanged
+==============  ===================================================  ==================
+
+Seeded: item ``i``'s ``k``-th draw in epoch ``e`` uses ``(seed, e, i, k)``; the library
+transforms run under a temporarily seeded global RNG (restored afterwards), so the
+same seed gives the same augmented batches. Logged: counts per operation at INFO every
+``log_every`` items, and one JSON line per item (name, seed, operations and their
+parameters) in ``log_path`` when given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from unitalker.audio import SAMPLE_RATE
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Probabilities (``p_*``) and ranges of each operation (see the module table).
+
+    ``prob`` is the chance that an item is augmented at all (else it passes untouched).
+    """
+
+    enabled: bool = False
+    prob: float = 0.8
+    p_silence: float = 0.3
+    silence_s: tuple[float, float] = (0.1, 1.0)
+    p_tempo: float = 0.3
+    tempo: tuple[float, float] = (0.85, 1.15)
+    p_pitch: float = 0.3
+    pitch_semitones: tuple[float, float] = (-4.0, 4.0)
+    p_vtln: float = 0.25
+    vtln: tuple[float, float] = (0.88, 1.12)
+    p_reverb: float = 0.25
+    rt60_s: tuple[float, float] = (0.15, 0.8)
+    p_noise: float = 0.4
+    snr_db: tuple[float, float] = (0.0, 30.0)
+    p_band: float = 0.15
+    p_codec: float = 0.15
+    p_gain: float = 0.5
+    gain_db: tuple[float, float] = (-12.0, 6.0)
+    p_clip: float = 0.1
+    clip_percentile: tuple[float, float] = (0.0, 20.0)
+
+
+@contextlib.contextmanager
+def _seeded_globals(seed: int) -> Iterator[None]:
+    """Seed ``random`` and ``np.random`` (which audiomentations draws from), then restore."""
+    st_r, st_np = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        random.setstate(st_r)
+        np.random.set_state(st_np)
+
+
+def stretch_labels(motion: np.ndarray, factor: float, n_out: int | None = None) -> np.ndarray:
+    """Resample ``[T, D]`` labels in time for audio that became ``factor`` x longer."""
+    n = len(motion)
+    n_out = max(1, round(n * factor)) if n_out is None else n_out
+    t = np.minimum(np.arange(n_out, dtype=np.float64) / factor, n - 1)
+    lo = np.floor(t).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    w = (t - lo).astype(np.float32)[:, None]
+    return (motion[lo] + (motion[hi] - motion[lo]) * w).astype(np.float32)
+
+
+def synthetic_rir(rt60: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """A room impulse response: unit direct path at lag 0, then exponentially decaying
+    noise (-60 dB at ``rt60``) starting after 2-10 ms, normalised to unit energy."""
+    n = int(rt60 * sr)
+    t = np.arange(n) / sr
+    tail = rng.standard_normal(n) * np.exp(-6.9078 * t / rt60)
+    tail[: int(rng.uniform(0.002, 0.01) * sr)] = 0.0
+    tail *= rng.uniform(0.3, 1.0) / (np.sqrt((tail**2).sum()) + 1e-9)
+    tail[0] = 1.0
+    return (tail / np.sqrt((tail**2).sum())).astype(np.float32)
+
+
+def _align_to(y: np.ndarray, ref: np.ndarray, max_lag: int) -> np.ndarray:
+    """Shift ``y`` so it best matches ``ref`` (lags up to ``max_lag``), same length as ref."""
+    from scipy.signal import fftconvolve
+
+    n = len(ref)
+    y = np.concatenate([y, np.zeros(max(0, n + max_lag - len(y)), np.float32)])
+    seg = y[: n + max_lag]
+    corr = fftconvolve(seg, ref[::-1], mode="valid")  # corr[k] = sum seg[k + j] ref[j]
+    lag = int(np.argmax(corr[: max_lag + 1]))
+    return y[lag : lag + n].astype(np.float32)
+
+
+def codec_roundtrip(audio: np.ndarray, sr: int, codec: str, bitrate: int) -> np.ndarray:
+    """Encode to ``codec`` (``mp3`` / ``opus``) at ``bitrate`` bit/s with PyAV, decode,
+    and re-align to the input (the encoders' priming delay is removed)."""
+    import io
+
+    import av
+
+    from unitalker.audio import resample
+
+    fmt, name, rate = {"mp3": ("mp3", "libmp3lame", sr), "opus": ("ogg", "libopus", 48000)}[codec]
+    x = resample(audio, sr, rate) if rate != sr else audio
+    buf = io.BytesIO()
+    with av.open(buf, "w", format=fmt) as out:
+        st = out.add_stream(name, rate=rate, layout="mono")
+        st.bit_rate = bitrate
+        frame_len = 960 if codec == "opus" else 1152
+        pcm = np.clip(x, -1, 1).astype(np.float32)
+        for i in range(0, len(pcm), frame_len):
+            chunk = pcm[i : i + frame_len]
+            if len(chunk) < frame_len:
+                chunk = np.pad(chunk, (0, frame_len - len(chunk)))
+            fr = av.AudioFrame.from_ndarray(chunk[None, :], format="flt", layout="mono")
+            fr.sample_rate = rate
+            fr.pts = i
+            for pkt in st.encode(fr):
+                out.mux(pkt)
+        for pkt in st.encode(None):
+            out.mux(pkt)
+    buf.seek(0)
+    parts = []
+    with av.open(buf, "r") as inp:
+        for fr in inp.decode(audio=0):
+            a = fr.to_ndarray().astype(np.float32)
+            parts.append(a.mean(0) if a.ndim == 2 and a.shape[0] > 1 else a.reshape(-1))
+    y = np.concatenate(parts) if parts else np.zeros_like(x)
+    y = resample(y, rate, sr) if rate != sr else y
+    return _align_to(y, audio.astype(np.float32), max_lag=int(0.1 * sr))
+
+
+class Augmenter:
+    """Draws and applies one augmentation chain; see the module table."""
+
+    def __init__(self, cfg: AugmentConfig, sr: int = SAMPLE_RATE) -> None:
+        self.cfg = cfg
+        self.sr = sr
+
+    def __call__(
+        self, audio: np.ndarray, motion: np.ndarray, fps: float, neutral: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """Augment one item.
+
+        Args:
+            audio: float32 ``[S]`` at ``sr``.
+            motion: float32 ``[T, D]`` labels at ``fps`` (frame ``k`` = time ``k / fps``).
+            neutral: ``[D]`` rest pose (the item's template) for padded silence.
+            seed: this draw's seed.
+
+        Returns:
+            ``(audio, motion, ops)``: the new audio and labels (same time base) and the
+            operations applied with their parameters.
+        """
+        import audiomentations as A
+
+        cfg, sr = self.cfg, self.sr
+        rng = np.random.default_rng(seed)
+        ops: dict[str, Any] = {}
+        if rng.random() >= cfg.prob:
+            return audio, motion, ops
+        # copies: some transforms work in place, and the dataset's audio is a cached array
+        x = np.array(audio, np.float32, copy=True)
+        m = np.array(motion, np.float32, copy=True)
+        with _seeded_globals(int(rng.integers(2**31))):
+            if rng.random() < cfg.p_silence:
+                lead, tail = (float(rng.uniform(*cfg.silence_s)) for _ in range(2))
+                x, m = pad_silence(x, m, fps, sr, neutral, lead, tail)
+                ops["silence"] = [round(lead, 3), round(tail, 3)]
+            if rng.random() < cfg.p_tempo:
+                rate = float(rng.uniform(*cfg.tempo))  # >1 = faster = shorter
+                n0 = len(x)
+                x = A.TimeStretch(
+                    min_rate=rate, max_rate=rate, leave_length_unchanged=False, p=1.0
+                )(x, sr)
+                factor = len(x) / n0
+                m = stretch_labels(m, factor, max(1, round(len(x) / sr * fps)))
+                ops["tempo"] = round(rate, 4)
+            if rng.random() < cfg.p_pitch:
+                st = float(rng.uniform(*cfg.pitch_semitones))
+                x = A.PitchShift(min_semitones=st, max_semitones=st, p=1.0)(x, sr)
+                ops["pitch"] = round(st, 3)
+            if rng.random() < cfg.p_vtln:
+                alpha = float(rng.uniform(*cfg.vtln))
+                x = vtln_warp(x, sr, alpha)
+                ops["vtln"] = round(alpha, 4)
+            if rng.random() < cfg.p_reverb:
+                from scipy.signal import fftconvolve
+
+                rt60 = float(rng.uniform(*cfg.rt60_s))
+                x = fftconvolve(x, synthetic_rir(rt60, sr, rng))[: len(x)].astype(np.float32)
+                ops["reverb"] = round(rt60, 3)
+            if rng.random() < cfg.p_noise:
+                snr = float(rng.uniform(*cfg.snr_db))
+                x = A.AddColorNoise(min_snr_db=snr, max_snr_db=snr, p=1.0)(x, sr)
+                ops["noise"] = round(snr, 2)
+            if rng.random() < cfg.p_band:
+                x = telephone(x, sr)
+                ops["band"] = "300-3400Hz@8k"
+            if rng.random() < cfg.p_codec:
+                codec = "mp3" if rng.random() < 0.5 else "opus"
+                bitrate = int(rng.choice([16000, 24000, 32000, 48000]))
+                x = codec_roundtrip(x, sr, codec, bitrate)
+                ops["codec"] = f"{codec}@{bitrate // 1000}k"
+            if rng.random() < cfg.p_gain:
+                g = float(rng.uniform(*cfg.gain_db))
+                x = A.Gain(min_gain_db=g, max_gain_db=g, p=1.0)(x, sr)
+                ops["gain"] = round(g, 2)
+            if rng.random() < cfg.p_clip:
+                q = float(rng.uniform(*cfg.clip_percentile))
+                x = A.ClippingDistortion(
+                    min_percentile_threshold=int(q), max_percentile_threshold=int(q), p=1.0
+                )(x, sr)
+                ops["clip"] = int(q)
+        x = np.clip(np.nan_to_num(x), -1.0, 1.0).astype(np.float32)
+        return x, m, ops
+
+
+def pad_silence(
+    audio: np.ndarray,
+    motion: np.ndarray,
+    fps: float,
+    sr: int,
+    neutral: np.ndarray,
+    lead: float,
+    tail: float,
+    ramp_s: float = 0.12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Add ``lead`` / ``tail`` seconds of silence; labels get the neutral pose there,
+    approached over ``ramp_s`` (cosine) from the clip's first / last frame."""
+    nl, nt = int(round(lead * fps)), int(round(tail * fps))
+    x = np.concatenate([np.zeros(int(round(nl / fps * sr)), np.float32), audio,
+                        np.zeros(int(round(nt / fps * sr)), np.float32)])  # fmt: skip
+    neu = np.asarray(neutral, np.float32).reshape(1, -1)
+    r = max(1, int(ramp_s * fps))
+
+    def block(edge: np.ndarray, n: int, towards_edge: bool) -> np.ndarray:
+        if n <= 0:
+            return np.zeros((0, motion.shape[1]), np.float32)
+        k = np.arange(n, dtype=np.float32)
+        dist = (n - k) if towards_edge else (k + 1)  # frames away from the clip
+        w = 0.5 * (1 + np.cos(np.pi * np.clip(dist / r, 0, 1)))  # 1 at the clip, 0 after r
+        return (w[:, None] * edge[None] + (1 - w[:, None]) * neu).astype(np.float32)
+
+    m = np.concatenate([block(motion[0], nl, True), motion, block(motion[-1], nt, False)])
+    return x, m
+
+
+def vtln_warp(audio: np.ndarray, sr: int, alpha: float) -> np.ndarray:
+    """Scale formants (and pitch) by ``alpha`` keeping the duration: resample, then
+    time-stretch back to the input length (signalsmith, through audiomentations)."""
+    import audiomentations as A
+
+    from unitalker.audio import resample
+
+    n = len(audio)
+    y = resample(audio, int(round(sr * alpha)), sr)  # played alpha x faster: shorter
+    rate = len(y) / n
+    y = A.TimeStretch(min_rate=rate, max_rate=rate, leave_length_unchanged=False, p=1.0)(y, sr)
+    return np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
+
+
+def telephone(audio: np.ndarray, sr: int) -> np.ndarray:
+    """Telephone channel: 300-3400 Hz band-pass (zero phase, no delay), 8 kHz sampling."""
+    from scipy.signal import butter, sosfiltfilt
+
+    from unitalker.audio import resample
+
+    sos = butter(4, [300, 3400], btype="bandpass", fs=sr, output="sos")
+    y = sosfiltfilt(sos, audio).astype(np.float32)
+    y = resample(resample(y, sr, 8000), 8000, sr)
+    return np.pad(y, (0, max(0, len(audio) - len(y))))[: len(audio)].astype(np.float32)
+
+
+class AugmentedDataset:
+    """A training set whose items are augmented on the fly (all other attributes are the
+    wrapped dataset's, so samplers and trainers use it unchanged).
+
+    Args:
+        base: the dataset (items as :class:`~unitalker.data.ClipDataset`'s).
+        cfg: what to apply.
+        seed: master seed.
+        max_seconds: cut augmented items to this length (tempo / silence lengthen them).
+        log_path: a JSONL file getting one line per augmented item.
+        log_every: INFO summary of operation counts every this many items.
+    """
+
+    def __init__(
+        self, base: Any, cfg: AugmentConfig, seed: int = 0, *, max_seconds: float | None = None,
+        log_path: str | Path | None = None, log_every: int = 500,
+    ) -> None:  # fmt: skip
+        self.base = base
+        self.cfg = cfg
+        self.seed = int(seed)
+        self.max_seconds = max_seconds
+        self.log_path = Path(log_path) if log_path else None
+        self.log_every = log_every
+        self.augmenter = Augmenter(cfg)
+        self.epoch = 0
+        self._draws: Counter = Counter()
+        self.counts: Counter = Counter()
+        self.items = 0
+        log.info("augmentation on: %s", asdict(cfg))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "base":  # not yet set (unpickling)
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New epoch: draws restart from ``(seed, epoch, index, 0)``."""
+        self.epoch = int(epoch)
+        self._draws.clear()
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = dict(self.base[index])
+        k = self._draws[index]
+        self._draws[index] += 1
+        seed = int(
+            np.random.SeedSequence([self.seed, self.epoch, int(index), k]).generate_state(1)[0]
+        )
+        audio, motion, ops = self.augmenter(
+            item["audio"], item["motion"], item["fps"], item["template"], seed
+        )
+        if self.max_seconds is not None:
+            sec = min(len(audio) / SAMPLE_RATE, len(motion) / item["fps"], self.max_seconds)
+            audio = audio[: round(sec * SAMPLE_RATE)]
+            motion = motion[: round(sec * item["fps"])]
+        item["audio"], item["motion"] = audio, motion
+        self.items += 1
+        self.counts.update(ops.keys())
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.log_path.open("a") as f:
+                f.write(json.dumps({"epoch": self.epoch, "index": int(index), "name": item["name"],
+                                    "seed": seed, "ops": ops}) + "\n")  # fmt: skip
+        if self.log_every and self.items % self.log_every == 0:
+            log.info("augmented %d items: %s", self.items, dict(sorted(self.counts.items())))
+        return item

