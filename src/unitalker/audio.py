@@ -194,10 +194,12 @@ def _read_pcm16_mono_wav(
             if max_seconds is not None and n / sr > max_seconds:
                 raise _too_long(source, n / sr, max_seconds, "")
             raw = w.readframes(n)
-    except (wave.Error, EOFError, OSError):
+    except AudioTooLong:
+        raise
+    except Exception:  # noqa: BLE001 - the stdlib parser raises many kinds on a damaged header
         return None
-    if len(raw) < 2:
-        return None
+    if len(raw) < 2 or len(raw) % 2:
+        return None  # truncated or odd: PyAV's decoder names the problem
     return np.frombuffer(raw, dtype="<i2").astype(np.float32) / np.float32(32768.0)
 
 

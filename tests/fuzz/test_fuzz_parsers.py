@@ -356,7 +356,7 @@ def test_checkpoint_reader(data, checkpoint, scratch, record):
     from unitalker.models.checkpoint import CheckpointError, load_model
 
     weights = (checkpoint / "model.safetensors").read_bytes()
-    meta = json.loads((checkpoint / "config.json").read_text())
+    meta = json.loads((checkpoint / "unitalker.json").read_text())
     which = data.draw(st.sampled_from(["weights", "config", "both"]))
     out = scratch / "ckpt"
     out.mkdir(exist_ok=True)
@@ -385,7 +385,7 @@ def test_checkpoint_reader(data, checkpoint, scratch, record):
             | st.integers(1, 50_000).map(lambda n: deep(n).encode())
         )
     (out / "model.safetensors").write_bytes(w)
-    (out / "config.json").write_bytes(c)
+    (out / "unitalker.json").write_bytes(c)
     try:
         load_model(out, device="cpu")
         record("checkpoint reader", "ok")

@@ -78,8 +78,10 @@ def test_stream_frames_before_end_and_counts_match_offline(server, model, fmt):
     for h, a in offline.items():
         assert done["frames"][h] == a.n_frames == len(frames[h]) == frame_count(len(wav), a.fps)
         assert frames[h].shape[1] == a.data.shape[1]
-    # The last frames are computed with the whole tail in view: they match offline closely.
-    np.testing.assert_allclose(frames[BS][-3:], offline[BS].data[-3:], atol=1e-3)
+    # The last frames are computed with the whole tail in view: they match offline closely
+    # (not exactly: incremental streaming standardises the waveform with the stream's running
+    # statistics, offline with each window's; tests/inference/test_streaming.py bounds that).
+    np.testing.assert_allclose(frames[BS][-3:], offline[BS].data[-3:], atol=5e-3)
 
 
 def write_clip_array(seconds):

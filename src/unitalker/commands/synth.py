@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from unitalker.commands._args import SEED, Number
+from unitalker.commands._args import COUNT, SEED, Number
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -33,8 +33,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v.add_argument("--preset", choices=("tiny", "bench"), default="tiny",
                    help="tiny: 2 subjects per dataset; bench: 6 subjects, ~0.25 h")  # fmt: skip
     v.add_argument("-o", "--output", required=True, help="output folder (must be empty)")
-    v.add_argument("--seed", type=int, default=0, help="master seed (same seed: identical files)")
-    v.add_argument("--workers", type=int, default=1, help="worker processes")
+    v.add_argument("--seed", type=SEED, default=0,
+                   help="master seed (%(type)s; same seed: identical files)")  # fmt: skip
+    v.add_argument("--workers", type=COUNT, default=1, help="worker processes (%(type)s)")
     v.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty folder (deletes nothing)"
     )

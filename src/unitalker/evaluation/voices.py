@@ -194,12 +194,18 @@ def _open_pose_vertices(convention: str) -> tuple[np.ndarray, np.ndarray]:
     return v[0], v[1]
 
 
+def _region(convention: str, region: str) -> np.ndarray | None:
+    """A synth convention's registered ``lip`` / ``upper_face`` indices (None if none)."""
+    from unitalker import conventions
+
+    found = conventions.find_region(convention, region)
+    return None if found is None else found.indices
+
+
 def mouth_gauge(convention: str) -> MouthGauge:
     """The lip midline vertex pair of a synth convention and its open range."""
-    from unitalker.training.geometry import region_indices
-
     rest_v, open_v = _open_pose_vertices(convention)
-    lip = region_indices(convention, "lip_indices")
+    lip = _region(convention, "lip")
     idx = np.arange(len(rest_v)) if lip is None else np.asarray(lip)
     x = rest_v[idx, 0]
     centre = idx[np.abs(x - np.median(x)) <= np.percentile(np.abs(x - np.median(x)), 15)]
@@ -378,7 +384,6 @@ def speech_check(
     from unitalker.synth.align import align
     from unitalker.synth.articulation import timeline_to_articulation
     from unitalker.synth.conventions import render, to_vertices
-    from unitalker.training.geometry import region_indices
 
     clips = list(clips) if clips is not None else alsa_clips()
     if not clips:
@@ -410,8 +415,7 @@ def speech_check(
             tpl = _mean_template(conv)
             pv, gv = to_vertices(conv, pred), to_vertices(conv, gt)
             tv = to_vertices(conv, tpl[None])[0]
-            lip = region_indices(conv, "lip_indices")
-            up = region_indices(conv, "upper_face_indices")
+            lip, up = _region(conv, "lip"), _region(conv, "upper_face")
             s = score_sequence(res.clip, pv, gv, tv, lip, up)
             st = score_sequence(res.clip, np.repeat(tv[None], len(gv), 0), gv, tv, lip, up)
             res.scores[conv] = {"LVE": float(s.lve.mean()), "MVE": float(s.mve.mean()),
