@@ -28,6 +28,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -257,6 +258,32 @@ def summary_markdown(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def run_jobs(
+    fn: Callable[[Any], dict],
+    jobs: list,
+    workers: int,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[dict]:
+    """``[fn(job) for job in jobs]``, in ``workers`` processes when more than one, in
+    order, calling ``progress(done, total)`` after each job."""
+    rows: list[dict] = []
+    if workers > 1:
+        import multiprocessing as mp
+
+        # spawn: eSpeak's global state must not be inherited half-initialised
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for row in pool.imap(fn, jobs, chunksize=1):
+                rows.append(row)
+                if progress:
+                    progress(len(rows), len(jobs))
+    else:
+        for job in jobs:
+            rows.append(fn(job))
+            if progress:
+                progress(len(rows), len(jobs))
+    return rows
+
+
 def generate(
     out_dir: str | Path,
     preset: str = "tiny",
@@ -286,21 +313,7 @@ def generate(
         )
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan(preset, seed, out)
-    rows: list[dict] = []
-    if workers > 1:
-        import multiprocessing as mp
-
-        # spawn: eSpeak's global state must not be inherited half-initialised
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for row in pool.imap(_run_job, jobs, chunksize=1):
-                rows.append(row)
-                if progress:
-                    progress(len(rows), len(jobs))
-    else:
-        for job in jobs:
-            rows.append(_run_job(job))
-            if progress:
-                progress(len(rows), len(jobs))
+    rows = run_jobs(_run_job, jobs, workers, progress)
     for spec in DATASETS:
         _finish_dataset(out, spec, [r for r in rows if r["key"] == spec.key], preset)
     summary = summarize(rows, preset, seed)

@@ -392,20 +392,9 @@ def generate_voices(
         )
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan_voices(preset, seed, out)
-    rows: list[dict] = []
-    if workers > 1:
-        import multiprocessing as mp
+    from unitalker.synth.generate import run_jobs
 
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for row in pool.imap(_run_voice_job, jobs, chunksize=1):
-                rows.append(row)
-                if progress:
-                    progress(len(rows), len(jobs))
-    else:
-        for job in jobs:
-            rows.append(_run_voice_job(job))
-            if progress:
-                progress(len(rows), len(jobs))
+    rows = run_jobs(_run_voice_job, jobs, workers, progress)
     n_subj = VOICE_PRESETS[preset][0]
     for ds in VOICE_DATASETS:
         _finish(out, ds, [r for r in rows if r["key"] == ds.key], n_subj)
