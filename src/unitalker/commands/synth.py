@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import Any
 
 from unitalker.commands._args import COUNT, SEED, Number
 
@@ -43,17 +45,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: p.print_help() or 1)
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _run_with_bar(
+    fn: Callable[..., dict], desc: str, errors: tuple[type[Exception], ...], **kwargs: Any
+) -> tuple[dict, float]:
+    """``fn(progress=...)`` with a clip progress bar; its ``errors`` become CLI errors.
+    Returns the summary and the wall time in seconds."""
     import time
 
     from tqdm import tqdm
 
     from unitalker.cli import CLIError
-    from unitalker.synth.generate import generate, summary_markdown
 
-    if args.workers < 1:
-        raise CLIError("--workers must be >= 1")
-    bar = tqdm(total=0, unit="clip", desc=f"A2F-Synth {args.preset}")
+    bar = tqdm(total=0, unit="clip", desc=desc)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -61,13 +64,21 @@ def _generate(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     try:
-        summary = generate(args.output, args.preset, args.seed, workers=args.workers,
-                           overwrite=args.overwrite, progress=progress)  # fmt: skip
-    except FileExistsError as e:
+        summary = fn(progress=progress, **kwargs)
+    except errors as e:
         raise CLIError(str(e)) from None
     finally:
         bar.close()
-    wall = time.perf_counter() - t0
+    return summary, time.perf_counter() - t0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from unitalker.synth.generate import generate, summary_markdown
+
+    summary, wall = _run_with_bar(
+        generate, f"A2F-Synth {args.preset}", (FileExistsError,), out_dir=args.output,
+        preset=args.preset, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
+    )  # fmt: skip
     print(summary_markdown(summary))
     print(f"\n{summary['total_hours']:.3f} h of audio in {wall:.1f} s "
           f"({summary['total_hours'] / (wall / 60):.3f} audio hours per wall minute) -> {args.output}")  # fmt: skip
@@ -75,36 +86,18 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _voices(args: argparse.Namespace) -> int:
-    import time
-
-    from tqdm import tqdm
-
-    from unitalker.cli import CLIError
     from unitalker.synth.voices import generate_voices
 
-    if args.workers < 1:
-        raise CLIError("--workers must be >= 1")
-    bar = tqdm(total=0, unit="clip", desc=f"A2F-Synth voices {args.preset}")
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    t0 = time.perf_counter()
-    try:
-        summary = generate_voices(args.output, args.preset, args.seed, workers=args.workers,
-                                  overwrite=args.overwrite, progress=progress)  # fmt: skip
-    except (FileExistsError, RuntimeError) as e:
-        raise CLIError(str(e)) from None
-    finally:
-        bar.close()
+    summary, wall = _run_with_bar(
+        generate_voices, f"A2F-Synth voices {args.preset}", (FileExistsError, RuntimeError),
+        out_dir=args.output, preset=args.preset, seed=args.seed, workers=args.workers,
+        overwrite=args.overwrite,
+    )  # fmt: skip
     print("| key | convention | split | clips | seconds | espeak | kokoro | sam |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in summary["table"]:
         e = r["engines"]
         print(f"| {r['key']} | {r['convention']} | {r['split']} | {r['clips']} | {r['seconds']:.1f} | "
               f"{e['espeak']} | {e['kokoro']} | {e['sam']} |")  # fmt: skip
-    print(
-        f"\n{summary['total_hours']:.3f} h of audio in {time.perf_counter() - t0:.1f} s -> {args.output}"
-    )
+    print(f"\n{summary['total_hours']:.3f} h of audio in {wall:.1f} s -> {args.output}")
     return 0
