@@ -59,31 +59,15 @@ class Animation:
     def vertices(self) -> np.ndarray | None:
         """``[T, V, 3]`` vertex positions, or None when the convention has no mesh.
 
-        Vertex conventions reshape their data; conventions with a registered vertex function
-        (:func:`unitalker.conventions.register_vertex_fn`) apply it; blendshape conventions
-        with a rig apply ``meanshape + weights @ basis``.
+        Through the convention's rig (:func:`unitalker.geometry.vertices`): vertex data are
+        reshaped, blendshape weights go through the linear rig, parameters through their
+        skinning model.
         """
-        conv = self.conv
-        if conv.kind == "vertices":
-            return self.data.reshape(self.n_frames, -1, 3)
-        fn = conventions.vertex_fn(conv.name)
-        if fn is not None:
-            return np.asarray(fn(self.data), dtype=np.float32)
-        if conv.kind == "blendshapes" and conv.has_mesh:
-            return rig_vertices(conv, self.data)
-        return None
+        from unitalker import geometry
+
+        return geometry.vertices(self.conv, self.data)
 
     def faces(self) -> np.ndarray | None:
         """``[F, 3]`` triangles of the mesh, or None."""
         return self.conv.resource("faces") if self.conv.has_resource("faces") else None
 
-
-def rig_vertices(conv: conventions.Convention, weights: np.ndarray) -> np.ndarray:
-    """Blendshape weights ``[T, C]`` -> vertices ``[T, V, 3]`` through the convention's rig."""
-    mean = conv.resource("rig_meanshape")
-    basis = conv.resource("rig_basis")
-    if mean is None or basis is None:
-        raise ValueError(f"convention {conv.name!r} has no blendshape rig")
-    c, v, _ = basis.shape
-    flat = np.asarray(weights, dtype=np.float32) @ basis.reshape(c, v * 3).astype(np.float32)
-    return flat.reshape(len(weights), v, 3) + mean[None].astype(np.float32)

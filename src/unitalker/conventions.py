@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -96,7 +96,16 @@ RESOURCE_KEYS: dict[str, str] = {
     "rig_meanshape": "float [V, 3] neutral mesh of the blendshape rig (blendshapes only)",
     "rig_basis": "float [C, V, 3] per-channel vertex offsets (blendshapes only)",
     "neutral": "float [V, 3] a neutral mesh to render vertex outputs on",
+    "lbs_template": "float [V, 3] rest mesh of a parameter convention's jaw-skinning model",
+    "lbs_exprdirs": "float [E, V, 3] its linear expression basis, for params[3:3+E]",
+    "lbs_jaw_weights": "float [V] its jaw skinning weight per vertex (params[0:3]: jaw axis-angle)",
+    "lbs_jaw_pivot": "float [3] its jaw pivot",
 }
+RIG_KEYS: tuple[str, ...] = ("rig_meanshape", "rig_basis")
+"""The resources that make a blendshape convention's linear rig."""
+LBS_KEYS: tuple[str, ...] = ("lbs_template", "lbs_exprdirs", "lbs_jaw_weights", "lbs_jaw_pivot")
+"""The resources that make a parameter convention's jaw-skinning model
+(:meth:`unitalker.geometry.rigs.LBSRig.jaw_model`)."""
 
 
 @dataclass(frozen=True)
@@ -175,13 +184,13 @@ class Convention:
 
     @property
     def has_mesh(self) -> bool:
-        """Whether outputs can be turned into a mesh: vertices, blendshapes with a rig, or
-        a convention with a registered vertex function (e.g. parameters of a face model)."""
-        return (
-            self.kind == "vertices"
-            or (self.has_resource("rig_basis") and self.has_resource("rig_meanshape"))
-            or self.name in _VERTEX_FNS
-        )
+        """Whether outputs can be turned into a mesh (:func:`unitalker.geometry.vertices`):
+        vertices, blendshapes with a rig (:data:`RIG_KEYS`), or parameters with a skinning
+        model (:data:`LBS_KEYS`)."""
+        if self.kind == "vertices":
+            return True
+        keys = RIG_KEYS if self.kind == "blendshapes" else LBS_KEYS
+        return all(self.has_resource(k) for k in keys)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -296,20 +305,6 @@ class DatasetInfo:
 
 _CONVENTIONS: dict[str, Convention] = {}
 _DATASETS: dict[str, DatasetInfo] = {}
-# convention name -> f(data [T, dim]) -> vertices [T, V, 3], for conventions whose mesh is
-# computed (parameters of a face model), not stored.
-_VERTEX_FNS: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
-
-
-def register_vertex_fn(name: str, fn: Callable[[np.ndarray], np.ndarray]) -> None:
-    """Declare how a (parameter) convention's ``[T, dim]`` data becomes ``[T, V, 3]``
-    vertices, so that exporters and the renderer can show it as a mesh."""
-    _VERTEX_FNS[name] = fn
-
-
-def vertex_fn(name: str) -> Callable[[np.ndarray], np.ndarray] | None:
-    _ensure_builtin_extras()
-    return _VERTEX_FNS.get(name)
 
 
 def register(conv: Convention, *, overwrite: bool = False) -> Convention:
@@ -331,7 +326,7 @@ def register_dataset(ds: DatasetInfo, *, overwrite: bool = False) -> DatasetInfo
 
 def get(name: str) -> Convention:
     """Look a convention up by name; the error lists what is registered."""
-    _ensure_builtin_extras()
+    _ensure_shipped()
     try:
         return _CONVENTIONS[name]
     except KeyError:
@@ -341,17 +336,17 @@ def get(name: str) -> Convention:
 
 
 def names() -> list[str]:
-    _ensure_builtin_extras()
+    _ensure_shipped()
     return list(_CONVENTIONS)
 
 
 def all_conventions() -> list[Convention]:
-    _ensure_builtin_extras()
+    _ensure_shipped()
     return list(_CONVENTIONS.values())
 
 
 def get_dataset(key: str) -> DatasetInfo:
-    _ensure_builtin_extras()
+    _ensure_shipped()
     try:
         return _DATASETS[key]
     except KeyError:
@@ -361,7 +356,7 @@ def get_dataset(key: str) -> DatasetInfo:
 
 
 def datasets() -> list[DatasetInfo]:
-    _ensure_builtin_extras()
+    _ensure_shipped()
     return list(_DATASETS.values())
 
 
@@ -406,7 +401,7 @@ def ensure_registered(convs: Iterable[Convention], source: str = "checkpoint") -
     on everything but resource file locations (a checkpoint trained on another machine);
     a real disagreement (kind, dim, fps, scale, PCA, channels) is an error.
     """
-    _ensure_builtin_extras()  # the built-in definitions win over copies in checkpoints
+    _ensure_shipped()  # the built-in definitions win over copies in checkpoints
     for c in convs:
         old = _CONVENTIONS.get(c.name)
         if old is None:
@@ -616,7 +611,7 @@ def register_region_file(convention: str, region_file: RegionFile) -> None:
 
 def region_files(convention: str) -> list[RegionFile]:
     """The region files declared for ``convention`` (in the order they are tried)."""
-    _ensure_builtin_extras()
+    _ensure_shipped()
     return list(_REGION_FILES.get(convention, ()))
 
 
@@ -627,7 +622,7 @@ def declare_no_region(convention: str, region: str, reason: str) -> None:
 
 def no_region_reason(convention: str, region: str) -> str:
     """Why ``convention`` has no ``region`` here: a declared reason, or what was looked for."""
-    _ensure_builtin_extras()
+    _ensure_shipped()
     if (convention, region) in _NO_REGION:
         return _NO_REGION[(convention, region)]
     files = _REGION_FILES.get(convention, [])
@@ -767,7 +762,7 @@ def find_release_rig(
     convention: str, search: Iterable[str | Path] = ()
 ) -> tuple[np.ndarray, np.ndarray, str] | None:
     """``(meanshape [V, 3], basis [C, V, 3], path)`` of the release rig, or None."""
-    _ensure_builtin_extras()
+    _ensure_shipped()
     conv = get(convention)
     for root in region_search_dirs(search):
         for rel in _RELEASE_RIGS.get(convention, ()):
@@ -821,21 +816,21 @@ for _name in ("3DETF_blendshape_weight", "inhouse_blendshape_weight"):
     )
 del _name, _masks
 
-_EXTRAS_LOADED = False
+SHIPPED_FILES: tuple[str, ...] = ("assets/synth/conventions.json",)
+"""Convention files inside the package, registered the first time the registry is read:
+the A2F-Synth conventions and datasets (data, so the registry imports no generator)."""
+
+_SHIPPED_LOADED = False
 
 
-def _ensure_builtin_extras() -> None:
-    """Register the A2F-Synth conventions the first time the registry is read.
+def _ensure_shipped() -> None:
+    """Register the conventions shipped as data files (:data:`SHIPPED_FILES`), once.
 
-    They are defined by :mod:`unitalker.synth` (procedural meshes), which is imported
-    lazily so that ``import unitalker`` stays light.
+    Lazily, so that importing this module reads no file.
     """
-    global _EXTRAS_LOADED
-    if _EXTRAS_LOADED:
+    global _SHIPPED_LOADED
+    if _SHIPPED_LOADED:
         return
-    _EXTRAS_LOADED = True
-    try:
-        from unitalker.synth import conventions as _synth_conventions
-    except ImportError:  # the synth package is optional while it is being built
-        return
-    _synth_conventions.register_all()
+    _SHIPPED_LOADED = True
+    for rel in SHIPPED_FILES:
+        register_from_file(_resource_file(PACKAGE_PREFIX + rel))

@@ -15,7 +15,7 @@ from unitalker.evaluation import metrics as M
 
 def _measurable(conv: conventions.Convention) -> bool:
     """Whether evaluation can turn this convention into vertices (so it needs regions)."""
-    from unitalker.training.geometry import FLAME_PARAMS
+    from unitalker.geometry.flame import FLAME_PARAMS
 
     return (
         conv.has_mesh

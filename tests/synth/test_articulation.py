@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from unitalker.conventions import ARKIT52_EMOTALK
+from unitalker.geometry import vertices
 from unitalker.synth import conventions as sc
 from unitalker.synth.articulation import (
     CURVES,
@@ -88,7 +89,7 @@ def test_rendered_conventions_agree(curves):
     assert abs(w[mid_p, idx["mouthClose"]] - w[mid_p, idx["jawOpen"]]) < 0.02
     for conv in (sc.HEAD, sc.HEAD2, sc.ARKIT, sc.FLAME):
         data = sc.render(conv, curves, identity_seed=7 if conv in (sc.HEAD, sc.HEAD2) else None)
-        verts = sc.to_vertices(conv, data)
+        verts = vertices(conv, data)
         topo = sc.TOPOLOGY_OF[conv]
         pair = tuple(
             int(i) for i in sc.asset(topo)["slit_pairs"][len(sc.asset(topo)["slit_pairs"]) // 2]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from unitalker import conventions
+from unitalker.geometry import vertices
 from unitalker.synth import conventions as sc
 
 SYNTH = [c for c in conventions.all_conventions() if c.name.startswith("synth_")]
@@ -47,13 +48,12 @@ def test_flame_params_roundtrip():
     w = rng.uniform(0, 0.5, (4, 52)).astype(np.float32)
     p = sc.arkit_to_flame(w)
     assert p.shape == (4, 43)
-    v_flame = sc.flame_params_to_vertices(p)
-    v_rig = sc.to_vertices(sc.ARKIT, w)
+    v_flame = vertices(sc.FLAME, p)
+    v_rig = vertices(sc.ARKIT, w)
     # linear rig vs skinned jaw + 40-component expression model: close, not identical
     assert np.abs(v_flame - v_rig).max() < 0.004
-    assert np.allclose(
-        sc.flame_params_to_vertices(np.zeros(43))[0], sc.asset("flame")["template"], atol=1e-6
-    )
+    zero = vertices(sc.FLAME, np.zeros((1, 43)))[0]
+    assert np.allclose(zero, sc.asset("flame")["template"], atol=1e-6)
 
 
 def test_build_assets_reproduce_shipped(tmp_path):
@@ -80,3 +80,39 @@ def test_build_assets_reproduce_shipped(tmp_path):
 def test_attach_arkit_rig():
     conv = conventions.get("3DETF_blendshape_weight").with_resources(**sc.attach_arkit_rig())
     assert conv.has_mesh and conv.resource("rig_basis").shape[0] == 52
+
+
+def test_shipped_conventions_fit_the_assets():
+    """The registered data (assets/synth/conventions.json) agrees with the built assets."""
+    head, head2, flame = sc.asset("head"), sc.asset("head2"), sc.asset("flame")
+    assert conventions.get(sc.HEAD).dim == head["neutral"].size
+    assert conventions.get(sc.HEAD2).dim == head2["neutral"].size
+    arkit = conventions.get(sc.ARKIT)
+    assert arkit.channel_names == conventions.ARKIT52_EMOTALK
+    assert np.array_equal(arkit.resource("rig_basis"), head["rig_basis"])
+    assert np.array_equal(arkit.resource("rig_meanshape"), head["neutral"])
+    fl = conventions.get(sc.FLAME)
+    assert fl.dim == 3 + sc.N_EXPR == len(fl.channel_names)
+    assert fl.channel_names[:3] == ("jaw_rx", "jaw_ry", "jaw_rz")
+    for key in ("template", "exprdirs", "jaw_weights", "jaw_pivot"):
+        assert np.array_equal(fl.resource(f"lbs_{key}"), flame[key]), key
+    assert flame["exprdirs"].shape == (sc.N_EXPR, *head["neutral"].shape)
+
+
+def test_registered_datasets_match_the_generator():
+    from unitalker.synth.presets import DATASETS
+    from unitalker.synth.voices import VOICE_DATASETS, VOICE_PRESETS
+
+    for d in DATASETS:
+        lang = "multi" if len(d.languages) > 1 else d.languages[0]
+        want = conventions.DatasetInfo(
+            d.key, d.name, d.convention, len(d.subjects["bench"]), d.fps,
+            folder=d.folder, repeat=d.repeat, language=lang, domain=d.domain,
+        )
+        assert conventions.get_dataset(d.key) == want
+    for v in VOICE_DATASETS:
+        n_subjects = VOICE_PRESETS["bench"][0]
+        want = conventions.DatasetInfo(
+            v.key, v.name, v.convention, n_subjects, v.fps, folder=v.folder, language="en"
+        )
+        assert conventions.get_dataset(v.key) == want

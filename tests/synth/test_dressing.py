@@ -7,6 +7,7 @@ import pytest
 
 from unitalker import conventions
 from unitalker.conventions import ARKIT52_EMOTALK
+from unitalker.geometry import vertices
 from unitalker.synth import conventions as SC
 from unitalker.synth import mesh as M
 from unitalker.synth.dressing import PARTS, IdleMotion, build_dressing, dressing_for
@@ -76,7 +77,7 @@ def test_flame_like_jaw_moves_the_teeth() -> None:
     d = dressing_for(SC.FLAME)
     params = np.zeros((1, 43), np.float32)
     params[0, 0] = 0.25  # jaw open about the x axis
-    v = SC.flame_params_to_vertices(params)[0]
+    v = vertices(SC.FLAME, params)[0]
     moved = d.apply(v) - d.rest
     tongue = d.part == PARTS.index("tongue")
     assert moved[tongue, 1].mean() < -0.004  # the tongue drops with the jaw

@@ -23,7 +23,7 @@ import torch
 
 from unitalker import conventions
 from unitalker.evaluation.metrics import REPORT_ORDER, MetricSummary, score_sequence, summarize
-from unitalker.training.geometry import RigMap, vertex_map
+from unitalker.geometry import rig_for
 
 log = logging.getLogger(__name__)
 
@@ -194,14 +194,16 @@ def evaluate(
         if not static_baseline and conv not in model.heads:
             log.warning("model has no head %s: skipping dataset %s", conv, key)
             continue
-        vmap = vertex_map(conv, flame_model=flame_model, flame_face_indices=flame_face_indices)
+        vmap = rig_for(conv, flame_model=flame_model, flame_face_indices=flame_face_indices)
         notes = []
         search = (*regions, *([Path(flame_model).parent] if flame_model else []))
         release_rig = False
         if vmap is None and conventions.get(conv).kind == "blendshapes":
             rig = conventions.find_release_rig(conv, search)
             if rig is not None:
-                vmap, release_rig = RigMap(rig[0], rig[1]), True
+                from unitalker.geometry.rigs import BlendshapeRig
+
+                vmap, release_rig = BlendshapeRig(rig[0], rig[1]), True
                 notes.append(f"vertices through the release rig {rig[2]}")
         if vmap is None:
             log.warning("%s (%s) has no vertex map: cannot be measured", key, conv)
@@ -271,7 +273,7 @@ def _region(
 ) -> conventions.Region | None:
     """The region on the mesh the metrics see: FLAME-parameter vertices restricted to a
     face subset (``--flame-face-indices``) get the full-FLAME region renumbered into it."""
-    from unitalker.training.geometry import FLAME_PARAMS
+    from unitalker.geometry.flame import FLAME_PARAMS
 
     if conv == FLAME_PARAMS and face_indices:
         subset = np.load(face_indices, allow_pickle=False).astype(np.int64).reshape(-1)

@@ -179,18 +179,14 @@ class MouthGauge:
 
 def _open_pose_vertices(convention: str) -> tuple[np.ndarray, np.ndarray]:
     """Template and wide-open /a/ vertices ``[V, 3]`` of a synth convention (mean identity)."""
+    from unitalker.geometry import vertices as to_vertices
     from unitalker.synth.articulation import CURVES
-    from unitalker.synth.conventions import identity_template, render, to_vertices
+    from unitalker.synth.conventions import render
 
     curves = {c: np.zeros(2, np.float32) for c in CURVES}
     curves["jaw_open"] = np.array([0.0, 0.8], np.float32)  # /a/'s jaw target
     data = render(convention, curves, None)
-    tpl = (
-        identity_template(convention, None)
-        if convention in ("synth_head_vertices", "synth_head2_vertices")
-        else None
-    )
-    v = to_vertices(convention, data, tpl)
+    v = to_vertices(convention, data)
     return v[0], v[1]
 
 
@@ -255,7 +251,7 @@ def mouth_opening(
     convention: str, motion: np.ndarray, gauge: MouthGauge | None = None
 ) -> np.ndarray:
     """Opening per frame ``[T]`` in units of the open range (0 = template, 1 = wide /a/)."""
-    from unitalker.synth.conventions import to_vertices
+    from unitalker.geometry import vertices as to_vertices
 
     g = gauge or mouth_gauge(convention)
     v = to_vertices(convention, motion)
@@ -381,9 +377,10 @@ def speech_check(
     against the static template; without, only the label-free checks run."""
     from unitalker.audio import SAMPLE_RATE, load_audio
     from unitalker.evaluation.metrics import score_sequence
+    from unitalker.geometry import vertices as to_vertices
     from unitalker.synth.align import align
     from unitalker.synth.articulation import timeline_to_articulation
-    from unitalker.synth.conventions import render, to_vertices
+    from unitalker.synth.conventions import render
 
     clips = list(clips) if clips is not None else alsa_clips()
     if not clips:

@@ -174,9 +174,9 @@ def _skel_head(stage, animation: Animation, faces: np.ndarray | None) -> None:
     face = _geometry(stage, "/Head/Face", mean, faces)
     # Extent over the whole clip, so culling never clips the moving face.
     if animation.n_frames:
-        from unitalker.animation import rig_vertices
+        from unitalker import geometry
 
-        verts = rig_vertices(conv, data)
+        verts = geometry.vertices(conv, data)
         lo = np.minimum(verts.min(axis=(0, 1)), mean.min(axis=0))
         hi = np.maximum(verts.max(axis=(0, 1)), mean.max(axis=0))
         face.GetExtentAttr().Set(Vt.Vec3fArray.FromNumpy(np.stack([lo, hi]).astype(np.float32)))

@@ -44,7 +44,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.websockets import WebSocketDisconnect
 
-from unitalker import __version__, conventions
+from unitalker import __version__, conventions, geometry
 from unitalker.audio import SAMPLE_RATE, AudioError, AudioTooLong, check_sample_rate, load_audio
 from unitalker.serve import protocol
 from unitalker.serve.gate import JobGate, Overloaded
@@ -257,18 +257,15 @@ def mesh_payload(
     faces = c.resource("faces") if c.has_resource("faces") else None
     arrays: dict[str, np.ndarray] = {}
     if c.kind == "vertices":
-        if c.has_resource("neutral"):
-            neutral = c.resource("neutral")
-        elif name in model.heads:
+        neutral = geometry.rig_for(c).neutral()
+        if neutral is None and name in model.heads:
             neutral = model.template(name).detach().float().cpu().numpy()
-        else:
+        if neutral is None:
             raise ApiError(404, "no_mesh", f"convention {name!r} has no neutral mesh")
         arrays["neutral"] = np.asarray(neutral, np.float32).reshape(-1, 3)
-    elif c.kind == "blendshapes" and c.has_mesh:
-        mean = np.asarray(c.resource("rig_meanshape"), np.float32).reshape(-1, 3)
-        basis = np.asarray(c.resource("rig_basis"), np.float32)
-        arrays["neutral"] = mean
-        arrays["basis"] = basis.reshape(basis.shape[0], -1, 3)
+    elif c.kind == "blendshapes" and c.has_mesh:  # the viewer evaluates the linear rig
+        rig = geometry.rig_for(c)
+        arrays["neutral"], arrays["basis"] = rig.neutral(), rig.offsets()
     else:
         raise ApiError(404, "no_mesh", f"convention {name!r} ({c.kind}) has no mesh to draw")
     if faces is not None:

@@ -326,19 +326,3 @@ def mouth_gap(vertices: np.ndarray, pair: tuple[int, int]) -> np.ndarray:
     """Vertical lip gap (m) at the mouth centre for ``[T, V, 3]`` (or ``[V, 3]``) vertices."""
     v = np.asarray(vertices)
     return v[..., pair[0], 1] - v[..., pair[1], 1]
-
-
-# --------------------------------------------------------------------------------------
-# The FLAME-like linear face model (on the "head" topology).
-
-
-def rodrigues(aa: np.ndarray) -> np.ndarray:
-    """Axis-angle ``[T, 3]`` -> rotation matrices ``[T, 3, 3]``."""
-    aa = np.asarray(aa, np.float64).reshape(-1, 3)
-    angle = np.linalg.norm(aa, axis=1, keepdims=True)
-    axis = aa / np.maximum(angle, 1e-12)
-    k = np.zeros((len(aa), 3, 3))
-    k[:, 0, 1], k[:, 0, 2], k[:, 1, 2] = -axis[:, 2], axis[:, 1], -axis[:, 0]
-    k = k - k.transpose(0, 2, 1)
-    a = angle[:, :, None]
-    return np.eye(3)[None] + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)

@@ -11,6 +11,7 @@ from unitalker.conventions import ARKIT52_EMOTALK
 
 def convention_traces(convention: str, data: np.ndarray) -> dict[str, np.ndarray]:
     """A few readable traces of a convention's data ``[T, dim]``."""
+    from unitalker.geometry import vertices
     from unitalker.synth import conventions as sc
     from unitalker.synth.mesh import mouth_gap
 
@@ -29,7 +30,7 @@ def convention_traces(convention: str, data: np.ndarray) -> dict[str, np.ndarray
         return {"jaw_rx (rad)": data[:, 0], **{f"expr_{k:02d}": data[:, 3 + k] for k in range(3)}}
     topo = sc.TOPOLOGY_OF[convention]
     a = sc.asset(topo)
-    v = sc.to_vertices(convention, data)
+    v = vertices(convention, data)
     pairs = a["slit_pairs"]
     up, lo = (int(i) for i in pairs[len(pairs) // 2])
     width = v[:, int(pairs[0, 0]), 0] - v[:, int(pairs[-1, 0]), 0]

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from unitalker.conventions import DatasetInfo
-
 BIWI_TRAIN = ("F2", "F3", "F4", "M3", "M4", "M5")
 VOCA_TRAIN = tuple(f"FaceTalk_{s}_TA" for s in (
     "170728_03272", "170904_00128", "170725_00137", "170915_00223", "170811_03274",
@@ -120,40 +118,3 @@ def spec(key: str) -> DatasetSpec:
         if d.key == key:
             return d
     raise KeyError(f"unknown A2F-Synth dataset {key!r}; known: {[d.key for d in DATASETS]}")
-
-
-def dataset_infos() -> list[DatasetInfo]:
-    """Registry entries for the bench preset (subject counts are those of ``bench``),
-    S0-S5 and the voices datasets V0-V3 (:mod:`unitalker.synth.voices`)."""
-    from unitalker.synth.voices import VOICE_DATASETS, VOICE_PRESETS
-
-    voices = [
-        DatasetInfo(
-            v.key,
-            v.name,
-            v.convention,
-            VOICE_PRESETS["bench"][0],
-            v.fps,
-            0,
-            v.folder,
-            1,
-            "en",
-            "speech",
-        )
-        for v in VOICE_DATASETS
-    ]
-    return voices + [
-        DatasetInfo(
-            d.key,
-            d.name,
-            d.convention,
-            len(d.subjects["bench"]),
-            d.fps,
-            0,
-            d.folder,
-            d.repeat,
-            "multi" if len(d.languages) > 1 else d.languages[0],
-            d.domain,
-        )
-        for d in DATASETS
-    ]

@@ -42,7 +42,6 @@ from unitalker.synth.conventions import (
     HEAD2,
     JAW_SIDE_ANGLE,
     asset,
-    flame_params_to_vertices,
 )
 
 log = logging.getLogger(__name__)
@@ -175,7 +174,9 @@ def to_common(
     elif convention == FLAME:
         tpl = neutral
         if method == "surface":
-            out = flame_params_to_vertices(data).reshape(len(data), -1)
+            from unitalker.geometry import vertices
+
+            out = vertices(FLAME, data).reshape(len(data), -1)
         else:
             out = neutral + flame_offsets_rig(data)
     else:

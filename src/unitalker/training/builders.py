@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from unitalker import conventions
+from unitalker.geometry import rig_for
 from unitalker.models.config import PIVOT, HeadConfig, ModelConfig
 from unitalker.models.heads import PCALayer
 from unitalker.models.unitalker import UniTalker, build_model
 from unitalker.training.config import TrainConfig
-from unitalker.training.geometry import vertex_map
 from unitalker.training.losses import UniTalkerLoss
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ def trainable_mask(model: torch.nn.Module, prefixes: tuple[str, ...]) -> dict[st
 
 def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
     maps = {
-        h: vertex_map(
+        h: rig_for(
             h, flame_model=cfg.loss.flame_model, flame_face_indices=cfg.loss.flame_face_indices
         )
         for h in heads

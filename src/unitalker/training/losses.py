@@ -8,8 +8,10 @@ with ``l`` the mean squared error over valid frames and all channels, and per co
   term on coefficients (ground truth projected with the head's PCA layer);
 * blendshape conventions: the vertex term through the rig when the convention has one,
   and the parameter term on the weights;
-* parameter conventions: the parameter term, and the vertex term when a vertex map exists
+* parameter conventions: the parameter term, and the vertex term when a rig exists
   (FLAME LBS with a user FLAME file, A2F-Synth's FLAME-like model).
+
+The vertex maps are the conventions' rigs (:mod:`unitalker.geometry`).
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class UniTalkerLoss(nn.Module):
     """Eq. 2 for one batch of one convention.
 
     Args:
-        vertex_maps: convention -> differentiable ``[N, D] -> [N, V, 3]`` map or None
-            (see :func:`unitalker.training.geometry.vertex_map`).
+        vertex_maps: convention -> differentiable ``[N, D] -> [N, V, 3]`` rig or None
+            (see :func:`unitalker.geometry.rig_for`).
         alpha, beta: PCA and parameter weights (0.01, 1e-4).
         vertex_weight: weight of the vertex term (1).
     """

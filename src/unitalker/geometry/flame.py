@@ -1,4 +1,4 @@
-"""FLAME linear blend skinning in torch, and reading a FLAME model file safely.
+"""Reading a FLAME model file safely, and where the D5 vector keeps FLAME's inputs.
 
 The FLAME 2020 ``generic_model.pkl`` is a pickle that needs chumpy (and scipy.sparse) to
 unpickle as-is. :func:`load_flame_model` reads it with a restricted unpickler: numpy
@@ -16,8 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
-from torch import nn
+
+FLAME_PARAMS = "flame_params_from_dadhead"
+"""The D5 convention: FLAME parameters, skinned with a user's FLAME file (``--flame-model``)."""
+
+FLAME_FILE_LAYOUTS: dict[str, tuple[int, int]] = {FLAME_PARAMS: (400, 403)}
+"""Parameter conventions a FLAME file skins -> ``(start, stop)`` of the jaw axis-angle in
+their vector; the betas (shape + expression) are the first ``S`` channels, ``S`` the
+file's ``shapedirs`` count. D5 is ``[0:400]`` betas, ``[400:403]`` jaw, then rotation,
+translation and scale (zero in the skinning, as the original)."""
+
+FLAME_JAW_JOINT = 2
+"""Index of the jaw joint in FLAME's kinematic tree."""
 
 FLAME_KEYS = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table")
 
@@ -157,91 +167,3 @@ def load_flame_model(path: str | Path) -> dict[str, np.ndarray]:
             f"{p}: inconsistent FLAME shapes { ({k: a.shape for k, a in out.items()}) }"
         )
     return out
-
-
-def _rodrigues(aa: torch.Tensor) -> torch.Tensor:
-    """Axis-angle ``[N, 3]`` -> rotation matrices ``[N, 3, 3]`` (differentiable at 0)."""
-    angle = torch.sqrt((aa * aa).sum(-1, keepdim=True) + 1e-12)  # [N, 1]
-    axis = aa / angle
-    c, s = torch.cos(angle)[..., None], torch.sin(angle)[..., None]
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    k = torch.stack([zero, -z, y, z, zero, -x, -y, x, zero], -1).reshape(-1, 3, 3)
-    eye = torch.eye(3, dtype=aa.dtype, device=aa.device)[None]
-    return eye + s * k + (1 - c) * (k @ k)
-
-
-class FlameLBS(nn.Module):
-    """FLAME parameters -> vertices with linear blend skinning.
-
-    Args:
-        model: arrays from :func:`load_flame_model`.
-        jaw_joint: index of the jaw joint in the kinematic tree (2 in FLAME).
-        face_indices: vertices to return (None: all).
-    """
-
-    def __init__(
-        self,
-        model: dict[str, np.ndarray],
-        jaw_joint: int = 2,
-        face_indices: np.ndarray | None = None,
-    ):
-        super().__init__()
-        f32 = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32))  # noqa: E731
-        self.register_buffer("v_template", f32(model["v_template"]))
-        self.register_buffer("shapedirs", f32(model["shapedirs"]))
-        n_joints = model["J_regressor"].shape[0]
-        posedirs = f32(model["posedirs"])  # [V, 3, 9 * (J - 1)]
-        self.register_buffer("posedirs", posedirs)
-        self.register_buffer("J_regressor", f32(model["J_regressor"]))
-        self.register_buffer("weights", f32(model["weights"]))
-        parents = np.asarray(model["kintree_table"])[0].astype(np.int64)
-        parents[0] = -1
-        self.parents = [int(x) for x in parents]
-        self.n_joints = n_joints
-        self.jaw_joint = jaw_joint
-        idx = None if face_indices is None else torch.as_tensor(np.asarray(face_indices, np.int64))
-        self.register_buffer("face_indices", idx)
-
-    @property
-    def n_betas(self) -> int:
-        return int(self.shapedirs.shape[-1])
-
-    def forward(self, betas: torch.Tensor, jaw: torch.Tensor) -> torch.Tensor:
-        """``betas [N, S]`` (shape + expression), ``jaw [N, 3]`` axis-angle -> ``[N, V, 3]``.
-
-        Global rotation, neck and eyes are zero (the original's D5 convention).
-        """
-        n = betas.shape[0]
-        dt = self.v_template.dtype
-        betas, jaw = betas.to(dt), jaw.to(dt)
-        v_shaped = self.v_template[None] + torch.einsum("nk,vck->nvc", betas, self.shapedirs)
-        joints = torch.einsum("jv,nvc->njc", self.J_regressor, v_shaped)  # [N, J, 3]
-        pose = torch.zeros(n, self.n_joints, 3, dtype=dt, device=betas.device)
-        pose[:, self.jaw_joint] = jaw
-        rot = _rodrigues(pose.reshape(-1, 3)).reshape(n, self.n_joints, 3, 3)
-        eye = torch.eye(3, dtype=dt, device=betas.device)
-        pose_feat = (rot[:, 1:] - eye).reshape(n, -1)  # [N, 9 (J-1)]
-        v_posed = v_shaped + torch.einsum("np,vcp->nvc", pose_feat, self.posedirs)
-        # world transforms along the kinematic chain
-        transforms = []
-        for j in range(self.n_joints):
-            parent = self.parents[j]
-            t = joints[:, j] - (joints[:, parent] if parent >= 0 else 0)
-            local = _homogeneous(rot[:, j], t)
-            transforms.append(local if parent < 0 else transforms[parent] @ local)
-        g = torch.stack(transforms, 1)  # [N, J, 4, 4]
-        # remove the rest pose: G_j <- G_j - G_j @ [J_j, 0]
-        rest = torch.einsum("njab,njb->nja", g[..., :3, :3], joints)
-        g = torch.cat([g[..., :3, :3], (g[..., :3, 3] - rest)[..., None]], -1)  # [N, J, 3, 4]
-        blend = torch.einsum("vj,njab->nvab", self.weights, g)  # [N, V, 3, 4]
-        out = torch.einsum("nvab,nvb->nva", blend[..., :3], v_posed) + blend[..., 3]
-        if self.face_indices is not None:
-            out = out[:, self.face_indices]
-        return out
-
-
-def _homogeneous(r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    bottom = torch.zeros(r.shape[0], 1, 4, dtype=r.dtype, device=r.device)
-    bottom[..., 3] = 1
-    return torch.cat([torch.cat([r, t[..., None]], -1), bottom], 1)
