@@ -238,8 +238,10 @@ def build_glb(
     conv = animation.conv
     faces = animation.faces()
     if conv.kind == "blendshapes":
-        base = np.asarray(conv.resource("rig_meanshape"), dtype=np.float32)
-        targets = np.asarray(conv.resource("rig_basis"), dtype=np.float32)
+        from unitalker import geometry
+
+        rig = geometry.rig_for(conv)  # the morph targets are the rig itself
+        base, targets = rig.neutral(), rig.offsets()
         weights = animation.data
         names = list(conv.channel_names or [f"channel_{i:02d}" for i in range(conv.dim)])
         extras = {"targetNames": names, "source": "blendshape rig"}

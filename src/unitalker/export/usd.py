@@ -80,7 +80,7 @@ def build_stage(animation: Animation, path: Path, *, audio_file: str | None = No
         },
     )
     faces = animation.faces()
-    rigged = conv.kind == "blendshapes" and conv.has_resource("rig_basis")
+    rigged = conv.kind == "blendshapes" and conv.has_mesh
     if rigged:
         root = UsdSkel.Root.Define(stage, "/Head")
     else:
@@ -138,8 +138,10 @@ def _geometry(stage, prim_path: str, points: np.ndarray | None, faces: np.ndarra
 def _skel_head(stage, animation: Animation, faces: np.ndarray | None) -> None:
     Gf, Sdf, Tf, Usd, UsdGeom, _, UsdSkel, Vt = _pxr()
     conv = animation.conv
-    mean = np.asarray(conv.resource("rig_meanshape"), dtype=np.float32)  # [V, 3]
-    basis = np.asarray(conv.resource("rig_basis"), dtype=np.float32)  # [C, V, 3]
+    from unitalker import geometry
+
+    rig = geometry.rig_for(conv)  # the blend shapes are the rig itself
+    mean, basis = rig.neutral(), rig.offsets()  # [V, 3], [C, V, 3]
     if basis.shape[1:] != mean.shape or basis.shape[0] != conv.dim:
         raise ExportError(
             f"{conv.name}: rig basis {basis.shape} does not match mean shape {mean.shape} "
