@@ -8,9 +8,12 @@ blendshape weights in one channel order, or a parameter vector. A *dataset* (D0.
 the paper) is a collection of clips annotated in one convention.
 
 The eight original conventions and datasets are registered at import time with the
-values of the original release (names, dimensions, scales, fps, subject counts). A user
-adds a convention from a YAML/JSON file with :func:`register_from_file`, which is how a
-new dataset "plugs in a new head" without code changes.
+values of the original release (names, dimensions, scales, fps, subject counts); the
+A2F-Synth ones are data shipped with the package (:data:`SHIPPED_FILES`), registered the
+first time the registry is read. A user adds a convention from a YAML/JSON file with
+:func:`register_from_file`, which is how a new dataset "plugs in a new head" without
+code changes. How a convention's motion becomes vertices is :mod:`unitalker.geometry`
+(a rig chosen by the convention's kind and resources).
 
 Resources (lip / upper-face vertex indices, a blendshape rig basis, render faces, a
 neutral mesh) are arrays that live in ``.npz`` / ``.npy`` files; they are loaded lazily

@@ -1,8 +1,8 @@
 """How a convention's motion becomes mesh vertices: one rig per convention.
 
 The registry says what a convention carries (:mod:`unitalker.conventions`); this package
-turns that into a rig (:mod:`unitalker.geometry.rigs`), chosen by what the convention is,
-never by its name:
+turns that into a rig (:mod:`unitalker.geometry.rigs`), chosen by the convention's kind
+and resources (a FLAME file, which no convention ships, by a table of vector layouts):
 
 ==========================================  ===================================
 convention                                  rig
@@ -44,6 +44,9 @@ def rig_for(
     dtype: torch.dtype | None = None,
 ) -> Rig | None:
     """A new rig (an ``nn.Module``, CPU) for a convention, or None when it has no mesh.
+
+    Each call builds a new module (cheap: the arrays are the registry's cached resources),
+    so a caller may move it to its device without touching anyone else's.
 
     Args:
         convention: a registered name or a :class:`~unitalker.conventions.Convention`.

@@ -9,7 +9,7 @@ name                     kind         dim                   fps   resources
 synth_arkit52            blendshapes  52 (EmoTalk order)    30    rig on the ``head`` mesh
 synth_head_vertices      vertices     2108 x 3 (PCA)        25    faces, regions, neutral
 synth_head2_vertices     vertices     1298 x 3 (PCA)        30    faces, regions, neutral
-synth_flame_params       params       3 jaw + 40 expr       30    faces, regions, neutral
+synth_flame_params       params       3 jaw + 40 expr       30    + lbs_* (flame.npz)
 =======================  ===========  ====================  ====  ======================
 
 ``synth_flame_params`` is a FLAME-like vector: ``[0:3]`` jaw axis-angle, ``[3:43]``
