@@ -4,7 +4,8 @@ Every model in unitalker consumes mono float32 audio at :data:`SAMPLE_RATE`.
 Files are decoded with PyAV (FFmpeg's libraries, shipped in the wheel), so wav, flac,
 mp3, ogg/opus, m4a/aac, webm and aiff all work without a system ffmpeg; libswresample
 mixes files down and resamples them while decoding. In-memory arrays at any rate are
-resampled with a polyphase filter.
+resampled with a polyphase filter (:func:`resample`), and audio that arrives in chunks
+(the WebSocket stream) with the same filter, chunk by chunk (:class:`StreamResampler`).
 
 Decoding is bounded, because the server decodes what strangers upload:
 
@@ -140,6 +141,9 @@ def load_audio(
         AudioError: missing, empty, undecodable, unsupported-container, out-of-range rate,
             silent-length or non-finite audio; :class:`AudioTooLong` past ``max_seconds``.
     """
+    # Every branch yields samples at ``rate``; the one post-decode step (mixdown, integer
+    # scaling, resampling, the checks) is prepare_waveform at the end.
+    rate = sr  # the decoders resample while decoding; a .npy holds 16 kHz samples
     if isinstance(path, (str, Path)):
         p = Path(path)
         source = name or str(p)
@@ -151,13 +155,13 @@ def load_audio(
             raise AudioError(f"{source}: empty file")
         if p.suffix.lower() == ".npy":
             with open(p, "rb") as f:
-                wav = _load_npy(f, source, max_seconds)
-            return prepare_waveform(wav, SAMPLE_RATE, sr, source=source)
-        if allow_any_container:
+                wav, rate = _load_npy(f, source, max_seconds), SAMPLE_RATE
+        elif allow_any_container:
             wav = _decode_with_av(str(p), sr, source, max_seconds, timeout, restrict=False)
-        elif p.suffix.lower() == ".wav" and (
-            fast := _read_pcm16_mono_wav(p, sr, source, max_seconds)
-        ) is not None:
+        elif (
+            p.suffix.lower() == ".wav"
+            and (fast := _read_pcm16_mono_wav(p, sr, source, max_seconds)) is not None
+        ):
             wav = fast
         else:
             with open(p, "rb") as f:
@@ -165,10 +169,10 @@ def load_audio(
     else:
         source = name or "upload"
         if Path(source).suffix.lower() == ".npy":
-            wav = _load_npy(path, source, max_seconds)
-            return prepare_waveform(wav, SAMPLE_RATE, sr, source=source)
-        wav = _decode_with_av(path, sr, source, max_seconds, timeout, restrict=True)
-    return prepare_waveform(wav, sr, sr, source=source)
+            wav, rate = _load_npy(path, source, max_seconds), SAMPLE_RATE
+        else:
+            wav = _decode_with_av(path, sr, source, max_seconds, timeout, restrict=True)
+    return prepare_waveform(wav, rate, sr, source=source)
 
 
 def _read_pcm16_mono_wav(
@@ -191,8 +195,9 @@ def _read_pcm16_mono_wav(
             if w.getframerate() != sr:
                 return None  # resampled by libswresample while decoding, as other files
             n = w.getnframes()
-            if max_seconds is not None and n / sr > max_seconds:
-                raise _too_long(source, n / sr, max_seconds, "")
+            # The checks PyAV's path makes from its header; of their errors only the
+            # length limit is raised here, any other (an odd rate) goes to PyAV below.
+            _check_header(source, sr, 1, n / sr, max_seconds)
             raw = w.readframes(n)
     except AudioTooLong:
         raise
@@ -200,7 +205,40 @@ def _read_pcm16_mono_wav(
         return None
     if len(raw) < 2 or len(raw) % 2:
         return None  # truncated or odd: PyAV's decoder names the problem
+    return pcm16_to_float(raw)
+
+
+def pcm16_to_float(raw: bytes) -> np.ndarray:
+    """Little-endian 16-bit PCM bytes -> float32 ``[S]`` in [-1, 1) (``x / 32768``, as
+    FFmpeg's ``s16 -> flt``). ``raw`` must hold a whole number of samples."""
     return np.frombuffer(raw, dtype="<i2").astype(np.float32) / np.float32(32768.0)
+
+
+def _check_header(
+    source: str, rate: Any, channels: int, seconds: float | None, max_seconds: float | None
+) -> int:
+    """The checks every decoder makes from a header, before any sample is read.
+
+    Returns:
+        the rate, checked by :func:`check_sample_rate`.
+
+    Raises:
+        AudioError: a rate outside the accepted range or over :data:`MAX_CHANNELS`;
+            :class:`AudioTooLong` when ``seconds`` (None: unknown) passes ``max_seconds``.
+    """
+    native = check_sample_rate(rate, source)
+    if channels > MAX_CHANNELS:
+        raise AudioError(f"{source}: {channels} channels; at most {MAX_CHANNELS}")
+    if max_seconds is not None and seconds is not None and seconds > max_seconds:
+        raise _too_long(source, seconds, max_seconds, "")
+    return native
+
+
+def _first_audio_stream(container: Any, source: str) -> Any:
+    streams = [s for s in container.streams if s.type == "audio"]
+    if not streams:
+        raise AudioError(f"{source}: no audio stream found")
+    return streams[0]
 
 
 def metadata_seconds(path: str | Path) -> float | None:
@@ -217,11 +255,9 @@ def metadata_seconds(path: str | Path) -> float | None:
     p = Path(path)
     try:
         with open(p, "rb") as f, av.open(f, "r", **_open_options(DECODE_TIMEOUT_S)) as container:
-            streams = [s for s in container.streams if s.type == "audio"]
-            if not streams:
-                raise AudioError(f"{p}: no audio stream found")
-            check_sample_rate(streams[0].codec_context.sample_rate or streams[0].rate, str(p))
-            return _metadata_seconds(container, streams[0])
+            stream = _first_audio_stream(container, str(p))
+            check_sample_rate(stream.codec_context.sample_rate or stream.rate, str(p))
+            return _metadata_seconds(container, stream)
     except AudioError:
         raise
     except Exception as e:  # noqa: BLE001
@@ -235,7 +271,8 @@ def _too_long(source: str, seconds: float, limit: float, how: str) -> AudioTooLo
 
 
 def _load_npy(f: IO[bytes], source: str, max_seconds: float | None) -> np.ndarray:
-    """A ``.npy`` of 16 kHz samples; its shape is checked against the limit before reading."""
+    """A ``.npy`` of 16 kHz samples as float32 (``[S]``, or ``[S, C]`` / ``[C, S]`` not yet
+    mixed down); its shape is checked against the limit before reading."""
     try:
         fmt = np.lib.format
         major, _ = fmt.read_magic(f)
@@ -250,10 +287,7 @@ def _load_npy(f: IO[bytes], source: str, max_seconds: float | None) -> np.ndarra
         raise
     except Exception as e:  # noqa: BLE001
         raise AudioError(f"{source}: cannot read npy audio: {e}") from e
-    wav = np.asarray(wav, dtype=np.float32)
-    if wav.ndim == 2:
-        wav = wav.mean(axis=0 if wav.shape[0] < wav.shape[1] else 1)
-    return wav
+    return np.asarray(wav, dtype=np.float32)  # mixed down by prepare_waveform
 
 
 def _refuse_nested_open(url: str, flags: int, options: dict) -> Any:
@@ -300,17 +334,14 @@ def _decode_with_av(
             opened = True
             if restrict and not set(container.format.name.split(",")) & set(AUDIO_DEMUXERS):
                 raise AudioError(f"{source}: {container.format.name} files are not accepted")
-            streams = [s for s in container.streams if s.type == "audio"]
-            if not streams:
-                raise AudioError(f"{source}: no audio stream found")
-            stream = streams[0]
-            native = check_sample_rate(stream.codec_context.sample_rate or stream.rate, source)
-            channels = stream.codec_context.layout.nb_channels
-            if channels > MAX_CHANNELS:
-                raise AudioError(f"{source}: {channels} channels; at most {MAX_CHANNELS}")
-            meta_s = _metadata_seconds(container, stream)
-            if max_seconds is not None and meta_s is not None and meta_s > max_seconds:
-                raise _too_long(source, meta_s, max_seconds, "")
+            stream = _first_audio_stream(container, source)
+            native = _check_header(
+                source,
+                stream.codec_context.sample_rate or stream.rate,
+                stream.codec_context.layout.nb_channels,
+                _metadata_seconds(container, stream),
+                max_seconds,
+            )
             # libswresample converts, mixes down to mono and resamples frame by frame, so
             # memory follows the output at ``sr``, never the input's rate.
             resampler = av.AudioResampler(format="fltp", layout="mono", rate=sr)
@@ -391,11 +422,24 @@ def prepare_waveform(
 
 
 def resample(wav: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
-    """Band-limited polyphase resampling ``[S] -> [S * target_sr / sr]``."""
+    """Band-limited polyphase resampling ``[S] -> [ceil(S * target_sr / sr)]``.
+
+    The filter is :func:`_lowpass` (scipy's own design for ``resample_poly``); audio that
+    arrives in chunks goes through :class:`StreamResampler`, the same filter.
+    """
     if sr == target_sr:
         return wav
     from scipy.signal import resample_poly
 
+    up, down = _ratio(sr, target_sr)
+    if up == down == 1:  # rates within 0.1 %: resample_poly would copy the samples too
+        return wav.astype(np.float32)
+    out = resample_poly(wav.astype(np.float64), up, down, window=_lowpass(up, down))
+    return out.astype(np.float32)
+
+
+def _ratio(sr: Any, target_sr: Any) -> tuple[int, int]:
+    """``(up, down)``, coprime, with ``target_sr / sr ~= up / down`` and ``down <= 1000``."""
     rates = []
     for r in (sr, target_sr):
         # a rate from a (possibly mutated) header: a positive whole number or an AudioError
@@ -409,8 +453,104 @@ def resample(wav: np.ndarray, sr: int, target_sr: int) -> np.ndarray:
         raise AudioError(
             f"cannot resample from {sr} Hz to {target_sr} Hz: the ratio is too extreme"
         )
-    out = resample_poly(wav.astype(np.float64), frac.numerator, frac.denominator)
-    return out.astype(np.float32)
+    return frac.numerator, frac.denominator
+
+
+def _lowpass(up: int, down: int) -> np.ndarray:
+    """The anti-aliasing FIR of ``resample_poly(x, up, down)``: ``[20 * max(up, down) + 1]``.
+
+    scipy's default design, written out so that :class:`StreamResampler` uses the very
+    same taps: a Kaiser-windowed sinc (beta 5) cut at the lower of the two Nyquists.
+    """
+    from scipy.signal import firwin
+
+    max_rate = max(up, down)
+    return firwin(2 * 10 * max_rate + 1, 1.0 / max_rate, window=("kaiser", 5.0))
+
+
+class StreamResampler:
+    """:func:`resample` for audio that arrives in chunks (a WebSocket stream).
+
+    The same anti-aliasing polyphase filter, applied as samples come: the outputs of every
+    call and then :meth:`flush`, concatenated, equal ``resample(whole, sr, target_sr)`` (to
+    float rounding) whatever the chunk sizes. An output sample leaves as soon as every
+    input sample its filter spans has arrived, so the stream lags by half the filter,
+    ``10 * max(up, down) / up`` input samples (30, 0.6 ms, from 48 kHz to 16 kHz) until
+    :meth:`flush` ends it.
+
+    (soxr's ``ResampleStream`` would do the job with another filter and a compiled
+    dependency; this keeps one filter for files, arrays and streams.)
+
+    Args:
+        sr: rate of the incoming samples.
+        target_sr: rate to return.
+
+    Raises:
+        AudioError: rates :func:`resample` cannot convert between.
+    """
+
+    _BLOCK = 4096  # output samples computed at once: bounds the [n, taps] gather
+
+    def __init__(self, sr: int, target_sr: int = SAMPLE_RATE) -> None:
+        self.up, self.down = _ratio(sr, target_sr) if sr != target_sr else (1, 1)
+        self._received = 0  # input samples so far
+        self._next = 0  # index of the next output sample
+        self._done = False
+        if self.up == self.down == 1:  # as resample_poly: the samples unchanged
+            return
+        h = _lowpass(self.up, self.down) * self.up
+        self._half = (h.size - 1) // 2
+        # Polyphase bank: output k is sum_i bank[r, i] * x[j - i] with t = k*down + half,
+        # r = t % up and j = t // up (what resample_poly computes, one output at a time).
+        self._taps = -(-h.size // self.up)
+        padded = np.zeros(self._taps * self.up)
+        padded[: h.size] = h
+        self._bank = padded.reshape(self._taps, self.up).T.copy()  # [up, taps]
+        self._buf = np.zeros(self._taps - 1)  # input from index _start on (zeros before 0)
+        self._start = 1 - self._taps
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Feed ``[S]`` more samples; returns the output samples now final (float32)."""
+        if self._done:
+            raise RuntimeError("StreamResampler: fed after flush()")
+        x = np.asarray(x, dtype=np.float64).reshape(-1)
+        if self.up == self.down == 1:
+            return x.astype(np.float32)
+        self._buf = np.concatenate([self._buf, x])
+        self._received += x.size
+        # output k needs inputs up to (k*down + half) // up: all < received
+        end = -(-(self._received * self.up - self._half) // self.down)
+        return self._emit(end)
+
+    def flush(self) -> np.ndarray:
+        """The last output samples (the input is taken to end here, zeros after)."""
+        if self._done or self.up == self.down == 1:
+            self._done = True
+            return np.zeros(0, np.float32)
+        self._done = True
+        end = -(-(self._received * self.up) // self.down)  # resample_poly's length
+        last_needed = ((end - 1) * self.down + self._half) // self.up if end > 0 else 0
+        pad = last_needed + 1 - (self._start + self._buf.size)
+        if pad > 0:
+            self._buf = np.concatenate([self._buf, np.zeros(pad)])
+        return self._emit(end)
+
+    def _emit(self, end: int) -> np.ndarray:
+        out = []
+        lag = np.arange(self._taps)
+        for k0 in range(self._next, end, self._BLOCK):
+            t = np.arange(k0, min(end, k0 + self._BLOCK)) * self.down + self._half
+            j = t // self.up - self._start  # [n] newest input of each output, in _buf
+            window = self._buf[j[:, None] - lag]  # [n, taps]
+            out.append(np.einsum("nt,nt->n", self._bank[t % self.up], window))
+        self._next = max(self._next, end)
+        # keep only the input the next output still needs
+        keep_from = (self._next * self.down + self._half) // self.up - (self._taps - 1)
+        drop = min(keep_from - self._start, self._buf.size)
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._start += drop
+        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
 
 
 def frame_count(n_samples: int, fps: float, sr: int = SAMPLE_RATE) -> int:

@@ -154,11 +154,3 @@ def test_stream_too_long_and_bad_message(server):
     ready, before, after = asyncio.run(stream(server.ws_url, wav, {"heads": [VERT]}))
     assert collect(ready, before + after)[1]["frames"] == {VERT: 15}
 
-
-def test_linear_resampler_is_seamless():
-    from unitalker.serve.streaming import LinearResampler
-
-    r = LinearResampler(48000)
-    y = np.concatenate([r(c) for c in np.array_split(np.sin(np.arange(48000) / 30.0), 7)])
-    assert abs(len(y) - 16000) <= 1
-    np.testing.assert_allclose(y, np.sin(np.arange(len(y)) * 3 / 30.0), atol=1e-3)

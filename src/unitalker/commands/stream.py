@@ -93,6 +93,8 @@ def add_parser(sub: Any) -> None:
 
 
 def _chunks_from_stdin(n: int):
+    from unitalker.audio import pcm16_to_float
+
     raw = sys.stdin.buffer
     pending = b""
     while True:
@@ -101,11 +103,11 @@ def _chunks_from_stdin(n: int):
             break
         pending += data
         if len(pending) >= 2 * n:
-            yield np.frombuffer(pending[: 2 * n], dtype="<i2").astype(np.float32) / 32768.0
+            yield pcm16_to_float(pending[: 2 * n])
             pending = pending[2 * n :]
     if len(pending) >= 2:
         pending = pending[: len(pending) // 2 * 2]
-        yield np.frombuffer(pending, dtype="<i2").astype(np.float32) / 32768.0
+        yield pcm16_to_float(pending)
 
 
 def _chunks_from_file(path: str, n: int):

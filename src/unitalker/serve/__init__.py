@@ -1,11 +1,15 @@
 """HTTP / WebSocket server and the browser viewer (``unitalker serve``).
 
 * :mod:`unitalker.serve.app` builds the FastAPI app: ``create_app(model, settings)``.
+* :mod:`unitalker.serve.routers` holds the endpoints, one router per room (``health``,
+  ``models``, ``animate``, ``stream``; the WebSocket protocol is ``StreamSession``).
+* :mod:`unitalker.serve.state` is what they share (:class:`ServeState` on ``app.state``).
 * :mod:`unitalker.serve.settings` holds the limits (:class:`ServeSettings`).
-* :mod:`unitalker.serve.gate` is the bounded job queue in front of the worker threads.
+* :mod:`unitalker.serve.gate` is the bounded job queue in front of the worker threads and
+  the middleware that admits uploads and bounds their bodies.
+* :mod:`unitalker.serve.errors` is the JSON error answer.
 * :mod:`unitalker.serve.protocol` defines the WebSocket stream protocol and the compact
   binary array container shared by ``/v1/animate?format=bin``, ``/v1/mesh`` and the stream.
-* :mod:`unitalker.serve.streaming` runs the model incrementally on a growing stream.
 * :mod:`unitalker.serve.loadtest` is the load test (``unitalker loadtest``).
 * ``static/`` is the viewer page (plain JS + WebGL, nothing fetched from the network).
 
