@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from unitalker.training import experiments as ex
+from unitalker import experiments as ex
+from unitalker.experiments.common import split_lve
 
 
 def _numbers(text: str, row: str) -> list[float]:
@@ -95,7 +96,7 @@ def test_seeds_give_mean_and_std(setup):
     line = next(ln for ln in text.splitlines() if ln.startswith("| bare encoder |"))
     mean, std = _mean_std(line.split("|")[2].strip())
     vals = [
-        ex._lve(setup.run_dir("finetune_fraction/bare_1", s) / "model", setup, ["TA"])["TA"]
+        split_lve(setup.run_dir("finetune_fraction/bare_1", s) / "model", setup, ["TA"])["TA"]
         for s in (0, 1)
     ]
     assert mean == pytest.approx(sum(vals) / 2, rel=1e-3)
