@@ -287,7 +287,8 @@ class Trainer:
             None if out.coeffs is None else out.coeffs.float(), target_coeffs,
         )  # fmt: skip
 
-    def _loader(self, skip: int) -> Any:
+    def epoch_loader(self, skip: int = 0) -> Any:
+        """The DataLoader of epoch ``self.epoch``, starting ``skip`` batches in."""
         from torch.utils.data import DataLoader
 
         from unitalker.data import collate
@@ -314,16 +315,15 @@ class Trainer:
         n_running = 0
         last: dict[str, float] = {}
         val_metrics: dict[str, float] = {}
+        self._preload_for_workers()
         self.model.train()
         warm = self.apply_phase()
         micro = 0
         while self.step < self.total_steps:
-            for batch in self._loader(self.batch_in_epoch):
+            for batch in self.epoch_loader(self.batch_in_epoch):
                 if micro == 0:
                     warm = self.apply_phase()
-                batch = batch.to(self.device)
-                terms = self.compute_loss(batch)
-                self.scaler.scale(terms.total / accum).backward()
+                terms = self.train_batch(batch)
                 for k, v in terms.as_floats().items():
                     running[k] = running.get(k, 0.0) + v
                 n_running += 1
@@ -333,7 +333,7 @@ class Trainer:
                 if micro < accum and self.batch_in_epoch < len(self.sampler):
                     continue
                 micro = 0
-                self._optimizer_step()
+                self.optimizer_step()
                 self.step += 1
                 if self.step % max(1, self.log_every) == 0 or self.step == self.total_steps:
                     last = {k: all_reduce_mean(v / n_running, self.dist.world_size)
@@ -369,7 +369,22 @@ class Trainer:
             self.step, self.epoch, final, last, val_metrics, info.clips_per_s, elapsed
         )
 
-    def _optimizer_step(self) -> None:
+    def _preload_for_workers(self) -> None:
+        # DataLoader workers are started per epoch: audio they decode is lost when the epoch
+        # ends, audio decoded here before they fork is shared with every epoch's workers
+        cache = getattr(self.train_set, "audio_cache", None)
+        if self.num_workers > 0 and cache is not None and cache.cache_dir is None:
+            self.train_set.preload()
+
+    def train_batch(self, batch: Any) -> Any:
+        """Forward and backward one (micro-)batch: gradients accumulate until
+        :meth:`optimizer_step`. Returns its :class:`LossTerms`."""
+        terms = self.compute_loss(batch.to(self.device))
+        self.scaler.scale(terms.total / self.accum_steps).backward()
+        return terms
+
+    def optimizer_step(self) -> None:
+        """All-reduce, unscale, clip and apply the accumulated gradients, then zero them."""
         trainable = [p for p in self.params if p.requires_grad]
         all_reduce_grads(trainable, self.dist.world_size)
         self.scaler.unscale_(self.optimizer)
