@@ -76,3 +76,43 @@ def test_data_fraction_nested_and_deterministic(mixed):
     ds = ClipDataset(mixed.manifest, "train", fraction=0.5)
     per = Counter(ds.dataset_keys)
     assert per["D2"] == 2 and per["D5"] == 2
+
+
+def _padded_frames(batches: list[list[int]], lengths) -> int:
+    return sum(len(b) * max(lengths[i] for i in b) for b in batches)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 8])
+def test_bucket_sampler_every_clip_once_seeded(batch_size):
+    rng = torch.Generator().manual_seed(0)
+    n = 203
+    lengths = (torch.rand(n, generator=rng) * 500 + 10).round().tolist()
+    groups = ["a" if i % 3 else "b" for i in range(n)]
+    make = lambda seed: LengthBucketBatchSampler(  # noqa: E731
+        lengths, groups, batch_size=batch_size, repeats={}, seed=seed, bucket_batches=4
+    )
+    s = make(11)
+    orders = []
+    for epoch in range(3):
+        s.set_epoch(epoch)
+        batches = list(s)
+        assert len(batches) == len(s)
+        flat = [i for b in batches for i in b]
+        assert sorted(flat) == list(range(n))  # every clip exactly once per epoch
+        assert all(len({groups[i] for i in b}) == 1 for b in batches)  # one convention each
+        again = make(11)
+        again.set_epoch(epoch)
+        assert list(again) == batches  # the seed and epoch fix the order
+        orders.append(flat)
+    assert orders[0] != orders[1] != orders[2]  # a new order every epoch
+    other = make(12)
+    assert [i for b in other for i in b] != orders[0]  # and per seed
+    if batch_size > 1:
+        # bucketing: much less padding than batches of random clips
+        random = LengthBucketBatchSampler(
+            lengths, groups, batch_size=batch_size, repeats={}, seed=11, bucket_batches=1
+        )
+        real = sum(lengths)
+        assert _padded_frames(batches, lengths) - real < 0.5 * (
+            _padded_frames(list(random), lengths) - real
+        )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -149,3 +150,37 @@ def test_audio_decoded_once_memory_and_disk_cache(release, tmp_path, monkeypatch
     assert len(calls) == len(ds)
     np.testing.assert_array_equal(a, ds[0]["audio"])
     assert len(list(cache.rglob("*.npy"))) == len(ds)
+
+
+def test_audio_cache_equal_arrays_and_invalidates_on_change(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from unitalker.audio import load_audio
+    from unitalker.data.dataset import AudioCache
+
+    t = np.arange(8000) / 16000
+    wav = tmp_path / "a.wav"
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    cache = AudioCache(tmp_path / "disk")
+    a = cache.get(wav)
+    np.testing.assert_array_equal(a, load_audio(wav))
+    assert cache.get(wav) is a and cache.decoded == 1  # the second read decodes nothing
+    fresh = AudioCache(tmp_path / "disk")  # another process: the disk cache has it
+    np.testing.assert_array_equal(fresh.get(wav), a)
+    assert fresh.decoded == 0
+    # the file changes (same name): the first cache decodes the new content (and writes it
+    # to disk), the second reads that from disk; neither returns the old audio
+    sf.write(wav, (0.3 * np.sin(2 * np.pi * 440 * t[:6000])).astype(np.float32), 16000)
+    for c in (cache, fresh):
+        b = c.get(wav)
+        np.testing.assert_array_equal(b, load_audio(wav))
+        assert len(b) == 6000 and c.decoded == (2 if c is cache else 0)
+    assert len(cache) == 1  # the old version left memory
+    # same size, only the mtime moves: still a new version
+    before = cache.get(wav)
+    sf.write(wav, (0.1 * np.sin(2 * np.pi * 330 * t[:6000])).astype(np.float32), 16000)
+    st = wav.stat()
+    os.utime(wav, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert not np.array_equal(cache.get(wav), before) and cache.decoded == 3
+    with pytest.raises(ClipError, match="a.wav"):
+        AudioCache().get(tmp_path / "a.wav.missing")

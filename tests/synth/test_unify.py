@@ -83,7 +83,7 @@ def test_write_unified_gives_one_convention(tiny_release, tmp_path):
 
 @pytest.mark.slow
 def test_table4_quick(tiny_release, tmp_path):
-    from unitalker.training import experiments as ex
+    from unitalker import experiments as ex
 
     setup = ex.Setup(tiny_release, tmp_path / "docs", tmp_path / "runs", steps=2, quick=True)
     text = ex.table4(setup, ["S0", "S4", "S3"])  # tiny S4: ARKit with a train split

@@ -5,8 +5,9 @@ from __future__ import annotations
 import torch
 from train_fixtures import tiny_config
 
+from unitalker.training.builders import build_run
 from unitalker.training.pivot import PivotReplacer
-from unitalker.training.run import prepare, train
+from unitalker.training.run import train
 
 
 def _state(model):
@@ -17,7 +18,7 @@ def test_two_steps_lower_loss(release, tmp_path):
     cfg = tiny_config(release, tmp_path, "schedule.steps=2", "schedule.warmup_steps=2",
                       "optim.lr=0.001", "data.datasets=[TA]", "data.batch_size=6",
                       "pivot_prob=0.0")  # fmt: skip
-    t = prepare(cfg).trainer
+    t = build_run(cfg).trainer
     from unitalker.data import collate
 
     batch = collate([t.train_set[i] for i in range(len(t.train_set))])
@@ -33,7 +34,7 @@ def test_two_steps_lower_loss(release, tmp_path):
 def test_warmup_freezes_exactly_the_encoder(release, tmp_path):
     cfg = tiny_config(release, tmp_path, "schedule.steps=2", "schedule.warmup_steps=2",
                       "optim.lr=0.003", "data.batch_size=2")  # fmt: skip
-    t = prepare(cfg).trainer
+    t = build_run(cfg).trainer
     s0 = _state(t.model)
     t.fit()
     s1 = _state(t.model)
@@ -87,7 +88,7 @@ def test_finetune_new_head_keeps_frozen_encoder(release, tmp_path):
     cfg = tiny_config(release, tmp_path / "ft", "schedule.steps=2", "schedule.warmup_steps=0",
                       f"model.init_from={base.final_dir}", "data.datasets=[TC]",
                       "finetune.trainable=[heads, decoder]", "optim.lr=0.003")  # fmt: skip
-    t = prepare(cfg).trainer
+    t = build_run(cfg).trainer
     assert "tt_params" in t.model.heads and "tt_verts" in t.model.heads
     names = list(t.model.config.identities)
     assert names[-1] == "pivot" and any(n.startswith("TC:") for n in names)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import Any
 
@@ -65,6 +66,30 @@ def add_parser(sub: Any) -> None:
         help="comma-separated audio lengths in seconds for the memory runs (default 60,600; "
         "--quick: 10,60)",
     )
+    p.add_argument(
+        "--train-data",
+        metavar="DIR",
+        default=None,
+        help="also measure training throughput (clips/s of batch size 1 vs bucketed batches, "
+        "interleaved) on this manifest / release folder",
+    )
+    p.add_argument(
+        "--train-config",
+        metavar="YAML",
+        default="configs/default.yaml",
+        help="the training config measured with --train-data (default configs/default.yaml)",
+    )
+    p.add_argument(
+        "--train-set",
+        dest="train_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the training config, e.g. --train-set data.fraction=0.2 (repeatable)",
+    )
+    p.add_argument(
+        "--train-only", action="store_true", help="only the training throughput (--train-data)"
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -72,10 +97,18 @@ def add_parser(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from unitalker.inference.bench import run_bench
-
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.train_only and not args.train_data:
+        from unitalker.cli import CLIError
+
+        raise CLIError("--train-only needs --train-data DIR")
+    train = _train_throughput(args) if args.train_data else None
+    if args.train_only:
+        print(json.dumps(train.to_dict(), indent=2) if args.json else train.table())
+        return 0
+    from unitalker.inference.bench import run_bench
+
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     from unitalker.device import resolve_device
 
@@ -101,5 +134,33 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True),
     )
-    print(report.to_json() if args.json else report.table())
+    if args.json:
+        doc = json.loads(report.to_json())
+        print(json.dumps({**doc, "training": train.to_dict()} if train else doc, indent=2))
+    else:
+        print(report.table() + ("\n\n" + train.table() if train else ""))
     return 0
+
+
+def _train_throughput(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
+    from unitalker.cli import CLIError
+    from unitalker.config import ConfigError
+    from unitalker.training.builders import TrainSetupError
+    from unitalker.training.throughput import measure_training_throughput
+
+    if not Path(args.train_data).exists():
+        raise CLIError(f"--train-data {args.train_data}: no such folder or file")
+    if not Path(args.train_config).exists():
+        raise CLIError(f"--train-config {args.train_config}: no such file")
+    try:
+        return measure_training_throughput(
+            args.train_data,
+            args.train_config,
+            overrides=tuple(args.train_overrides),
+            rounds=1 if args.quick else args.repeats,
+            progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True),
+        )
+    except (ConfigError, TrainSetupError) as e:
+        raise CLIError(f"training throughput: {e}") from None

@@ -52,7 +52,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from unitalker.training import experiments as ex
+    from unitalker import experiments as ex
 
     data = Path(args.data)
     if not data.exists() and args.name != "finetune-takes":

@@ -29,10 +29,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from unitalker.cli import CLIError
     from unitalker.config import ConfigError, load_config
-    from unitalker.training.builders import TrainSetupError
+    from unitalker.training.builders import ResumeError, TrainSetupError, build_run
     from unitalker.training.config import TrainConfig
     from unitalker.training.distributed import finish, init_from_env
-    from unitalker.training.run import ResumeError, prepare
     from unitalker.training.trainer import TrainStateError
 
     overrides = list(args.overrides)
@@ -66,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
             bar.write(f"checkpoint: {info.message}")
 
     try:
-        prepared = prepare(cfg, resume=args.resume, dist=dist, callback=progress)
+        prepared = build_run(cfg, resume=args.resume, dist=dist, callback=progress)
     except (ConfigError, TrainSetupError, ResumeError, TrainStateError) as e:
         raise CLIError(str(e)) from None
     if dist.is_main:

@@ -13,9 +13,10 @@ and drop clips shorter than ``min_seconds``.
 
 Durations are probed from file headers when the dataset is built (no decoding), so the
 length-bucketing sampler and the ``min_seconds`` filter work before any audio is read.
-Audio is decoded once: an in-memory cache per process, plus an optional on-disk cache
-(one ``.npy`` per clip keyed by a hash of path, mtime and size). With DataLoader workers,
-use ``persistent_workers=True`` or the disk cache, or every epoch's fresh workers decode
+Audio is decoded once per version of a file (:class:`AudioCache`: in memory per process,
+plus an optional on-disk cache, both keyed by path, mtime and size). With DataLoader
+workers, :meth:`ClipDataset.preload` in the main process first (the trainer does), the
+disk cache, or ``persistent_workers=True``: otherwise every epoch's fresh workers decode
 again.
 """
 
@@ -164,6 +165,80 @@ def audio_cache_key(path: Path) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
+class AudioCache:
+    """Decoded 16 kHz audio, decoded once per version of a file.
+
+    A version is the file's absolute path, mtime and size (:func:`audio_cache_key`), so a
+    file rewritten in place is decoded again. Arrays are kept in memory (``memory``; the
+    DataLoader workers forked after a :meth:`ClipDataset.preload` share them) and, with
+    ``cache_dir``, as one ``.npy`` per version on disk (shared by workers and later runs).
+
+    Attributes:
+        decoded: files this process decoded (neither cache had them).
+    """
+
+    def __init__(self, cache_dir: str | Path | None = None, memory: bool = True) -> None:
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+        self.memory = memory
+        self.decoded = 0
+        self._mem: dict[str, tuple[str, np.ndarray]] = {}  # path -> (version key, [S])
+
+    def __len__(self) -> int:
+        return len(self._mem)
+
+    def get(self, path: Path) -> np.ndarray:
+        """The decoded audio ``[S]`` of ``path`` (from memory, disk, or decoded now).
+
+        Raises:
+            ClipError: missing or undecodable file (the message names it).
+        """
+        if not path.exists():
+            raise ClipError(f"{path}: audio file not found")
+        key = audio_cache_key(path)
+        hit = self._mem.get(str(path))
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        wav = self._read_disk(key)
+        if wav is None:
+            try:
+                wav = load_audio(path)
+            except AudioError as e:
+                raise ClipError(str(e)) from e
+            self.decoded += 1
+            self._write_disk(key, wav)
+        if self.memory:
+            self._mem[str(path)] = (key, wav)  # replaces an older version of the file
+        return wav
+
+    def _disk_path(self, key: str) -> Path | None:
+        return None if self.cache_dir is None else self.cache_dir / key[:2] / f"{key}.npy"
+
+    def _read_disk(self, key: str) -> np.ndarray | None:
+        cp = self._disk_path(key)
+        if cp is None or not cp.exists():
+            return None
+        try:
+            return np.load(cp, allow_pickle=False)
+        except Exception as e:  # noqa: BLE001 - a damaged cache entry is re-decoded
+            logger.warning("ignoring damaged cache file %s: %s", cp, e)
+            return None
+
+    def _write_disk(self, key: str, wav: np.ndarray) -> None:
+        cp = self._disk_path(key)
+        if cp is None:
+            return
+        cp.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a concurrent reader (another worker) never sees half a file.
+        fd, tmp = tempfile.mkstemp(dir=cp.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.save(fh, wav)
+            os.replace(tmp, cp)
+        except OSError:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
 # --------------------------------------------------------------------------------------
 
 
@@ -234,13 +309,11 @@ class ClipDataset:
         self.split = self.manifest.split(split)
         self.max_seconds = max_seconds
         self.min_seconds = min_seconds
-        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
-        self.memory_cache = memory_cache
+        self.audio_cache = AudioCache(cache_dir, memory=memory_cache)
         self.identities = identities or IdentityTable.from_manifest(self.manifest)
         if unseen_identity not in ("pivot", "error"):
             raise ValueError(f"unseen_identity must be 'pivot' or 'error', got {unseen_identity!r}")
         self.unseen_identity = unseen_identity
-        self._audio_cache: dict[int, np.ndarray] = {}
 
         parts = self.split.parts
         if datasets is not None:
@@ -329,54 +402,8 @@ class ClipDataset:
     # loading -----------------------------------------------------------------------------
 
     def audio(self, index: int) -> np.ndarray:
-        """Decoded 16 kHz audio ``[S]`` of clip ``index`` (cached)."""
-        cached = self._audio_cache.get(index)
-        if cached is not None:
-            return cached
-        path = self.entries[index].audio_path
-        wav = self._read_disk_cache(path)
-        if wav is None:
-            try:
-                wav = load_audio(path)
-            except AudioError as e:
-                raise ClipError(str(e)) from e
-            self._write_disk_cache(path, wav)
-        if self.memory_cache:
-            self._audio_cache[index] = wav
-        return wav
-
-    def _disk_path(self, path: Path) -> Path | None:
-        if self.cache_dir is None:
-            return None
-        key = audio_cache_key(path)
-        return self.cache_dir / key[:2] / f"{key}.npy"
-
-    def _read_disk_cache(self, path: Path) -> np.ndarray | None:
-        if not path.exists():
-            raise ClipError(f"{path}: audio file not found")
-        cp = self._disk_path(path)
-        if cp is None or not cp.exists():
-            return None
-        try:
-            return np.load(cp, allow_pickle=False)
-        except Exception as e:  # noqa: BLE001 - a damaged cache entry is re-decoded
-            logger.warning("ignoring damaged cache file %s: %s", cp, e)
-            return None
-
-    def _write_disk_cache(self, path: Path, wav: np.ndarray) -> None:
-        cp = self._disk_path(path)
-        if cp is None:
-            return
-        cp.parent.mkdir(parents=True, exist_ok=True)
-        # Write then rename, so a concurrent reader (another worker) never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=cp.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, wav)
-            os.replace(tmp, cp)
-        except OSError:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        """Decoded 16 kHz audio ``[S]`` of clip ``index`` (cached, see :class:`AudioCache`)."""
+        return self.audio_cache.get(self.entries[index].audio_path)
 
     def preload(self, progress: bool = False) -> None:
         """Decode every clip's audio now (fills the caches)."""

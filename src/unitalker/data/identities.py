@@ -76,7 +76,8 @@ class IdentityTable:
                 (kept in memory for :meth:`template`; not serialised).
         """
         table = cls([_Block(d, c, list(s)) for d, c, s in datasets], pivot=pivot)
-        table._templates = dict(templates or {})
+        for key, tpl in (templates or {}).items():
+            table.set_templates(key, tpl)
         return table
 
     @classmethod
@@ -101,6 +102,25 @@ class IdentityTable:
             if part.templates is not None:
                 templates[part.dataset] = part.templates
         return cls.from_datasets(specs, pivot=pivot, templates=templates)
+
+    # templates --------------------------------------------------------------------------
+
+    def set_templates(self, dataset: str, templates: np.ndarray) -> None:
+        """Keep ``[n, D]`` scaled templates of a dataset's subjects (row ``j`` = local id ``j``).
+
+        Templates live in memory only (:meth:`to_dict` does not serialise them).
+
+        Raises:
+            KeyError: ``dataset`` is not in the table.
+        """
+        self._block(dataset)  # a template of a dataset the table lacks is a caller's bug
+        self._templates[dataset] = templates
+
+    @property
+    def dataset_templates(self) -> dict[str, np.ndarray]:
+        """Dataset key -> ``[n, D]`` templates of the datasets that have them, in table order."""
+        t = self._templates
+        return {b.dataset: t[b.dataset] for b in self.blocks if b.dataset in t}
 
     # lookup -----------------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""The only place that reads a :class:`TrainConfig`: datasets, identity table, model, loss.
+"""The only place that reads a :class:`TrainConfig`: :func:`build_run` builds every object
+of a run (identity table, datasets, sampler, model, loss, optimizer, trainer) from it.
+
+:func:`build_run` does all the checks that can fail (config, manifest conventions, a
+resume checkpoint of another architecture, fine-tuning prefixes) before a single step.
 
 Fine-tuning (``model.init_from``) also lives here: heads are added for conventions the
 checkpoint lacks, identity rows are carried over by name (new identities start from the
@@ -9,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +22,21 @@ import numpy as np
 import torch
 
 from unitalker import conventions
+from unitalker.config import to_dict
+from unitalker.device import resolve_device
 from unitalker.geometry import rig_for
 from unitalker.models.config import PIVOT, HeadConfig, ModelConfig
 from unitalker.models.heads import PCALayer
 from unitalker.models.unitalker import UniTalker, build_model
-from unitalker.training.config import TrainConfig
+from unitalker.training.config import OptimConfig, TrainConfig
+from unitalker.training.distributed import DistInfo
 from unitalker.training.losses import UniTalkerLoss
+from unitalker.training.trainer import (
+    StepInfo,
+    Trainer,
+    clean_stale_temporaries,
+    resolve_resume_dir,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +51,155 @@ TRAINABLE_ALIASES = {
 
 class TrainSetupError(ValueError):
     """A training setup that cannot work (reported before any training)."""
+
+
+class ResumeError(ValueError):
+    """A --resume checkpoint that does not belong to this training config."""
+
+
+@dataclass
+class Run:
+    """What :func:`build_run` returns: the trainer, the identity table, the resume folder."""
+
+    trainer: Trainer
+    table: Any
+    resume_dir: Path | None
+
+
+def build_run(
+    cfg: TrainConfig,
+    *,
+    resume: str | Path | None = None,
+    dist: DistInfo | None = None,
+    callback: Callable[[StepInfo], None] | None = None,
+) -> Run:
+    """Validate ``cfg`` and build every object of the run (raises before any training step).
+
+    Args:
+        cfg: the training config.
+        resume: a checkpoint or run folder to continue exactly (``trainer_state.pt``).
+        dist: this process's rank / world size (default: one process).
+        callback: progress callback of the trainer (rank 0).
+    """
+    from unitalker.models.checkpoint import checkpoint_metadata, read_checkpoint_config
+
+    dist = dist or DistInfo()
+    device = resolve_device(cfg.device)  # --device cuda without CUDA: fail before any work
+    # a missing --resume folder is the first thing to say (not "data.manifest is empty")
+    resume_dir = resolve_resume_dir(resume) if resume is not None else None
+    if dist.is_main:
+        clean_stale_temporaries(cfg.out_dir)  # .tmp-* of writes killed in an earlier run
+    register_conventions(cfg)
+    torch.manual_seed(cfg.seed)  # model init is reproducible (and equal on every rank)
+    manifest = load_train_manifest(cfg)
+    data_table = identity_table(manifest, tuple(cfg.data.datasets), cfg.model.pivot)
+    model: UniTalker | None = None
+    if cfg.model.init_from and resume_dir is None:
+        probe_train, _ = build_datasets(cfg, manifest, data_table)
+        model, table = build_finetune_model(cfg, manifest, probe_train, data_table)
+    elif resume_dir is not None:
+        model, table = _resume_model(cfg, resume_dir, data_table)
+    else:
+        table = data_table
+    train_set, val_set = build_datasets(cfg, manifest, table)
+    if model is None:
+        model = build_fresh_model(cfg, manifest, train_set, table)
+    missing = [c for c in dict.fromkeys(train_set.conventions) if c not in model.heads]
+    if missing:
+        raise ResumeError(f"the model has no head for {missing}; heads: {model.heads}")
+    if resume_dir is not None:
+        # also compare the full network description (catches heads / sizes)
+        fresh = read_checkpoint_config(resume_dir)["model"]
+        if checkpoint_metadata(model)["model"] != fresh:
+            raise ResumeError(f"--resume {resume_dir}: the checkpoint's network differs")
+    trainable = trainable_mask(model, tuple(cfg.finetune.trainable))
+    loss = build_loss(cfg, model.heads)
+    model = model.to(device)
+    trainer = Trainer(
+        model,
+        loss,
+        train_set,
+        build_sampler(cfg, train_set, dist),
+        build_optimizer(model, cfg.optim),
+        out_dir=cfg.out_dir,
+        steps=cfg.schedule.steps,
+        epochs=cfg.schedule.epochs,
+        warmup_steps=cfg.schedule.warmup_steps,
+        warmup_epochs=cfg.schedule.warmup_epochs,
+        freeze_features=cfg.schedule.freeze_features,
+        grad_clip=cfg.optim.grad_clip,
+        accum_steps=cfg.optim.accum_steps,
+        log_every=cfg.log.every,
+        val_every=cfg.log.val_every,
+        ckpt_every=cfg.log.ckpt_every,
+        keep_last=cfg.log.keep_last,
+        tensorboard=cfg.log.tensorboard,
+        num_workers=cfg.data.num_workers,
+        pivot_prob=cfg.pivot_prob if cfg.model.pivot else 0.0,
+        trainable=trainable,
+        precision=cfg.precision,
+        seed=cfg.seed,
+        device=device,
+        dist=dist,
+        val_set=val_set,
+        meta={"train_config": to_dict(cfg), "identity_table": table.to_dict()},
+        identity_templates=table.dataset_templates,
+        callback=callback,
+    )
+    if resume_dir is not None:
+        trainer.resume(resume_dir)
+    return Run(trainer, table, resume_dir)
+
+
+def _resume_model(cfg: TrainConfig, resume_dir: Path, data_table: Any) -> tuple[UniTalker, Any]:
+    """The checkpoint's model and identity table (with the data's templates), checked."""
+    from unitalker.models.checkpoint import load_model, read_checkpoint_config
+
+    model = load_model(resume_dir, device="cpu")
+    table = table_from_model(model)
+    saved = read_checkpoint_config(resume_dir)
+    run_cfg = saved.get("extra", {}).get("train_config", {})
+    mine, theirs = to_dict(cfg.model), run_cfg.get("model")
+    if theirs is not None and _arch(mine) != _arch(theirs):
+        raise ResumeError(
+            f"--resume {resume_dir}: checkpoint of another architecture "
+            f"(checkpoint model config {_arch(theirs)} vs this config {_arch(mine)})"
+        )
+    for b in table.blocks:  # the checkpoint's table does not carry templates: the data's do
+        tpl = data_table.dataset_templates.get(b.dataset)
+        if tpl is not None and len(tpl) >= len(b.subjects):
+            table.set_templates(b.dataset, tpl)
+    return model, table
+
+
+def _arch(model_section: dict[str, Any]) -> dict[str, Any]:
+    """The parts of ``model`` that define the architecture (not init_from / pretrained)."""
+    return {k: v for k, v in model_section.items() if k not in ("init_from", "pretrained_encoder")}
+
+
+def build_sampler(cfg: TrainConfig, train_set: Any, dist: DistInfo) -> Any:
+    """This rank's length-bucketing batch sampler of the training set (seeded, shuffled)."""
+    from unitalker.data import LengthBucketBatchSampler
+
+    return LengthBucketBatchSampler.from_dataset(
+        train_set,
+        batch_size=cfg.data.batch_size,
+        repeats=dict(cfg.data.repeats) or None,
+        shuffle=True,
+        seed=cfg.seed,
+        rank=dist.rank,
+        world_size=dist.world_size,
+    )
+
+
+def build_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.Optimizer:
+    """Adam over every parameter (frozen ones get no gradient, so they do not move)."""
+    return torch.optim.Adam(
+        [p for _, p in model.named_parameters()],
+        lr=optim.lr,
+        betas=tuple(optim.betas),
+        weight_decay=optim.weight_decay,
+    )
 
 
 def register_conventions(cfg: TrainConfig) -> None:
@@ -92,8 +256,7 @@ def merge_identity_tables(old: Any, new: Any, pivot: bool = True) -> Any:
     for b in new.blocks:
         conv, subj = blocks.get(b.dataset, (b.convention, []))
         blocks[b.dataset] = (conv, subj + [s for s in b.subjects if s not in subj])
-    templates = dict(getattr(old, "_templates", {}))
-    templates.update(getattr(new, "_templates", {}))
+    templates = {**old.dataset_templates, **new.dataset_templates}
     specs = [(k, c, s) for k, (c, s) in blocks.items()]
     # templates of a grown block no longer line up with its subjects; keep only exact ones
     keep = {}

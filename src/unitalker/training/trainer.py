@@ -26,7 +26,6 @@ import numpy as np
 import torch
 
 from unitalker.models.unitalker import UniTalker
-from unitalker.training.config import LogConfig, OptimConfig, ScheduleConfig
 from unitalker.training.distributed import DistInfo, all_reduce_grads, all_reduce_mean, barrier
 from unitalker.training.losses import UniTalkerLoss
 from unitalker.training.pivot import PivotReplacer
@@ -132,17 +131,31 @@ def resolve_resume_dir(path: str | Path) -> Path:
 class Trainer:
     """Train a :class:`UniTalker` on a :class:`unitalker.data.ClipDataset`.
 
+    Takes built objects and plain values; :func:`unitalker.training.builders.build_run`
+    makes them from a :class:`~unitalker.training.config.TrainConfig`.
+
     Args:
-        model: the network (on CPU; moved to ``device``).
+        model: the network (moved to ``device``).
         loss_fn: Eq. 2 (:class:`UniTalkerLoss`).
         train_set: the training clips.
-        optim / schedule / logging: config sections (plain values, no I/O).
-        batch_size, repeats, num_workers: batching.
+        sampler: the batch sampler of ``train_set`` (this rank's share; ``set_epoch``).
+        optimizer: over ``model``'s parameters.
+        out_dir: run folder.
+        steps: optimizer steps to train; 0 = ``epochs`` epochs.
+        epochs: epochs to train when ``steps`` is 0.
+        warmup_steps / warmup_epochs: decoder warm-up, the audio encoder frozen for
+            this many steps if ``warmup_steps`` > 0, else epochs.
+        freeze_features: after warm-up, keep the encoder's local feature extractor frozen.
+        grad_clip: max global gradient norm (0 = off).
+        accum_steps: micro-batches per optimizer step.
+        log_every / val_every / ckpt_every: every N optimizer steps (0 = never).
+        keep_last: checkpoints kept under ``out_dir/checkpoints`` (0 = all).
+        tensorboard: write TensorBoard logs under ``out_dir/tb``.
+        num_workers: DataLoader workers.
         pivot_prob: pivot replacement probability (0 = off or no pivot row).
         trainable: parameter name -> may train (fine-tuning); None = all.
         precision: ``fp32`` | ``bf16`` | ``fp16`` autocast.
-        out_dir: run folder.
-        seed: seeds python / numpy / torch, the sampler and the pivot draws.
+        seed: seeds python / numpy / torch, the data loader and the pivot draws.
         device: torch device.
         dist: rank / world size.
         val_set: validation clips (loss only) or None.
@@ -156,13 +169,22 @@ class Trainer:
         model: UniTalker,
         loss_fn: UniTalkerLoss,
         train_set: Any,
+        sampler: Any,
+        optimizer: torch.optim.Optimizer,
         *,
-        optim: OptimConfig,
-        schedule: ScheduleConfig,
-        logging_cfg: LogConfig,
         out_dir: str | Path,
-        batch_size: int = 1,
-        repeats: dict[str, int] | None = None,
+        steps: int = 0,
+        epochs: int = 1,
+        warmup_steps: int = 0,
+        warmup_epochs: int = 0,
+        freeze_features: bool = True,
+        grad_clip: float = 0.0,
+        accum_steps: int = 1,
+        log_every: int = 10,
+        val_every: int = 0,
+        ckpt_every: int = 0,
+        keep_last: int = 2,
+        tensorboard: bool = True,
         num_workers: int = 0,
         pivot_prob: float = 0.1,
         trainable: dict[str, bool] | None = None,
@@ -175,14 +197,18 @@ class Trainer:
         identity_templates: dict[str, np.ndarray] | None = None,
         callback: Callable[[StepInfo], None] | None = None,
     ):
-        from unitalker.data import LengthBucketBatchSampler
-
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.loss_fn = loss_fn.to(self.device)
         self.train_set, self.val_set = train_set, val_set
-        self.optim_cfg, self.schedule, self.log_cfg = optim, schedule, logging_cfg
+        self.sampler = sampler
+        self.optimizer = optimizer
         self.out_dir = Path(out_dir)
+        self.warmup_steps, self.warmup_epochs = warmup_steps, warmup_epochs
+        self.freeze_features = freeze_features
+        self.grad_clip, self.accum_steps = grad_clip, accum_steps
+        self.log_every, self.val_every, self.ckpt_every = log_every, val_every, ckpt_every
+        self.keep_last, self.tensorboard = keep_last, tensorboard
         self.num_workers = num_workers
         self.precision = precision
         self.seed = seed
@@ -191,30 +217,18 @@ class Trainer:
         self.identity_templates = identity_templates or {}
         self.callback = callback
         self.trainable = trainable or {n: True for n, _ in model.named_parameters()}
-        self.sampler = LengthBucketBatchSampler.from_dataset(
-            train_set,
-            batch_size=batch_size,
-            repeats=dict(repeats) if repeats else None,
-            shuffle=True,
-            seed=seed,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
         if len(self.sampler) == 0:
             raise ValueError("the training set gives no batch (fewer clips than ranks?)")
         pivot_idx = model.pivot_index if model.config.pivot else None
         self.pivot = PivotReplacer(pivot_idx, pivot_prob, seed=seed + 1000 * self.dist.rank)
         self.params = [p for _, p in model.named_parameters()]
-        self.optimizer = torch.optim.Adam(
-            self.params, lr=optim.lr, betas=tuple(optim.betas), weight_decay=optim.weight_decay
-        )
         use_scaler = precision == "fp16" and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
-        self.steps_per_epoch = math.ceil(len(self.sampler) / optim.accum_steps)
-        self.total_steps = schedule.steps or schedule.epochs * self.steps_per_epoch
+        self.steps_per_epoch = math.ceil(len(self.sampler) / accum_steps)
+        self.total_steps = steps or epochs * self.steps_per_epoch
         self._writer: Any = None
         self._seed_all(seed)
 
@@ -225,10 +239,9 @@ class Trainer:
         torch.manual_seed(seed + self.dist.rank)
 
     def in_warmup(self) -> bool:
-        s = self.schedule
-        if s.warmup_steps > 0:
-            return self.step < s.warmup_steps
-        return self.epoch < s.warmup_epochs
+        if self.warmup_steps > 0:
+            return self.step < self.warmup_steps
+        return self.epoch < self.warmup_epochs
 
     def apply_phase(self) -> bool:
         """Set ``requires_grad`` for the current phase; returns whether in warm-up."""
@@ -237,7 +250,7 @@ class Trainer:
         if warm:
             enc.freeze("all")
         else:
-            enc.freeze("features" if self.schedule.freeze_features else "none")
+            enc.freeze("features" if self.freeze_features else "none")
         for n, p in self.model.named_parameters():
             if not self.trainable.get(n, True):
                 p.requires_grad_(False)
@@ -274,7 +287,8 @@ class Trainer:
             None if out.coeffs is None else out.coeffs.float(), target_coeffs,
         )  # fmt: skip
 
-    def _loader(self, skip: int) -> Any:
+    def epoch_loader(self, skip: int = 0) -> Any:
+        """The DataLoader of epoch ``self.epoch``, starting ``skip`` batches in."""
         from torch.utils.data import DataLoader
 
         from unitalker.data import collate
@@ -296,21 +310,20 @@ class Trainer:
         """Train until ``total_steps``; returns where the final model is."""
         t0 = time.perf_counter()
         clips = 0
-        accum = self.optim_cfg.accum_steps
+        accum = self.accum_steps
         running: dict[str, float] = {}
         n_running = 0
         last: dict[str, float] = {}
         val_metrics: dict[str, float] = {}
+        self._preload_for_workers()
         self.model.train()
         warm = self.apply_phase()
         micro = 0
         while self.step < self.total_steps:
-            for batch in self._loader(self.batch_in_epoch):
+            for batch in self.epoch_loader(self.batch_in_epoch):
                 if micro == 0:
                     warm = self.apply_phase()
-                batch = batch.to(self.device)
-                terms = self.compute_loss(batch)
-                self.scaler.scale(terms.total / accum).backward()
+                terms = self.train_batch(batch)
                 for k, v in terms.as_floats().items():
                     running[k] = running.get(k, 0.0) + v
                 n_running += 1
@@ -320,9 +333,9 @@ class Trainer:
                 if micro < accum and self.batch_in_epoch < len(self.sampler):
                     continue
                 micro = 0
-                self._optimizer_step()
+                self.optimizer_step()
                 self.step += 1
-                if self.step % max(1, self.log_cfg.every) == 0 or self.step == self.total_steps:
+                if self.step % max(1, self.log_every) == 0 or self.step == self.total_steps:
                     last = {k: all_reduce_mean(v / n_running, self.dist.world_size)
                             for k, v in running.items()}  # fmt: skip
                     running, n_running = {}, 0
@@ -330,9 +343,9 @@ class Trainer:
                 elapsed = time.perf_counter() - t0
                 self._emit(StepInfo(self.step, self.total_steps, self.epoch, last, warm,
                                     clips / max(elapsed, 1e-9), elapsed))  # fmt: skip
-                if self.log_cfg.val_every and self.step % self.log_cfg.val_every == 0:
+                if self.val_every and self.step % self.val_every == 0:
                     val_metrics = self.validate()
-                if self.log_cfg.ckpt_every and self.step % self.log_cfg.ckpt_every == 0:
+                if self.ckpt_every and self.step % self.ckpt_every == 0:
                     d = self.save_checkpoint()
                     self._emit(StepInfo(self.step, self.total_steps, self.epoch, last, warm,
                                         clips / max(elapsed, 1e-9), elapsed, "checkpoint", str(d)))  # fmt: skip
@@ -356,14 +369,29 @@ class Trainer:
             self.step, self.epoch, final, last, val_metrics, info.clips_per_s, elapsed
         )
 
-    def _optimizer_step(self) -> None:
+    def _preload_for_workers(self) -> None:
+        # DataLoader workers are started per epoch: audio they decode is lost when the epoch
+        # ends, audio decoded here before they fork is shared with every epoch's workers
+        cache = getattr(self.train_set, "audio_cache", None)
+        if self.num_workers > 0 and cache is not None and cache.cache_dir is None:
+            self.train_set.preload()
+
+    def train_batch(self, batch: Any) -> Any:
+        """Forward and backward one (micro-)batch: gradients accumulate until
+        :meth:`optimizer_step`. Returns its :class:`LossTerms`."""
+        terms = self.compute_loss(batch.to(self.device))
+        self.scaler.scale(terms.total / self.accum_steps).backward()
+        return terms
+
+    def optimizer_step(self) -> None:
+        """All-reduce, unscale, clip and apply the accumulated gradients, then zero them."""
         trainable = [p for p in self.params if p.requires_grad]
         all_reduce_grads(trainable, self.dist.world_size)
         self.scaler.unscale_(self.optimizer)
-        if self.optim_cfg.grad_clip > 0:
+        if self.grad_clip > 0:
             grads = [p for p in trainable if p.grad is not None]
             if grads:
-                torch.nn.utils.clip_grad_norm_(grads, self.optim_cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(grads, self.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
@@ -400,14 +428,14 @@ class Trainer:
             self.callback(info)
 
     def _log_scalars(self, prefix: str, values: dict[str, float]) -> None:
-        if not self.dist.is_main or not self.log_cfg.tensorboard:
+        if not self.dist.is_main or not self.tensorboard:
             return
         if self._writer is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError:  # tensorboard is the optional [train] extra
                 log.warning("tensorboard is not installed: no TensorBoard logs")
-                self.log_cfg = LogConfig(**{**self.log_cfg.__dict__, "tensorboard": False})
+                self.tensorboard = False
                 return
             self._writer = SummaryWriter(str(self.out_dir / "tb"))
         for k, v in values.items():
@@ -489,7 +517,7 @@ class Trainer:
         self._prune()
 
     def _prune(self) -> None:
-        keep = self.log_cfg.keep_last
+        keep = self.keep_last
         root = self.out_dir / "checkpoints"
         if keep <= 0 or not root.exists():
             return
