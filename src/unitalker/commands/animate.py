@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,14 @@ def add_parser(sub: Any) -> None:
         "--device", default=None, help="torch device (default: cuda if available, else cpu)"
     )
     p.add_argument(
+        "--mp4-size",
+        type=Number(int, 16, 4096),
+        default=None,
+        metavar="PIXELS",
+        help="mp4 preview: panel size (%(type)s; default: 512, smaller when more than 3 "
+        "panels, so that the video is at most 1536 pixels wide)",
+    )
+    p.add_argument(
         "--no-idle",
         dest="idle",
         action="store_false",
@@ -109,7 +120,51 @@ def add_parser(sub: Any) -> None:
         "files. Use only for your own files",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the wall and CPU seconds of each stage (startup, model, inference, each "
+        "output) to stderr",
+    )
     p.set_defaults(func=run)
+
+
+class Profile:
+    """Wall and CPU seconds of the stages of a run, printed by ``--profile``.
+
+    CPU is user + system time of the process that did the stage, all its threads (the
+    encoder's, llvmpipe's, BLAS's); outputs written by the child process while the mp4
+    renders overlap the mp4 in wall time, so their rows do not add up to the total.
+    """
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, float | None, float]] = []
+        # What the interpreter start and the imports before the command cost.
+        self.rows.append(("startup (interpreter, imports)", None, time.process_time()))
+        self._wall0 = time.perf_counter()
+
+    def add(self, name: str, wall: float | None, cpu: float) -> None:
+        self.rows.append((name, wall, cpu))
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t, time.process_time() - c)
+
+    def table(self) -> str:
+        t = os.times()
+        total_cpu = t.user + t.system + t.children_user + t.children_system
+        lines = [f"{'stage':<44} {'wall s':>7} {'cpu s':>7}"]
+        for name, wall, cpu in self.rows:
+            w = "" if wall is None else f"{wall:7.2f}"
+            lines.append(f"{name:<44} {w:>7} {cpu:7.2f}")
+        wall = time.perf_counter() - self._wall0
+        lines.append(f"{'total (cpu: this process and its children)':<44} {'':>7} {total_cpu:7.2f}")
+        lines.append(f"{'wall after startup':<44} {wall:7.2f}")
+        return "\n".join(lines)
 
 
 def collect_inputs(paths: list[str]) -> tuple[list[tuple[Path, Path]], list[tuple[str, str]]]:
@@ -176,6 +231,7 @@ def load_runner(
 
 
 def run(args: argparse.Namespace) -> int:
+    profile = Profile() if getattr(args, "profile", False) else None
     from tqdm import tqdm
 
     from unitalker.cli import CLIError
@@ -204,7 +260,8 @@ def run(args: argparse.Namespace) -> int:
     heads = [h.strip() for h in args.heads.split(",") if h.strip()] if args.heads else None
 
     items, bad = collect_inputs(args.audio)
-    model = load_runner(args.model, args.backend, args.device, heads)
+    with profile.stage("load model") if profile else contextlib.nullcontext():
+        model = load_runner(args.model, args.backend, args.device, heads)
     if heads is not None:
         missing = [h for h in heads if h not in model.heads]
         if missing:
@@ -225,7 +282,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for (path, rel), stem in zip(items, _stems(items), strict=True):
         try:
-            paths = animate_file(model, path, out / rel, stem, args, heads, quiet=args.quiet)
+            paths = animate_file(
+                model, path, out / rel, stem, args, heads, quiet=args.quiet, profile=profile
+            )
             written += 1
             for p in paths:
                 tqdm.write(str(p), file=sys.stdout)
@@ -241,6 +300,8 @@ def run(args: argparse.Namespace) -> int:
         f"{written} of {len(items) + len(bad)} input(s) animated in {dt:.1f} s -> {out}",
         file=sys.stderr,
     )
+    if profile is not None:
+        print(profile.table(), file=sys.stderr)
     if failures:
         print(f"{len(failures)} failed:", file=sys.stderr)
         for p, msg in failures:
@@ -258,13 +319,18 @@ def animate_file(
     heads: list[str] | None,
     *,
     quiet: bool = False,
+    profile: Profile | None = None,
 ) -> list[Path]:
     """Decode, animate and write one file (all outputs or none)."""
     from unitalker.audio import load_audio
     from unitalker.export import write_outputs
     from unitalker.inference.animate import animate
 
-    wav = load_audio(path, allow_any_container=args.allow_any_container)
+    def stage(name: str) -> contextlib.AbstractContextManager:
+        return profile.stage(f"{path.name}: {name}") if profile else contextlib.nullcontext()
+
+    with stage("decode audio"):
+        wav = load_audio(path, allow_any_container=args.allow_any_container)
     bar = None
 
     def progress(done: int, total: int) -> None:
@@ -280,29 +346,38 @@ def animate_file(
         bar.update(done - bar.n)
 
     try:
-        results = animate(
-            model,
-            wav,
-            heads=heads,
-            identity=args.identity,
-            window=args.window,
-            overlap=args.overlap,
-            precision=args.precision,
-            progress=progress,
-            windows=args.windows,
-        )
+        with stage("inference"):
+            results = animate(
+                model,
+                wav,
+                heads=heads,
+                identity=args.identity,
+                window=args.window,
+                overlap=args.overlap,
+                precision=args.precision,
+                progress=progress,
+                windows=args.windows,
+            )
     finally:
         if bar is not None:
             bar.close()
-    return write_outputs(
-        results,
-        out_dir,
-        stem,
-        [f.strip() for f in args.format.split(",")],
-        audio=wav,
-        overwrite=args.overwrite,
-        options={
-            "glb": {"max_error": args.glb_max_error, "lossless": args.glb_lossless},
-            "mp4": {"idle": getattr(args, "idle", True)},
-        },
-    )
+
+    def on_stage(name: str, wall: float, cpu: float) -> None:
+        if profile is not None:
+            profile.add(f"{path.name}: write {name}", wall, cpu)
+
+    with stage("write outputs (all)"):
+        return write_outputs(
+            results,
+            out_dir,
+            stem,
+            [f.strip() for f in args.format.split(",")],
+            audio=wav,
+            overwrite=args.overwrite,
+            options={
+                "glb": {"max_error": args.glb_max_error, "lossless": args.glb_lossless},
+                "mp4": {"idle": getattr(args, "idle", True), "size": args.mp4_size},
+            },
+            parallel=True,
+            on_stage=on_stage,
+        )

@@ -17,8 +17,10 @@ import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -53,6 +55,9 @@ class Writer:
         writes_audio: the outputs reference the clip's audio, which is then written once
             next to them (``<stem>_audio.wav``) and named to :meth:`write_head` as
             ``audio_file`` (a path relative to the output folder).
+        main_process: always written in the calling process (the mp4: its OpenGL context
+            lives there); with ``parallel`` writing the other formats go to a child process
+            meanwhile (see :func:`write_outputs`).
     """
 
     name: ClassVar[str]
@@ -60,6 +65,7 @@ class Writer:
     layout: ClassVar[str] = "file"
     needs_audio: ClassVar[bool] = False
     writes_audio: ClassVar[bool] = False
+    main_process: ClassVar[bool] = False
     description: ClassVar[str] = ""
 
     def unavailable(self) -> str | None:
@@ -333,6 +339,8 @@ def write_outputs(
     audio: np.ndarray | None = None,
     overwrite: bool = False,
     options: Mapping[str, Mapping[str, Any]] | None = None,
+    parallel: bool = False,
+    on_stage: StageFn | None = None,
 ) -> list[Path]:
     """Write ``results`` in each requested format, all or nothing.
 
@@ -348,6 +356,14 @@ def write_outputs(
             raised before anything is written.
         options: per-format writer options, e.g. ``{"glb": {"lossless": True}}`` or
             ``{"mp4": {"idle": False}}`` (each writer's constructor arguments).
+        parallel: while this process renders the mp4, a forked child process writes the
+            other formats (Linux only; elsewhere, and when there is no mp4 to overlap
+            with, everything is written here one after the other). The files are the same
+            either way. Off by default: forking a process that runs other threads (a
+            server) is not safe in general; the ``animate`` command turns it on.
+        on_stage: called as ``on_stage(name, wall_seconds, cpu_seconds)`` after each
+            output is written (``name``: ``"glb synth_arkit52"``, ``"mp4"``...; the CPU
+            time of the process that wrote it, all its threads), e.g. for a profile.
 
     Returns:
         The paths written (files, or folders for frame sequences), in plan order.
@@ -367,24 +383,137 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{stem}.partial-", dir=out_dir))
     try:
-        staged: list[tuple[Path, Path]] = []
-        for item in items:
-            tmp = stage / item.final.name
-            w = item.writer
-            log.debug("writing %s -> %s", w.name, item.final)
-            if w.layout == "combined":
-                w.write_all({k: results[k] for k in item.heads}, tmp, audio)
-            else:
-                if w.layout == "sequence":
-                    tmp.mkdir()
-                w.write_head(results[item.heads[0]], tmp, **item.options)
-            staged.append((tmp, item.final))
-        for tmp, final in staged:
-            _commit(tmp, final)
+        jobs = [(item, stage / item.final.name) for item in items]
+        _write_jobs(jobs, results, audio, parallel=parallel, on_stage=on_stage)
+        for item, tmp in jobs:
+            _commit(tmp, item.final)
     finally:
         # The staging folder is ours alone (mkdtemp); whatever is left in it is partial.
         shutil.rmtree(stage, ignore_errors=True)
     return [it.final for it in items]
+
+
+StageFn = Callable[[str, float, float], None]
+_Job = tuple[_Item, Path]  # what to write, and its path in the staging folder
+
+
+def _write_one(item: _Item, tmp: Path, results: Mapping[str, Animation], audio: Any) -> None:
+    w = item.writer
+    log.debug("writing %s -> %s", w.name, item.final)
+    if w.layout == "combined":
+        w.write_all({k: results[k] for k in item.heads}, tmp, audio)
+    else:
+        if w.layout == "sequence":
+            tmp.mkdir()
+        w.write_head(results[item.heads[0]], tmp, **item.options)
+
+
+def _write_timed(
+    jobs: list[_Job], results: Mapping[str, Animation], audio: Any
+) -> list[tuple[str, float, float]]:
+    """Write ``jobs`` one after the other; ``(name, wall, cpu)`` of each."""
+    times = []
+    for item, tmp in jobs:
+        t, c = time.perf_counter(), time.process_time()
+        _write_one(item, tmp, results, audio)
+        name = item.writer.name
+        if item.writer.layout != "combined":
+            name += f" {item.heads[0]}"
+        times.append((name, time.perf_counter() - t, time.process_time() - c))
+    return times
+
+
+def _write_jobs(
+    jobs: list[_Job],
+    results: Mapping[str, Animation],
+    audio: Any,
+    *,
+    parallel: bool,
+    on_stage: StageFn | None,
+) -> None:
+    here = [j for j in jobs if j[0].writer.main_process]
+    rest = [j for j in jobs if not j[0].writer.main_process]
+    # Two processes, not two threads: the renderer (moderngl) holds the GIL while it
+    # draws and reads back, so Python-heavy writers in a thread would wait for it.
+    forked = parallel and here and rest and sys.platform.startswith("linux")
+    child = _ForkedWriter(rest, results, audio) if forked else None
+    try:
+        times = _write_timed(here if child else jobs, results, audio)
+    except BaseException:
+        if child is not None:
+            child.kill()
+        raise
+    if child is not None:
+        times += child.wait()
+    if on_stage is not None:
+        for name, wall, cpu in times:
+            on_stage(name, wall, cpu)
+
+
+class _ForkedWriter:
+    """Writes jobs in a forked child process; :meth:`wait` re-raises its error here.
+
+    Forked, so the child sees the results without copying or pickling them (memory-mapped
+    ones included). It touches no OpenGL and sets torch to one thread (a forked child must
+    not use the parent's thread pool); it ends with ``os._exit`` through multiprocessing,
+    so no atexit handler of the parent runs twice.
+    """
+
+    def __init__(self, jobs: list[_Job], results: Mapping[str, Animation], audio: Any) -> None:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("fork")
+        self.names = ", ".join(item.final.name for item, _ in jobs)
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(
+            target=_child_main, args=(send, jobs, results, audio), name="unitalker-write"
+        )
+        self._proc.daemon = True  # never outlives this process
+        self._proc.start()
+        send.close()
+
+    def wait(self) -> list[tuple[str, float, float]]:
+        try:
+            status, payload = self._recv.recv()
+        except EOFError:
+            status, payload = "died", None
+        finally:
+            self._recv.close()
+            self._proc.join()
+        if status == "ok":
+            return payload
+        if status == "error":
+            error, trace = payload
+            log.debug("the writer process failed:\n%s", trace)
+            raise error
+        raise ExportError(
+            f"the process writing {self.names} ended without a result "
+            f"(exit code {self._proc.exitcode}; out of memory?)"
+        )
+
+    def kill(self) -> None:
+        self._proc.kill()
+        self._proc.join()
+        self._recv.close()
+
+
+def _child_main(send: Any, jobs: list[_Job], results: Mapping[str, Animation], audio: Any) -> None:
+    import pickle
+    import traceback
+
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        message: tuple[str, Any] = ("ok", _write_timed(jobs, results, audio))
+    except BaseException as e:  # noqa: BLE001 - handed to the parent
+        try:
+            pickle.dumps(e)
+        except Exception:  # noqa: BLE001 - an exception that does not pickle: say what it was
+            e = ExportError(f"{type(e).__name__}: {e}")
+        message = ("error", (e, traceback.format_exc()))
+    send.send(message)
+    send.close()
 
 
 def _check_targets(items: list[_Item], overwrite: bool) -> None:

@@ -17,11 +17,13 @@ class Mp4Writer(Writer):
     extension = "mp4"
     layout = "combined"
     needs_audio = True
+    main_process = True  # the OpenGL context is made here
     description = "preview video of all heads with the audio (meshes, or bar charts)"
 
-    def __init__(self, idle: bool = True, size: int = 512) -> None:
-        """``idle``: synth heads blink and sway (render-time only); ``size``: panel pixels."""
-        if size < 16:
+    def __init__(self, idle: bool = True, size: int | None = None) -> None:
+        """``idle``: synth heads blink and sway (render-time only); ``size``: panel pixels
+        (default: :func:`~unitalker.render.video.panel_size`)."""
+        if size is not None and size < 16:
             raise ValueError(f"mp4 panel size must be >= 16 pixels, got {size}")
         self.idle = idle
         self.size = size

@@ -395,7 +395,7 @@ def _load_ours(path: Path) -> UniTalker:
     try:
         # Build on the meta device first: a config whose sizes disagree with the weights
         # (or are absurd) fails here without allocating anything.
-        with torch.device("meta"):
+        with torch.device("meta"), _SkipInitOnMeta():
             skeleton = UniTalker(config)
     except (ValueError, KeyError, TypeError, RuntimeError, OverflowError) as e:
         raise CheckpointError(f"{where}: cannot build the model its config describes: {e}") from e
@@ -416,6 +416,49 @@ def _load_ours(path: Path) -> UniTalker:
 
 
 MAX_CONFIG_CHARS = 16 * 1024**2
+
+# Functions that only fill values in place (torch.nn.init's and the Tensor methods they use).
+_INIT_FUNCTIONS = frozenset(
+    {
+        "uniform_",
+        "normal_",
+        "trunc_normal_",
+        "constant_",
+        "ones_",
+        "zeros_",
+        "eye_",
+        "dirac_",
+        "xavier_uniform_",
+        "xavier_normal_",
+        "kaiming_uniform_",
+        "kaiming_normal_",
+        "orthogonal_",
+        "sparse_",
+        "fill_",
+        "zero_",
+    }
+)
+
+
+class _SkipInitOnMeta(torch.overrides.TorchFunctionMode):
+    """Skips the value initialisation of meta tensors while the shape-check skeleton is built.
+
+    A meta tensor has no values to fill, but torch runs its random-init kernels for meta
+    tensors in Python, and the first of them imports torch._dynamo and sympy: about 1 s of
+    every process that loads a model. Only functions that fill values in place are skipped,
+    so every shape is made exactly as in the real build.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        kwargs = kwargs or {}
+        first = args[0] if args else kwargs.get("tensor")
+        if (
+            isinstance(first, torch.Tensor)
+            and first.is_meta
+            and getattr(func, "__name__", None) in _INIT_FUNCTIONS
+        ):
+            return first
+        return func(*args, **kwargs)
 
 
 def _check_meta(meta: Any, where: Path, path: Path) -> ModelConfig:

@@ -305,10 +305,15 @@ class BuiltinAudioEncoder(AudioEncoder):
         self.hidden_size = hidden_size
         self.feature_size = hidden_size
         self.n_layers, self.n_heads, self.n_mels, self.dropout = n_layers, n_heads, n_mels, dropout
-        self.register_buffer("window", torch.hann_window(self.N_FFT), persistent=False)
-        self.register_buffer(
-            "mel", mel_filterbank(n_mels, self.N_FFT, SAMPLE_RATE), persistent=False
-        )
+        # Computed on the CPU, then moved: on the meta device (the checkpoint loader's shape
+        # check) these ops run Python meta kernels that import torch._dynamo and sympy
+        # (~1 s of every `unitalker animate`).
+        with torch.device("cpu"):
+            window = torch.hann_window(self.N_FFT)
+            mel = mel_filterbank(n_mels, self.N_FFT, SAMPLE_RATE)
+        device = torch.get_default_device()
+        self.register_buffer("window", window.to(device), persistent=False)
+        self.register_buffer("mel", mel.to(device), persistent=False)
         self.stem = nn.ModuleList(
             [
                 nn.Conv1d(n_mels, hidden_size, 3, padding=1),
