@@ -129,6 +129,10 @@ class UniTalker(nn.Module):
         return self.config.head_names
 
     @property
+    def identities(self) -> tuple[str, ...]:
+        return self.config.identities
+
+    @property
     def pivot_index(self) -> int:
         if not self.config.pivot:
             raise ValueError("this model was trained without a pivot identity; name an identity")

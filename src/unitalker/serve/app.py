@@ -34,7 +34,7 @@ import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import FastAPI, File, Form, Query, Request, UploadFile, WebSocket
@@ -50,6 +50,9 @@ from unitalker.serve import protocol
 from unitalker.serve.gate import JobGate, Overloaded
 from unitalker.serve.settings import FORMATS, ServeSettings
 from unitalker.serve.streaming import LinearResampler, make_streamer
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +222,7 @@ def _round(a: np.ndarray) -> list:
     return np.round(np.asarray(a, dtype=np.float64), 6).tolist()
 
 
-def _head_info(model: Any, h: str) -> dict[str, Any]:
+def _head_info(model: TalkerModel, h: str) -> dict[str, Any]:
     c = conventions.get(h)
     return {
         "name": h,
@@ -232,14 +235,14 @@ def _head_info(model: Any, h: str) -> dict[str, Any]:
     }
 
 
-def _mesh_available(model: Any, c: conventions.Convention) -> bool:
+def _mesh_available(model: TalkerModel, c: conventions.Convention) -> bool:
     if c.kind == "vertices":
         return c.has_resource("neutral") or c.name in model.heads
     return c.kind == "blendshapes" and c.has_mesh
 
 
 def mesh_payload(
-    model: Any, name: str, display: bool = True
+    model: TalkerModel, name: str, display: bool = True
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays the viewer needs to draw a convention: see ``GET /v1/mesh/{convention}``.
 
@@ -306,7 +309,7 @@ def mesh_payload(
     return arrays, meta
 
 
-def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(model: TalkerModel, settings: ServeSettings | None = None) -> FastAPI:
     """Build the app around a loaded model.
 
     Args:
@@ -802,7 +805,7 @@ def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
     return app
 
 
-def serve(model: Any, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(model: TalkerModel, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the app on uvicorn until interrupted (blocking)."""
     import uvicorn
 

@@ -7,14 +7,17 @@ wire needs: :class:`LinearResampler` for streams not sent at 16 kHz.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from unitalker.audio import SAMPLE_RATE
 
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
-def make_streamer(model: Any, **kwargs: Any) -> Any:
+
+def make_streamer(model: TalkerModel, **kwargs: Any) -> Any:
     """A :class:`~unitalker.inference.streaming.Streamer` for one WebSocket session."""
     from unitalker.inference.streaming import Streamer
 
