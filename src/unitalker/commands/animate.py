@@ -6,9 +6,12 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitalker.commands._args import NON_NEGATIVE_SECONDS, Number
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 WINDOW = Number(float, 0, 3600)
 HELP = "animate audio files (or folders of them) with every requested head"
@@ -147,7 +150,7 @@ def _stems(items: list[tuple[Path, Path]]) -> list[str]:
 
 def load_runner(
     model: str | None, backend: str, device: str | None, heads: list[str] | None
-) -> Any:
+) -> TalkerModel:
     """The model object ``animate`` runs: a UniTalker, or an OnnxUniTalker."""
     from unitalker.cli import CLIError
 
@@ -250,7 +253,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def animate_file(
-    model: Any,
+    model: TalkerModel,
     path: Path,
     out_dir: Path,
     stem: str,
