@@ -8,50 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+# The tiny model of every test is the package's debug config (also `bench --size tiny`).
+from unitalker.models.config import debug_config as tiny_model_config
+from unitalker.models.config import debug_hf_config as tiny_hf_config
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 torch.set_num_threads(2)
 
-TINY_HF = {
-    "hidden_size": 32,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 2,
-    "intermediate_size": 64,
-    "conv_dim": (16, 16, 16, 16, 16, 16, 16),
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 2,
-    "mask_time_prob": 0.0,
-    "layerdrop": 0.0,
-}
-
-
-def tiny_hf_config(family: str) -> dict:
-    cfg = dict(TINY_HF)
-    if family == "wavlm":
-        cfg["num_buckets"] = 32
-        cfg["max_bucket_distance"] = 100
-    return cfg
-
-
-def tiny_model_config(
-    family: str = "builtin", heads=None, position: int = 1, decoder: str = "tcn", n_ids: int = 4
-):
-    from unitalker.models.config import DecoderConfig, EncoderConfig, ModelConfig
-    from unitalker.models.unitalker import default_heads
-
-    if family == "builtin":
-        enc = EncoderConfig(family="builtin", hidden_size=32, n_layers=1, n_heads=2, n_mels=20)
-    else:
-        enc = EncoderConfig(family=family, hf_config=tiny_hf_config(family))
-    heads = heads or ["FLAME_5023_vertices", "3DETF_blendshape_weight", "BIWI_23370_vertices"]
-    ids = tuple(f"T:{i}" for i in range(n_ids - 1)) + ("pivot",)
-    return ModelConfig(
-        encoder=enc,
-        decoder=DecoderConfig(kind=decoder, hidden=24, id_dim=8),
-        heads=default_heads(heads, 16),
-        identities=ids,
-        adaptor_position=position,
-    )
+__all__ = ["randomize", "tiny_hf_config", "tiny_model_config"]
 
 
 def randomize(model: torch.nn.Module, seed: int = 0, scale: float = 0.05) -> torch.nn.Module:

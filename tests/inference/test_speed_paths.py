@@ -91,9 +91,36 @@ def test_onnx_runner_contract_and_errors(onnx_file, tmp_path):
         runner(torch.zeros(1, 16000), fps={HEADS[0]: 60.0})
     with pytest.raises(FileExistsError):
         export_onnx(tiny_wavlm(), onnx_file)
-    with pytest.raises(OnnxExportError, match="HF encoders"):
-        export_onnx(UniTalker(tiny_model_config("builtin")).eval(), tmp_path / "b.onnx")
+    with pytest.raises(KeyError, match="unknown head"):
+        export_onnx(UniTalker(tiny_model_config("builtin")).eval(), tmp_path / "b.onnx", ["x"])
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     with pytest.raises(OnnxExportError):
         OnnxUniTalker(bad)
+
+
+@pytest.mark.parametrize(
+    ("family", "decoder", "position"),
+    [("builtin", "tcn", 1), ("builtin", "transformer", 1), ("wavlm", "transformer", 0),
+     ("builtin", "transformer", 2)],
+)  # fmt: skip
+def test_onnx_exports_builtin_encoder_and_transformer_decoder(tmp_path, family, decoder, position):
+    # The exported graph is the model's own forward: every encoder and decoder, any length.
+    from tests.conftest import randomize, tiny_model_config
+
+    from unitalker.inference.onnx import OnnxUniTalker, export_onnx
+    from unitalker.models.unitalker import UniTalker
+
+    torch.manual_seed(0)
+    config = tiny_model_config(family, heads=HEADS, decoder=decoder, position=position)
+    model = randomize(UniTalker(config)).eval()
+    runner = OnnxUniTalker(export_onnx(model, tmp_path / "m.onnx"))
+    for seconds in (0.03, 1.37, 3.3):  # shorter than one window, shorter and longer than traced
+        audio = torch.from_numpy(speechy(seconds, seed=int(seconds * 100)))[None]
+        with torch.no_grad():
+            ref = model(audio, identity=2)
+        got = runner(audio, identity=2)
+        for h in HEADS:
+            assert got[h].motion.shape == ref[h].motion.shape
+            err = float((got[h].motion - ref[h].motion).abs().max())
+            assert err <= ONNX_ABS and err <= ONNX_REL * float(ref[h].motion.abs().max()), (h, err)

@@ -9,9 +9,12 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitalker.commands._args import NON_NEGATIVE_SECONDS, Number
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 WINDOW = Number(float, 0, 3600)
 HELP = "animate audio files (or folders of them) with every requested head"
@@ -202,7 +205,7 @@ def _stems(items: list[tuple[Path, Path]]) -> list[str]:
 
 def load_runner(
     model: str | None, backend: str, device: str | None, heads: list[str] | None
-) -> Any:
+) -> TalkerModel:
     """The model object ``animate`` runs: a UniTalker, or an OnnxUniTalker."""
     from unitalker.cli import CLIError
 
@@ -311,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def animate_file(
-    model: Any,
+    model: TalkerModel,
     path: Path,
     out_dir: Path,
     stem: str,

@@ -27,7 +27,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -36,6 +36,9 @@ from unitalker import conventions
 from unitalker.animation import Animation
 from unitalker.audio import SAMPLE_RATE, frame_count, load_audio, prepare_waveform
 from unitalker.inference.precision import PRECISIONS, for_precision
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +212,7 @@ def _spill_folder(spill_dir: str | Path | None) -> Path:
 
 @torch.inference_mode()
 def animate(
-    model: Any,
+    model: TalkerModel,
     audio: str | Path | np.ndarray | torch.Tensor,
     sr: int | None = None,
     heads: Sequence[str] | None = None,
@@ -227,8 +230,9 @@ def animate(
     """Animate one clip with every requested head.
 
     Args:
-        model: a :class:`~unitalker.models.unitalker.UniTalker` (or anything with the same
-            ``forward``, e.g. :class:`~unitalker.inference.onnx.OnnxUniTalker`).
+        model: a :class:`~unitalker.models.protocol.TalkerModel`: a
+            :class:`~unitalker.models.unitalker.UniTalker` or an
+            :class:`~unitalker.inference.onnx.OnnxUniTalker`.
         audio: a file path (any format), or samples at ``sr`` (default 16 kHz).
         sr: sample rate of an in-memory waveform.
         heads: head names (default: all).
@@ -365,7 +369,7 @@ def demo_merge(pieces: Sequence[np.ndarray], fps: int) -> np.ndarray:
 
 
 def _animate_demo_windows(
-    model: Any,
+    model: TalkerModel,
     wav: np.ndarray,
     heads: list[str],
     rates: dict[str, float],

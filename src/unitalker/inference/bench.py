@@ -3,7 +3,8 @@
 The model is built from a config with random weights (nothing downloads): ``B`` is the
 released UniTalker-B architecture (WavLM base / base-plus encoder, TCN decoder, the six
 original conventions' heads with 512 PCA components for vertex heads, 935 identities);
-``tiny`` is a small model for smoke tests. Timings are medians over repeats after a
+``tiny`` is the tests' debug model (:func:`unitalker.models.config.debug_config`) with the
+original heads, for smoke tests. Timings are medians over repeats after a
 warm-up run. Peak memory is the process's high-water mark (``VmHWM`` in
 ``/proc/self/status``), each measurement in a fresh subprocess so earlier runs do not
 count.
@@ -23,12 +24,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from unitalker.audio import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 log = logging.getLogger(__name__)
 
@@ -48,35 +52,25 @@ def build_bench_model(size: str = "B", seed: int = 0) -> Any:
     """A UniTalker of the given size with random weights (heads and PCA non-zero)."""
     import transformers
 
-    from unitalker.models.config import DecoderConfig, EncoderConfig, ModelConfig
+    from unitalker.models.config import (
+        DecoderConfig,
+        EncoderConfig,
+        ModelConfig,
+        debug_config,
+    )
     from unitalker.models.unitalker import UniTalker, default_heads
 
     torch.manual_seed(seed)
     if size == "B":
         enc = EncoderConfig(family="wavlm", hf_config=transformers.WavLMConfig().to_dict())
-        dec = DecoderConfig()
         heads = default_heads(ORIGINAL_HEADS, 512)
-        n_ids = N_IDENTITIES_B
-    elif size == "tiny":
-        hf = transformers.WavLMConfig(
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            conv_dim=(16,) * 7,
-            num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=2,
-            num_buckets=32,
-            max_bucket_distance=100,
-        ).to_dict()
-        enc = EncoderConfig(family="wavlm", hf_config=hf)
-        dec = DecoderConfig(hidden=24, id_dim=8)
-        heads = default_heads(ORIGINAL_HEADS, 16)
-        n_ids = 8
+        ids = tuple(f"id{i}" for i in range(N_IDENTITIES_B - 1)) + ("pivot",)
+        config = ModelConfig(encoder=enc, decoder=DecoderConfig(), heads=heads, identities=ids)
+    elif size == "tiny":  # the tests' debug model, with the original heads
+        config = debug_config("wavlm", heads=ORIGINAL_HEADS, n_ids=8)
     else:
         raise ValueError(f"size must be one of {SIZES}, got {size!r}")
-    ids = tuple(f"id{i}" for i in range(n_ids - 1)) + ("pivot",)
-    model = UniTalker(ModelConfig(encoder=enc, decoder=dec, heads=heads, identities=ids)).eval()
+    model = UniTalker(config).eval()
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in list(model.named_parameters()) + list(model.named_buffers()):
@@ -425,7 +419,7 @@ def run_bench(
 
 
 def measure_streaming(
-    model: Any, seconds: float, lookaheads: tuple[float, ...], chunk: float = 0.1
+    model: TalkerModel, seconds: float, lookaheads: tuple[float, ...], chunk: float = 0.1
 ) -> dict[str, dict[str, float]]:
     """Per look-ahead: median compute per push that emits frames, latency and error vs offline."""
     from unitalker.inference.animate import animate
@@ -459,7 +453,7 @@ class _StreamedModel:
     """Looks like a UniTalker to :func:`unitalker.evaluation.evaluate.evaluate`, but each
     call streams the clip through an incremental :class:`Streamer` in ``chunk`` pieces."""
 
-    def __init__(self, model: Any, lookahead: float, chunk: float):
+    def __init__(self, model: TalkerModel, lookahead: float, chunk: float):
         self.model, self.lookahead, self.chunk = model, lookahead, chunk
 
     def __getattr__(self, name: str) -> Any:

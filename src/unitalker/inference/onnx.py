@@ -1,13 +1,12 @@
 """ONNX export of the whole one-pass model, and an onnxruntime runner with the model's contract.
 
-The exported graph takes ``audio [1, S]`` (16 kHz, any length) and ``identity [1]`` (an
-index into the identity table) and returns one output per exported head,
-``<head> [1, T_head, D]`` at the head's frame rate. Frame counts are computed inside
-the graph from ``S`` exactly as :func:`unitalker.audio.frame_count` does
-(``max(1, round(S / 16000 * fps))`` in float64, ties to even like Python's ``round``), and
-the frequency adaptor is a gather-based linear interpolation equal to
-``F.interpolate(mode="linear", align_corners=True)``, so a single graph serves every
-clip length.
+The exported graph is :meth:`UniTalker.forward` itself, traced: it takes ``audio [1, S]``
+(16 kHz, any length) and ``identity [1]`` (an index into the identity table) and returns
+one output per exported head, ``<head> [1, T_head, D]`` at the head's frame rate. Traced,
+the forward keeps its frame counts as graph values (computed from ``S`` exactly as
+:func:`unitalker.audio.frame_count`) and interpolates with gathers
+(:func:`unitalker.models.adaptor.interpolate_gather`), so a single graph serves every
+clip length. Every encoder (HF and built-in) and decoder (TCN and transformer) exports.
 
 :class:`OnnxUniTalker` has the attributes and ``__call__`` that
 :func:`unitalker.inference.animate.animate` uses (``heads``, ``identity_index``,
@@ -17,9 +16,10 @@ windows and cross-fade as the torch model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,6 @@ from torch import nn
 
 from unitalker import conventions
 from unitalker.audio import SAMPLE_RATE
-from unitalker.models.config import PIVOT
-from unitalker.models.encoders import HFAudioEncoder
 from unitalker.models.unitalker import HeadOutput, UniTalker, resolve_identity
 
 log = logging.getLogger(__name__)
@@ -43,25 +41,10 @@ class OnnxExportError(ValueError):
     """The model cannot be exported (unsupported part) or the export failed."""
 
 
-def _graph_interpolate(x: torch.Tensor, n_out: torch.Tensor) -> torch.Tensor:
-    """``[1, T, C] -> [1, n_out, C]`` linear, aligned corners; ``n_out`` a 0-d int64 tensor.
-
-    Written with gathers so the output length stays a graph value (F.interpolate's ``size``
-    would be frozen to the traced length).
-    """
-    t_in = torch._shape_as_tensor(x)[1].to(torch.float64)
-    steps = torch.arange(n_out, dtype=torch.float64)  # type: ignore[call-overload]
-    denom = torch.clamp(n_out.to(torch.float64) - 1.0, min=1.0)
-    pos = steps * (t_in - 1.0) / denom  # [n_out]
-    i0 = torch.floor(pos)
-    w = (pos - i0).to(x.dtype)[None, :, None]
-    i0 = i0.to(torch.int64)
-    i1 = torch.minimum(i0 + 1, (t_in - 1.0).to(torch.int64))
-    return x[:, i0] * (1.0 - w) + x[:, i1] * w
-
-
-class _OnnxGraph(nn.Module):
-    """The traced function: audio + identity -> one tensor per head (batch of one, no padding)."""
+class _ExportedForward(nn.Module):
+    """:meth:`UniTalker.forward` with the export's heads and rates, returning the heads'
+    motions as a tuple (what tracing takes): ``audio [1, S]``, ``identity [1]`` int64 ->
+    ``([1, T_h, D_h] for h in heads)``."""
 
     def __init__(self, model: UniTalker, heads: Sequence[str], fps: dict[str, float]):
         super().__init__()
@@ -69,49 +52,70 @@ class _OnnxGraph(nn.Module):
         self.heads = list(heads)
         self.fps = dict(fps)
 
-    def _frames(self, audio: torch.Tensor, fps: float) -> torch.Tensor:
-        s = torch._shape_as_tensor(audio)[1].to(torch.float64)
-        # Same expression and order as audio.frame_count: n / sr * fps, round half to even.
-        return torch.clamp(torch.round(s / float(SAMPLE_RATE) * fps), min=1.0).to(torch.int64)
-
     def forward(self, audio: torch.Tensor, identity: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """``audio [1, S]``, ``identity [1]`` int64 -> ``([1, T_h, D_h] for h in heads)``."""
-        m = self.model
-        enc = m.audio_encoder
-        x = audio
-        if getattr(enc, "do_normalize", False) or not isinstance(enc, HFAudioEncoder):
-            # _masked_standardize for a single unpadded item.
-            mean = x.mean(dim=1, keepdim=True)
-            var = ((x - mean) ** 2).mean(dim=1, keepdim=True)
-            x = (x - mean) / torch.sqrt(var + 1e-7)
-        feats = enc.extract(x)  # [1, T50, F]
-        pos = m.config.adaptor_position
-        counts = {h: self._frames(audio, self.fps[h]) for h in self.heads}
-        # Heads of the same rate share the decoder output (as in UniTalker.forward).
-        by_rate: dict[float, list[str]] = {}
-        for h in self.heads:
-            by_rate.setdefault(self.fps[h], []).append(h)
-        hidden: dict[float, torch.Tensor] = {}
-        if pos == 0:
-            for r, names in by_rate.items():
-                f = _graph_interpolate(feats, counts[names[0]])
-                hidden[r] = m.decoder(enc.contextualize(f, None), identity, None)
-        else:
-            ctx = enc.contextualize(feats, None)
-            if pos == 1:
-                for r, names in by_rate.items():
-                    hidden[r] = m.decoder(_graph_interpolate(ctx, counts[names[0]]), identity, None)
-            else:
-                d50 = m.decoder(ctx, identity, None)
-                for r, names in by_rate.items():
-                    hidden[r] = _graph_interpolate(d50, counts[names[0]])
-        outs = []
-        for h in self.heads:
-            raw = m.out_head_dict[h](hidden[self.fps[h]])
-            if h in m.pca_layer_dict:
-                raw = m.pca_layer_dict[h].decode(raw)
-            outs.append(raw + m.template(h)[None, None, :])
-        return tuple(outs)
+        out = self.model(audio, heads=self.heads, identity=identity, fps=self.fps)
+        return tuple(out[h].motion for h in self.heads)
+
+
+def _graph_attention(
+    attn: nn.MultiheadAttention,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    key_padding_mask: torch.Tensor | None = None,
+    need_weights: bool = True,
+    attn_mask: torch.Tensor | None = None,
+    average_attn_weights: bool = True,
+    is_causal: bool = False,
+) -> tuple[torch.Tensor, None]:
+    """``nn.MultiheadAttention.forward`` (batch first, packed projection) as the exporter
+    needs it: ``query [B, T, E]``, ``key / value [B, S, E]`` -> ``([B, T, E], None)``.
+
+    The TorchScript exporter freezes the query length of torch's own
+    ``F.multi_head_attention_forward`` to the traced one (torch 2.13: its ``view`` takes a
+    constant ``tgt_len``), so the graph breaks on any other length; here every time axis
+    is ``-1``. Same math: packed q / k / v, the additive mask, SDPA, the output projection.
+    """
+    if key_padding_mask is not None or is_causal or not attn.batch_first:
+        raise OnnxExportError("ONNX export: attention with a padding mask is not supported")
+    e, h = attn.embed_dim, attn.num_heads
+    w, b = attn.in_proj_weight.chunk(3), attn.in_proj_bias.chunk(3)
+
+    def heads(x: torch.Tensor, i: int) -> torch.Tensor:  # [B, T, E] -> [B, H, T, E / H]
+        return nn.functional.linear(x, w[i], b[i]).reshape(1, -1, h, e // h).transpose(1, 2)
+
+    mask = attn_mask
+    if mask is not None:
+        if mask.dtype == torch.bool:
+            mask = torch.zeros(mask.shape, dtype=query.dtype).masked_fill(mask, float("-inf"))
+        if mask.dim() == 3:  # [B * H, T, S]
+            mask = mask.reshape(-1, h, mask.shape[-2], mask.shape[-1])
+    out = nn.functional.scaled_dot_product_attention(
+        heads(query, 0), heads(key, 1), heads(value, 2), attn_mask=mask
+    )  # [B, H, T, E / H]
+    return attn.out_proj(out.transpose(1, 2).reshape(1, -1, e)), None
+
+
+class _GraphAttention(nn.MultiheadAttention):
+    forward = _graph_attention  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def _exportable(model: nn.Module) -> Iterator[None]:
+    """Within: torch attention in its exportable form (see :func:`_graph_attention`) and
+    without the fused fast path of ``nn.TransformerEncoderLayer`` (no ONNX form); the
+    built-in encoder and the transformer decoder use both."""
+    swapped = [m for m in model.modules() if type(m) is nn.MultiheadAttention]
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    try:
+        torch.backends.mha.set_fastpath_enabled(False)
+        for m in swapped:
+            m.__class__ = _GraphAttention
+        yield
+    finally:
+        for m in swapped:
+            m.__class__ = nn.MultiheadAttention
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def export_onnx(
@@ -150,16 +154,9 @@ def export_onnx(
     for h in heads:
         if h not in model.heads:
             raise KeyError(f"unknown head {h!r}; this model has: {', '.join(model.heads)}")
-    if not isinstance(model.audio_encoder, HFAudioEncoder):
-        raise OnnxExportError(
-            "ONNX export supports the HF encoders (wavlm, wav2vec2, hubert); "
-            "the built-in encoder's STFT has no traceable ONNX form here"
-        )
-    if model.config.decoder.kind != "tcn":
-        raise OnnxExportError("ONNX export supports the TCN decoder only")
     rates = {h: float((fps or {}).get(h, conventions.get(h).fps)) for h in heads}
     model = model.to("cpu").eval()
-    graph = _OnnxGraph(model, heads, rates).eval()
+    graph = _ExportedForward(model, heads, rates).eval()
     audio = torch.randn(1, int(example_seconds * SAMPLE_RATE))
     ident = torch.tensor([model.identity_index(None if model.config.pivot else 0)])
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,7 +164,7 @@ def export_onnx(
     dyn = {"audio": {1: "samples"}}
     dyn.update({h: {1: f"frames_{i}"} for i, h in enumerate(heads)})
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _exportable(model):
             torch.onnx.export(
                 graph,
                 (audio, ident),
@@ -253,14 +250,7 @@ class OnnxUniTalker:
 
     def identity_index(self, identity: int | str | None) -> int:
         """Resolve ``None`` / ``"pivot"`` / an index / a name, as :meth:`UniTalker.identity_index`."""
-        n = len(self.identities)
-        if identity is None or identity == PIVOT:
-            if not self.meta.get("pivot", True):
-                raise ValueError(
-                    "this model was trained without a pivot identity; name an identity"
-                )
-            return n - 1
-        return resolve_identity(identity, self.identities)
+        return resolve_identity(identity, self.identities, bool(self.meta.get("pivot", True)))
 
     def __call__(
         self,

@@ -18,10 +18,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -80,7 +83,9 @@ def bf16_twin(model: nn.Module) -> nn.Module:
     return twin(model, torch.bfloat16)
 
 
-def for_precision(model: Any, precision: str) -> tuple[Any, contextlib.AbstractContextManager]:
+def for_precision(
+    model: TalkerModel, precision: str
+) -> tuple[TalkerModel, contextlib.AbstractContextManager]:
     """The model to run and the context to run it in for ``precision``.
 
     Non-torch runners (ONNX) are returned as they are, with a null context. The context is

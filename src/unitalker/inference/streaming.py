@@ -28,7 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +36,10 @@ import torch
 from unitalker import conventions
 from unitalker.audio import HOP_LENGTH, SAMPLE_RATE, frame_count
 from unitalker.inference.animate import frame_grid
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
+    from unitalker.models.unitalker import UniTalker
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +71,7 @@ class Streamer:
 
     def __init__(
         self,
-        model: Any,
+        model: TalkerModel,
         heads: Sequence[str] | None = None,
         identity: int | str | None = None,
         lookahead: float = 0.2,
@@ -222,7 +226,7 @@ class Streamer:
         self.run_times.append(time.perf_counter() - t0)
         return {h: res[h].motion[0].float().cpu().numpy() for h in self.heads}
 
-    def _features(self, runner: Any, s0: int, s1: int) -> torch.Tensor | None:
+    def _features(self, runner: UniTalker, s0: int, s1: int) -> torch.Tensor | None:
         """Encoder features ``[T50, F]`` of samples ``[s0, s1)``, extracting only frames not
         cached yet (plus the extractor's edge); None when the cache cannot serve them."""
         enc = runner.audio_encoder

@@ -5,6 +5,7 @@ A :class:`ModelConfig` is stored inside every checkpoint, so a checkpoint descri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -125,3 +126,67 @@ class ModelConfig:
             if h.convention == name:
                 return h
         raise KeyError(f"model has no head {name!r}; heads: {', '.join(self.head_names)}")
+
+
+# ---------------------------------------------------------------------------------------
+# The debug model: what the tests and ``unitalker bench --size tiny`` build (as audiocraft's
+# ``get_debug_*``): seconds to build and run on a CPU, nothing downloaded.
+
+DEBUG_HEADS: tuple[str, ...] = (
+    "FLAME_5023_vertices",
+    "3DETF_blendshape_weight",
+    "BIWI_23370_vertices",
+)
+
+
+def debug_hf_config(family: str = "wavlm") -> dict[str, Any]:
+    """A tiny transformers config dict (2 layers of 32 channels) for an HF encoder family."""
+    cfg: dict[str, Any] = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "conv_dim": (16, 16, 16, 16, 16, 16, 16),
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 2,
+        "mask_time_prob": 0.0,
+        "layerdrop": 0.0,
+    }
+    if family == "wavlm":
+        cfg["num_buckets"] = 32
+        cfg["max_bucket_distance"] = 100
+    return cfg
+
+
+def debug_config(
+    family: str = "builtin",
+    heads: Sequence[str] | None = None,
+    position: int = 1,
+    decoder: str = "tcn",
+    n_ids: int = 4,
+    pca_components: int = 16,
+) -> ModelConfig:
+    """A tiny :class:`ModelConfig` of any encoder family and decoder kind.
+
+    Args:
+        family: ``builtin`` (32 channels, one layer) or an HF family (:func:`debug_hf_config`).
+        heads: conventions (default :data:`DEBUG_HEADS`); PCA conventions get
+            ``pca_components`` components.
+        position: the adaptor position.
+        decoder: ``tcn`` or ``transformer`` (24 channels).
+        n_ids: identities, the last the pivot (``T:0 .. T:{n_ids - 2}``, ``pivot``).
+    """
+    from unitalker.models.unitalker import default_heads
+
+    if family == "builtin":
+        enc = EncoderConfig(family="builtin", hidden_size=32, n_layers=1, n_heads=2, n_mels=20)
+    else:
+        enc = EncoderConfig(family=family, hf_config=debug_hf_config(family))
+    ids = tuple(f"T:{i}" for i in range(n_ids - 1)) + (PIVOT,)
+    return ModelConfig(
+        encoder=enc,
+        decoder=DecoderConfig(kind=decoder, hidden=24, id_dim=8),
+        heads=default_heads(list(heads or DEBUG_HEADS), pca_components),
+        identities=ids,
+        adaptor_position=position,
+    )

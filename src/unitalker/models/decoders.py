@@ -215,8 +215,8 @@ class TransformerDecoder(nn.Module):
             self.ppe(self.learnable_style_emb(identity)[:, None, :].expand(b, t, -1))
         )
         self_mask = alibi_causal_bias(self.n_heads, t, self.period, x.device).repeat(b, 1, 1)
-        align = torch.full((t, t), float("-inf"), device=x.device)
-        align.fill_diagonal_(0.0)
+        i = torch.arange(t, device=x.device)
+        align = torch.zeros(t, t, device=x.device).masked_fill(i[:, None] != i[None, :], -math.inf)
         # No key-padding masks: padding sits after the valid frames, so the causal mask
         # already hides it from valid queries, and the alignment mask pairs each query with
         # its own frame (masking padded keys would leave padded rows with no key -> NaN).

@@ -93,6 +93,10 @@ class AudioEncoder(nn.Module):
 
 def _masked_standardize(audio: torch.Tensor, lengths: list[int], eps: float = 1e-7) -> torch.Tensor:
     # Same formula as HF's Wav2Vec2FeatureExtractor.zero_mean_unit_var_norm (per sample).
+    if len(lengths) == 1 and lengths[0] >= audio.shape[1]:
+        # One unpadded clip: the same ops without the scatter into zeros (traceable).
+        x = audio[0]
+        return ((x - x.mean()) / torch.sqrt(x.var(unbiased=False) + eps))[None]
     out = torch.zeros_like(audio)
     for i, n in enumerate(lengths):
         x = audio[i, :n]
@@ -337,20 +341,23 @@ class BuiltinAudioEncoder(AudioEncoder):
         return _masked_standardize(audio, lengths)
 
     def extract(self, audio: torch.Tensor, lengths: list[int] | None = None) -> torch.Tensor:
-        if audio.shape[1] < self.N_FFT:  # shorter than one window: pad to one frame
-            audio = nn.functional.pad(audio, (0, self.N_FFT - audio.shape[1]))
-        spec = (
-            torch.stft(
-                audio.float(),
-                self.N_FFT,
-                HOP_LENGTH,
-                window=self.window,
-                center=False,
-                return_complex=True,
-            )
-            .abs()
-            .pow(2)
-        )  # [B, F, T]
+        if torch.jit.is_tracing():
+            spec = self._power_spectrum_graph(audio.float())
+        else:
+            if audio.shape[1] < self.N_FFT:  # shorter than one window: pad to one frame
+                audio = nn.functional.pad(audio, (0, self.N_FFT - audio.shape[1]))
+            spec = (
+                torch.stft(
+                    audio.float(),
+                    self.N_FFT,
+                    HOP_LENGTH,
+                    window=self.window,
+                    center=False,
+                    return_complex=True,
+                )
+                .abs()
+                .pow(2)
+            )  # [B, F, T]
         x = torch.log(torch.clamp(self.mel @ spec, min=1e-6)).to(audio.dtype)  # [B, M, T]
         # Zero the frames past each item's end before every conv, so a padded batch gives
         # the same features as items run alone (whose conv padding is zeros too).
@@ -363,6 +370,27 @@ class BuiltinAudioEncoder(AudioEncoder):
         for conv in self.stem:
             x = nn.functional.gelu(conv(x if m is None else x * m))
         return (x if m is None else x * m).transpose(1, 2)  # [B, T, H]
+
+    def _power_spectrum_graph(self, audio: torch.Tensor) -> torch.Tensor:
+        """``|STFT|^2`` ``[B, S] -> [B, F, T]`` as a strided conv with the windowed DFT basis.
+
+        For a traced forward (ONNX export): complex tensors do not export and the short-clip
+        padding must follow the input's length. Equal to the ``torch.stft`` path up to
+        float rounding.
+        """
+        n = self.N_FFT
+        # pad to at least one window: append a window of zeros, keep max(S, N) samples
+        s = torch._shape_as_tensor(audio)[1]
+        keep = torch.arange(torch.clamp(s, min=n))  # type: ignore[call-overload]
+        x = torch.cat([audio, audio.new_zeros(audio.shape[0], n)], dim=1)[:, keep]
+        k = torch.arange(n // 2 + 1, dtype=torch.float64)[:, None]
+        t = torch.arange(n, dtype=torch.float64)[None, :]
+        ang = 2.0 * torch.pi * k * t / n  # [F, N]
+        win = self.window.to(torch.float64)
+        basis = torch.cat([torch.cos(ang) * win, -torch.sin(ang) * win])  # [2F, N]
+        y = nn.functional.conv1d(x[:, None], basis.to(audio.dtype)[:, None], stride=HOP_LENGTH)
+        re, im = y.chunk(2, dim=1)  # [B, F, T] each
+        return re * re + im * im
 
     def output_lengths(self, n_samples: list[int]) -> list[int]:
         return [max(1, (max(n, self.N_FFT) - self.N_FFT) // HOP_LENGTH + 1) for n in n_samples]

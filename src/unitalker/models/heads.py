@@ -61,7 +61,12 @@ class PCALayer(nn.Module):
         in the same GEMM as the mean: one pass over the output instead of two.
         """
         k = coeffs.shape[-1]
-        comps = self.components_to_data[:k]  # [K, D]
+        comps = self.components_to_data  # [K, D]
+        if k < comps.shape[0]:
+            # Sliced only when needed: in an exported graph the slice's end would be the
+            # coefficients' runtime shape, so the weight could never be folded or prepacked
+            # (ONNX Runtime then copied 143 MB per run for BIWI and ran an unpacked GEMM).
+            comps = comps[:k]
         bias = self.original_data_mean
         if offset is not None and offset.dim() == 3 and offset.shape[0] > 1:
             # per-sample offsets [B, 1, D]: a batched GEMM with the offsets as its input

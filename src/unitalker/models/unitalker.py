@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from unitalker import conventions
-from unitalker.audio import frame_count
+from unitalker.audio import SAMPLE_RATE, frame_count
 from unitalker.models.adaptor import adapt
 from unitalker.models.config import PIVOT, DecoderConfig, EncoderConfig, HeadConfig, ModelConfig
 from unitalker.models.decoders import TCNDecoder, TransformerDecoder
@@ -27,15 +27,24 @@ from unitalker.models.heads import PCALayer, make_head
 log = logging.getLogger(__name__)
 
 
-def resolve_identity(identity: int | str, identities: Sequence[str]) -> int:
-    """An index ``0 <= i < n`` (int or digits) or a name of ``identities`` -> its index.
+def resolve_identity(
+    identity: int | str | None, identities: Sequence[str], pivot: bool = False
+) -> int:
+    """``None`` / ``"pivot"`` (the last row, with ``pivot``), an index ``0 <= i < n`` (int or
+    digits) or a name of ``identities`` -> its index.
 
     Negative indices are refused: ``--identity -1`` is almost surely a mistake, not "the
-    last row" (ask for the pivot by name).
+    last row" (ask for the pivot by name). The torch model and the ONNX runner both resolve
+    identities here.
 
     Raises:
-        ValueError: an index out of range. KeyError: an unknown name.
+        ValueError: an index out of range, or the pivot of a model without one.
+        KeyError: an unknown name.
     """
+    if identity is None or identity == PIVOT:
+        if not pivot:
+            raise ValueError("this model was trained without a pivot identity; name an identity")
+        return len(identities) - 1
     n = len(identities)
     if isinstance(identity, (int, np.integer)) or (
         isinstance(identity, str) and identity.strip().lstrip("+-").isdigit()
@@ -120,6 +129,10 @@ class UniTalker(nn.Module):
         return self.config.head_names
 
     @property
+    def identities(self) -> tuple[str, ...]:
+        return self.config.identities
+
+    @property
     def pivot_index(self) -> int:
         if not self.config.pivot:
             raise ValueError("this model was trained without a pivot identity; name an identity")
@@ -127,9 +140,7 @@ class UniTalker(nn.Module):
 
     def identity_index(self, identity: int | str | None) -> int:
         """Resolve ``None`` / ``"pivot"`` / an index / a name like ``D1:FaceTalk_..`` to an index."""
-        if identity is None or identity == PIVOT:
-            return self.pivot_index
-        return resolve_identity(identity, self.config.identities)
+        return resolve_identity(identity, self.config.identities, self.config.pivot)
 
     def template(self, head: str) -> torch.Tensor:
         """The default template ``[D]`` of a head."""
@@ -175,20 +186,31 @@ class UniTalker(nn.Module):
             if h not in self.out_head_dict:
                 raise KeyError(f"model has no head {h!r}; heads: {', '.join(self.heads)}")
         b, s = audio.shape
+        # Traced (ONNX export): one unpadded clip whose frame counts are graph values, so
+        # that the exported graph serves every clip length.
+        tracing = torch.jit.is_tracing()
+        if tracing and (b != 1 or lengths is not None or frames is not None):
+            raise ValueError("a traced forward takes one clip [1, S], without lengths or frames")
         lens = [s] * b if lengths is None else [int(x) for x in lengths]
         idx = self._identity_tensor(identity, b, audio.device)
 
         # Frame counts per head; heads that share rate and counts share decoder output.
         rates = {h: float((fps or {}).get(h, conventions.get(h).fps)) for h in heads}
-        counts = {
-            h: [int(n) for n in frames[h]]
-            if frames and h in frames
-            else [frame_count(n, rates[h]) for n in lens]
-            for h in heads
-        }
-        groups: dict[tuple[int, ...], list[str]] = {}
+        if tracing:
+            counts: dict[str, list[Any]] = {h: [_graph_frame_count(audio, rates[h])] for h in heads}
+            keys: dict[str, Any] = rates  # same rate, same count
+        else:
+            counts = {
+                h: [int(n) for n in frames[h]]
+                if frames and h in frames
+                else [frame_count(n, rates[h]) for n in lens]
+                for h in heads
+            }
+            keys = {h: tuple(counts[h]) for h in heads}
+        groups: dict[Any, list[str]] = {}
         for h in heads:
-            groups.setdefault(tuple(counts[h]), []).append(h)
+            groups.setdefault(keys[h], []).append(h)
+        n_out = {key: counts[names[0]] for key, names in groups.items()}
 
         enc = self.audio_encoder
         # Normalise in the input's precision, then round once to the model's dtype (a
@@ -198,26 +220,30 @@ class UniTalker(nn.Module):
             feats = enc.extract(x, lens)  # [B, T50, F]
         else:
             feats = features.to(self.templates_dtype)
-        in_lens = [min(n, feats.shape[1]) for n in enc.output_lengths(lens)]
+        if tracing:
+            in_lens = [feats.shape[1]]
+        else:
+            in_lens = [min(n, feats.shape[1]) for n in enc.output_lengths(lens)]
         pos = self.config.adaptor_position
 
-        hidden: dict[tuple[int, ...], torch.Tensor] = {}
+        hidden: dict[Any, torch.Tensor] = {}
         if pos == 0:
-            for key in groups:
-                f = adapt(feats, in_lens, list(key))
-                m = _mask(key, f)
+            for key, n in n_out.items():
+                f = adapt(feats, in_lens, n)
+                m = _mask(n, f)
                 hidden[key] = self.decoder(enc.contextualize(f, m), idx, m)
         else:
             ctx = enc.contextualize(feats, _mask(in_lens, feats))
             if pos == 1:
-                for key in groups:
-                    c = adapt(ctx, in_lens, list(key))
-                    hidden[key] = self.decoder(c, idx, _mask(key, c))
+                for key, n in n_out.items():
+                    c = adapt(ctx, in_lens, n)
+                    hidden[key] = self.decoder(c, idx, _mask(n, c))
             else:
                 d50 = self.decoder(ctx, idx, _mask(in_lens, ctx))
-                d50 = d50[:, : max(in_lens)]
-                for key in groups:
-                    hidden[key] = adapt(d50, in_lens, list(key))
+                if max(in_lens) < d50.shape[1]:
+                    d50 = d50[:, : max(in_lens)]
+                for key, n in n_out.items():
+                    hidden[key] = adapt(d50, in_lens, n)
 
         out: dict[str, HeadOutput] = {}
         for key, names in groups.items():
@@ -235,12 +261,13 @@ class UniTalker(nn.Module):
                     motion = self.pca_layer_dict[h].decode(raw, offset=tpl[:, None, :])
                 else:
                     motion = raw + tpl[:, None, :]
-                m = _mask(key, motion)
+                m = _mask(n_out[key], motion)
                 if m is not None:  # zero the padding so callers never see garbage
                     m = m[..., None]
                     motion = motion * m
                     coeffs = None if coeffs is None else coeffs * m
-                out[h] = HeadOutput(motion, coeffs, list(key), rates[h])
+                n_valid = [motion.shape[1]] if tracing else list(n_out[key])
+                out[h] = HeadOutput(motion, coeffs, n_valid, rates[h])
         return out
 
     def _identity_tensor(
@@ -346,12 +373,22 @@ def _mask(lengths: Sequence[int], like: torch.Tensor) -> torch.Tensor | None:
     which is what the original (batch size 1) ran.
     """
     t = like.shape[1]
-    if all(int(n) >= t for n in lengths):
-        return None
+    if torch.jit.is_tracing() or all(int(n) >= t for n in lengths):
+        return None  # (a traced forward is one unpadded clip)
     return (
         torch.arange(t, device=like.device)[None, :]
         < torch.tensor(list(lengths), device=like.device)[:, None]
     )
+
+
+def _graph_frame_count(audio: torch.Tensor, fps: float) -> torch.Tensor:
+    """:func:`unitalker.audio.frame_count` of ``audio [1, S]`` as a 0-d int64 graph value.
+
+    Same expression and order, ``max(1, round(S / 16000 * fps))`` in float64 with ties to
+    even as Python's ``round``; traced, it follows the input's length.
+    """
+    n = torch._shape_as_tensor(audio)[1].to(torch.float64)
+    return torch.clamp(torch.round(n / float(SAMPLE_RATE) * fps), min=1.0).to(torch.int64)
 
 
 def _encoder_dict(cfg: EncoderConfig) -> dict[str, Any]:

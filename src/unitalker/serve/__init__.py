@@ -18,14 +18,17 @@ FastAPI and uvicorn are imported only by these modules, never by ``import unital
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from unitalker.serve.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 __all__ = ["ServeSettings", "create_app"]
 
 
-def create_app(model: Any, settings: ServeSettings | None = None) -> Any:
+def create_app(model: TalkerModel, settings: ServeSettings | None = None) -> Any:
     """Build the FastAPI app around a loaded model; see :func:`unitalker.serve.app.create_app`."""
     from unitalker.serve.app import create_app as _create
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +48,9 @@ from unitalker.serve.routers.models import mesh_payload
 from unitalker.serve.settings import ServeSettings
 from unitalker.serve.state import ServeState
 
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
+
 __all__ = ["create_app", "mesh_payload", "serve"]
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
-def create_app(model: Any, settings: ServeSettings | None = None) -> FastAPI:
+def create_app(model: TalkerModel, settings: ServeSettings | None = None) -> FastAPI:
     """Build the app around a loaded model.
 
     Args:
@@ -127,7 +130,7 @@ def _add_error_handlers(app: FastAPI, gate: JobGate) -> None:
         return error_response(500, "internal", f"{type(exc).__name__}: {exc}")
 
 
-def serve(model: Any, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(model: TalkerModel, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
     """Run the app on uvicorn until interrupted (blocking)."""
     import uvicorn
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import HTTPConnection
 
 from unitalker.serve.errors import ApiError
 from unitalker.serve.gate import JobGate
 from unitalker.serve.settings import ServeSettings
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 
 @dataclass
@@ -26,7 +29,7 @@ class ServeState:
         streams_not_reading: streams closed because their client read nothing.
     """
 
-    model: Any
+    model: TalkerModel
     settings: ServeSettings
     gate: JobGate
     started: float = field(default_factory=time.time)

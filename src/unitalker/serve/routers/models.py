@@ -8,7 +8,7 @@ blendshape convention and the render-only dressing of synth heads).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi import APIRouter, Query, Request
@@ -21,6 +21,9 @@ from unitalker.serve.errors import ApiError
 from unitalker.serve.protocol import json_floats
 from unitalker.serve.settings import FORMATS
 from unitalker.serve.state import state_of
+
+if TYPE_CHECKING:
+    from unitalker.models.protocol import TalkerModel
 
 router = APIRouter()
 
@@ -100,7 +103,7 @@ async def mesh(
     return JSONResponse(body)
 
 
-def head_info(model: Any, h: str) -> dict[str, Any]:
+def head_info(model: TalkerModel, h: str) -> dict[str, Any]:
     c = conventions.get(h)
     return {
         "name": h,
@@ -113,14 +116,14 @@ def head_info(model: Any, h: str) -> dict[str, Any]:
     }
 
 
-def mesh_available(model: Any, c: conventions.Convention) -> bool:
+def mesh_available(model: TalkerModel, c: conventions.Convention) -> bool:
     if c.kind == "vertices":
         return c.has_resource("neutral") or c.name in model.heads
     return c.kind == "blendshapes" and c.has_mesh
 
 
 def mesh_payload(
-    model: Any, name: str, display: bool = True
+    model: TalkerModel, name: str, display: bool = True
 ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Arrays the viewer needs to draw a convention: see ``GET /v1/mesh/{convention}``.
 
