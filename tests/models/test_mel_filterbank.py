@@ -9,7 +9,9 @@ import pytest
 from unitalker.models.encoders import mel_filterbank
 
 
-@pytest.mark.parametrize("n_mels, n_fft, sr", [(80, 400, 16000), (40, 512, 16000), (64, 1024, 22050)])
+@pytest.mark.parametrize(
+    "n_mels, n_fft, sr", [(80, 400, 16000), (40, 512, 16000), (64, 1024, 22050)]
+)
 def test_mel_filterbank_equals_librosa_htk(n_mels, n_fft, sr):
     filters = pytest.importorskip("librosa.filters")
     ours = mel_filterbank(n_mels, n_fft, sr).numpy()
