@@ -47,6 +47,7 @@ def require_espeak() -> types.ModuleType:
         raise EspeakUnavailable(f"{INSTALL_HINT} ({e})") from e
     return espeakng_loader
 
+
 # speak_lib.h constants.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INIT_PHONEME_EVENTS = 0x0001
