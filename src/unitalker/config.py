@@ -64,6 +64,8 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     return _convert(cls, data, where or cls.__name__)
 
 
+# Kept over dacite / cattrs: both take ``true`` as an int (cattrs also 1.5 -> 1), dacite
+# drops the key path of unknown keys and __post_init__ errors, cattrs hides the latter.
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)

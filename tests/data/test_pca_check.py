@@ -3,10 +3,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from datafixtures import write_npy, write_wav
 
 from unitalker.cli import main
-from unitalker.data.pca import PCA_KEYS, fit_pca, load_pca, save_pca
+from unitalker.data.pca import PCA_KEYS, IncrementalPCA, fit_pca, load_pca, save_pca
 
 
 def _lowrank_dataset(root, rank=4, dim=52, clips=12, frames=40):
@@ -99,3 +100,40 @@ def test_check_reports_every_problem(release, capsys):
     assert "8 problem(s)" in out
     print(out)
     assert "D5" in out and "flame_params_from_dadhead" in out
+
+
+def test_progress_goes_through_callbacks(tmp_path, release):
+    from unitalker.data.check import check_manifest
+
+    _lowrank_dataset(tmp_path / "ds")
+    calls = []
+    fit_pca(tmp_path / "ds", n_components=4, progress=lambda *a: calls.append(a))
+    fit = "PCA fit 3DETF_blendshape_weight"
+    assert calls[0] == (fit, 0, 12) and (fit, 12, 12) in calls
+    assert calls[-1] == ("PCA project", 12, 12) and len(calls) == 2 * 13
+
+    calls.clear()
+    report = check_manifest(release, split="all", progress=lambda *a: calls.append(a))
+    last = {stage: (done, total) for stage, done, total in calls}
+    assert all(done == total for done, total in last.values())
+    assert sum(t for _, t in last.values()) == sum(r.clips for r in report.rows) > 0
+
+
+def test_incremental_pca_equals_scikit_learns():
+    """Ours is kept for speed (see data/pca.py); it must give what the original's
+    scikit-learn IncrementalPCA gives on the same batches (components up to sign)."""
+    sk = pytest.importorskip("sklearn.decomposition")
+    rng = np.random.default_rng(0)
+    scales = 0.8 ** np.arange(12)
+    x = (rng.standard_normal((900, 12)) * scales) @ rng.standard_normal((12, 60))
+    x = (x + 0.01 * rng.standard_normal(x.shape) + 3.0).astype(np.float32)
+    ours, ref = IncrementalPCA(8), sk.IncrementalPCA(8)
+    for batch in np.split(x, [200, 400, 600, 890]):  # the last batch is smaller than K
+        ours.partial_fit(batch)
+        ref.partial_fit(batch)
+    comp, mean, s, ratio = ours.result_arrays()
+    sign = np.sign((comp * ref.components_).sum(axis=1))
+    np.testing.assert_allclose(comp, ref.components_ * sign[:, None], atol=1e-4)
+    np.testing.assert_allclose(mean, ref.mean_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(s, ref.singular_values_, rtol=1e-5)
+    np.testing.assert_allclose(ratio, ref.explained_variance_ratio_, rtol=1e-5)

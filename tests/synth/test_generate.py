@@ -125,3 +125,20 @@ def test_3detf_split_of_summary_and_manifest_agree(tiny_dir, tmp_path):
            for s in ("train", "val", "test")}  # fmt: skip
     assert got == s2["splits"]
     assert s2["splits"] == {"train": 0, "val": 3, "test": 3}
+
+
+@pytest.mark.parametrize("action", ["generate", "voices"])
+def test_cli_without_the_synth_extra_names_it(action, tmp_path, capsys, monkeypatch):
+    import sys
+
+    from unitalker.cli import main
+    from unitalker.synth import tts
+
+    monkeypatch.setitem(sys.modules, "espeakng_loader", None)  # import fails: not installed
+    out = tmp_path / "out"
+    assert main(["synth", action, "--preset", "tiny", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'unitalker[synth]'" in err and "Traceback" not in err
+    assert not out.exists() or not any(out.iterdir())
+    with pytest.raises(tts.EspeakUnavailable, match=r"unitalker\[synth\]"):
+        tts.synthesize("hello")

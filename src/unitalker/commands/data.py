@@ -184,15 +184,17 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from unitalker.commands._progress import StageBars
     from unitalker.data.check import check_manifest, format_report
 
-    report = check_manifest(
-        args.manifest,
-        split=args.split,
-        tolerance_s=args.tolerance,
-        tolerance_frac=args.tolerance_frac,
-        decode_audio=not args.headers_only,
-        progress=sys.stderr.isatty(),
-    )
+    with StageBars() as bars:
+        report = check_manifest(
+            args.manifest,
+            split=args.split,
+            tolerance_s=args.tolerance,
+            tolerance_frac=args.tolerance_frac,
+            decode_audio=not args.headers_only,
+            progress=bars if sys.stderr.isatty() else None,
+        )
     print(format_report(report))
     return 0 if report.ok else 1

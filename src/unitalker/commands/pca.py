@@ -36,20 +36,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from unitalker.commands._progress import StageBars
     from unitalker.data.manifest import load_manifest
     from unitalker.data.pca import cumulative_explained, fit_pca, save_pca
 
     manifest = load_manifest(args.manifest)
     split = None if manifest.single_split else args.split
-    pca = fit_pca(
-        manifest,
-        args.components,
-        split=split,
-        convention=args.convention,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        progress=True,
-    )
+    with StageBars() as bars:
+        pca = fit_pca(
+            manifest,
+            args.components,
+            split=split,
+            convention=args.convention,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            progress=bars,
+        )
     out = save_pca(args.output, pca)
     k, d = pca["components_to_data"].shape
     print(f"wrote {out}: K={k} components of D={d}")

@@ -55,7 +55,12 @@ def _run_with_bar(
     from tqdm import tqdm
 
     from unitalker.cli import CLIError
+    from unitalker.synth.tts import EspeakUnavailable, require_espeak
 
+    try:  # before the bar and the workers: every engine mix uses eSpeak NG's phonemes
+        require_espeak()
+    except EspeakUnavailable as e:
+        raise CLIError(str(e)) from None
     bar = tqdm(total=0, unit="clip", desc=desc)
 
     def progress(done: int, total: int) -> None:

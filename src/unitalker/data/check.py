@@ -15,6 +15,7 @@ from pathlib import Path
 
 from unitalker.audio import SAMPLE_RATE, AudioError, load_audio
 from unitalker.data.manifest import ManifestError, _peek_dataset_key, load_manifest, read_split_file
+from unitalker.progress import StageProgress, track
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def check_manifest(
     tolerance_s: float = 0.25,
     tolerance_frac: float = 0.05,
     decode_audio: bool = True,
-    progress: bool = False,
+    progress: StageProgress | None = None,
 ) -> CheckReport:
     """Check a manifest (split file, dataset folder or root).
 
@@ -64,12 +65,12 @@ def check_manifest(
         tolerance_s, tolerance_frac: audio and annotation durations may differ by
             ``max(tolerance_s, tolerance_frac * longer duration)``.
         decode_audio: decode every audio file (slow, thorough); False reads headers only.
+        progress: called as ``progress(stage, done_clips, total_clips)``, one stage per
+            split file.
 
     Returns:
         per-split summary rows and every problem found.
     """
-    from tqdm import tqdm
-
     from unitalker.data.dataset import ClipError, load_annotation, probe_audio_seconds
 
     manifest = load_manifest(path, strict=False)
@@ -94,12 +95,7 @@ def check_manifest(
                 continue
             key = part.dataset if part.entries else (_peek_dataset_key(folder) or part.dataset)
             row = SplitSummary(key, name, part.convention or "?", sp)
-            for e in tqdm(
-                part.entries,
-                desc=f"check {sp.parent.name}/{sp.name}",
-                disable=not progress,
-                unit="clip",
-            ):
+            for e in track(part.entries, f"check {sp.parent.name}/{sp.name}", progress):
                 row.clips += 1
                 row.subjects.add(e.subject)
                 row.fps.add(e.fps)

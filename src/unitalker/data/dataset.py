@@ -44,6 +44,7 @@ from unitalker.data.manifest import (
     check_fps,
     load_manifest,
 )
+from unitalker.progress import StageProgress, track
 
 logger = logging.getLogger(__name__)
 
@@ -405,11 +406,9 @@ class ClipDataset:
         """Decoded 16 kHz audio ``[S]`` of clip ``index`` (cached, see :class:`AudioCache`)."""
         return self.audio_cache.get(self.entries[index].audio_path)
 
-    def preload(self, progress: bool = False) -> None:
-        """Decode every clip's audio now (fills the caches)."""
-        from tqdm import tqdm
-
-        for i in tqdm(range(len(self)), desc="decoding audio", disable=not progress, unit="clip"):
+    def preload(self, progress: StageProgress | None = None) -> None:
+        """Decode every clip's audio now (fills the caches); ``progress(stage, done, total)``."""
+        for i in track(range(len(self)), "decoding audio", progress):
             self.audio(i)
 
     def motion(self, index: int) -> np.ndarray:

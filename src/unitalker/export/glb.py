@@ -23,9 +23,7 @@ Vertex heads without ``faces`` become a ``POINTS`` primitive.
 
 from __future__ import annotations
 
-import json
 import logging
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,10 +37,10 @@ log = logging.getLogger(__name__)
 MAX_ERROR = 0.01
 """Default bound on the playback error, as a fraction of the motion range."""
 
+# glTF enums (pygltflib's FLOAT, UNSIGNED_SHORT, ...; spelt here so importing stays light)
 _FLOAT, _USHORT, _UINT = 5126, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
 _MODE_POINTS, _MODE_TRIANGLES = 0, 4
-_GLB_MAGIC, _CHUNK_JSON, _CHUNK_BIN = 0x46546C67, 0x4E4F534A, 0x004E4942
 
 
 class _Builder:
@@ -211,16 +209,14 @@ def _fit(
 def _randomized_svd(
     a: np.ndarray, rank: int, n_iter: int = 3
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    # Halko et al.: a range finder with power iterations; exact enough for 99.9 % energy
-    # on smooth motion and O(T * D * rank) instead of O(T^2 * D) for long clips.
-    rng = np.random.default_rng(0)
-    q = a @ rng.standard_normal((a.shape[1], rank))
-    for _ in range(n_iter):
-        q, _ = np.linalg.qr(q)
-        q = a @ (a.T @ q)
-    q, _ = np.linalg.qr(q)
-    ub, s, vt = np.linalg.svd(q.T @ a, full_matrices=False)
-    return q @ ub, s, vt
+    """``torch.svd_lowrank`` (Halko et al.) of ``a [T, D]``, seeded so a clip always gives the
+    same file: O(T * D * rank) instead of O(T^2 * D) for long clips."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # the caller's global RNG stays untouched
+        torch.manual_seed(0)
+        u, s, v = torch.svd_lowrank(torch.from_numpy(a), q=rank, niter=n_iter)
+    return u.numpy(), s.numpy(), v.T.numpy()
 
 
 def build_glb(
@@ -326,18 +322,12 @@ def build_glb(
 
 
 def _pack_glb(gltf: dict, binary: bytes) -> bytes:
-    js = json.dumps(gltf, separators=(",", ":"), default=str).encode("utf-8")
-    js += b" " * (-len(js) % 4)  # the JSON chunk is padded with spaces, BIN with zeros
-    total = 12 + 8 + len(js) + 8 + len(binary)
-    return b"".join(
-        [
-            struct.pack("<III", _GLB_MAGIC, 2, total),
-            struct.pack("<II", len(js), _CHUNK_JSON),
-            js,
-            struct.pack("<II", len(binary), _CHUNK_BIN),
-            binary,
-        ]
-    )
+    """The GLB container (header, JSON chunk, BIN chunk, 4-byte padding), by pygltflib."""
+    import pygltflib
+
+    doc = pygltflib.GLTF2.from_dict(gltf)
+    doc.set_binary_blob(binary)
+    return b"".join(doc.save_to_bytes())
 
 
 @register_writer

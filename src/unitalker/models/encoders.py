@@ -263,6 +263,8 @@ def mel_filterbank(
     n_mels: int, n_fft: int, sr: int, fmin: float = 0.0, fmax: float | None = None
 ) -> torch.Tensor:
     """HTK-style triangular mel filters ``[n_mels, n_fft // 2 + 1]``."""
+    # Kept over a library: torchaudio has no build for our torch pin and librosa would pull
+    # numba into the core install; equal to librosa.filters.mel(htk=True, norm=None) (tested).
     fmax = fmax or sr / 2
 
     def hz_to_mel(f: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import ctypes
 import logging
 import re
 import threading
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +31,22 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 ESPEAK_SR = 22050  # Hz, eSpeak NG's fixed output rate (checked at initialisation)
+
+INSTALL_HINT = "eSpeak NG synthesis needs the 'synth' extra: pip install 'unitalker[synth]'"
+
+
+class EspeakUnavailable(ImportError):
+    """``espeakng-loader`` (the ``synth`` extra) is not installed."""
+
+
+def require_espeak() -> types.ModuleType:
+    """The ``espeakng_loader`` module, or :class:`EspeakUnavailable` naming the extra."""
+    try:
+        import espeakng_loader
+    except ImportError as e:
+        raise EspeakUnavailable(f"{INSTALL_HINT} ({e})") from e
+    return espeakng_loader
+
 
 # speak_lib.h constants.
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
@@ -97,8 +114,7 @@ class _Engine:
     """The process-wide eSpeak NG instance (use :func:`engine`)."""
 
     def __init__(self) -> None:
-        import espeakng_loader
-
+        espeakng_loader = require_espeak()
         self.data_path = Path(espeakng_loader.get_data_path())
         lib = ctypes.CDLL(espeakng_loader.get_library_path())
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
@@ -246,9 +262,7 @@ def engine(*, fresh: bool = False, seed: int = 0) -> _Engine:
 
 def voices_available() -> list[str]:
     """Voice variant names found in the data folder (``voices/!v``), sorted."""
-    import espeakng_loader
-
-    folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    folder = Path(require_espeak().get_data_path()) / "voices" / "!v"
     return sorted(p.name for p in folder.iterdir() if p.is_file())
 
 
