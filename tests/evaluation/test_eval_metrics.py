@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -61,28 +63,94 @@ def test_pooled_vs_per_sequence():
     assert s.per_sequence["FDD_abs"] == pytest.approx(0.75)
 
 
+def _hand_scores(pred_v, gt_v, tpl_v, lip, upper):
+    """LVE, MVE, UFVE of one sequence from their definitions (``[T, V, 3]`` arrays)."""
+    err = ((pred_v - gt_v) ** 2).sum(-1)  # [T, V] squared distances
+    dist = np.sqrt(err)
+    return err[:, lip].max(1), dist.mean(1), dist[:, upper].mean(1)
+
+
+def _files_of(release, key):
+    """``{clip name: (gt motion, template)}`` of a test split read straight from disk."""
+    import json
+
+    folder = release / key
+    split = json.loads((folder / "test.json").read_text())
+    tpls = np.load(folder / "id_template.npy")
+    return {Path(d["annot_path"]).stem: (np.load(folder / d["annot_path"]), tpls[d["id"]])
+            for d in split["data"]}  # fmt: skip
+
+
 def test_evaluate_end_to_end(eval_release, tmp_path):
-    import torch
-    from train_fixtures import tiny_config
+    """The report's numbers equal LVE / MVE / UFVE computed by hand from the files: the
+    static baseline from the annotations and templates alone, the model from the
+    predictions it made (vertex heads directly, blendshape heads through the rig)."""
+    from train_fixtures import N_VERTS, tiny_config
 
     from unitalker.evaluation.evaluate import evaluate
+    from unitalker.models.checkpoint import load_model
     from unitalker.training.run import train
 
     res = train(tiny_config(eval_release, tmp_path, "schedule.steps=1", "data.datasets=[TA, TB]"))
-    from unitalker.models.checkpoint import load_model
-
     model = load_model(res.final_dir, "cpu")
-    report, _ = evaluate(model, eval_release, split="test")
-    got = {r.dataset: r for r in report.results}
-    assert set(got) == {"TA", "TB"}  # TC has no head and no mesh
-    assert got["TA"].summary.n_sequences == 2
+    mesh = np.load(eval_release / "_res" / "mesh.npz")
+    lip, upper = mesh["lips"], mesh["upper"]
+
+    def verts(conv, x):  # [T, dim] -> [T, V, 3]
+        x = np.asarray(x, np.float64)
+        if conv == "tt_bs":
+            return mesh["neutral"] + np.einsum("tk,kvc->tvc", x, mesh["rig_basis"])
+        return x.reshape(len(x), N_VERTS, 3)
+
+    def pooled(rows):
+        return [np.concatenate(c).mean() for c in zip(*rows, strict=True)]
+
     base, _ = evaluate(model, eval_release, split="test", static_baseline=True)
-    assert {r.dataset for r in base.results} == {"TA", "TB"}
+    assert {r.dataset for r in base.results} == {"TA", "TB"}  # TC has no head and no mesh
+    for r in base.results:
+        conv = "tt_verts" if r.dataset == "TA" else "tt_bs"
+        rows = [_hand_scores(verts(conv, np.broadcast_to(t, g.shape)), verts(conv, g),
+                             verts(conv, t[None])[0], lip, upper)
+                for g, t in _files_of(eval_release, r.dataset).values()]  # fmt: skip
+        lve, mve, ufve = pooled(rows)
+        assert r.summary.n_sequences == 2
+        assert r.summary.pooled["LVE"] == pytest.approx(lve, rel=1e-5)
+        assert r.summary.pooled["MVE"] == pytest.approx(mve, rel=1e-5)
+        assert r.summary.pooled["UFVE"] == pytest.approx(ufve, rel=1e-5)
+        assert r.summary.per_sequence["LVE"] == pytest.approx(np.mean([x[0].mean() for x in rows]), rel=1e-5)
+
+    report, kept = evaluate(model, eval_release, split="test", keep_predictions=10)
+    assert len(kept) == 4
+    got = {r.dataset: r for r in report.results}
+    assert set(got) == {"TA", "TB"}
+    for key, conv in (("TA", "tt_verts"), ("TB", "tt_bs")):
+        files = _files_of(eval_release, key)
+        rows = []
+        for k in (k for k in kept if k["convention"] == conv):
+            g, t = files[k["item"]["name"].rsplit("/", 1)[-1]]
+            assert k["prediction"].shape == g.shape  # whole clip run, trimmed to the annotation
+            rows.append(_hand_scores(verts(conv, k["prediction"]), verts(conv, g),
+                                     verts(conv, t[None])[0], lip, upper))  # fmt: skip
+        assert len(rows) == 2
+        lve, mve, ufve = pooled(rows)
+        assert got[key].summary.pooled["LVE"] == pytest.approx(lve, rel=1e-4)
+        assert got[key].summary.pooled["MVE"] == pytest.approx(mve, rel=1e-4)
+        assert got[key].summary.pooled["UFVE"] == pytest.approx(ufve, rel=1e-4)
+        # a model is not the static template
+        assert got[key].summary.pooled["LVE"] != pytest.approx(
+            {r.dataset: r for r in base.results}[key].summary.pooled["LVE"], rel=1e-3)
     report.write_csv(tmp_path / "m.csv")
     report.write_json(tmp_path / "m.json")
-    assert "per_sequence" in (tmp_path / "m.csv").read_text()
+    import csv
+    import json
+
+    csv_rows = list(csv.DictReader((tmp_path / "m.csv").open()))
+    assert [(r["dataset"], r["averaging"]) for r in csv_rows] == [
+        ("TA", "pooled"), ("TA", "per_sequence"), ("TB", "pooled"), ("TB", "per_sequence")]
+    assert float(csv_rows[0]["LVE"]) == pytest.approx(got["TA"].summary.pooled["LVE"])
+    js = json.loads((tmp_path / "m.json").read_text())
+    assert js["datasets"][1]["pooled"]["MVE"] == pytest.approx(got["TB"].summary.pooled["MVE"])
     assert "LVE" in report.table()
-    torch.manual_seed(0)
 
 
 def test_evaluate_identity_modes(eval_release, tmp_path):

@@ -88,15 +88,15 @@ def test_whole_clip_is_run_and_trimmed(trained, eval_release):
     prediction is trimmed to the annotated frames."""
     import torch
 
-    from unitalker.evaluation.evaluate import _predict_whole_clip
+    from unitalker.evaluation.evaluate import predict_clip
 
     model, _ = trained
     conv = "tt_verts"
     tpl = torch.zeros(36)
     audio = np.random.default_rng(0).standard_normal(16000 + 300).astype(np.float32) * 0.1
-    out = _predict_whole_clip(model, audio, conv, 0, tpl, 24, 25.0)
+    out = predict_clip(model, audio, conv, 0, tpl, 24, 25.0)
     assert out.shape == (24, 36)
-    full = _predict_whole_clip(model, audio, conv, 0, tpl, 25, 25.0)
+    full = predict_clip(model, audio, conv, 0, tpl, 25, 25.0)
     torch.testing.assert_close(out, full[:24])  # trimming, not stretching
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from tests.meshdata import random_animation
 
@@ -110,8 +109,38 @@ def test_nothing_to_export(tmp_path) -> None:
         write_outputs({}, tmp_path, "x", "npz")
 
 
-def test_writer_write_is_write_outputs(rig_anim, tmp_path) -> None:
+def _tree_bytes(folder):
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.mark.parametrize("fmt", ["npz", "json", "csv", "glb", "obj", "ply"])
+def test_writer_write_is_write_outputs(fmt, sphere_anim, rig_anim, tmp_path) -> None:
+    """``get_writer(f).write`` writes the same files, byte for byte, as ``write_outputs``
+    with ``[f]``, refuses to overwrite alike, and leaves no staging folder behind."""
     from unitalker.export import get_writer
 
-    (path,) = get_writer("json").write({rig_anim.convention: rig_anim}, tmp_path, "w")
-    assert path.name == f"w_{rig_anim.convention}.json" and np.isfinite(path.stat().st_size)
+    results = {a.convention: a for a in (sphere_anim, rig_anim)}
+    via_writer = get_writer(fmt).write(results, tmp_path / "a", "w")
+    via_outputs = write_outputs(results, tmp_path / "b", "w", [fmt])
+    assert [p.name for p in via_writer] == [p.name for p in via_outputs] != []
+    a, b = _tree_bytes(tmp_path / "a"), _tree_bytes(tmp_path / "b")
+    assert a == b and a
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == sorted(p.name for p in via_writer)
+    with pytest.raises(OutputExistsError):
+        get_writer(fmt).write(results, tmp_path / "a", "w")
+    assert _tree_bytes(tmp_path / "a") == a
+
+
+def test_writer_write_keeps_its_options(sphere_anim, tmp_path) -> None:
+    """A writer built with options writes with them (glb lossless vs bounded error)."""
+    from unitalker.export import get_writer
+
+    results = {sphere_anim.convention: sphere_anim}
+    (lossless,) = get_writer("glb", lossless=True).write(results, tmp_path / "l", "w")
+    (default,) = write_outputs(results, tmp_path / "d", "w", ["glb"])
+    (opt,) = write_outputs(results, tmp_path / "o", "w", ["glb"], options={"glb": {"lossless": True}})
+    assert lossless.read_bytes() == opt.read_bytes() != default.read_bytes()

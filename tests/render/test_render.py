@@ -127,5 +127,17 @@ def test_layout_mixed_heads(sphere_anim, rig_anim, norig_conv) -> None:
 
 
 @needs_egl
-def test_bench_render_runs() -> None:
-    assert renderer_module.bench_render(n_vertices=800, size=64, frames=5) > 0
+def test_bench_render_times_what_it_draws() -> None:
+    """The bench times the frames it asks for, and they show the wobbling sphere: a
+    centred disc on the background, shaded, and the last frame differs from the first."""
+    res = renderer_module.bench_render(n_vertices=800, size=64, frames=60)
+    assert res.frames == 60 and res.seconds > 0
+    assert res.fps == pytest.approx(60 / res.seconds)
+    assert res.first.shape == res.last.shape == (64, 64, 3)
+    background = res.first[0, 0]
+    disc = np.any(res.first != background, axis=-1)
+    assert 0.3 < disc.mean() < 0.9  # the sphere fills the frame, not all of it
+    ys, xs = np.nonzero(disc)
+    assert abs(ys.mean() - 31.5) < 3 and abs(xs.mean() - 31.5) < 3
+    assert res.first[disc].std() > 5  # shaded, not a flat silhouette
+    assert np.any(res.first != res.last)

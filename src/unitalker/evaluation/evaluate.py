@@ -83,11 +83,7 @@ class EvalReport:
         return out
 
     def write_csv(self, path: str | Path) -> None:
-        rows = self.rows()
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        write_rows_csv(path, self.rows())
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -226,7 +222,7 @@ def evaluate(
                 e = ds.entries[i]
                 if trained is not None and (e.dataset, e.local_id) not in trained:
                     ident, unseen = model.pivot_index, unseen + 1
-                pred = _predict_whole_clip(
+                pred = predict_clip(
                     model, ds.audio(i), conv, ident, tpl, len(gt), float(item["fps"])
                 )
             with torch.no_grad():
@@ -292,25 +288,48 @@ def _region(
     )
 
 
-def _predict_whole_clip(
-    model: Any, audio: np.ndarray, conv: str, ident: int, tpl: torch.Tensor, n_gt: int, fps: float
+def predict_clip(
+    model: Any,
+    audio: np.ndarray,
+    conv: str,
+    ident: int,
+    tpl: torch.Tensor,
+    n_frames: int | None = None,
+    fps: float | None = None,
 ) -> torch.Tensor:
-    """Run the model on the whole clip's audio (as a user would) and trim the prediction
-    to the ``n_gt`` annotated frames: ``[n_gt, dim]``.
+    """Run the model on one head for the whole clip's 16 kHz audio (as a user would) and
+    trim the prediction to ``n_frames`` annotated frames: ``[n_frames, dim]``.
 
-    Cutting the audio to the annotation instead would hand the encoder up to half a
-    frame less audio when frame rounding goes down, so it would emit one frame fewer
-    and the output would be stretched to fit.
+    ``tpl`` is the template ``[dim]`` or ``[1, dim]``; ``n_frames`` defaults to the
+    clip's own frame count at ``fps`` (the convention's fps by default). Cutting the
+    audio to the annotation instead would hand the encoder up to half a frame less audio
+    when frame rounding goes down, so it would emit one frame fewer and the output would
+    be stretched to fit.
     """
     from unitalker.audio import frame_count
 
+    fps = conventions.get(conv).fps if fps is None else fps
+    n_full = frame_count(len(audio), fps)
+    n_frames = n_full if n_frames is None else n_frames
     dev = tpl.device
-    n_full = max(n_gt, frame_count(len(audio), fps))
+    tpl = tpl.reshape(1, -1)
     with torch.no_grad():
-        out = model(torch.as_tensor(audio, device=dev)[None], heads=[conv],
-                    identity=torch.tensor([ident], device=dev),
-                    templates={conv: tpl[None]}, frames={conv: [n_full]})  # fmt: skip
-    return out[conv].motion[0][:n_gt]
+        out = model(
+            torch.as_tensor(audio, device=dev)[None],
+            heads=[conv],
+            identity=torch.tensor([ident], device=dev),
+            templates={conv: tpl},
+            frames={conv: [max(n_frames, n_full)]},
+        )
+    return out[conv].motion[0][:n_frames]
+
+
+def write_rows_csv(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """A report's rows as CSV, the first row's keys as the header."""
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _identity_for(mode: str, item: dict[str, Any], dataset: str, table: Any, pivot: int) -> int:

@@ -22,7 +22,6 @@ range 1) is reported too.
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -84,11 +83,9 @@ class UnseenReport:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
 
     def write_csv(self, path: str | Path) -> None:
-        rows = self.to_dict()["rows"]
-        with open(path, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+        from unitalker.evaluation.evaluate import write_rows_csv
+
+        write_rows_csv(path, self.to_dict()["rows"])
 
     def table(self) -> str:
         """Markdown table: dataset, convention, split, seqs, LVE, static, ratio, MVE, static, ratio, gap."""
@@ -336,22 +333,14 @@ def predict_heads(
     each head: ``{convention: [T, dim]}`` at each convention's fps."""
     import torch
 
-    from unitalker import conventions
-    from unitalker.audio import SAMPLE_RATE, frame_count
+    from unitalker.evaluation.evaluate import predict_clip
 
-    heads = list(heads or model.heads)
-    dev = model.device
     model.eval()
-    out = {}
     ident = model.pivot_index if model.config.pivot else 0
-    for conv in heads:
-        c = conventions.get(conv)
-        n = frame_count(len(audio16), c.fps, SAMPLE_RATE)
-        tpl = torch.as_tensor(_mean_template(conv), device=dev)[None]
-        with torch.no_grad():
-            res = model(torch.as_tensor(audio16, device=dev)[None], heads=[conv],
-                        identity=torch.tensor([ident], device=dev), templates={conv: tpl}, frames={conv: [n]})  # fmt: skip
-        out[conv] = res[conv].motion[0].cpu().numpy()
+    out = {}
+    for conv in list(heads or model.heads):
+        tpl = torch.as_tensor(_mean_template(conv), device=model.device)
+        out[conv] = predict_clip(model, audio16, conv, ident, tpl).cpu().numpy()
     return out
 
 

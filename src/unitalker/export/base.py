@@ -107,8 +107,9 @@ class Writer:
         audio: np.ndarray | None = None,
         overwrite: bool = False,
     ) -> list[Path]:
-        """Write this format for every head it fits; see :func:`write_outputs`."""
-        return write_outputs(results, out_dir, stem, [self.name], audio=audio, overwrite=overwrite)
+        """Write this format, with this writer's options, for every head it fits; see
+        :func:`write_outputs`."""
+        return write_outputs(results, out_dir, stem, [self], audio=audio, overwrite=overwrite)
 
 
 def iter_rows(data: np.ndarray, max_bytes: int = 16 * 2**20) -> Iterable[np.ndarray]:
@@ -261,16 +262,19 @@ def plan_outputs(
     results: Mapping[str, Animation],
     out_dir: Path,
     stem: str,
-    formats: Iterable[str] | str,
+    formats: Iterable[str | Writer] | str,
     *,
     audio: bool,
     options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[_Item]:
-    """Decide which file each (format, head) goes to; nothing is written."""
+    """Decide which file each (format, head) goes to; nothing is written. A writer
+    instance among ``formats`` is used as it is (its options, not ``options``)."""
     _load_builtin_writers()
     if isinstance(formats, str):
         formats = [f.strip() for f in formats.split(",") if f.strip()]
-    formats = [f.lower() for f in formats]
+    formats = list(formats)
+    given = {f.name: f for f in formats if isinstance(f, Writer)}
+    formats = [f.name if isinstance(f, Writer) else f.lower() for f in formats]
     if not formats:
         raise ExportError("no output format given")
     if not results:
@@ -282,7 +286,7 @@ def plan_outputs(
     names = list(dict.fromkeys(available_formats() if want_all else formats))
     items: list[_Item] = []
     for fmt in names:
-        writer = get_writer(fmt, **dict((options or {}).get(fmt, {})))
+        writer = given.get(fmt) or get_writer(fmt, **dict((options or {}).get(fmt, {})))
         missing = writer.unavailable()
         if missing:
             if want_all:
@@ -334,7 +338,7 @@ def write_outputs(
     results: Mapping[str, Animation],
     out_dir: str | Path,
     stem: str,
-    formats: Iterable[str] | str = ("npz",),
+    formats: Iterable[str | Writer] | str = ("npz",),
     *,
     audio: np.ndarray | None = None,
     overwrite: bool = False,
@@ -350,7 +354,8 @@ def write_outputs(
         stem: base name of the outputs: ``<stem>.npz``, ``<stem>_<convention>.csv``,
             ``<stem>_<convention>_obj/`` ...
         formats: format names or ``"all"`` (every format that fits each head; ``mp4``
-            only with audio and a working renderer). A comma-separated string works too.
+            only with audio and a working renderer). A comma-separated string works too,
+            and so does a :class:`Writer` instance (written with its own options).
         audio: float32 ``[S]`` mono at 16 kHz, muxed into ``mp4``.
         overwrite: replace existing outputs; otherwise an existing one is an error
             raised before anything is written.

@@ -412,7 +412,7 @@ def run_bench(
         try:
             from unitalker.render.renderer import bench_render
 
-            rep.render_fps = bench_render(frames=60 if size == "tiny" else 200)
+            rep.render_fps = bench_render(frames=60 if size == "tiny" else 200).fps
         except Exception as e:  # noqa: BLE001 - no EGL / no render extra: report, don't fail
             rep.render_note = f"{type(e).__name__}: {e}"[:160]
     return rep

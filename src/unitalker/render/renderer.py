@@ -15,6 +15,7 @@ import functools
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -333,8 +334,23 @@ class MeshRenderer:
         self.release()
 
 
-def bench_render(n_vertices: int = 5000, size: int = 512, frames: int = 200) -> float:
-    """Frames per second of :class:`MeshRenderer` on a wobbling sphere of ``n_vertices``.
+@dataclass
+class RenderBench:
+    """What :func:`bench_render` measured: ``frames`` timed frames in ``seconds``, and
+    the first and last of them (``[size, size, 3]`` uint8 copies)."""
+
+    frames: int
+    seconds: float
+    first: np.ndarray
+    last: np.ndarray
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+
+def bench_render(n_vertices: int = 5000, size: int = 512, frames: int = 200) -> RenderBench:
+    """Time :class:`MeshRenderer` on ``frames`` frames of a wobbling sphere of ``n_vertices``.
 
     Counts what a video frame costs: normals in numpy, upload, draw and read-back.
     """
@@ -347,9 +363,11 @@ def bench_render(n_vertices: int = 5000, size: int = 512, frames: int = 200) -> 
         r.frame_vertices(seq)
         r.render(seq[0])  # warm-up: shader compile, first allocation
         t0 = time.perf_counter()
-        for i in range(frames):
-            r.render(seq[i % len(seq)])
+        first = r.render(seq[0]).copy()
+        for i in range(1, frames):
+            img = r.render(seq[i % len(seq)])
         dt = time.perf_counter() - t0
-    fps = frames / dt
-    log.info("render: %.1f frames/s (%d vertices, %dx%d)", fps, len(verts), size, size)
-    return fps
+        last = img.copy() if frames > 1 else first
+    res = RenderBench(frames, dt, first, last)
+    log.info("render: %.1f frames/s (%d vertices, %dx%d)", res.fps, len(verts), size, size)
+    return res

