@@ -26,15 +26,35 @@ if __name__ == "__main__":
         r = tts.synthesize(text, voice)
         n = max(1, round(r.duration * fps))
         f0, en = audio_features(r.audio, r.sr, fps, n)
-        curves = timeline_to_articulation(r.phonemes, fps, SpeakerStyle(), seed=0, n_frames=n, f0=f0, energy=en)
+        curves = timeline_to_articulation(
+            r.phonemes, fps, SpeakerStyle(), seed=0, n_frames=n, f0=f0, energy=en
+        )
         data = sc.render(conv, curves, identity_seed=1 if conv in (sc.HEAD, sc.HEAD2) else None)
-        plot_clip(OUT / f"{conv}.png", r.audio, r.sr, r.phonemes, conv, data, fps,
-                  f"{conv} @ {fps:g} fps - {voice}: {text}")  # fmt: skip
+        plot_clip(
+            OUT / f"{conv}.png",
+            r.audio,
+            r.sr,
+            r.phonemes,
+            conv,
+            data,
+            fps,
+            f"{conv} @ {fps:g} fps - {voice}: {text}",
+        )
         print(OUT / f"{conv}.png")  # noqa: T201
     # the sung domain, rendered as ARKit
-    s = tts.sing(["la", "mo", "pi", "bu", "ma"], [57, 60, 64, 62, 60], [0.4, 0.6, 0.5, 0.4, 1.0], "es")
+    s = tts.sing(
+        ["la", "mo", "pi", "bu", "ma"], [57, 60, 64, 62, 60], [0.4, 0.6, 0.5, 0.4, 1.0], "es"
+    )
     n = round(s.duration * 30)
     curves = timeline_to_articulation(s.phonemes, 30, SpeakerStyle(), seed=0, n_frames=n)
-    plot_clip(OUT / "synth_song_arkit52.png", s.audio, s.sr, s.phonemes, sc.ARKIT, sc.render(sc.ARKIT, curves),
-              30, "song domain (sung syllables, held vowels) - synth_arkit52")  # fmt: skip
+    plot_clip(
+        OUT / "synth_song_arkit52.png",
+        s.audio,
+        s.sr,
+        s.phonemes,
+        sc.ARKIT,
+        sc.render(sc.ARKIT, curves),
+        30,
+        "song domain (sung syllables, held vowels) - synth_arkit52",
+    )
     _ = np

@@ -59,8 +59,20 @@ def make_inputs(root: Path) -> dict[str, tuple[Path, int]]:
 
 
 def serve(ckpt: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "unitalker", "serve", "-m", str(ckpt), "--device", "cpu",
-           "--port", str(port), "--max-concurrency", "4"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "unitalker",
+        "serve",
+        "-m",
+        str(ckpt),
+        "--device",
+        "cpu",
+        "--port",
+        str(port),
+        "--max-concurrency",
+        "4",
+    ]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120

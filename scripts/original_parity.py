@@ -38,11 +38,16 @@ def _original_keys(dataset_config: dict) -> dict[str, str]:
     out = {}
     for key in C.ORIGINAL_DATASETS:
         ds = C.get_dataset(key)
-        hits = [k for k, v in dataset_config.items()
-                if v["annot_type"] == ds.convention and v["subjects"] == ds.n_subjects]  # fmt: skip
+        hits = [
+            k
+            for k, v in dataset_config.items()
+            if v["annot_type"] == ds.convention and v["subjects"] == ds.n_subjects
+        ]
         if len(hits) != 1:
-            raise SystemExit(f"cannot match {key} ({ds.convention}, {ds.n_subjects} subjects) "
-                             f"in the original dataset_config: {hits}")  # fmt: skip
+            raise SystemExit(
+                f"cannot match {key} ({ds.convention}, {ds.n_subjects} subjects) "
+                f"in the original dataset_config: {hits}"
+            )
         out[key] = hits[0]
     return out
 
@@ -57,11 +62,13 @@ def _release(root: Path, cfg: dict, keys: dict[str, str], rng: np.random.Generat
         np.save(f / "id_template.npy", tpl)
         if c["pca"]:
             d = c["annot_dim"]
-            np.savez(f / "pca.npz",
-                     components_to_data=(rng.normal(size=(K_PCA, d)) * 0.01).astype(np.float32),
-                     original_data_mean=(rng.normal(size=d) * 0.01).astype(np.float32),
-                     data_components_mean=np.zeros(K_PCA, np.float32),
-                     data_components_std=np.ones(K_PCA, np.float32))  # fmt: skip
+            np.savez(
+                f / "pca.npz",
+                components_to_data=(rng.normal(size=(K_PCA, d)) * 0.01).astype(np.float32),
+                original_data_mean=(rng.normal(size=d) * 0.01).astype(np.float32),
+                data_components_mean=np.zeros(K_PCA, np.float32),
+                data_components_std=np.ones(K_PCA, np.float32),
+            )
     return rel
 
 
@@ -69,17 +76,25 @@ def _encoder(root: Path, family: str) -> Path:
     import transformers as tf
 
     path = root / f"tiny-{family}"  # the original picks its class by "wavlm"/"wav2vec2" in the name
-    common = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-              "intermediate_size": 128, "conv_dim": (32,) * 7, "num_conv_pos_embeddings": 16,
-              "num_conv_pos_embedding_groups": 4}  # fmt: skip
+    common = {
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "intermediate_size": 128,
+        "conv_dim": (32,) * 7,
+        "num_conv_pos_embeddings": 16,
+        "num_conv_pos_embedding_groups": 4,
+    }
     if family == "wavlm":
         model = tf.WavLMModel(tf.WavLMConfig(**common, num_buckets=32, max_bucket_distance=80))
     else:
-        model = tf.Wav2Vec2Model(tf.Wav2Vec2Config(**common, feat_extract_norm="layer",
-                                             do_stable_layer_norm=True))  # fmt: skip
+        model = tf.Wav2Vec2Model(
+            tf.Wav2Vec2Config(**common, feat_extract_norm="layer", do_stable_layer_norm=True)
+        )
     model.save_pretrained(path)
-    tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0,
-                             do_normalize=family != "wavlm").save_pretrained(path)  # fmt: skip
+    tf.Wav2Vec2FeatureExtractor(
+        feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=family != "wavlm"
+    ).save_pretrained(path)
     return path
 
 
@@ -99,8 +114,9 @@ def run(original: Path, family: str, head_layers: int, naming: str, seed: int = 
     for cls in ("Wav2Vec2Model", "WavLMModel"):
         klass = getattr(orig_mod, cls, None)
         if klass is not None and not hasattr(klass, "_parity_patched"):
-            klass.from_pretrained = functools.partial(klass.from_pretrained,
-                                                      attn_implementation="eager")  # fmt: skip
+            klass.from_pretrained = functools.partial(
+                klass.from_pretrained, attn_implementation="eager"
+            )
             klass._parity_patched = True
 
     torch.manual_seed(seed)
@@ -111,11 +127,20 @@ def run(original: Path, family: str, head_layers: int, naming: str, seed: int = 
         rel, enc = _release(root, dataset_config, keys, rng), _encoder(root, family)
         n_ids = sum(dataset_config[k]["subjects"] for k in keys.values()) + 1
         args = types.SimpleNamespace(
-            dataset=list(keys.values()), data_root=str(rel), audio_encoder_repo=str(enc),
-            decoder_type="conv", interpolate_pos=1, decoder_dimension=256, pca_dim=512,
-            use_pca=True, headlayer=head_layers, identity_num=n_ids,
-            audio_encoder_feature_dim=64, period=30, freeze_wav2vec=False,
-        )  # fmt: skip
+            dataset=list(keys.values()),
+            data_root=str(rel),
+            audio_encoder_repo=str(enc),
+            decoder_type="conv",
+            interpolate_pos=1,
+            decoder_dimension=256,
+            pca_dim=512,
+            use_pca=True,
+            headlayer=head_layers,
+            identity_num=n_ids,
+            audio_encoder_feature_dim=64,
+            period=30,
+            freeze_wav2vec=False,
+        )
         orig = orig_mod.UniTalker(args)
         with torch.no_grad():  # zero-initialised heads would hide the decoder
             for name, p in orig.named_parameters():
@@ -147,25 +172,34 @@ def run(original: Path, family: str, head_layers: int, naming: str, seed: int = 
                     tpl = torch.from_numpy(tpl[C.get_dataset(key).demo_template_id][None])
                     tpl = tpl * c["scale"]
                     fps = 25 if conv == "BIWI_23370_vertices" else 30
-                    ref = orig(torch.from_numpy(norm)[None], tpl, None,
-                               torch.tensor([n_ids - 1]), conv, fps)[0]  # fmt: skip
+                    ref = orig(
+                        torch.from_numpy(norm)[None],
+                        tpl,
+                        None,
+                        torch.tensor([n_ids - 1]),
+                        conv,
+                        fps,
+                    )[0]
                     if conv in seen:  # a second dataset of a shared head: its own template
-                        got = ours(torch.from_numpy(audio)[None], heads=[conv],
-                                   templates={conv: tpl[0]})[conv].motion  # fmt: skip
+                        got = ours(
+                            torch.from_numpy(audio)[None], heads=[conv], templates={conv: tpl[0]}
+                        )[conv].motion
                     else:
                         got = mine[conv].motion
                     seen.add(conv)
                     if got.shape != ref.shape:
-                        raise SystemExit(f"{key} {conv}: shape {tuple(got.shape)} vs original "
-                                         f"{tuple(ref.shape)}")  # fmt: skip
+                        raise SystemExit(
+                            f"{key} {conv}: shape {tuple(got.shape)} vs original {tuple(ref.shape)}"
+                        )
                     worst = max(worst, (got - ref).abs().max().item())
     return worst
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--original", required=True, type=Path,
-                   help="a clone of the original UniTalker repository")  # fmt: skip
+    p.add_argument(
+        "--original", required=True, type=Path, help="a clone of the original UniTalker repository"
+    )
     p.add_argument("--tol", type=float, default=1e-5)
     args = p.parse_args()
     if not (args.original / "models" / "unitalker.py").exists():
@@ -174,14 +208,20 @@ def main() -> int:
     print(
         f"{'encoder':<9} {'head layers':>11} {'weight-norm names':>18} {'max |ours - original|':>22}"
     )
-    for family, layers, naming in (("wavlm", 1, "old"), ("wavlm", 2, "new"),
-                                   ("wav2vec2", 1, "old"), ("wav2vec2", 2, "new")):  # fmt: skip
+    for family, layers, naming in (
+        ("wavlm", 1, "old"),
+        ("wavlm", 2, "new"),
+        ("wav2vec2", 1, "old"),
+        ("wav2vec2", 2, "new"),
+    ):
         err = run(args.original, family, layers, naming)
         worst = max(worst, err)
         print(f"{family:<9} {layers:>11} {naming:>18} {err:>22.2e}")
     ok = worst <= args.tol
-    print(f"{'OK' if ok else 'FAIL'}: max difference {worst:.2e} (tolerance {args.tol:.0e}) "
-          "over every head of D0-D7, two clips")  # fmt: skip
+    print(
+        f"{'OK' if ok else 'FAIL'}: max difference {worst:.2e} (tolerance {args.tol:.0e}) "
+        "over every head of D0-D7, two clips"
+    )
     return 0 if ok else 1
 
 

@@ -43,11 +43,13 @@ def main() -> int:
     starts = {
         "ours": aligned_window_starts(
             n, 25 * SAMPLE_RATE, 20 * SAMPLE_RATE, frame_grid([a.fps for a in whole.values()])
-        ),  # fmt: skip
+        ),
         "original": [s for s, _ in demo_windows(n)],
     }
-    print(f"{args.seconds:.0f} s clip, {len(whole)} heads; deviation from one whole-clip pass, "
-          "in units of each head's motion range (mean over heads)")  # fmt: skip
+    print(
+        f"{args.seconds:.0f} s clip, {len(whole)} heads; deviation from one whole-clip pass, "
+        "in units of each head's motion range (mean over heads)"
+    )
     print(
         f"{'windows':<10} {'frames':>7} {'dev_all':>9} {'dev_seam':>9} {'max_dev':>9} {'tail':>9}"
     )

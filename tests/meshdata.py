@@ -39,10 +39,13 @@ def sphere_conv(tmp_path_factory: pytest.TempPathFactory) -> conventions.Convent
     np.save(d / "neutral.npy", verts)
     return conventions.register(
         conventions.Convention(
-            _unique("test_sphere_vertices"), "vertices", len(verts) * 3, FPS,
+            _unique("test_sphere_vertices"),
+            "vertices",
+            len(verts) * 3,
+            FPS,
             resources=(("faces", str(d / "faces.npy")), ("neutral", str(d / "neutral.npy"))),
         )
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +70,10 @@ def rig_conv(tmp_path_factory: pytest.TempPathFactory) -> conventions.Convention
     np.save(d / "faces.npy", faces)
     return conventions.register(
         conventions.Convention(
-            _unique("test_rig_blendshapes"), "blendshapes", len(RIG_NAMES), FPS,
+            _unique("test_rig_blendshapes"),
+            "blendshapes",
+            len(RIG_NAMES),
+            FPS,
             channel_names=RIG_NAMES,
             resources=(
                 ("faces", str(d / "faces.npy")),
@@ -75,15 +81,20 @@ def rig_conv(tmp_path_factory: pytest.TempPathFactory) -> conventions.Convention
                 ("rig_meanshape", f"{d / 'rig.npz'}:meanshape"),
             ),
         )
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture(scope="session")
 def norig_conv() -> conventions.Convention:
     return conventions.register(
-        conventions.Convention(_unique("test_norig_blendshapes"), "blendshapes", 3, FPS,
-                               channel_names=("jawOpen", "mouthClose", "browInnerUp"))
-    )  # fmt: skip
+        conventions.Convention(
+            _unique("test_norig_blendshapes"),
+            "blendshapes",
+            3,
+            FPS,
+            channel_names=("jawOpen", "mouthClose", "browInnerUp"),
+        )
+    )
 
 
 def require_rig(conv: conventions.Convention) -> None:

@@ -136,15 +136,23 @@ def test_checkpoint_from_another_machine_loads_in_a_fresh_process(tmp_path):
         "r = m.animate(sys.argv[2]); "
         "print(sorted(r), r['synth_flame_params'].vertices().shape[1])"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(moved), str(EXAMPLE)],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(moved), str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "synth_arkit52" in out.stdout
 
     meta["conventions"][0]["dim"] += 3  # not the registered convention any more
     cfg.write_text(json.dumps(meta))
-    out = subprocess.run([sys.executable, "-c", code, str(moved), str(EXAMPLE)],
-                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(moved), str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode != 0
     assert "differs from the registered one" in out.stderr
     assert str(moved) in out.stderr  # the error names the checkpoint

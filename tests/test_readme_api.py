@@ -65,7 +65,12 @@ def test_readme_python_api_snippet_runs(tmp_path) -> None:
     env = os.environ | {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     env.pop("HF_HUB_CACHE", None)
     out = subprocess.run(
-        [sys.executable, "snippet.py"], cwd=work, capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "snippet.py"],
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.splitlines()

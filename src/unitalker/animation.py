@@ -70,4 +70,3 @@ class Animation:
     def faces(self) -> np.ndarray | None:
         """``[F, 3]`` triangles of the mesh, or None."""
         return self.conv.resource("faces") if self.conv.has_resource("faces") else None
-

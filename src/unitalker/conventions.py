@@ -37,53 +37,182 @@ KINDS: tuple[str, ...] = ("vertices", "blendshapes", "params")
 
 # ARKit 52-channel order used by EmoTalk / 3D-ETF (alphabetical).
 ARKIT52_EMOTALK: tuple[str, ...] = (
-    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
-    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "eyeBlinkLeft", "eyeBlinkRight",
-    "eyeLookDownLeft", "eyeLookDownRight", "eyeLookInLeft", "eyeLookInRight",
-    "eyeLookOutLeft", "eyeLookOutRight", "eyeLookUpLeft", "eyeLookUpRight",
-    "eyeSquintLeft", "eyeSquintRight", "eyeWideLeft", "eyeWideRight", "jawForward",
-    "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimpleLeft", "mouthDimpleRight",
-    "mouthFrownLeft", "mouthFrownRight", "mouthFunnel", "mouthLeft", "mouthLowerDownLeft",
-    "mouthLowerDownRight", "mouthPressLeft", "mouthPressRight", "mouthPucker", "mouthRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
-    "mouthSmileLeft", "mouthSmileRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthUpperUpLeft", "mouthUpperUpRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
-)  # fmt: skip
+    "browDownLeft",
+    "browDownRight",
+    "browInnerUp",
+    "browOuterUpLeft",
+    "browOuterUpRight",
+    "cheekPuff",
+    "cheekSquintLeft",
+    "cheekSquintRight",
+    "eyeBlinkLeft",
+    "eyeBlinkRight",
+    "eyeLookDownLeft",
+    "eyeLookDownRight",
+    "eyeLookInLeft",
+    "eyeLookInRight",
+    "eyeLookOutLeft",
+    "eyeLookOutRight",
+    "eyeLookUpLeft",
+    "eyeLookUpRight",
+    "eyeSquintLeft",
+    "eyeSquintRight",
+    "eyeWideLeft",
+    "eyeWideRight",
+    "jawForward",
+    "jawLeft",
+    "jawOpen",
+    "jawRight",
+    "mouthClose",
+    "mouthDimpleLeft",
+    "mouthDimpleRight",
+    "mouthFrownLeft",
+    "mouthFrownRight",
+    "mouthFunnel",
+    "mouthLeft",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+    "mouthPressLeft",
+    "mouthPressRight",
+    "mouthPucker",
+    "mouthRight",
+    "mouthRollLower",
+    "mouthRollUpper",
+    "mouthShrugLower",
+    "mouthShrugUpper",
+    "mouthSmileLeft",
+    "mouthSmileRight",
+    "mouthStretchLeft",
+    "mouthStretchRight",
+    "mouthUpperUpLeft",
+    "mouthUpperUpRight",
+    "noseSneerLeft",
+    "noseSneerRight",
+    "tongueOut",
+)
 
 # UniTalker in-house 51-channel order (D6/D7). The first 24 names are confirmed by the
 # original authors; the rest come from a third party (UNVERIFIED): change them here only.
 INHOUSE51: tuple[str, ...] = (
-    "EyeBlinkLeft", "EyeBlinkRight", "EyeSquintLeft", "EyeSquintRight", "EyeLookDownLeft",
-    "EyeLookDownRight", "EyeLookInLeft", "EyeLookInRight", "EyeWideLeft", "EyeWideRight",
-    "EyeLookOutLeft", "EyeLookOutRight", "EyeLookUpLeft", "EyeLookUpRight", "BrowDownLeft",
-    "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight", "JawOpen",
-    "MouthClose", "JawLeft", "JawRight", "JawForward", "MouthUpperUpLeft",
-    "MouthUpperUpRight", "MouthLowerDownLeft", "MouthLowerDownRight", "MouthRollUpper",
-    "MouthRollLower", "MouthSmileLeft", "MouthSmileRight", "MouthDimpleLeft",
-    "MouthDimpleRight", "MouthStretchLeft", "MouthStretchRight", "MouthFrownLeft",
-    "MouthFrownRight", "MouthPressLeft", "MouthPressRight", "MouthPucker", "MouthFunnel",
-    "MouthLeft", "MouthRight", "MouthShrugLower", "MouthShrugUpper", "NoseSneerLeft",
-    "NoseSneerRight", "CheekPuff", "CheekSquintLeft", "CheekSquintRight",
-)  # fmt: skip
+    "EyeBlinkLeft",
+    "EyeBlinkRight",
+    "EyeSquintLeft",
+    "EyeSquintRight",
+    "EyeLookDownLeft",
+    "EyeLookDownRight",
+    "EyeLookInLeft",
+    "EyeLookInRight",
+    "EyeWideLeft",
+    "EyeWideRight",
+    "EyeLookOutLeft",
+    "EyeLookOutRight",
+    "EyeLookUpLeft",
+    "EyeLookUpRight",
+    "BrowDownLeft",
+    "BrowDownRight",
+    "BrowInnerUp",
+    "BrowOuterUpLeft",
+    "BrowOuterUpRight",
+    "JawOpen",
+    "MouthClose",
+    "JawLeft",
+    "JawRight",
+    "JawForward",
+    "MouthUpperUpLeft",
+    "MouthUpperUpRight",
+    "MouthLowerDownLeft",
+    "MouthLowerDownRight",
+    "MouthRollUpper",
+    "MouthRollLower",
+    "MouthSmileLeft",
+    "MouthSmileRight",
+    "MouthDimpleLeft",
+    "MouthDimpleRight",
+    "MouthStretchLeft",
+    "MouthStretchRight",
+    "MouthFrownLeft",
+    "MouthFrownRight",
+    "MouthPressLeft",
+    "MouthPressRight",
+    "MouthPucker",
+    "MouthFunnel",
+    "MouthLeft",
+    "MouthRight",
+    "MouthShrugLower",
+    "MouthShrugUpper",
+    "NoseSneerLeft",
+    "NoseSneerRight",
+    "CheekPuff",
+    "CheekSquintLeft",
+    "CheekSquintRight",
+)
 
 # Live Link Face CSV name order (Unreal's Live Link Face app).
 LIVE_LINK_ORDER: tuple[str, ...] = (
-    "EyeBlinkLeft", "EyeLookDownLeft", "EyeLookInLeft", "EyeLookOutLeft", "EyeLookUpLeft",
-    "EyeSquintLeft", "EyeWideLeft", "EyeBlinkRight", "EyeLookDownRight", "EyeLookInRight",
-    "EyeLookOutRight", "EyeLookUpRight", "EyeSquintRight", "EyeWideRight", "JawForward",
-    "JawRight", "JawLeft", "JawOpen", "MouthClose", "MouthFunnel", "MouthPucker",
-    "MouthRight", "MouthLeft", "MouthSmileLeft", "MouthSmileRight", "MouthFrownLeft",
-    "MouthFrownRight", "MouthDimpleLeft", "MouthDimpleRight", "MouthStretchLeft",
-    "MouthStretchRight", "MouthRollLower", "MouthRollUpper", "MouthShrugLower",
-    "MouthShrugUpper", "MouthPressLeft", "MouthPressRight", "MouthLowerDownLeft",
-    "MouthLowerDownRight", "MouthUpperUpLeft", "MouthUpperUpRight", "BrowDownLeft",
-    "BrowDownRight", "BrowInnerUp", "BrowOuterUpLeft", "BrowOuterUpRight", "CheekPuff",
-    "CheekSquintLeft", "CheekSquintRight", "NoseSneerLeft", "NoseSneerRight", "TongueOut",
-)  # fmt: skip
+    "EyeBlinkLeft",
+    "EyeLookDownLeft",
+    "EyeLookInLeft",
+    "EyeLookOutLeft",
+    "EyeLookUpLeft",
+    "EyeSquintLeft",
+    "EyeWideLeft",
+    "EyeBlinkRight",
+    "EyeLookDownRight",
+    "EyeLookInRight",
+    "EyeLookOutRight",
+    "EyeLookUpRight",
+    "EyeSquintRight",
+    "EyeWideRight",
+    "JawForward",
+    "JawRight",
+    "JawLeft",
+    "JawOpen",
+    "MouthClose",
+    "MouthFunnel",
+    "MouthPucker",
+    "MouthRight",
+    "MouthLeft",
+    "MouthSmileLeft",
+    "MouthSmileRight",
+    "MouthFrownLeft",
+    "MouthFrownRight",
+    "MouthDimpleLeft",
+    "MouthDimpleRight",
+    "MouthStretchLeft",
+    "MouthStretchRight",
+    "MouthRollLower",
+    "MouthRollUpper",
+    "MouthShrugLower",
+    "MouthShrugUpper",
+    "MouthPressLeft",
+    "MouthPressRight",
+    "MouthLowerDownLeft",
+    "MouthLowerDownRight",
+    "MouthUpperUpLeft",
+    "MouthUpperUpRight",
+    "BrowDownLeft",
+    "BrowDownRight",
+    "BrowInnerUp",
+    "BrowOuterUpLeft",
+    "BrowOuterUpRight",
+    "CheekPuff",
+    "CheekSquintLeft",
+    "CheekSquintRight",
+    "NoseSneerLeft",
+    "NoseSneerRight",
+    "TongueOut",
+)
 LIVE_LINK_ROTATIONS: tuple[str, ...] = (
-    "HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
-    "RightEyeYaw", "RightEyePitch", "RightEyeRoll",
-)  # fmt: skip
+    "HeadYaw",
+    "HeadPitch",
+    "HeadRoll",
+    "LeftEyeYaw",
+    "LeftEyePitch",
+    "LeftEyeRoll",
+    "RightEyeYaw",
+    "RightEyePitch",
+    "RightEyeRoll",
+)
 
 
 def arkit_key(name: str) -> str:
@@ -540,7 +669,20 @@ register_dataset(
         "zh",
     )
 )
-register_dataset(DatasetInfo("D7", "Songs", "inhouse_blendshape_weight", 11, 60.0, 0, "D7_unitalker_song", 1, "multi", "song"))  # fmt: skip
+register_dataset(
+    DatasetInfo(
+        "D7",
+        "Songs",
+        "inhouse_blendshape_weight",
+        11,
+        60.0,
+        0,
+        "D7_unitalker_song",
+        1,
+        "multi",
+        "song",
+    )
+)
 
 ORIGINAL_DATASETS: tuple[str, ...] = ("D0", "D1", "D2", "D3", "D4", "D5", "D6", "D7")
 
@@ -797,22 +939,99 @@ _UNITALKER = "UniTalker release resources (the authors' mouth indices, used by t
 _FACEDIFFUSER_MF = "FaceDiffuser Multiface preprocessing (mouth weights > 0.1, forehead > 0.4)"
 
 for _name in ("BIWI_23370_vertices",):
-    register_region_file(_name, RegionFile("lip", (f"{_RES}/04_BIWI_mouth_idx.npy", "binary_resources/04_BIWI_mouth_idx.npy", "04_BIWI_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
-    register_region_file(_name, RegionFile("lip", ("BIWI/regions/lve.txt",), source=_FACEFORMER))  # fmt: skip
-    register_region_file(_name, RegionFile("upper_face", ("BIWI/regions/fdd.txt",), source=_FACEFORMER))  # fmt: skip
+    register_region_file(
+        _name,
+        RegionFile(
+            "lip",
+            (
+                f"{_RES}/04_BIWI_mouth_idx.npy",
+                "binary_resources/04_BIWI_mouth_idx.npy",
+                "04_BIWI_mouth_idx.npy",
+            ),
+            source=_UNITALKER,
+        ),
+    )
+    register_region_file(_name, RegionFile("lip", ("BIWI/regions/lve.txt",), source=_FACEFORMER))
+    register_region_file(
+        _name, RegionFile("upper_face", ("BIWI/regions/fdd.txt",), source=_FACEFORMER)
+    )
 for _name in ("FLAME_5023_vertices", "flame_params_from_dadhead"):
-    register_region_file(_name, RegionFile("lip", (f"{_RES}/02_flame_mouth_idx.npy", "binary_resources/02_flame_mouth_idx.npy", "02_flame_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
+    register_region_file(
+        _name,
+        RegionFile(
+            "lip",
+            (
+                f"{_RES}/02_flame_mouth_idx.npy",
+                "binary_resources/02_flame_mouth_idx.npy",
+                "02_flame_mouth_idx.npy",
+            ),
+            source=_UNITALKER,
+        ),
+    )
     _masks = ("FLAME_masks.pkl", "FLAME_masks/FLAME_masks.pkl", "vocaset/FLAME_masks.pkl")
     register_region_file(_name, RegionFile("lip", _masks, "pickle:lips", _FLAME_MASKS))
-    register_region_file(_name, RegionFile("upper_face", _masks, "pickle:eye_region+forehead", _FLAME_MASKS))  # fmt: skip
+    register_region_file(
+        _name, RegionFile("upper_face", _masks, "pickle:eye_region+forehead", _FLAME_MASKS)
+    )
 for _name in ("meshtalk_6172_vertices",):
-    register_region_file(_name, RegionFile("lip", (f"{_RES}/06_mesh_talk_mouth_idx.npy", "binary_resources/06_mesh_talk_mouth_idx.npy", "06_mesh_talk_mouth_idx.npy"), source=_UNITALKER))  # fmt: skip
-    register_region_file(_name, RegionFile("lip", ("multiface/regions/weighted_mouth_mask.txt",), "weights>0.1", _FACEDIFFUSER_MF))  # fmt: skip
-    register_region_file(_name, RegionFile("upper_face", ("multiface/regions/forehead_mask.txt",), "weights>0.4", _FACEDIFFUSER_MF))  # fmt: skip
-register_release_rig("3DETF_blendshape_weight", (f"{_RES}/EmoTalk.npz", "binary_resources/EmoTalk.npz", "EmoTalk.npz"))  # fmt: skip
-register_region_file("3DETF_blendshape_weight", RegionFile("lip", (f"{_RES}/03_emo_talk_mouth_idx.npy", "binary_resources/03_emo_talk_mouth_idx.npy", "03_emo_talk_mouth_idx.npy"), source=_UNITALKER, on_release_rig=True))  # fmt: skip
-register_release_rig("inhouse_blendshape_weight", (f"{_RES}/inhouse_arkit.npz", "binary_resources/inhouse_arkit.npz", "inhouse_arkit.npz"))  # fmt: skip
-register_region_file("inhouse_blendshape_weight", RegionFile("lip", (f"{_RES}/05_inhouse_arkit_mouth_idx.npy", "binary_resources/05_inhouse_arkit_mouth_idx.npy", "05_inhouse_arkit_mouth_idx.npy"), source=_UNITALKER, on_release_rig=True))  # fmt: skip
+    register_region_file(
+        _name,
+        RegionFile(
+            "lip",
+            (
+                f"{_RES}/06_mesh_talk_mouth_idx.npy",
+                "binary_resources/06_mesh_talk_mouth_idx.npy",
+                "06_mesh_talk_mouth_idx.npy",
+            ),
+            source=_UNITALKER,
+        ),
+    )
+    register_region_file(
+        _name,
+        RegionFile(
+            "lip", ("multiface/regions/weighted_mouth_mask.txt",), "weights>0.1", _FACEDIFFUSER_MF
+        ),
+    )
+    register_region_file(
+        _name,
+        RegionFile(
+            "upper_face", ("multiface/regions/forehead_mask.txt",), "weights>0.4", _FACEDIFFUSER_MF
+        ),
+    )
+register_release_rig(
+    "3DETF_blendshape_weight",
+    (f"{_RES}/EmoTalk.npz", "binary_resources/EmoTalk.npz", "EmoTalk.npz"),
+)
+register_region_file(
+    "3DETF_blendshape_weight",
+    RegionFile(
+        "lip",
+        (
+            f"{_RES}/03_emo_talk_mouth_idx.npy",
+            "binary_resources/03_emo_talk_mouth_idx.npy",
+            "03_emo_talk_mouth_idx.npy",
+        ),
+        source=_UNITALKER,
+        on_release_rig=True,
+    ),
+)
+register_release_rig(
+    "inhouse_blendshape_weight",
+    (f"{_RES}/inhouse_arkit.npz", "binary_resources/inhouse_arkit.npz", "inhouse_arkit.npz"),
+)
+register_region_file(
+    "inhouse_blendshape_weight",
+    RegionFile(
+        "lip",
+        (
+            f"{_RES}/05_inhouse_arkit_mouth_idx.npy",
+            "binary_resources/05_inhouse_arkit_mouth_idx.npy",
+            "05_inhouse_arkit_mouth_idx.npy",
+        ),
+        source=_UNITALKER,
+        on_release_rig=True,
+    ),
+)
 for _name in ("3DETF_blendshape_weight", "inhouse_blendshape_weight"):
     declare_no_region(
         _name, "upper_face", "the release defines no upper-face region on its blendshape rigs"

@@ -202,7 +202,9 @@ def test_original_windows_and_lossless_glb(tmp_path, ckpt):
     ra, rb = load_npz(a / "a.npz"), load_npz(b / "a.npz")
     for h in HEADS:  # one window: both layouts are one pass
         np.testing.assert_allclose(ra[h].data, rb[h].data, atol=1e-6)
-    extras = {d.name: pygltflib.GLTF2().load(str(d / "a_FLAME_5023_vertices.glb")).meshes[0].extras
-              for d in (a, b)}  # fmt: skip
+    extras = {
+        d.name: pygltflib.GLTF2().load(str(d / "a_FLAME_5023_vertices.glb")).meshes[0].extras
+        for d in (a, b)
+    }
     assert extras["a"]["mode"] == "lossless" and extras["b"]["mode"] == "bounded"
     assert extras["b"]["max_error_fraction_of_motion_range"] <= 0.01

@@ -74,8 +74,19 @@ def test_format_skipped_for_some_heads_is_said_once(tmp_path, ckpt, caplog):
         files.append(tmp_path / f"a{i}.wav")
         sf.write(str(files[-1]), np.zeros(8000, np.float32), 16000)
     with caplog.at_level(logging.WARNING, logger="unitalker.export.base"):
-        rc = main(["animate", "-q", *map(str, files), "-m", str(ckpt), "-o", str(tmp_path / "o"),
-                   "--format", "npz,csv"])  # fmt: skip
+        rc = main(
+            [
+                "animate",
+                "-q",
+                *map(str, files),
+                "-m",
+                str(ckpt),
+                "-o",
+                str(tmp_path / "o"),
+                "--format",
+                "npz,csv",
+            ]
+        )
     assert rc == 0
     skips = [r for r in caplog.records if "skipping csv" in r.getMessage()]
     assert len(skips) == 1, [r.getMessage() for r in skips]

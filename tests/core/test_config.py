@@ -32,10 +32,16 @@ def test_overrides_are_type_checked(tmp_path):
 
 @pytest.mark.parametrize(
     "override, match",
-    [("optim.lrr=1", "unknown key"), ("steps=1.5", "integer"), ("optim.lr=fast", "number"),
-     ("name=3", "string"), ("optim.betas=0.9", "list"), ("noequals", "key.path=value"),
-     ("steps=true", "integer")],
-)  # fmt: skip
+    [
+        ("optim.lrr=1", "unknown key"),
+        ("steps=1.5", "integer"),
+        ("optim.lr=fast", "number"),
+        ("name=3", "string"),
+        ("optim.betas=0.9", "list"),
+        ("noequals", "key.path=value"),
+        ("steps=true", "integer"),
+    ],
+)
 def test_bad_overrides_name_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
         load_config(Cfg, None, [override])

@@ -50,10 +50,23 @@ def make_biwi(root: Path) -> Path:
     return root
 
 
-VOCA_SUBJECTS = [f"FaceTalk_{s}_TA" for s in (
-    "170728_03272", "170904_00128", "170725_00137", "170915_00223", "170811_03274",
-    "170913_03279", "170904_03276", "170912_03278", "170811_03275", "170908_03277",
-    "170809_00138", "170731_00024")]  # fmt: skip
+VOCA_SUBJECTS = [
+    f"FaceTalk_{s}_TA"
+    for s in (
+        "170728_03272",
+        "170904_00128",
+        "170725_00137",
+        "170915_00223",
+        "170811_03274",
+        "170913_03279",
+        "170904_03276",
+        "170912_03278",
+        "170811_03275",
+        "170908_03277",
+        "170809_00138",
+        "170731_00024",
+    )
+]
 
 
 def make_vocaset(root: Path) -> Path:
@@ -61,9 +74,13 @@ def make_vocaset(root: Path) -> Path:
     templates = {s: np.zeros((5023, 3), np.float32) + i for i, s in enumerate(VOCA_SUBJECTS)}
     with open(_mk(root) / "templates.pkl", "wb") as fh:
         pickle.dump(templates, fh)
-    clips = [("FaceTalk_170725_00137_TA", 1), ("FaceTalk_170725_00137_TA", 22),
-             ("FaceTalk_170811_03275_TA", 1), ("FaceTalk_170811_03275_TA", 21),
-             ("FaceTalk_170809_00138_TA", 30)]  # fmt: skip
+    clips = [
+        ("FaceTalk_170725_00137_TA", 1),
+        ("FaceTalk_170725_00137_TA", 22),
+        ("FaceTalk_170811_03275_TA", 1),
+        ("FaceTalk_170811_03275_TA", 21),
+        ("FaceTalk_170809_00138_TA", 30),
+    ]
     for subject, sent in clips:
         stem = f"{subject}_sentence{sent:02d}"
         write_npy(root / "vertices_npy" / f"{stem}.npy", motion(36, FLAME_DIM, sent))
@@ -140,8 +157,16 @@ def make_release(root: Path) -> Path:
                     np.float32
                 ),
             )
-            data.append({"annot_path": f"annot/{name}.npy", "audio_path": f"audio/{name}.npy",
-                         "id": k % 3, "annot_type": "flame_params_from_dadhead", "dataset": "D5", "fps": 30})  # fmt: skip
+            data.append(
+                {
+                    "annot_path": f"annot/{name}.npy",
+                    "audio_path": f"audio/{name}.npy",
+                    "id": k % 3,
+                    "annot_type": "flame_params_from_dadhead",
+                    "dataset": "D5",
+                    "fps": 30,
+                }
+            )
         (d5 / f"{split}.json").write_text(json.dumps({"info": {"id_list": ids}, "data": data}))
     d3 = root / "D3D4_3DETF" / "D3_HDTF"
     write_npy(d3 / "id_template.npy", np.zeros((2, 52), np.float32))
@@ -154,8 +179,16 @@ def make_release(root: Path) -> Path:
                 np.random.default_rng(k).random((24, 52)).astype(np.float32),
             )
             write_wav(d3 / "wav" / f"{name}.wav", 0.8)
-            data.append({"annot_path": f"bs/{name}.npy", "audio_path": f"wav/{name}.wav",
-                         "id": k % 2, "annot_type": "3DETF_blendshape_weight", "dataset": "D3", "fps": 30})  # fmt: skip
+            data.append(
+                {
+                    "annot_path": f"bs/{name}.npy",
+                    "audio_path": f"wav/{name}.wav",
+                    "id": k % 2,
+                    "annot_type": "3DETF_blendshape_weight",
+                    "dataset": "D3",
+                    "fps": 30,
+                }
+            )
         (d3 / f"{split}.json").write_text(
             json.dumps({"info": {"id_list": ["a", "b"]}, "data": data})
         )

@@ -88,8 +88,16 @@ def test_stretch_labels_keeps_times():
 
 def test_augmented_dataset_is_seeded_and_logged(tmp_path):
     audio, motion, neutral = _click_item()
-    item = {"audio": audio, "motion": motion, "template": neutral, "fps": FPS, "name": "x",
-            "identity": 0, "convention": "c", "dataset": "d"}  # fmt: skip
+    item = {
+        "audio": audio,
+        "motion": motion,
+        "template": neutral,
+        "fps": FPS,
+        "name": "x",
+        "identity": 0,
+        "convention": "c",
+        "dataset": "d",
+    }
 
     class Base:
         lengths = [len(motion)]

@@ -90,8 +90,11 @@ def test_3detf_two_datasets_and_regex(tmp_path):
     assert _split(dst / "D4_RAVDESS", "train")["info"]["id_list"] == ["01", "02"]
     m = load_manifest(dst)
     assert [f.folder.name for f in m.dataset_folders()] == ["D3_HDTF", "D4_RAVDESS"]
-    total = sum(len(_split(dst / "D3_HDTF", s)["data"]) for s in ("train", "val", "test")
-                if (dst / "D3_HDTF" / f"{s}.json").exists())  # fmt: skip
+    total = sum(
+        len(_split(dst / "D3_HDTF", s)["data"])
+        for s in ("train", "val", "test")
+        if (dst / "D3_HDTF" / f"{s}.json").exists()
+    )
     assert total == 5
 
 
@@ -106,10 +109,15 @@ def test_3detf_honours_a_stated_split(tmp_path):
     (hd / "test.txt").write_text("RD_Radio1_001\nGONE_999\n")  # WDA_Kim_000: not listed
     report = convert_3detf(src, tmp_path / "out", ratios=(1, 0, 0))
     out = tmp_path / "out" / "D3_HDTF"
-    stems = {s: sorted(Path(d["annot_path"]).stem for d in _split(out, s)["data"])
-             for s in ("train", "val", "test")}  # fmt: skip
-    assert stems == {"train": ["RD_Radio1_000", "WRA_Obama_000"], "val": ["WRA_Obama_001"],
-                     "test": ["RD_Radio1_001"]}  # fmt: skip
+    stems = {
+        s: sorted(Path(d["annot_path"]).stem for d in _split(out, s)["data"])
+        for s in ("train", "val", "test")
+    }
+    assert stems == {
+        "train": ["RD_Radio1_000", "WRA_Obama_000"],
+        "val": ["WRA_Obama_001"],
+        "test": ["RD_Radio1_001"],
+    }
     assert any("WDA_Kim_000" in s and "not listed" in s for s in report.skipped)
     assert any("GONE_999" in s for s in report.skipped)
     # RAVDESS states none: the ratios (all train) apply there
@@ -124,8 +132,23 @@ def test_folder_by_subject_and_cli_safety(tmp_path, capsys):
     dst = tmp_path / "out"
     dst.mkdir()
     (dst / "notes.txt").write_text("keep me")
-    args = ["data", "convert", "folder", str(src), str(dst), "--convention", "inhouse_blendshape_weight",
-            "--fps", "60", "--dataset", "D6", "--split-by", "subject", "--ratios", "1,0,1"]  # fmt: skip
+    args = [
+        "data",
+        "convert",
+        "folder",
+        str(src),
+        str(dst),
+        "--convention",
+        "inhouse_blendshape_weight",
+        "--fps",
+        "60",
+        "--dataset",
+        "D6",
+        "--split-by",
+        "subject",
+        "--ratios",
+        "1,0,1",
+    ]
     assert main(args) == 2
     assert "not empty" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == 0

@@ -93,8 +93,9 @@ def test_convert_mov_audio_and_wav_takes_into_synth_arkit52(tmp_path):
     chans, audios = [], []
     for k, (video, wav) in enumerate(((".mov", False), (".mp4", False), (None, True))):
         ch, au = _channels(int(secs * fps), k), _speech(secs, k)
-        write_take(takes / f"Slate_{k}", ch, fps, au, SR, name=f"Slate_{k}_iPhone",
-                   video=video, wav=wav)  # fmt: skip
+        write_take(
+            takes / f"Slate_{k}", ch, fps, au, SR, name=f"Slate_{k}_iPhone", video=video, wav=wav
+        )
         chans.append(ch)
         audios.append(au)
     report = convert_livelinkface(takes, tmp_path / "ds", subject="actor", split="train")
@@ -102,8 +103,10 @@ def test_convert_mov_audio_and_wav_takes_into_synth_arkit52(tmp_path):
     part = load_manifest(tmp_path / "ds").split("train").part("LLF")
     assert part.convention == "synth_arkit52" and part.id_list == ["actor"]
     by_name = {e.name.split("/")[-1]: e for e in part.entries}
-    order = [CHANNELS.index(next(n for n in LIVE_LINK_ORDER if n.lower() == c.lower()))
-             for c in ARKIT52_EMOTALK]  # fmt: skip
+    order = [
+        CHANNELS.index(next(n for n in LIVE_LINK_ORDER if n.lower() == c.lower()))
+        for c in ARKIT52_EMOTALK
+    ]
     for k in range(3):
         e = by_name[f"Slate_{k}"]
         annot = np.load(e.annot_path)
@@ -140,8 +143,19 @@ def test_all_channels_make_a_new_convention(tmp_path):
 
 def test_cli_convert_and_errors(tmp_path, capsys):
     write_take(tmp_path / "takes" / "A", _channels(60), 30.0, _speech(2.0), SR)
-    rc = main(["data", "convert", "livelinkface", str(tmp_path / "takes"), str(tmp_path / "ds"),
-               "--split", "test", "--subject", "me"])  # fmt: skip
+    rc = main(
+        [
+            "data",
+            "convert",
+            "livelinkface",
+            str(tmp_path / "takes"),
+            str(tmp_path / "ds"),
+            "--split",
+            "test",
+            "--subject",
+            "me",
+        ]
+    )
     assert rc == 0
     assert "1 subjects; clips: test 1" in capsys.readouterr().out
     # a take without audio is skipped and named; no take with audio at all is an error
@@ -157,8 +171,9 @@ def test_cli_convert_and_errors(tmp_path, capsys):
     (bad / "x.csv").write_text("a,b,c\n1,2,3\n")
     with pytest.raises(TakeError, match="no Live Link Face take"):
         convert_livelinkface(bad, tmp_path / "ds3")
-    (bad / "x.csv").write_text("Timecode,BlendShapeCount,JawOpen\n00:00:01:00.000,61,0\n"
-                               "00:00:00:10.000,61,0\n")  # fmt: skip
+    (bad / "x.csv").write_text(
+        "Timecode,BlendShapeCount,JawOpen\n00:00:01:00.000,61,0\n00:00:00:10.000,61,0\n"
+    )
     with pytest.raises(TakeError, match="backwards"):
         read_take(bad, fps=30)
 
@@ -187,14 +202,35 @@ def test_recipe_adds_a_head_for_a_custom_channel_set(tmp_path):
 
     recipe = Path(__file__).resolve().parents[2] / "configs" / "finetune-arkit.yaml"
     for k in range(2):
-        write_take(tmp_path / "takes" / f"T{k}", _channels(90, k), 30.0, _speech(3.0, k), SR,
-                   wav=True, video=None)  # fmt: skip
-    convert_livelinkface(tmp_path / "takes", tmp_path / "ds", channels="all", split="train",
-                         subject="me")  # fmt: skip
-    rc = main(["train", "--config", str(recipe), "--set", f"data.manifest={tmp_path / 'ds'}",
-               "--set", f"conventions_files=[{tmp_path / 'ds' / 'convention.yaml'}]",
-               "--set", "schedule.steps=2", "--set", "data.batch_size=2",
-               "--set", f"out_dir={tmp_path / 'run'}"])  # fmt: skip
+        write_take(
+            tmp_path / "takes" / f"T{k}",
+            _channels(90, k),
+            30.0,
+            _speech(3.0, k),
+            SR,
+            wav=True,
+            video=None,
+        )
+    convert_livelinkface(
+        tmp_path / "takes", tmp_path / "ds", channels="all", split="train", subject="me"
+    )
+    rc = main(
+        [
+            "train",
+            "--config",
+            str(recipe),
+            "--set",
+            f"data.manifest={tmp_path / 'ds'}",
+            "--set",
+            f"conventions_files=[{tmp_path / 'ds' / 'convention.yaml'}]",
+            "--set",
+            "schedule.steps=2",
+            "--set",
+            "data.batch_size=2",
+            "--set",
+            f"out_dir={tmp_path / 'run'}",
+        ]
+    )
     assert rc == 0
     from unitalker.models.checkpoint import load_model
 

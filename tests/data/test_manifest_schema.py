@@ -8,8 +8,13 @@ import pytest
 
 from unitalker.data.manifest import ManifestError, read_split_file
 
-OK = {"annot_path": "a.npy", "audio_path": "b.wav", "id": 0,
-      "annot_type": "3DETF_blendshape_weight", "fps": 30}  # fmt: skip
+OK = {
+    "annot_path": "a.npy",
+    "audio_path": "b.wav",
+    "id": 0,
+    "annot_type": "3DETF_blendshape_weight",
+    "fps": 30,
+}
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,16 @@ def _lowrank_dataset(root, rank=4, dim=52, clips=12, frames=40):
         sid = k % 2
         write_npy(root / "a" / f"{k}.npy", (coeff @ basis + tpl[sid] + 0.5).astype(np.float32))
         write_wav(root / "w" / f"{k}.wav", frames / 30, sr=16000)
-        data.append({"annot_path": f"a/{k}.npy", "audio_path": f"w/{k}.wav", "id": sid,
-                     "annot_type": "3DETF_blendshape_weight", "dataset": "D3", "fps": 30})  # fmt: skip
+        data.append(
+            {
+                "annot_path": f"a/{k}.npy",
+                "audio_path": f"w/{k}.wav",
+                "id": sid,
+                "annot_type": "3DETF_blendshape_weight",
+                "dataset": "D3",
+                "fps": 30,
+            }
+        )
     (root / "train.json").write_text(json.dumps({"info": {"id_list": ["s0", "s1"]}, "data": data}))
     return basis
 

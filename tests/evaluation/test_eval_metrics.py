@@ -77,8 +77,10 @@ def _files_of(release, key):
     folder = release / key
     split = json.loads((folder / "test.json").read_text())
     tpls = np.load(folder / "id_template.npy")
-    return {Path(d["annot_path"]).stem: (np.load(folder / d["annot_path"]), tpls[d["id"]])
-            for d in split["data"]}  # fmt: skip
+    return {
+        Path(d["annot_path"]).stem: (np.load(folder / d["annot_path"]), tpls[d["id"]])
+        for d in split["data"]
+    }
 
 
 def test_evaluate_end_to_end(eval_release, tmp_path):
@@ -109,15 +111,24 @@ def test_evaluate_end_to_end(eval_release, tmp_path):
     assert {r.dataset for r in base.results} == {"TA", "TB"}  # TC has no head and no mesh
     for r in base.results:
         conv = "tt_verts" if r.dataset == "TA" else "tt_bs"
-        rows = [_hand_scores(verts(conv, np.broadcast_to(t, g.shape)), verts(conv, g),
-                             verts(conv, t[None])[0], lip, upper)
-                for g, t in _files_of(eval_release, r.dataset).values()]  # fmt: skip
+        rows = [
+            _hand_scores(
+                verts(conv, np.broadcast_to(t, g.shape)),
+                verts(conv, g),
+                verts(conv, t[None])[0],
+                lip,
+                upper,
+            )
+            for g, t in _files_of(eval_release, r.dataset).values()
+        ]
         lve, mve, ufve = pooled(rows)
         assert r.summary.n_sequences == 2
         assert r.summary.pooled["LVE"] == pytest.approx(lve, rel=1e-5)
         assert r.summary.pooled["MVE"] == pytest.approx(mve, rel=1e-5)
         assert r.summary.pooled["UFVE"] == pytest.approx(ufve, rel=1e-5)
-        assert r.summary.per_sequence["LVE"] == pytest.approx(np.mean([x[0].mean() for x in rows]), rel=1e-5)
+        assert r.summary.per_sequence["LVE"] == pytest.approx(
+            np.mean([x[0].mean() for x in rows]), rel=1e-5
+        )
 
     report, kept = evaluate(model, eval_release, split="test", keep_predictions=10)
     assert len(kept) == 4
@@ -129,8 +140,15 @@ def test_evaluate_end_to_end(eval_release, tmp_path):
         for k in (k for k in kept if k["convention"] == conv):
             g, t = files[k["item"]["name"].rsplit("/", 1)[-1]]
             assert k["prediction"].shape == g.shape  # whole clip run, trimmed to the annotation
-            rows.append(_hand_scores(verts(conv, k["prediction"]), verts(conv, g),
-                                     verts(conv, t[None])[0], lip, upper))  # fmt: skip
+            rows.append(
+                _hand_scores(
+                    verts(conv, k["prediction"]),
+                    verts(conv, g),
+                    verts(conv, t[None])[0],
+                    lip,
+                    upper,
+                )
+            )
         assert len(rows) == 2
         lve, mve, ufve = pooled(rows)
         assert got[key].summary.pooled["LVE"] == pytest.approx(lve, rel=1e-4)
@@ -138,7 +156,8 @@ def test_evaluate_end_to_end(eval_release, tmp_path):
         assert got[key].summary.pooled["UFVE"] == pytest.approx(ufve, rel=1e-4)
         # a model is not the static template
         assert got[key].summary.pooled["LVE"] != pytest.approx(
-            {r.dataset: r for r in base.results}[key].summary.pooled["LVE"], rel=1e-3)
+            {r.dataset: r for r in base.results}[key].summary.pooled["LVE"], rel=1e-3
+        )
     report.write_csv(tmp_path / "m.csv")
     report.write_json(tmp_path / "m.json")
     import csv
@@ -146,7 +165,11 @@ def test_evaluate_end_to_end(eval_release, tmp_path):
 
     csv_rows = list(csv.DictReader((tmp_path / "m.csv").open()))
     assert [(r["dataset"], r["averaging"]) for r in csv_rows] == [
-        ("TA", "pooled"), ("TA", "per_sequence"), ("TB", "pooled"), ("TB", "per_sequence")]
+        ("TA", "pooled"),
+        ("TA", "per_sequence"),
+        ("TB", "pooled"),
+        ("TB", "per_sequence"),
+    ]
     assert float(csv_rows[0]["LVE"]) == pytest.approx(got["TA"].summary.pooled["LVE"])
     js = json.loads((tmp_path / "m.json").read_text())
     assert js["datasets"][1]["pooled"]["MVE"] == pytest.approx(got["TB"].summary.pooled["MVE"])
@@ -223,8 +246,9 @@ def test_evaluate_untrained_subjects_use_pivot(eval_release, tmp_path):
     assert any("pivot identity" in n for n in report.results[0].notes)
     full, kept_full = evaluate(model, eval_release, datasets=("TA",), keep_predictions=10)
     assert not any("pivot identity" in n for n in full.results[0].notes)
-    _, kept_piv = evaluate(model, eval_release, datasets=("TA",), identity="pivot",
-                           keep_predictions=10)  # fmt: skip
+    _, kept_piv = evaluate(
+        model, eval_release, datasets=("TA",), identity="pivot", keep_predictions=10
+    )
     by = lambda ks: {k["item"]["name"]: k["prediction"] for k in ks}  # noqa: E731
     got, want_gt, want_piv = by(kept), by(kept_full), by(kept_piv)
     subj1 = [n for n in got if "_1_" in n]

@@ -39,9 +39,17 @@ def test_every_measured_convention_has_a_region_or_says_why_not(name, region):
     assert (name, region) in conventions._NO_REGION, reason
 
 
-@pytest.mark.parametrize("name", ["BIWI_23370_vertices", "FLAME_5023_vertices",
-                                  "meshtalk_6172_vertices", "flame_params_from_dadhead",
-                                  "3DETF_blendshape_weight", "inhouse_blendshape_weight"])  # fmt: skip
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BIWI_23370_vertices",
+        "FLAME_5023_vertices",
+        "meshtalk_6172_vertices",
+        "flame_params_from_dadhead",
+        "3DETF_blendshape_weight",
+        "inhouse_blendshape_weight",
+    ],
+)
 def test_original_conventions_declare_a_lip_source(name):
     assert any(f.region == "lip" for f in conventions.region_files(name))
 
@@ -51,8 +59,12 @@ def _write_downloads(root):
     (root / "BIWI" / "regions").mkdir(parents=True)
     (root / "BIWI" / "regions" / "lve.txt").write_text("3, 5, 8, 23369")
     (root / "BIWI" / "regions" / "fdd.txt").write_text("10, 11, 12")
-    masks = {"lips": np.array([1, 2, 2, 4]), "eye_region": np.array([7, 9]),
-             "forehead": np.array([20, 21]), "nose": np.array([30])}  # fmt: skip
+    masks = {
+        "lips": np.array([1, 2, 2, 4]),
+        "eye_region": np.array([7, 9]),
+        "forehead": np.array([20, 21]),
+        "nose": np.array([30]),
+    }
     (root / "FLAME2020").mkdir()
     with open(root / "FLAME2020" / "FLAME_masks.pkl", "wb") as f:
         pickle.dump(masks, f, protocol=2)
@@ -69,8 +81,9 @@ def _write_downloads(root):
     np.save(res / "06_mesh_talk_mouth_idx.npy", np.array([100, 101]))
     np.save(res / "03_emo_talk_mouth_idx.npy", np.array([0, 1]))
     rng = np.random.default_rng(0)
-    np.savez(res / "EmoTalk.npz", meanshape=rng.normal(size=(6, 3)),
-             blendshape=rng.normal(size=(52, 18)))  # fmt: skip
+    np.savez(
+        res / "EmoTalk.npz", meanshape=rng.normal(size=(6, 3)), blendshape=rng.normal(size=(52, 18))
+    )
 
 
 def test_region_files_are_found_in_their_layouts(tmp_path, monkeypatch):
@@ -127,8 +140,9 @@ def test_flame_params_regions_renumbered_into_the_face_subset(tmp_path):
     _write_downloads(tmp_path)
     subset = tmp_path / "face.npy"
     np.save(subset, np.array([0, 2, 4, 6, 7]))
-    reg = _region("flame_params_from_dadhead", "lip", (tmp_path / "FLAME2020",), 5, False,
-                  str(subset))  # fmt: skip
+    reg = _region(
+        "flame_params_from_dadhead", "lip", (tmp_path / "FLAME2020",), 5, False, str(subset)
+    )
     assert reg.indices.tolist() == [1, 1, 2]  # FLAME 2, 2, 4 -> positions in the subset
 
 
@@ -168,12 +182,17 @@ def test_evaluate_names_metrics_by_region(eval_release, tmp_path, monkeypatch):
     regions.mkdir()
     (regions / "tt_lips.txt").write_text("0, 1, 2, 3")
     np.save(regions / "tt_upper.npy", np.arange(6, 12))
-    monkeypatch.setitem(conventions._REGION_FILES, "tt_verts", [
-        conventions.RegionFile("lip", ("tt_lips.txt",), source="test lips"),
-        conventions.RegionFile("upper_face", ("tt_upper.npy",), source="test upper"),
-    ])  # fmt: skip
-    rep2, _ = evaluate(None, eval_release, static_baseline=True, datasets=("TA",),
-                       regions=(regions,))  # fmt: skip
+    monkeypatch.setitem(
+        conventions._REGION_FILES,
+        "tt_verts",
+        [
+            conventions.RegionFile("lip", ("tt_lips.txt",), source="test lips"),
+            conventions.RegionFile("upper_face", ("tt_upper.npy",), source="test upper"),
+        ],
+    )
+    rep2, _ = evaluate(
+        None, eval_release, static_baseline=True, datasets=("TA",), regions=(regions,)
+    )
     r2 = rep2.results[0]
     assert {"LVE", "UFVE", "FDD"} <= set(r2.summary.pooled)
     assert "test lips" in r2.regions["lip"] and not r2.notes
@@ -198,12 +217,32 @@ def test_evaluate_cli_regions(eval_release, tmp_path, monkeypatch, capsys):
 
     bare = dataclasses.replace(conventions.get("tt_verts"), resources=())
     monkeypatch.setitem(conventions._CONVENTIONS, "tt_verts", bare)
-    monkeypatch.setitem(conventions._REGION_FILES, "tt_verts",
-                        [conventions.RegionFile("lip", ("lips.txt",), source="mine")])  # fmt: skip
+    monkeypatch.setitem(
+        conventions._REGION_FILES,
+        "tt_verts",
+        [conventions.RegionFile("lip", ("lips.txt",), source="mine")],
+    )
     (tmp_path / "lips.txt").write_text("0, 1, 2")
     out = tmp_path / "r.json"
-    assert main(["evaluate", "default", str(eval_release), "--baseline", "--datasets", "TA",
-                 "--regions", str(tmp_path), "--json", str(out), "--device", "cpu"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "evaluate",
+                "default",
+                str(eval_release),
+                "--baseline",
+                "--datasets",
+                "TA",
+                "--regions",
+                str(tmp_path),
+                "--json",
+                str(out),
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     (ds,) = json.loads(out.read_text())["datasets"]
     assert "mine" in ds["regions"]["lip"] and "LVE" in ds["pooled"]
     assert "FDD-all" in ds["pooled"] and "FDD-all" in capsys.readouterr().out

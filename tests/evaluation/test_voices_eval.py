@@ -131,8 +131,10 @@ def test_alsa_clips_listing(tmp_path):
 
     for name in ("Front_Center.wav", "Noise.wav", "Rear_Left.wav"):
         (tmp_path / name).write_bytes(b"")
-    assert alsa_clips(tmp_path) == [(tmp_path / "Front_Center.wav", "front center"),
-                                    (tmp_path / "Rear_Left.wav", "rear left")]  # fmt: skip
+    assert alsa_clips(tmp_path) == [
+        (tmp_path / "Front_Center.wav", "front center"),
+        (tmp_path / "Rear_Left.wav", "rear left"),
+    ]
     assert alsa_clips(tmp_path / "missing") == []
 
 
@@ -159,8 +161,16 @@ def _burst_release(root: Path) -> Path:
         e = env[(np.arange(int(sec * conv.fps)) / conv.fps * 16000).astype(int)]
         np.save(folder / "audio" / f"c{c}.npy", audio)
         np.save(folder / "annot" / f"c{c}.npy", (e[:, None] * direction[None]).astype(np.float32))
-        data.append({"annot_path": f"annot/c{c}.npy", "audio_path": f"audio/c{c}.npy", "id": 0,
-                     "annot_type": "tt_verts", "dataset": "TS", "fps": conv.fps})  # fmt: skip
+        data.append(
+            {
+                "annot_path": f"annot/c{c}.npy",
+                "audio_path": f"audio/c{c}.npy",
+                "id": 0,
+                "annot_type": "tt_verts",
+                "dataset": "TS",
+                "fps": conv.fps,
+            }
+        )
     (folder / "train.json").write_text(json.dumps({"info": {"id_list": ["s0"]}, "data": data}))
     return root
 
@@ -176,12 +186,34 @@ def test_silence_drives_a_tiny_trained_model_to_neutral(tmp_path):
     from unitalker.training.run import train
 
     root = _burst_release(tmp_path / "data")
-    aug = [f"data.augment.{k}" for k in ("p_tempo=0", "p_pitch=0", "p_vtln=0", "p_reverb=0", "p_band=0",
-                                          "p_codec=0", "p_gain=0", "p_clip=0")]  # fmt: skip
-    cfg = tiny_config(root, tmp_path / "run", "schedule.steps=80", "schedule.warmup_steps=1", "optim.lr=0.003",
-                      "data.batch_size=3", "data.augment.enabled=true", "data.augment.prob=1.0",
-                      "data.augment.p_silence=0.8", "data.augment.p_noise=0.5", "data.augment.snr_db=[25, 40]",
-                      "schedule.freeze_features=false", *aug)  # fmt: skip
+    aug = [
+        f"data.augment.{k}"
+        for k in (
+            "p_tempo=0",
+            "p_pitch=0",
+            "p_vtln=0",
+            "p_reverb=0",
+            "p_band=0",
+            "p_codec=0",
+            "p_gain=0",
+            "p_clip=0",
+        )
+    ]
+    cfg = tiny_config(
+        root,
+        tmp_path / "run",
+        "schedule.steps=80",
+        "schedule.warmup_steps=1",
+        "optim.lr=0.003",
+        "data.batch_size=3",
+        "data.augment.enabled=true",
+        "data.augment.prob=1.0",
+        "data.augment.p_silence=0.8",
+        "data.augment.p_noise=0.5",
+        "data.augment.snr_db=[25, 40]",
+        "schedule.freeze_features=false",
+        *aug,
+    )
     model = load_model(train(cfg).final_dir, "cpu").eval()
     sr = 16000
     t = np.arange(int(0.8 * sr)) / sr
@@ -190,8 +222,13 @@ def test_silence_drives_a_tiny_trained_model_to_neutral(tmp_path):
     audio = np.concatenate([tone, quiet])
     n = round(len(audio) / sr * 25)
     with torch.no_grad():
-        out = model(torch.as_tensor(audio)[None], heads=["tt_verts"], identity=torch.tensor([0]),
-                    templates={"tt_verts": torch.zeros(1, 36)}, frames={"tt_verts": [n]})  # fmt: skip
+        out = model(
+            torch.as_tensor(audio)[None],
+            heads=["tt_verts"],
+            identity=torch.tensor([0]),
+            templates={"tt_verts": torch.zeros(1, 36)},
+            frames={"tt_verts": [n]},
+        )
     disp = out["tt_verts"].motion[0].abs().mean(-1).numpy()  # distance from the neutral pose
     moving = disp[5:15].mean()  # the middle of the tone
     resting = np.median(disp[30:])  # 0.4 s after the tone ends, to the end

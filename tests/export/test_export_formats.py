@@ -42,9 +42,7 @@ def test_formats_for_kinds(sphere_anim, rig_anim, norig_conv, faceless_conv) -> 
     assert "mp4" in formats_for(sphere_anim, audio=True)
     assert set(formats_for(rig_anim)) == {"npz", "json", "csv", "glb", "usd", "obj", "ply"}
     assert set(formats_for(random_animation(norig_conv))) == {"npz", "json", "csv"}
-    assert set(formats_for(random_animation(faceless_conv))) == {
-        "npz", "json", "glb", "usd", "ply"
-    }  # fmt: skip
+    assert set(formats_for(random_animation(faceless_conv))) == {"npz", "json", "glb", "usd", "ply"}
     params = random_animation(conventions.get("flame_params_from_dadhead"))
     assert set(formats_for(params)) == {"npz", "json"}
 
@@ -290,8 +288,9 @@ def test_glb_default_error_bound_on_motion_far_from_neutral(sphere_conv, tmp_pat
 
 def test_glb_lossless_reproduces_frames(sphere_conv, tmp_path):
     anim = _offset_motion(sphere_conv, 50, seed=1)
-    (path,) = write_outputs({sphere_conv.name: anim}, tmp_path, "exact", "glb",
-                            options={"glb": {"lossless": True}})  # fmt: skip
+    (path,) = write_outputs(
+        {sphere_conv.name: anim}, tmp_path, "exact", "glb", options={"glb": {"lossless": True}}
+    )
     _, recon, _, extras = _glb_playback(path)
     f = anim.vertices()
     scale = np.abs(f).max()

@@ -21,7 +21,9 @@ FORMATS = ["npz", "json", "csv", "obj", "glb"]
 
 
 def _files(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -34,17 +36,26 @@ def test_parallel_writes_the_same_files(json_in_main, rig_anim, sphere_anim, tmp
     stages = []
     serial = write_outputs(results, tmp_path / "a", "clip", FORMATS)
     parallel = write_outputs(
-        results, tmp_path / "b", "clip", FORMATS, parallel=True,
+        results,
+        tmp_path / "b",
+        "clip",
+        FORMATS,
+        parallel=True,
         on_stage=lambda name, wall, cpu: stages.append(name),
-    )  # fmt: skip
+    )
     assert [p.name for p in serial] == [p.name for p in parallel]
     a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
     assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
     # Every output was timed once, from whichever process wrote it.
     assert sorted(stages) == sorted(
-        ["npz"] + [f"{f} {k}" for f in ("json", "csv", "obj", "glb") for k in results
-                   if (f != "csv" or k == rig_anim.convention)]
-    )  # fmt: skip
+        ["npz"]
+        + [
+            f"{f} {k}"
+            for f in ("json", "csv", "obj", "glb")
+            for k in results
+            if (f != "csv" or k == rig_anim.convention)
+        ]
+    )
 
 
 def test_child_error_reaches_the_caller(json_in_main, rig_anim, tmp_path, monkeypatch) -> None:

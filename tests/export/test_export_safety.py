@@ -23,11 +23,16 @@ def test_all_writes_every_fitting_format(sphere_anim, rig_anim, norig_conv, tmp_
     assert names == {
         "clip.npz",
         *(f"clip_{k}.json" for k in results),
-        f"clip_{r}.csv", f"clip_{n}.csv",
-        f"clip_{s}.glb", f"clip_{r}.glb",
-        f"clip_{s}_obj", f"clip_{r}_obj", f"clip_{s}_ply", f"clip_{r}_ply",
+        f"clip_{r}.csv",
+        f"clip_{n}.csv",
+        f"clip_{s}.glb",
+        f"clip_{r}.glb",
+        f"clip_{s}_obj",
+        f"clip_{r}_obj",
+        f"clip_{s}_ply",
+        f"clip_{r}_ply",
         *((f"clip_{s}.usd", f"clip_{r}.usd") if usd_available() else ()),
-    }  # fmt: skip
+    }
     # Nothing else is left behind (no staging folder, no temp files).
     assert {p.split("/")[0] for p in _listing(tmp_path / "out")} == names
 
@@ -142,5 +147,7 @@ def test_writer_write_keeps_its_options(sphere_anim, tmp_path) -> None:
     results = {sphere_anim.convention: sphere_anim}
     (lossless,) = get_writer("glb", lossless=True).write(results, tmp_path / "l", "w")
     (default,) = write_outputs(results, tmp_path / "d", "w", ["glb"])
-    (opt,) = write_outputs(results, tmp_path / "o", "w", ["glb"], options={"glb": {"lossless": True}})
+    (opt,) = write_outputs(
+        results, tmp_path / "o", "w", ["glb"], options={"glb": {"lossless": True}}
+    )
     assert lossless.read_bytes() == opt.read_bytes() != default.read_bytes()

@@ -42,8 +42,12 @@ def _check(path: Path, times: list[float]) -> dict:
     link = work / "node_modules"
     if not link.exists():
         link.symlink_to(MODULES, target_is_directory=True)
-    out = subprocess.run([node, str(work / SCRIPT.name), str(path), *map(str, times)],
-                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [node, str(work / SCRIPT.name), str(path), *map(str, times)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     v = report["validator"]

@@ -60,9 +60,13 @@ def _skinned_points(stage, time: float) -> np.ndarray:
     sub_weights, indices, sub_indices = query.ComputeSubShapeWeights(weights)
     points = UsdGeom.Mesh(face).GetPointsAttr().Get(time)
     query.ComputeDeformedPoints(
-        sub_weights, indices, sub_indices, query.ComputeBlendShapePointIndices(),
-        query.ComputeSubShapePointOffsets(), points,
-    )  # fmt: skip
+        sub_weights,
+        indices,
+        sub_indices,
+        query.ComputeBlendShapePointIndices(),
+        query.ComputeSubShapePointOffsets(),
+        points,
+    )
     return np.asarray(points)
 
 

@@ -52,7 +52,7 @@ odd_paths = st.sampled_from(
         ".",
         "nul:",
         "ünï/cödé.wav",
-    ]  # fmt: skip
+    ]
 ) | st.text(max_size=40)
 
 
@@ -67,13 +67,15 @@ def mutated(base: bytes, head: int | None = None) -> st.SearchStrategy[bytes]:
     """Byte-level mutations of ``base`` (edits within the first ``head`` bytes if given)."""
     n = len(base) if head is None else min(head, len(base))
     return st.one_of(
-        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, 255)), min_size=1, max_size=8)
-        .map(lambda e: _edit(base, e)),
+        st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, 255)), min_size=1, max_size=8).map(
+            lambda e: _edit(base, e)
+        ),
         st.integers(0, len(base)).map(lambda k: base[:k]),
-        st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=64))
-        .map(lambda t: base[: t[0]] + t[1] + base[t[0] :]),
+        st.tuples(st.integers(0, n), st.binary(min_size=1, max_size=64)).map(
+            lambda t: base[: t[0]] + t[1] + base[t[0] :]
+        ),
         st.binary(max_size=256),
-    )  # fmt: skip
+    )
 
 
 def deep(n: int, open_: str = "[") -> str:
@@ -158,8 +160,14 @@ CONV = "3DETF_blendshape_weight"
 
 
 def _entry(i: int) -> dict:
-    return {"annot_path": f"annot/c{i}.npy", "audio_path": f"audio/c{i}.npy", "id": i % 2,
-            "annot_type": CONV, "dataset": "D6", "fps": 30}  # fmt: skip
+    return {
+        "annot_path": f"annot/c{i}.npy",
+        "audio_path": f"audio/c{i}.npy",
+        "id": i % 2,
+        "annot_type": CONV,
+        "dataset": "D6",
+        "fps": 30,
+    }
 
 
 VALID_SPLIT = {"info": {"id_list": ["s0", "s1"]}, "data": [_entry(0), _entry(1)]}
@@ -202,7 +210,7 @@ split_docs = st.one_of(
         st.just(VALID_SPLIT),
         st.sampled_from(["doc", "info", "data", "id_list", *FIELDS]),
         json_values,
-    ),  # fmt: skip
+    ),
     st.builds(_set, st.just(VALID_SPLIT), st.sampled_from(["annot_path", "audio_path"]), odd_paths),
     st.builds(_set, st.just(VALID_SPLIT), st.just("drop"), st.sampled_from(FIELDS)),
     st.builds(
@@ -210,7 +218,7 @@ split_docs = st.one_of(
         st.just(VALID_SPLIT),
         st.sampled_from(["id", "fps"]),
         st.integers(-(10**30), 10**30) | st.floats(),
-    ),  # fmt: skip
+    ),
 ).map(lambda d: json.dumps(d).encode())
 split_bytes = st.one_of(
     split_docs,
@@ -255,12 +263,42 @@ schedule: {steps: 10, warmup_steps: 2}
 loss: {alpha: 0.01, beta: 0.0001}
 seed: 0
 """
-TAGS = ["!!binary aGVsbG8=", "!!set {a, b}", "!!python/object/apply:os.system [echo hi]",
-        "!!python/name:os.system", "!!timestamp 2001-12-14", "!!omap [a: 1]", "!!pairs [a: 1]",
-        "!!float nan", "!!int 12", "!custom x", "!!str 5", "2024-01-01", ".inf", "-.nan",
-        "0x1F", "0o17", "1_000", "~", "1" * 5000, "'\\ud800'", '"\\ud800"', "*undefined"]  # fmt: skip
-KEYS = ["seed", "pivot_prob", "data.batch_size", "data.manifest", "schedule.steps",
-        "optim.lr", "optim.betas", "model.decoder.hidden", "log.every", "loss.alpha"]  # fmt: skip
+TAGS = [
+    "!!binary aGVsbG8=",
+    "!!set {a, b}",
+    "!!python/object/apply:os.system [echo hi]",
+    "!!python/name:os.system",
+    "!!timestamp 2001-12-14",
+    "!!omap [a: 1]",
+    "!!pairs [a: 1]",
+    "!!float nan",
+    "!!int 12",
+    "!custom x",
+    "!!str 5",
+    "2024-01-01",
+    ".inf",
+    "-.nan",
+    "0x1F",
+    "0o17",
+    "1_000",
+    "~",
+    "1" * 5000,
+    "'\\ud800'",
+    '"\\ud800"',
+    "*undefined",
+]
+KEYS = [
+    "seed",
+    "pivot_prob",
+    "data.batch_size",
+    "data.manifest",
+    "schedule.steps",
+    "optim.lr",
+    "optim.betas",
+    "model.decoder.hidden",
+    "log.every",
+    "loss.alpha",
+]
 
 
 def _bomb(depth: int, width: int) -> str:
@@ -299,7 +337,7 @@ overrides = st.lists(
         | st.builds(_bomb, st.integers(2, 9), st.integers(2, 9)).map(
             lambda s: "{" + s.replace("\n", ", ") + "}"
         ),
-    ),  # fmt: skip
+    ),
     max_size=3,
 )
 
@@ -345,10 +383,22 @@ def _meta_edit(meta: dict, path: list[str], value) -> str:
     return json.dumps(meta)
 
 
-META_PATHS = [["format"], ["format_version"], ["model"], ["conventions"], ["meta"], ["extra"],
-              ["model", "decoder", "hidden"], ["model", "decoder", "kind"], ["model", "heads"],
-              ["model", "identities"], ["model", "encoder", "hidden_size"], ["model", "pivot"],
-              ["model", "encoder", "family"], ["model", "adaptor_position"]]  # fmt: skip
+META_PATHS = [
+    ["format"],
+    ["format_version"],
+    ["model"],
+    ["conventions"],
+    ["meta"],
+    ["extra"],
+    ["model", "decoder", "hidden"],
+    ["model", "decoder", "kind"],
+    ["model", "heads"],
+    ["model", "identities"],
+    ["model", "encoder", "hidden_size"],
+    ["model", "pivot"],
+    ["model", "encoder", "family"],
+    ["model", "adaptor_position"],
+]
 
 
 @given(data=st.data())
@@ -364,8 +414,11 @@ def test_checkpoint_reader(data, checkpoint, scratch, record):
     c = json.dumps(meta).encode()
     if which in ("weights", "both"):
         header = struct.unpack_from("<Q", weights)[0] + 8
-        body = st.lists(st.tuples(st.integers(header, len(weights) - 1), st.integers(0, 255)),
-                        min_size=1, max_size=8).map(lambda e: _edit(weights, e))  # fmt: skip
+        body = st.lists(
+            st.tuples(st.integers(header, len(weights) - 1), st.integers(0, 255)),
+            min_size=1,
+            max_size=8,
+        ).map(lambda e: _edit(weights, e))
         w = data.draw(mutated(weights, head=header + 16) | body)
     if which in ("config", "both"):
         c = data.draw(
@@ -374,13 +427,13 @@ def test_checkpoint_reader(data, checkpoint, scratch, record):
                 st.just(meta),
                 st.sampled_from(META_PATHS),
                 json_values | st.integers(0, 10**7),
-            ).map(str.encode)  # fmt: skip
+            ).map(str.encode)
             | st.builds(
                 _meta_edit,
                 st.just(meta),
                 st.just(["extra"]),
                 st.dictionaries(st.text(max_size=5), scalars),
-            ).map(str.encode)  # fmt: skip
+            ).map(str.encode)
             | mutated(c)
             | st.integers(1, 50_000).map(lambda n: deep(n).encode())
         )
@@ -412,14 +465,19 @@ def test_original_checkpoint_reader(data, scratch, record):
 
 # ---- stream protocol ------------------------------------------------------------------
 
-VALID_HEADER = {"sample_rate": 16000, "heads": ["a", "b"], "identity": None,
-                "lookahead": 0.2, "format": "binary"}  # fmt: skip
+VALID_HEADER = {
+    "sample_rate": 16000,
+    "heads": ["a", "b"],
+    "identity": None,
+    "lookahead": 0.2,
+    "format": "binary",
+}
 headers = st.one_of(
     st.builds(
         lambda k, v: json.dumps({**VALID_HEADER, k: v}),
         st.sampled_from([*VALID_HEADER, "type", "x"]),
         json_values,
-    ),  # fmt: skip
+    ),
     json_values.map(json.dumps),
     mutated(json.dumps(VALID_HEADER).encode()),
     st.integers(1, 100_000).map(deep),

@@ -101,9 +101,13 @@ def test_onnx_runner_contract_and_errors(onnx_file, tmp_path):
 
 @pytest.mark.parametrize(
     ("family", "decoder", "position"),
-    [("builtin", "tcn", 1), ("builtin", "transformer", 1), ("wavlm", "transformer", 0),
-     ("builtin", "transformer", 2)],
-)  # fmt: skip
+    [
+        ("builtin", "tcn", 1),
+        ("builtin", "transformer", 1),
+        ("wavlm", "transformer", 0),
+        ("builtin", "transformer", 2),
+    ],
+)
 def test_onnx_exports_builtin_encoder_and_transformer_decoder(tmp_path, family, decoder, position):
     # The exported graph is the model's own forward: every encoder and decoder, any length.
     from tests.conftest import randomize, tiny_model_config

@@ -142,8 +142,11 @@ def _demo_loop(model, wav: np.ndarray, fps: int, normalize: bool):
     pieces: dict[str, list[np.ndarray]] = {}
     for piece in splits:
         with torch.no_grad():
-            res = model(torch.from_numpy(piece)[None], fps=dict.fromkeys(model.heads, fps),
-                        identity=model.identity_index(None))  # fmt: skip
+            res = model(
+                torch.from_numpy(piece)[None],
+                fps=dict.fromkeys(model.heads, fps),
+                identity=model.identity_index(None),
+            )
         for h in model.heads:
             pieces.setdefault(h, []).append(res[h].motion[0].numpy())
     out = {}
@@ -151,8 +154,9 @@ def _demo_loop(model, wav: np.ndarray, fps: int, normalize: bool):
         left = np.linspace(1, 0, b * fps)[:, None]
         wa, wb = a * fps, b * fps
         offset = wa - wb
-        merged = np.empty((len(ps[-1]) + offset * (len(ps) - 1), ps[-1].shape[-1]),
-                          dtype=ps[-1].dtype)  # fmt: skip
+        merged = np.empty(
+            (len(ps[-1]) + offset * (len(ps) - 1), ps[-1].shape[-1]), dtype=ps[-1].dtype
+        )
         merged[:wa] = ps[0]
         for p in ps[1:]:
             merged[wa - wb : wa] = left * merged[wa - wb : wa] + (1 - left) * p[:wb]
@@ -174,9 +178,11 @@ def _small_model(family: str, heads: list[str]):
 
 @pytest.mark.parametrize(
     "normalize, heads",
-    [(True, ["3DETF_blendshape_weight", "synth_head_vertices"]),  # 30 and 25 fps
-     (False, ["3DETF_blendshape_weight"])],  # an encoder that does not normalise: bit for bit
-)  # fmt: skip
+    [
+        (True, ["3DETF_blendshape_weight", "synth_head_vertices"]),  # 30 and 25 fps
+        (False, ["3DETF_blendshape_weight"]),
+    ],  # an encoder that does not normalise: bit for bit
+)
 def test_original_windows_equal_the_demo_loop_on_47_s(normalize, heads):
     """``windows='original'`` is the demo's loop: windows at 0, 20, 40 s, its blend, its
     frame count and its double normalisation."""

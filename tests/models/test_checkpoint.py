@@ -242,11 +242,15 @@ class _OriginalStyleTransformerDecoder(torch.nn.Module):
         slopes = torch.tensor([2 ** (-2 * (i + 1)) for i in range(4)])  # 4 heads: 1/4, 1/16..
         steps = torch.arange(t)
         past = ((steps[:, None] - steps[None, :]) // self.period).float()
-        mask = torch.where(steps[None, :] <= steps[:, None], -slopes[:, None, None] * past,
-                           torch.tensor(float("-inf")))  # fmt: skip
+        mask = torch.where(
+            steps[None, :] <= steps[:, None],
+            -slopes[:, None, None] * past,
+            torch.tensor(float("-inf")),
+        )
         memory_mask = ~torch.eye(t, dtype=torch.bool)
-        return self.transformer_decoder(query, self.audio_feature_map(feats), tgt_mask=mask,
-                                        memory_mask=memory_mask)  # fmt: skip
+        return self.transformer_decoder(
+            query, self.audio_feature_map(feats), tgt_mask=mask, memory_mask=memory_mask
+        )
 
 
 def test_original_transformer_layout_converts_and_matches(tmp_path, rng):
@@ -274,8 +278,13 @@ def test_original_transformer_layout_converts_and_matches(tmp_path, rng):
     )
     torch.save(state, tmp_path / "UniTalker-T.pt")
     src.audio_encoder.model.config.save_pretrained(tmp_path / "enc")
-    out = convert_original(tmp_path / "UniTalker-T.pt", tmp_path / "conv", tmp_path / "release",
-                           str(tmp_path / "enc"), encoder_family="wavlm")  # fmt: skip
+    out = convert_original(
+        tmp_path / "UniTalker-T.pt",
+        tmp_path / "conv",
+        tmp_path / "release",
+        str(tmp_path / "enc"),
+        encoder_family="wavlm",
+    )
     model = load_model(out, "cpu")
     assert model.config.decoder.kind == "transformer" and model.config.decoder.period == period
     feats = torch.randn(1, 70, src.audio_encoder.hidden_size)  # 70 frames: past the period twice
@@ -292,9 +301,11 @@ def test_original_transformer_layout_converts_and_matches(tmp_path, rng):
 
 
 def test_original_unknown_decoder_layout_is_named(tmp_path):
-    state = {"decoder.learnable_style_emb.weight": torch.zeros(3, 4),
-             "decoder.audio_feature_map.weight": torch.zeros(4, 8),
-             "out_head_dict.FLAME_5023_vertices.weight": torch.zeros(15069, 4)}  # fmt: skip
+    state = {
+        "decoder.learnable_style_emb.weight": torch.zeros(3, 4),
+        "decoder.audio_feature_map.weight": torch.zeros(4, 8),
+        "out_head_dict.FLAME_5023_vertices.weight": torch.zeros(15069, 4),
+    }
     torch.save(state, tmp_path / "x.pt")
     with pytest.raises(CheckpointError, match="decoder layout not recognised"):
         load_original(tmp_path / "x.pt", None)

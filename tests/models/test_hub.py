@@ -178,8 +178,21 @@ def test_animate_cli_takes_a_hub_id(tmp_path, published) -> None:
     }
     env.pop("HF_HUB_CACHE", None)
     out = subprocess.run(
-        [sys.executable, "-m", "unitalker", "animate", str(wav), "-m", REPO, "-o", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "unitalker",
+            "animate",
+            str(wav),
+            "-m",
+            REPO,
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "out" / "a.npz").exists()

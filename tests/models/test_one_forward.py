@@ -26,7 +26,9 @@ def test_graph_frame_count_is_frame_count():
             assert got == frame_count(s, fps), (fps, s)
 
 
-@pytest.mark.parametrize(("t_in", "t_out"), [(1, 7), (7, 1), (50, 50), (50, 25), (49, 150), (499, 250)])
+@pytest.mark.parametrize(
+    ("t_in", "t_out"), [(1, 7), (7, 1), (50, 50), (50, 25), (49, 150), (499, 250)]
+)
 def test_gather_interpolation_equals_f_interpolate(t_in, t_out):
     x = torch.randn(1, t_in, 5, generator=torch.Generator().manual_seed(t_in))
     got = interpolate_gather(x, torch.tensor(t_out))
@@ -45,10 +47,18 @@ def test_builtin_dft_spectrum_equals_stft():
     enc = BuiltinAudioEncoder(hidden_size=32, n_layers=1, n_heads=2, n_mels=20)
     for s in (100, 400, 719, 16000):
         x = torch.randn(1, s, generator=torch.Generator().manual_seed(s))
-        ref = torch.stft(
-            F.pad(x, (0, max(0, 400 - s))), 400, 320, window=enc.window, center=False,
-            return_complex=True,
-        ).abs().pow(2)  # fmt: skip
+        ref = (
+            torch.stft(
+                F.pad(x, (0, max(0, 400 - s))),
+                400,
+                320,
+                window=enc.window,
+                center=False,
+                return_complex=True,
+            )
+            .abs()
+            .pow(2)
+        )
         got = enc._power_spectrum_graph(x)
         assert got.shape == ref.shape
         torch.testing.assert_close(got, ref, atol=1e-3, rtol=1e-4)
@@ -74,8 +84,14 @@ def test_both_runners_satisfy_the_model_protocol(tmp_path):
         # every argument the protocol names is accepted under the same name
         for name in ("__call__", "animate", "identity_index"):
             want = inspect.signature(getattr(TalkerModel, name)).parameters
-            have = inspect.signature(getattr(type(impl), name if name != "__call__" else (
-                "forward" if isinstance(impl, torch.nn.Module) else "__call__"))).parameters
+            have = inspect.signature(
+                getattr(
+                    type(impl),
+                    name
+                    if name != "__call__"
+                    else ("forward" if isinstance(impl, torch.nn.Module) else "__call__"),
+                )
+            ).parameters
             missing = [p for p in want if p not in have]
             assert not missing, (type(impl).__name__, name, missing)
         out = impl(torch.zeros(1, 8000), heads=["3DETF_blendshape_weight"], identity=1)

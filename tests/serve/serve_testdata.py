@@ -50,21 +50,31 @@ def register_test_conventions(root: Path) -> None:
     m = root / "mesh.npz"
     conventions.register(
         conventions.Convention(
-            VERT, "vertices", verts.size, 30.0,
+            VERT,
+            "vertices",
+            verts.size,
+            30.0,
             resources=(("faces", f"{m}:faces"), ("neutral", f"{m}:verts")),
             description="serve tests: a small sphere",
         ),
         overwrite=True,
-    )  # fmt: skip
+    )
     conventions.register(
         conventions.Convention(
-            RIG, "blendshapes", 4, 25.0, channel_names=("a", "b", "c", "d"),
-            resources=(("faces", f"{m}:faces"), ("rig_basis", f"{m}:basis"),
-                       ("rig_meanshape", f"{m}:verts")),
+            RIG,
+            "blendshapes",
+            4,
+            25.0,
+            channel_names=("a", "b", "c", "d"),
+            resources=(
+                ("faces", f"{m}:faces"),
+                ("rig_basis", f"{m}:basis"),
+                ("rig_meanshape", f"{m}:verts"),
+            ),
             description="serve tests: 4-channel rig",
         ),
         overwrite=True,
-    )  # fmt: skip
+    )
 
 
 def write_clip(path: Path, seconds: float, sr: int = 16000, seed: int = 0) -> np.ndarray:

@@ -200,9 +200,26 @@ def test_serve_cli_subprocess(model_dir, clip):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-    cmd = [sys.executable, "-m", "unitalker", "serve", "-m", str(model_dir), "--device", "cpu",
-           "--port", str(port), "--max-upload-mb", "2", "--max-concurrency", "1",
-           "--upload-timeout", "30", "--stream-send-timeout", "5"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "unitalker",
+        "serve",
+        "-m",
+        str(model_dir),
+        "--device",
+        "cpu",
+        "--port",
+        str(port),
+        "--max-upload-mb",
+        "2",
+        "--max-concurrency",
+        "1",
+        "--upload-timeout",
+        "30",
+        "--stream-send-timeout",
+        "5",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"

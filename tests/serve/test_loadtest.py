@@ -30,8 +30,27 @@ def test_loadtest_cli_in_process(model_dir, capsys, tmp_path):
     from unitalker.cli import main
 
     out = tmp_path / "r.json"
-    rc = main(["loadtest", "-m", str(model_dir), "--device", "cpu", "--clients", "2", "--requests", "2",
-               "--seconds", "0.5", "--latency-runs", "1", "--heads", HEADS[2], "--json", str(out)])  # fmt: skip
+    rc = main(
+        [
+            "loadtest",
+            "-m",
+            str(model_dir),
+            "--device",
+            "cpu",
+            "--clients",
+            "2",
+            "--requests",
+            "2",
+            "--seconds",
+            "0.5",
+            "--latency-runs",
+            "1",
+            "--heads",
+            HEADS[2],
+            "--json",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert rc == 0, printed
     report = json.loads(out.read_text())

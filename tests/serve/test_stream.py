@@ -153,4 +153,3 @@ def test_stream_too_long_and_bad_message(server):
     wav = write_clip_array(0.5)
     ready, before, after = asyncio.run(stream(server.ws_url, wav, {"heads": [VERT]}))
     assert collect(ready, before + after)[1]["frames"] == {VERT: 15}
-

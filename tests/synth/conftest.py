@@ -24,13 +24,35 @@ def tiny_release(tiny_dir, tmp_path_factory):
         ("vocaset", "S1_synvoca", "S1", "synth_head2_vertices"),
         ("3detf", "S2_syn3detf", "S2", "synth_arkit52"),
     ):
-        rc = main(["data", "convert", layout, str(tiny_dir / folder), str(release / key),
-                   "--dataset", key, "--convention", conv, "--mode", "symlink"])  # fmt: skip
+        rc = main(
+            [
+                "data",
+                "convert",
+                layout,
+                str(tiny_dir / folder),
+                str(release / key),
+                "--dataset",
+                key,
+                "--convention",
+                conv,
+                "--mode",
+                "symlink",
+            ]
+        )
         assert rc == 0, layout
     for folder in ("S3_synflame", "S4_synmandarin", "S5_synsong"):
         (release / folder).symlink_to(tiny_dir / folder)
     # one small PCA for the vertex heads, as the script does (else every model fits one)
-    rc = main(["pca", "fit", str(release / "S0"), "-o", str(release / "S0" / "pca.npz"),
-               "--components", "8"])  # fmt: skip
+    rc = main(
+        [
+            "pca",
+            "fit",
+            str(release / "S0"),
+            "-o",
+            str(release / "S0" / "pca.npz"),
+            "--components",
+            "8",
+        ]
+    )
     assert rc == 0
     return release

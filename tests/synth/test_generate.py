@@ -39,8 +39,11 @@ def test_layouts(tiny_dir):
     assert bs and np.load(bs[0]).shape[1] == 52
     assert (d / "S2_syn3detf" / "HDTF" / "audio" / f"{bs[0].stem}.wav").exists()
     # release layout
-    for folder, conv in (("S3_synflame", "synth_flame_params"), ("S4_synmandarin", "synth_arkit52"),
-                         ("S5_synsong", "synth_arkit52")):  # fmt: skip
+    for folder, conv in (
+        ("S3_synflame", "synth_flame_params"),
+        ("S4_synmandarin", "synth_arkit52"),
+        ("S5_synsong", "synth_arkit52"),
+    ):
         root = d / folder
         ids = np.load(root / "id_template.npy")
         for split in ("train", "val", "test"):
@@ -117,12 +120,21 @@ def test_3detf_split_of_summary_and_manifest_agree(tiny_dir, tmp_path):
 
     summary = json.loads((tiny_dir / "summary.json").read_text())
     (s2,) = [t for t in summary["datasets"] if t["key"] == "S2"]
-    report = convert_3detf(tiny_dir / "S2_syn3detf", tmp_path / "S2", dataset="S2",
-                           convention="synth_arkit52", mode="symlink")  # fmt: skip
+    report = convert_3detf(
+        tiny_dir / "S2_syn3detf",
+        tmp_path / "S2",
+        dataset="S2",
+        convention="synth_arkit52",
+        mode="symlink",
+    )
     assert not report.skipped
     root = tmp_path / "S2" / "S2"
-    got = {s: len(json.loads((root / f"{s}.json").read_text())["data"]) if (root / f"{s}.json").exists() else 0
-           for s in ("train", "val", "test")}  # fmt: skip
+    got = {
+        s: len(json.loads((root / f"{s}.json").read_text())["data"])
+        if (root / f"{s}.json").exists()
+        else 0
+        for s in ("train", "val", "test")
+    }
     assert got == s2["splits"]
     assert s2["splits"] == {"train": 0, "val": 3, "test": 3}
 

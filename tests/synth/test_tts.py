@@ -8,9 +8,16 @@ import pytest
 from unitalker.synth import tts
 
 
-@pytest.mark.parametrize("voice,text", [("en-us+m2", "My mom bought a pie."), ("es+f1", "Hola amigo."),
-                                        ("de", "Guten Morgen."), ("fr+m3", "Bonjour."),
-                                        ("cmn-latn-pinyin", "ni3 hao3 ma1.")])  # fmt: skip
+@pytest.mark.parametrize(
+    "voice,text",
+    [
+        ("en-us+m2", "My mom bought a pie."),
+        ("es+f1", "Hola amigo."),
+        ("de", "Guten Morgen."),
+        ("fr+m3", "Bonjour."),
+        ("cmn-latn-pinyin", "ni3 hao3 ma1."),
+    ],
+)
 def test_timeline_covers_audio(voice, text):
     r = tts.synthesize(text, voice)
     assert r.sr == 22050 and r.audio.dtype == np.float32 and r.duration > 0.3

@@ -19,11 +19,20 @@ from unitalker.training.distributed import finish, init_from_env  # noqa: E402
 root, out, overrides = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
 register_test_conventions(root / "_res")
 info = init_from_env("cpu")
-cfg = tiny_config(root, out, "schedule.steps=3", "schedule.warmup_steps=1", "optim.lr=0.003",
-                  "device=cpu", *overrides)  # fmt: skip
+cfg = tiny_config(
+    root,
+    out,
+    "schedule.steps=3",
+    "schedule.warmup_steps=1",
+    "optim.lr=0.003",
+    "device=cpu",
+    *overrides,
+)
 trainer = build_run(cfg, dist=info).trainer
 init = {k: v.clone() for k, v in trainer.model.state_dict().items()}
 trainer.fit()
-torch.save({"init": init, "final": trainer.model.state_dict(), "package": unitalker.__file__},
-           out / f"rank{info.rank}.pt")  # fmt: skip
+torch.save(
+    {"init": init, "final": trainer.model.state_dict(), "package": unitalker.__file__},
+    out / f"rank{info.rank}.pt",
+)
 finish(info)

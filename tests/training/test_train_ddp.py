@@ -30,12 +30,34 @@ def test_torchrun_two_ranks_equal_one_process(release, tmp_path):
     two, one = tmp_path / "two", tmp_path / "one"
     two.mkdir()
     one.mkdir()
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-          str(WORKER), str(release), str(two), "data.batch_size=2", *EXACT])  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            str(WORKER),
+            str(release),
+            str(two),
+            "data.batch_size=2",
+            *EXACT,
+        ]
+    )
     # one process, the same global batch: two micro-batches of 2 per step, in the order the
     # sampler deals them to ranks 0 and 1
-    _run([sys.executable, str(WORKER), str(release), str(one), "data.batch_size=2",
-          "optim.accum_steps=2", *EXACT])  # fmt: skip
+    _run(
+        [
+            sys.executable,
+            str(WORKER),
+            str(release),
+            str(one),
+            "data.batch_size=2",
+            "optim.accum_steps=2",
+            *EXACT,
+        ]
+    )
     r0, r1 = torch.load(two / "rank0.pt"), torch.load(two / "rank1.pt")
     ref = torch.load(one / "rank0.pt")
     assert r0["package"] == r1["package"] == ref["package"] == unitalker.__file__

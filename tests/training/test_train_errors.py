@@ -40,12 +40,28 @@ def test_unregistered_convention(release, tmp_path, capsys):
 
 
 def test_resume_other_architecture(release, tmp_path, capsys):
-    sets = [x for o in [f"data.manifest={release}", f"out_dir={tmp_path / 'a'}", *TINY,
-                        "schedule.steps=1"] for x in ("--set", o)]  # fmt: skip
+    sets = [
+        x
+        for o in [
+            f"data.manifest={release}",
+            f"out_dir={tmp_path / 'a'}",
+            *TINY,
+            "schedule.steps=1",
+        ]
+        for x in ("--set", o)
+    ]
     assert main(["train", "--no-progress", *sets]) == 0
     capsys.readouterr()
-    rc, err = _run(capsys, *sets, "--set", "model.decoder.hidden=16", "--set",
-                   f"out_dir={tmp_path / 'b'}", "--resume", str(tmp_path / "a" / "model"))  # fmt: skip
+    rc, err = _run(
+        capsys,
+        *sets,
+        "--set",
+        "model.decoder.hidden=16",
+        "--set",
+        f"out_dir={tmp_path / 'b'}",
+        "--resume",
+        str(tmp_path / "a" / "model"),
+    )
     assert rc == 2 and "another architecture" in err
     assert not (tmp_path / "b").exists()
 
@@ -71,8 +87,9 @@ def test_resume_other_architecture(release, tmp_path, capsys):
 )
 def test_bad_values(release, tmp_path, capsys, bad):
     out = tmp_path / "o"
-    rc, err = _run(capsys, "--set", f"data.manifest={release}", "--set", f"out_dir={out}",
-                   "--set", bad)  # fmt: skip
+    rc, err = _run(
+        capsys, "--set", f"data.manifest={release}", "--set", f"out_dir={out}", "--set", bad
+    )
     key = bad.split("=")[0].split(".")[-1]
     assert rc == 2 and "bad config" in err and (key in err or "nothing to train" in err), err
     assert "Traceback" not in err
@@ -83,7 +100,14 @@ def test_cuda_device_without_cuda(release, tmp_path, capsys, monkeypatch):
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    rc, err = _run(capsys, "--set", f"data.manifest={release}", "--set", "device=cuda",
-                   "--set", f"out_dir={tmp_path / 'o'}")  # fmt: skip
+    rc, err = _run(
+        capsys,
+        "--set",
+        f"data.manifest={release}",
+        "--set",
+        "device=cuda",
+        "--set",
+        f"out_dir={tmp_path / 'o'}",
+    )
     assert rc == 2 and "CUDA is not available" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()

@@ -30,12 +30,17 @@ def _mean_std(cell: str) -> tuple[float, float]:
 def test_table5_quick(setup):
     text = ex.table5(setup, ["TA", "TB"])
     assert (setup.out_dir / "table5.md").read_text() == text
-    rows = {r: _numbers(text, r) for r in ("static template", "single-dataset", "unified",
-                                            "unified + FT")}  # fmt: skip
+    rows = {
+        r: _numbers(text, r)
+        for r in ("static template", "single-dataset", "unified", "unified + FT")
+    }
     assert all(len(v) == 2 for v in rows.values()), rows
     # the cells are the LVEs of the runs they name (rounded to 4 digits in the table)
-    runs = {"single-dataset": "table5/single_{d}", "unified": "table5/unified",
-            "unified + FT": "table5/ft_{d}"}  # fmt: skip
+    runs = {
+        "single-dataset": "table5/single_{d}",
+        "unified": "table5/unified",
+        "unified + FT": "table5/ft_{d}",
+    }
     for row, run in runs.items():
         for j, d in enumerate(["TA", "TB"]):
             lve = split_lve(setup.run_dir(run.format(d=d), 0) / "model", setup, [d])[d]

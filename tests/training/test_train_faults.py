@@ -13,8 +13,11 @@ from unitalker.cli import main
 
 
 def _sets(release, out, *extra):
-    return [x for o in [f"data.manifest={release}", f"out_dir={out}", *TINY, *extra]
-            for x in ("--set", o)]  # fmt: skip
+    return [
+        x
+        for o in [f"data.manifest={release}", f"out_dir={out}", *TINY, *extra]
+        for x in ("--set", o)
+    ]
 
 
 def test_full_disk_is_a_clear_error(release, tmp_path, capsys, monkeypatch):
@@ -61,8 +64,15 @@ def test_unreadable_trainer_state_on_resume(release, tmp_path, capsys, damage):
     else:
         torch.save([1, 2, 3], state)
     capsys.readouterr()
-    rc = main(["train", "--no-progress", *_sets(release, out, "schedule.steps=2"),
-               "--resume", str(out / "model")])  # fmt: skip
+    rc = main(
+        [
+            "train",
+            "--no-progress",
+            *_sets(release, out, "schedule.steps=2"),
+            "--resume",
+            str(out / "model"),
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and "Traceback" not in err, err
     assert "trainer_state.pt" in err and "cannot read the trainer state" in err

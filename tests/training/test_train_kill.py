@@ -25,16 +25,34 @@ STEPS = 14
 
 def _env() -> dict[str, str]:
     src = str(Path(__file__).parents[2] / "src")
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
-            "OMP_NUM_THREADS": "1"}  # fmt: skip
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
 
 
 def _cmd(release, out, *extra):
-    sets = [f"data.manifest={release}", f"out_dir={out}", *TINY, f"schedule.steps={STEPS}",
-            "schedule.warmup_steps=2", "optim.lr=0.003", "data.batch_size=2", "device=cpu",
-            "log.ckpt_every=1", "log.keep_last=2"]  # fmt: skip
-    return [sys.executable, str(WORKER), str(release), "--no-progress",
-            *[x for s in sets for x in ("--set", s)], *extra]  # fmt: skip
+    sets = [
+        f"data.manifest={release}",
+        f"out_dir={out}",
+        *TINY,
+        f"schedule.steps={STEPS}",
+        "schedule.warmup_steps=2",
+        "optim.lr=0.003",
+        "data.batch_size=2",
+        "device=cpu",
+        "log.ckpt_every=1",
+        "log.keep_last=2",
+    ]
+    return [
+        sys.executable,
+        str(WORKER),
+        str(release),
+        "--no-progress",
+        *[x for s in sets for x in ("--set", s)],
+        *extra,
+    ]
 
 
 def _steps(out: Path) -> list[Path]:
@@ -55,18 +73,26 @@ def _check_no_torn_checkpoint(out: Path) -> None:
 def test_sigkill_then_resume_is_bit_exact(release, tmp_path):
     from unitalker.models.checkpoint import load_model
 
-    ref = subprocess.run(_cmd(release, tmp_path / "ref"), env=_env(), capture_output=True,
-                         text=True, timeout=300)  # fmt: skip
+    ref = subprocess.run(
+        _cmd(release, tmp_path / "ref"), env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     out = tmp_path / "killed"
     kills = 0
     for delay in (0.0, 0.004, 0.012, 0.03):
         before = {p.name for p in _steps(out)}
-        resume = ["--resume", str(out)] if any((p / "trainer_state.pt").exists()
-                                              for p in _steps(out)) else []  # fmt: skip
-        proc = subprocess.Popen(_cmd(release, out, *resume), env=_env(),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        resume = (
+            ["--resume", str(out)]
+            if any((p / "trainer_state.pt").exists() for p in _steps(out))
+            else []
+        )
+        proc = subprocess.Popen(
+            _cmd(release, out, *resume),
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
             if {p.name for p in _steps(out)} - before:  # a new checkpoint is being written
@@ -76,13 +102,20 @@ def test_sigkill_then_resume_is_bit_exact(release, tmp_path):
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         assert proc.returncode == -signal.SIGKILL, (
-            "training ended before the kill", proc.stderr.read()[-2000:])  # fmt: skip
+            "training ended before the kill",
+            proc.stderr.read()[-2000:],
+        )
         kills += 1
         _check_no_torn_checkpoint(out)
     assert kills == 4
 
-    final = subprocess.run(_cmd(release, out, "--resume", str(out)), env=_env(),
-                           capture_output=True, text=True, timeout=300)  # fmt: skip
+    final = subprocess.run(
+        _cmd(release, out, "--resume", str(out)),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert final.returncode == 0, final.stderr[-2000:]
     assert "resumed at step" in final.stderr
     assert not list(out.rglob(".tmp-*"))  # leftovers of the kills were cleaned up

@@ -15,9 +15,16 @@ def _state(model):
 
 
 def test_two_steps_lower_loss(release, tmp_path):
-    cfg = tiny_config(release, tmp_path, "schedule.steps=2", "schedule.warmup_steps=2",
-                      "optim.lr=0.001", "data.datasets=[TA]", "data.batch_size=6",
-                      "pivot_prob=0.0")  # fmt: skip
+    cfg = tiny_config(
+        release,
+        tmp_path,
+        "schedule.steps=2",
+        "schedule.warmup_steps=2",
+        "optim.lr=0.001",
+        "data.datasets=[TA]",
+        "data.batch_size=6",
+        "pivot_prob=0.0",
+    )
     t = build_run(cfg).trainer
     from unitalker.data import collate
 
@@ -32,8 +39,14 @@ def test_two_steps_lower_loss(release, tmp_path):
 
 
 def test_warmup_freezes_exactly_the_encoder(release, tmp_path):
-    cfg = tiny_config(release, tmp_path, "schedule.steps=2", "schedule.warmup_steps=2",
-                      "optim.lr=0.003", "data.batch_size=2")  # fmt: skip
+    cfg = tiny_config(
+        release,
+        tmp_path,
+        "schedule.steps=2",
+        "schedule.warmup_steps=2",
+        "optim.lr=0.003",
+        "data.batch_size=2",
+    )
     t = build_run(cfg).trainer
     s0 = _state(t.model)
     t.fit()
@@ -65,11 +78,19 @@ def test_pivot_rate():
 
 
 def test_resume_equals_uninterrupted(release, tmp_path):
-    common = ["schedule.steps=4", "schedule.warmup_steps=1", "optim.lr=0.003",
-              "data.batch_size=2", "log.ckpt_every=2", "log.keep_last=5"]  # fmt: skip
+    common = [
+        "schedule.steps=4",
+        "schedule.warmup_steps=1",
+        "optim.lr=0.003",
+        "data.batch_size=2",
+        "log.ckpt_every=2",
+        "log.keep_last=5",
+    ]
     full = train(tiny_config(release, tmp_path / "a", *common))
-    resumed = train(tiny_config(release, tmp_path / "b", *common),
-                    resume=tmp_path / "a" / "checkpoints" / "step_0000002")  # fmt: skip
+    resumed = train(
+        tiny_config(release, tmp_path / "b", *common),
+        resume=tmp_path / "a" / "checkpoints" / "step_0000002",
+    )
     from unitalker.models.checkpoint import load_model
 
     a, b = (
@@ -83,11 +104,25 @@ def test_resume_equals_uninterrupted(release, tmp_path):
 
 
 def test_finetune_new_head_keeps_frozen_encoder(release, tmp_path):
-    base = train(tiny_config(release, tmp_path / "base", "schedule.steps=2",
-                             "schedule.warmup_steps=0", "data.datasets=[TA, TB]"))  # fmt: skip
-    cfg = tiny_config(release, tmp_path / "ft", "schedule.steps=2", "schedule.warmup_steps=0",
-                      f"model.init_from={base.final_dir}", "data.datasets=[TC]",
-                      "finetune.trainable=[heads, decoder]", "optim.lr=0.003")  # fmt: skip
+    base = train(
+        tiny_config(
+            release,
+            tmp_path / "base",
+            "schedule.steps=2",
+            "schedule.warmup_steps=0",
+            "data.datasets=[TA, TB]",
+        )
+    )
+    cfg = tiny_config(
+        release,
+        tmp_path / "ft",
+        "schedule.steps=2",
+        "schedule.warmup_steps=0",
+        f"model.init_from={base.final_dir}",
+        "data.datasets=[TC]",
+        "finetune.trainable=[heads, decoder]",
+        "optim.lr=0.003",
+    )
     t = build_run(cfg).trainer
     assert "tt_params" in t.model.heads and "tt_verts" in t.model.heads
     names = list(t.model.config.identities)

@@ -20,8 +20,9 @@ def test_eq2_terms(release):
     from unitalker import conventions
     from unitalker.geometry import rig_for
 
-    loss = UniTalkerLoss({c: rig_for(c) for c in ("tt_verts", "tt_bs", "tt_params")},
-                         alpha=0.01, beta=1e-4)  # fmt: skip
+    loss = UniTalkerLoss(
+        {c: rig_for(c) for c in ("tt_verts", "tt_bs", "tt_params")}, alpha=0.01, beta=1e-4
+    )
     mask = torch.tensor([[True, True, False]])
     # vertices + PCA
     p, t = torch.ones(1, 3, 36), torch.zeros(1, 3, 36)

@@ -23,17 +23,31 @@ def register_test_conventions(res_dir: Path) -> None:
     rng = np.random.default_rng(123)
     mean = rng.normal(size=(N_VERTS, 3)).astype(np.float32)
     basis = (rng.normal(size=(4, N_VERTS, 3)) * 0.1).astype(np.float32)
-    np.savez(res_dir / "mesh.npz", neutral=mean, rig_basis=basis,
-             lips=np.arange(0, 4), upper=np.arange(6, 12))  # fmt: skip
+    np.savez(
+        res_dir / "mesh.npz",
+        neutral=mean,
+        rig_basis=basis,
+        lips=np.arange(0, 4),
+        upper=np.arange(6, 12),
+    )
     r = lambda k: f"{res_dir / 'mesh.npz'}:{k}"  # noqa: E731
     region = (("lip_indices", r("lips")), ("upper_face_indices", r("upper")))
     convs = [
-        conventions.Convention("tt_verts", "vertices", N_VERTS * 3, 25.0, 1.0, pca=True,
-                               resources=region),
-        conventions.Convention("tt_bs", "blendshapes", 4, 30.0, 1.0, resources=tuple(sorted(
-            region + (("rig_meanshape", r("neutral")), ("rig_basis", r("rig_basis")))))),
+        conventions.Convention(
+            "tt_verts", "vertices", N_VERTS * 3, 25.0, 1.0, pca=True, resources=region
+        ),
+        conventions.Convention(
+            "tt_bs",
+            "blendshapes",
+            4,
+            30.0,
+            1.0,
+            resources=tuple(
+                sorted(region + (("rig_meanshape", r("neutral")), ("rig_basis", r("rig_basis"))))
+            ),
+        ),
         conventions.Convention("tt_params", "params", 3, 30.0, 1.0),
-    ]  # fmt: skip
+    ]
     for c in convs:
         conventions.register(c, overwrite=True)
 
@@ -49,8 +63,15 @@ def _clip(rng: np.random.Generator, seconds: float, fps: float, dim: int, proj: 
     return audio, (feats @ proj[:, :dim]).astype(np.float32)
 
 
-def write_dataset(root: Path, key: str, convention: str, n_subjects: int = 2,
-                  clips: int = 3, seconds: float = 1.0, seed: int = 0) -> Path:  # fmt: skip
+def write_dataset(
+    root: Path,
+    key: str,
+    convention: str,
+    n_subjects: int = 2,
+    clips: int = 3,
+    seconds: float = 1.0,
+    seed: int = 0,
+) -> Path:
     """One dataset folder with train / val / test split files."""
     conv = conventions.get(convention)
     rng = np.random.default_rng(seed)
@@ -70,8 +91,16 @@ def write_dataset(root: Path, key: str, convention: str, n_subjects: int = 2,
                 name = f"{split}_{s}_{c}"
                 np.save(folder / "audio" / f"{name}.npy", audio)
                 np.save(folder / "annot" / f"{name}.npy", motion)
-                data.append({"annot_path": f"annot/{name}.npy", "audio_path": f"audio/{name}.npy",
-                             "id": s, "annot_type": convention, "dataset": key, "fps": conv.fps})  # fmt: skip
+                data.append(
+                    {
+                        "annot_path": f"annot/{name}.npy",
+                        "audio_path": f"audio/{name}.npy",
+                        "id": s,
+                        "annot_type": convention,
+                        "dataset": key,
+                        "fps": conv.fps,
+                    }
+                )
         (folder / f"{split}.json").write_text(json.dumps({"info": {"id_list": ids}, "data": data}))
     return folder
 
@@ -86,10 +115,17 @@ def write_release(root: Path, res_dir: Path | None = None) -> Path:
 
 
 TINY = [
-    "model.encoder.hidden_size=32", "model.encoder.n_layers=1", "model.encoder.n_heads=2",
-    "model.encoder.n_mels=20", "model.decoder.hidden=24", "model.decoder.id_dim=8",
-    "model.pca_components=8", "log.tensorboard=false", "log.every=1", "data.val_split=",
-]  # fmt: skip
+    "model.encoder.hidden_size=32",
+    "model.encoder.n_layers=1",
+    "model.encoder.n_heads=2",
+    "model.encoder.n_mels=20",
+    "model.decoder.hidden=24",
+    "model.decoder.id_dim=8",
+    "model.pca_components=8",
+    "log.tensorboard=false",
+    "log.every=1",
+    "data.val_split=",
+]
 
 
 def tiny_config(root: Path, out: Path, *overrides: str):

@@ -51,16 +51,27 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             action="store_true",
             help="write into a non-empty DST (replaces only our files)",
         )
-        c.add_argument("--mode", choices=("copy", "symlink", "hardlink"), default="copy",
-                       help="how clip files get into DST (default: copy)")  # fmt: skip
+        c.add_argument(
+            "--mode",
+            choices=("copy", "symlink", "hardlink"),
+            default="copy",
+            help="how clip files get into DST (default: copy)",
+        )
         if name in ("3detf", "folder"):
-            c.add_argument("--subject-regex", default=None,
-                           help="regex searched in each file stem; group 1 is the subject")  # fmt: skip
+            c.add_argument(
+                "--subject-regex",
+                default=None,
+                help="regex searched in each file stem; group 1 is the subject",
+            )
         if name in ("3detf", "folder", "livelinkface"):
-            c.add_argument("--split-by", choices=("ratio", "subject"), default="ratio",
-                           help="assign clips (ratio) or whole subjects to train/val/test; "
-                                "3detf: only where the source states no split "
-                                "(<subset>/{train,val,test}.txt)")  # fmt: skip
+            c.add_argument(
+                "--split-by",
+                choices=("ratio", "subject"),
+                default="ratio",
+                help="assign clips (ratio) or whole subjects to train/val/test; "
+                "3detf: only where the source states no split "
+                "(<subset>/{train,val,test}.txt)",
+            )
             c.add_argument(
                 "--ratios",
                 type=_ratios,
@@ -71,21 +82,36 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                 "--seed", type=SEED, default=0, help="seed of the split assignment (%(type)s)"
             )
         if name == "livelinkface":
-            c.add_argument("--convention", default=None,
-                           help="blendshape convention to map the ARKit channels onto by name "
-                                "(default synth_arkit52, the bundled model's ARKit head); with "
-                                "--channels all: the new convention's name (default livelinkface61)")  # fmt: skip
-            c.add_argument("--channels", choices=("convention", "all"), default="convention",
-                           help="all: keep all 61 channels (head and eye rotations too) as a new "
-                                "convention written to DST/convention.yaml")  # fmt: skip
+            c.add_argument(
+                "--convention",
+                default=None,
+                help="blendshape convention to map the ARKit channels onto by name "
+                "(default synth_arkit52, the bundled model's ARKit head); with "
+                "--channels all: the new convention's name (default livelinkface61)",
+            )
+            c.add_argument(
+                "--channels",
+                choices=("convention", "all"),
+                default="convention",
+                help="all: keep all 61 channels (head and eye rotations too) as a new "
+                "convention written to DST/convention.yaml",
+            )
             c.add_argument("--dataset", default="LLF", help="dataset key (default LLF)")
-            c.add_argument("--subject", default=None,
-                           help="the performer (default: SRC's folder name)")  # fmt: skip
-            c.add_argument("--fps", type=FPS, default=None,
-                           help="the takes' frame rate (%(type)s; default: inferred from the timecodes)")  # fmt: skip
-            c.add_argument("--split", default=None,
-                           help="put every take in this split (e.g. test for a held-out "
-                                "session) instead of --split-by/--ratios")  # fmt: skip
+            c.add_argument(
+                "--subject", default=None, help="the performer (default: SRC's folder name)"
+            )
+            c.add_argument(
+                "--fps",
+                type=FPS,
+                default=None,
+                help="the takes' frame rate (%(type)s; default: inferred from the timecodes)",
+            )
+            c.add_argument(
+                "--split",
+                default=None,
+                help="put every take in this split (e.g. test for a held-out "
+                "session) instead of --split-by/--ratios",
+            )
         elif name == "folder":
             c.add_argument(
                 "--convention", required=True, help="registered convention name of the annotations"
@@ -161,11 +187,23 @@ def _convert(args: argparse.Namespace) -> int:
         if getattr(args, "subject_regex", None):
             kw["subject_regex"] = args.subject_regex
     if args.layout == "livelinkface":
-        kw.update(convention=args.convention, channels=args.channels, dataset=args.dataset,
-                  subject=args.subject, fps=args.fps, split=args.split)  # fmt: skip
+        kw.update(
+            convention=args.convention,
+            channels=args.channels,
+            dataset=args.dataset,
+            subject=args.subject,
+            fps=args.fps,
+            split=args.split,
+        )
     elif args.layout == "folder":
-        kw.update(convention=args.convention, fps=args.fps, dataset=args.dataset,
-                  audio_dir=args.audio_dir, annot_dir=args.annot_dir, templates=args.templates)  # fmt: skip
+        kw.update(
+            convention=args.convention,
+            fps=args.fps,
+            dataset=args.dataset,
+            audio_dir=args.audio_dir,
+            annot_dir=args.annot_dir,
+            templates=args.templates,
+        )
     else:
         if args.dataset:
             kw["dataset"] = args.dataset

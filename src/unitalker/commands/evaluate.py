@@ -13,29 +13,49 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("model", help="checkpoint folder / .safetensors / bundled model name")
     p.add_argument("manifest", help="split .json, dataset folder, or root of dataset folders")
     p.add_argument("--split", default="test", help="split name (default test)")
-    p.add_argument("--identity", choices=("gt", "pivot", "cross"), default="gt",
-                   help="condition on each clip's subject (gt, default), the pivot identity, "
-                        "or a subject of another dataset (cross: Fig. 3's cross-identity case)")  # fmt: skip
+    p.add_argument(
+        "--identity",
+        choices=("gt", "pivot", "cross"),
+        default="gt",
+        help="condition on each clip's subject (gt, default), the pivot identity, "
+        "or a subject of another dataset (cross: Fig. 3's cross-identity case)",
+    )
     p.add_argument("--datasets", nargs="*", default=[], help="only these dataset keys")
-    p.add_argument("--baseline", action="store_true",
-                   help="score the static subject template instead of the model")  # fmt: skip
+    p.add_argument(
+        "--baseline",
+        action="store_true",
+        help="score the static subject template instead of the model",
+    )
     p.add_argument("--csv", help="write the table as CSV")
     p.add_argument("--json", help="write the results as JSON")
-    p.add_argument("--render", type=NON_NEGATIVE_INT, default=0, metavar="N",
-                   help="write N side-by-side GT / prediction mp4s (%(type)s; needs the renderer)")  # fmt: skip
+    p.add_argument(
+        "--render",
+        type=NON_NEGATIVE_INT,
+        default=0,
+        metavar="N",
+        help="write N side-by-side GT / prediction mp4s (%(type)s; needs the renderer)",
+    )
     p.add_argument("--render-dir", default="eval_previews", help="folder for --render videos")
     p.add_argument("--flame-model", help="FLAME model for flame_params_from_dadhead")
     p.add_argument("--flame-face-indices", help=".npy FLAME face vertex subset")
-    p.add_argument("--regions", action="append", default=[], metavar="DIR",
-                   help="folder with your lip / upper-face region files (repeatable): the "
-                        "UniTalker resources, BIWI regions/, FLAME_masks.pkl, Multiface masks; "
-                        "also read from $UNITALKER_REGIONS. Without a lip region, LVE is "
-                        "reported as LVE-all (all vertices)")  # fmt: skip
+    p.add_argument(
+        "--regions",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder with your lip / upper-face region files (repeatable): the "
+        "UniTalker resources, BIWI regions/, FLAME_masks.pkl, Multiface masks; "
+        "also read from $UNITALKER_REGIONS. Without a lip region, LVE is "
+        "reported as LVE-all (all vertices)",
+    )
     p.add_argument("--max-sequences", type=COUNT, default=None, help="per dataset (%(type)s)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument("--unseen", action="store_true",
-                   help="held-out voices report: LVE / MVE on test, test_unseen_voice and "
-                        "test_unseen_engine vs the static baseline, and gap = unseen / seen")  # fmt: skip
+    p.add_argument(
+        "--unseen",
+        action="store_true",
+        help="held-out voices report: LVE / MVE on test, test_unseen_voice and "
+        "test_unseen_engine vs the static baseline, and gap = unseen / seen",
+    )
     p.set_defaults(func=_run)
     s = subparsers.add_parser(
         "evaluate-speech",
@@ -48,8 +68,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     s.add_argument("model", help="checkpoint folder / .safetensors / bundled model name")
     s.add_argument("audio", nargs="*", help="audio files (default: the alsa-utils clips)")
-    s.add_argument("--text", action="append", default=None,
-                   help="words of each audio file, in order (default: none = label-free only)")  # fmt: skip
+    s.add_argument(
+        "--text",
+        action="append",
+        default=None,
+        help="words of each audio file, in order (default: none = label-free only)",
+    )
     s.add_argument("--json", help="write per-clip and summary results as JSON")
     s.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     s.set_defaults(func=_run_speech)
@@ -71,12 +95,19 @@ def _run(args: argparse.Namespace) -> int:
     if args.unseen:
         return _run_unseen(args, model, progress, bar)
     report, kept = evaluate(
-        model, args.manifest, split=args.split, identity=args.identity,
-        datasets=tuple(args.datasets), flame_model=args.flame_model,
-        flame_face_indices=args.flame_face_indices, static_baseline=args.baseline,
-        max_sequences=args.max_sequences, progress=progress, keep_predictions=args.render,
+        model,
+        args.manifest,
+        split=args.split,
+        identity=args.identity,
+        datasets=tuple(args.datasets),
+        flame_model=args.flame_model,
+        flame_face_indices=args.flame_face_indices,
+        static_baseline=args.baseline,
+        max_sequences=args.max_sequences,
+        progress=progress,
+        keep_predictions=args.render,
         regions=tuple(args.regions),
-    )  # fmt: skip
+    )
     bar.close()
     report.model = str(args.model)
     if not report.results:
@@ -102,8 +133,13 @@ def _run_unseen(args: argparse.Namespace, model, progress, bar) -> int:  # noqa:
     from unitalker.evaluation.voices import unseen_report
 
     try:
-        rep = unseen_report(model, args.manifest, seen_split=args.split, datasets=tuple(args.datasets),
-                            progress=progress)  # fmt: skip
+        rep = unseen_report(
+            model,
+            args.manifest,
+            seen_split=args.split,
+            datasets=tuple(args.datasets),
+            progress=progress,
+        )
     except ValueError as e:
         raise CLIError(str(e)) from None
     finally:
@@ -149,26 +185,38 @@ def _run_speech(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     summary = speech_summary(results)
-    print("| head | LVE | LVE static | ratio | MVE | MVE static | r(opening, dB) | silence opening | "
-          "silence rule | opening in aligned pauses | r(jawOpen, dB) | jawOpen in silence |")  # fmt: skip
+    print(
+        "| head | LVE | LVE static | ratio | MVE | MVE static | r(opening, dB) | silence opening | "
+        "silence rule | opening in aligned pauses | r(jawOpen, dB) | jawOpen in silence |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
 
     def f(row: dict, k: str, fmt: str) -> str:
         return format(row[k], fmt) if k in row else ""
 
     for conv, row in summary.items():
-        print(f"| `{conv}` | {f(row, 'LVE', '.3e')} | {f(row, 'LVE_static', '.3e')} | {f(row, 'LVE_ratio', '.2f')} | "
-              f"{f(row, 'MVE', '.3e')} | {f(row, 'MVE_static', '.3e')} | {row['r_loudness']:.2f} | "
-              f"{row['silence_open_max']:.3f} | {'met' if row['silence_ok'] else 'NOT met'} | "
+        print(
+            f"| `{conv}` | {f(row, 'LVE', '.3e')} | {f(row, 'LVE_static', '.3e')} | {f(row, 'LVE_ratio', '.2f')} | "
+            f"{f(row, 'MVE', '.3e')} | {f(row, 'MVE_static', '.3e')} | {row['r_loudness']:.2f} | "
+            f"{row['silence_open_max']:.3f} | {'met' if row['silence_ok'] else 'NOT met'} | "
             f"{f(row, 'pause_open_max', '.3f')} | "
-              f"{f(row, 'jaw_r_loudness', '.2f')} | {f(row, 'jaw_silence_max', '.3f')} |")  # fmt: skip
+            f"{f(row, 'jaw_r_loudness', '.2f')} | {f(row, 'jaw_silence_max', '.3f')} |"
+        )
     print(
         f"\n{len(results)} clip(s); opening in units of the open range (wide /a/); silence = frames "
         "40 dB below the clip's peak; rule: median opening <= 0.02 (max over clips shown)"
     )
     if args.json:
-        doc = {"model": str(args.model), "summary": summary,
-               "clips": [{**{k: v for k, v in asdict(r).items() if k != "label_free"},
-                          "label_free": {c: asdict(x) for c, x in r.label_free.items()}} for r in results]}  # fmt: skip
+        doc = {
+            "model": str(args.model),
+            "summary": summary,
+            "clips": [
+                {
+                    **{k: v for k, v in asdict(r).items() if k != "label_free"},
+                    "label_free": {c: asdict(x) for c, x in r.label_free.items()},
+                }
+                for r in results
+            ],
+        }
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     return 0

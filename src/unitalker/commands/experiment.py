@@ -24,26 +24,48 @@ interrupted experiment reuses the models already trained."""
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
-        "experiment", help="paper experiments in miniature on A2F-Synth", epilog=HELP,
+        "experiment",
+        help="paper experiments in miniature on A2F-Synth",
+        epilog=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     p.add_argument("name", choices=NAMES, help="which experiment")
-    p.add_argument("--data", default="data/a2f_synth_release",
-                   help="A2F-Synth in the release layout (default data/a2f_synth_release)")  # fmt: skip
-    p.add_argument("--datasets", nargs="+", default=None,
-                   help="dataset keys (default S0 S1 S2; pivot: S0 S2 S3; finetune-fraction: "
-                        "target S0, pre-training on S1-S5; table4: S0 S1 S2, add S3 for the "
-                        "FLAME-like params: the settings are its prefixes, evaluated on the "
-                        "first)")  # fmt: skip
-    p.add_argument("--steps", type=COUNT, default=None,
-                   help="training steps per model (%(type)s; default per experiment: 300-900; "
-                        "table4: 100 per dataset of each setting)")  # fmt: skip
-    p.add_argument("--seeds", type=SEED, nargs="+", default=[0],
-                   help="training seeds (%(type)s); with several, tables give mean ± std (default 0)")  # fmt: skip
-    p.add_argument("--conversion", choices=("rig", "surface"), default="rig",
-                   help="table4: how annotations are converted to the common convention "
-                        "(rig: exact, the generator's maps; surface: retopology and each "
-                        "convention's vertex function; default rig)")  # fmt: skip
+    p.add_argument(
+        "--data",
+        default="data/a2f_synth_release",
+        help="A2F-Synth in the release layout (default data/a2f_synth_release)",
+    )
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        default=None,
+        help="dataset keys (default S0 S1 S2; pivot: S0 S2 S3; finetune-fraction: "
+        "target S0, pre-training on S1-S5; table4: S0 S1 S2, add S3 for the "
+        "FLAME-like params: the settings are its prefixes, evaluated on the "
+        "first)",
+    )
+    p.add_argument(
+        "--steps",
+        type=COUNT,
+        default=None,
+        help="training steps per model (%(type)s; default per experiment: 300-900; "
+        "table4: 100 per dataset of each setting)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=SEED,
+        nargs="+",
+        default=[0],
+        help="training seeds (%(type)s); with several, tables give mean ± std (default 0)",
+    )
+    p.add_argument(
+        "--conversion",
+        choices=("rig", "surface"),
+        default="rig",
+        help="table4: how annotations are converted to the common convention "
+        "(rig: exact, the generator's maps; surface: retopology and each "
+        "convention's vertex function; default rig)",
+    )
     p.add_argument("--out", default="docs/experiments", help="where the table and plot go")
     p.add_argument("--work", default="runs/experiments", help="where the training runs go")
     p.add_argument("--threads", type=COUNT, default=None, help="torch CPU threads (%(type)s)")

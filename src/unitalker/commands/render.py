@@ -92,9 +92,16 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         path = render_video(
-            results, wav, out, fps=args.fps, size=args.size, heads=args.heads,
-            progress=progress, overwrite=args.overwrite, idle=args.idle,
-        )  # fmt: skip
+            results,
+            wav,
+            out,
+            fps=args.fps,
+            size=args.size,
+            heads=args.heads,
+            progress=progress,
+            overwrite=args.overwrite,
+            idle=args.idle,
+        )
     except RendererUnavailable as e:
         raise CLIError(f"cannot render offscreen: {e}") from e
     finally:

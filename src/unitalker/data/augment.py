@@ -266,8 +266,13 @@ def pad_silence(
     """Add ``lead`` / ``tail`` seconds of silence; labels get the neutral pose there,
     approached over ``ramp_s`` (cosine) from the clip's first / last frame."""
     nl, nt = int(round(lead * fps)), int(round(tail * fps))
-    x = np.concatenate([np.zeros(int(round(nl / fps * sr)), np.float32), audio,
-                        np.zeros(int(round(nt / fps * sr)), np.float32)])  # fmt: skip
+    x = np.concatenate(
+        [
+            np.zeros(int(round(nl / fps * sr)), np.float32),
+            audio,
+            np.zeros(int(round(nt / fps * sr)), np.float32),
+        ]
+    )
     neu = np.asarray(neutral, np.float32).reshape(1, -1)
     r = max(1, int(ramp_s * fps))
 
@@ -323,9 +328,15 @@ class AugmentedDataset:
     """
 
     def __init__(
-        self, base: Any, cfg: AugmentConfig, seed: int = 0, *, max_seconds: float | None = None,
-        log_path: str | Path | None = None, log_every: int = 500,
-    ) -> None:  # fmt: skip
+        self,
+        base: Any,
+        cfg: AugmentConfig,
+        seed: int = 0,
+        *,
+        max_seconds: float | None = None,
+        log_path: str | Path | None = None,
+        log_every: int = 500,
+    ) -> None:
         self.base = base
         self.cfg = cfg
         self.seed = int(seed)
@@ -372,8 +383,18 @@ class AugmentedDataset:
         if self.log_path is not None:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("a") as f:
-                f.write(json.dumps({"epoch": self.epoch, "index": int(index), "name": item["name"],
-                                    "seed": seed, "ops": ops}) + "\n")  # fmt: skip
+                f.write(
+                    json.dumps(
+                        {
+                            "epoch": self.epoch,
+                            "index": int(index),
+                            "name": item["name"],
+                            "seed": seed,
+                            "ops": ops,
+                        }
+                    )
+                    + "\n"
+                )
         if self.log_every and self.items % self.log_every == 0:
             log.info("augmented %d items: %s", self.items, dict(sorted(self.counts.items())))
         return item

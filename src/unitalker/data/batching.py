@@ -270,8 +270,10 @@ class LengthBucketBatchSampler:
         counts: dict[str, int] = {}
         for i in self._repeated_indices():
             counts[self.groups[i]] = counts.get(self.groups[i], 0) + 1
-        n = sum((c // self.batch_size) if self.drop_last else -(-c // self.batch_size)
-                for c in counts.values())  # fmt: skip
+        n = sum(
+            (c // self.batch_size) if self.drop_last else -(-c // self.batch_size)
+            for c in counts.values()
+        )
         return n // self.world_size if self.world_size > 1 else n
 
 

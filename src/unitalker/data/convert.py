@@ -38,9 +38,19 @@ FileMode = Literal["copy", "symlink", "hardlink"]
 
 BIWI_TRAIN_SUBJECTS = ("F2", "F3", "F4", "M3", "M4", "M5")
 BIWI_TEST_B_SUBJECTS = ("F1", "F5", "F6", "F7", "F8", "M1", "M2", "M6")
-VOCASET_TRAIN = tuple(f"FaceTalk_{s}_TA" for s in (
-    "170728_03272", "170904_00128", "170725_00137", "170915_00223",
-    "170811_03274", "170913_03279", "170904_03276", "170912_03278"))  # fmt: skip
+VOCASET_TRAIN = tuple(
+    f"FaceTalk_{s}_TA"
+    for s in (
+        "170728_03272",
+        "170904_00128",
+        "170725_00137",
+        "170915_00223",
+        "170811_03274",
+        "170913_03279",
+        "170904_03276",
+        "170912_03278",
+    )
+)
 VOCASET_VAL = ("FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA")
 VOCASET_TEST = ("FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA")
 
@@ -104,10 +114,16 @@ class _DatasetWriter:
                     if rel not in placed:
                         _place(src, base / rel, self.mode)
                         placed.add(rel)
-                data.append({
-                    "annot_path": annot_rel, "audio_path": audio_rel, "id": index[clip.subject],
-                    "annot_type": self.convention, "dataset": self.dataset, "fps": self.fps,
-                })  # fmt: skip
+                data.append(
+                    {
+                        "annot_path": annot_rel,
+                        "audio_path": audio_rel,
+                        "id": index[clip.subject],
+                        "annot_type": self.convention,
+                        "dataset": self.dataset,
+                        "fps": self.fps,
+                    }
+                )
             write_split_file(base / f"{split}.json", data, ids)
             counts[split] = len(data)
         report.counts[self.folder] = counts
@@ -279,8 +295,13 @@ def convert_biwi(
         # or data in this layout with fewer speakers) keeps the canonical order.
         train_ids = [s for s in BIWI_TRAIN_SUBJECTS if s in templates]
         present = train_ids + [s for s in BIWI_TEST_B_SUBJECTS if s in templates]
-        w.write(tmp, train_ids, _template_array(templates, present, conv, src / "templates.pkl"),
-                report, {"test_b": present})  # fmt: skip
+        w.write(
+            tmp,
+            train_ids,
+            _template_array(templates, present, conv, src / "templates.pkl"),
+            report,
+            {"test_b": present},
+        )
 
     return _run(dst, overwrite, build)
 
@@ -561,9 +582,23 @@ def convert_3detf(
             splits = None if stated is None else _apply_stated_split(clips, stated, base, report)
             if stated is None:
                 logger.info("%s states no split: %s split by %s", base, key, split_by)
-            _write_generic(tmp, report, clips, folder=folder, dataset=key, convention=conv, fps=30.0,
-                           mode=mode, split_by=split_by, ratios=ratios, seed=seed, templates=None,
-                           audio_sub="audio", annot_sub="blendshape", splits=splits)  # fmt: skip
+            _write_generic(
+                tmp,
+                report,
+                clips,
+                folder=folder,
+                dataset=key,
+                convention=conv,
+                fps=30.0,
+                mode=mode,
+                split_by=split_by,
+                ratios=ratios,
+                seed=seed,
+                templates=None,
+                audio_sub="audio",
+                annot_sub="blendshape",
+                splits=splits,
+            )
         if not found:
             raise FileNotFoundError(f"{src}: expected HDTF/ and/or RAVDESS/ sub-folders")
 
@@ -684,10 +719,23 @@ def convert_folder(
 
     def build(tmp: Path, report: ConvertReport) -> None:
         clips = _collect_pairs(src / audio_dir, src / annot_dir, subject_regex, report)
-        _write_generic(tmp, report, clips, folder=".", dataset=dataset, convention=convention, fps=fps,
-                       mode=mode, split_by=split_by, ratios=ratios, seed=seed, templates=tpl,
-                       audio_sub="audio", annot_sub="annotations",
-                       template_source=Path(templates) if templates else None)  # fmt: skip
+        _write_generic(
+            tmp,
+            report,
+            clips,
+            folder=".",
+            dataset=dataset,
+            convention=convention,
+            fps=fps,
+            mode=mode,
+            split_by=split_by,
+            ratios=ratios,
+            seed=seed,
+            templates=tpl,
+            audio_sub="audio",
+            annot_sub="annotations",
+            template_source=Path(templates) if templates else None,
+        )
 
     return _run(dst, overwrite, build)
 

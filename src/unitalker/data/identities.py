@@ -250,8 +250,10 @@ class IdentityTable:
                 f"identity table format {version} is newer than this unitalker ({FORMAT_VERSION})"
             )
         try:
-            blocks = [_Block(str(b["key"]), str(b["convention"]), [str(s) for s in b["subjects"]])
-                      for b in d["datasets"]]  # fmt: skip
+            blocks = [
+                _Block(str(b["key"]), str(b["convention"]), [str(s) for s in b["subjects"]])
+                for b in d["datasets"]
+            ]
         except (KeyError, TypeError) as e:
             raise ValueError(f"malformed identity table: {e}") from e
         return cls(blocks, pivot=bool(d.get("pivot", True)))

@@ -113,8 +113,10 @@ def _read_csv(csv: Path) -> tuple[list[str], list[str], np.ndarray]:
         raise TakeError(f"{csv}: empty file")
     head = [h.strip() for h in lines[0].split(",")]
     if len(head) < 3 or head[0].lower() != "timecode" or head[1].lower() != "blendshapecount":
-        raise TakeError(f"{csv}: not a Live Link Face CSV (the header must start with "
-                        f"Timecode,BlendShapeCount; got {','.join(head[:3])})")  # fmt: skip
+        raise TakeError(
+            f"{csv}: not a Live Link Face CSV (the header must start with "
+            f"Timecode,BlendShapeCount; got {','.join(head[:3])})"
+        )
     names = head[2:]
     stamps, rows = [], []
     for i, ln in enumerate(lines[1:], start=2):
@@ -158,8 +160,10 @@ def read_take(path: str | Path, fps: float | None = None) -> Take:
                 f"{p}: no Live Link Face CSV (Timecode,BlendShapeCount,...) in the folder"
             )
         if len(csvs) > 1:
-            raise TakeError(f"{p}: several Live Link Face CSVs ({', '.join(c.name for c in csvs)}); "
-                            "a take folder holds one")  # fmt: skip
+            raise TakeError(
+                f"{p}: several Live Link Face CSVs ({', '.join(c.name for c in csvs)}); "
+                "a take folder holds one"
+            )
         csv, name, folder = csvs[0], p.name, p
     elif p.is_file():
         csv, name, folder = p, p.stem, p.parent
@@ -209,8 +213,15 @@ def read_take(path: str | Path, fps: float | None = None) -> Take:
     dropped = max(0, n - len(uniq))
     if dropped:
         log.info("%s: %d dropped frame(s) interpolated", csv, dropped)
-    return Take(name, csv, rate, out.astype(np.float32), _find_take_audio(folder, csv.stem),
-                stamps[0].strip(), dropped)  # fmt: skip
+    return Take(
+        name,
+        csv,
+        rate,
+        out.astype(np.float32),
+        _find_take_audio(folder, csv.stem),
+        stamps[0].strip(),
+        dropped,
+    )
 
 
 def _is_llf_csv(path: Path) -> bool:
@@ -230,8 +241,11 @@ def _find_take_audio(folder: Path, stem: str) -> Path | None:
         if same:
             return same[0]
         # the calibration clip of some app versions has no speech: skip *_cal.*
-        other = sorted(q for q in folder.iterdir() if q.suffix.lower() in exts
-                       and q.is_file() and not q.stem.lower().endswith("_cal"))  # fmt: skip
+        other = sorted(
+            q
+            for q in folder.iterdir()
+            if q.suffix.lower() in exts and q.is_file() and not q.stem.lower().endswith("_cal")
+        )
         if other:
             return other[0]
     return None
@@ -262,10 +276,15 @@ def find_takes(src: str | Path) -> list[Path]:
 def custom_convention(name: str, fps: float) -> conventions.Convention:
     """All 61 Live Link channels as one convention (no rig: trained on the values)."""
     return conventions.Convention(
-        name, "params", len(CHANNELS), float(fps), 1.0, channel_names=CHANNELS,
+        name,
+        "params",
+        len(CHANNELS),
+        float(fps),
+        1.0,
+        channel_names=CHANNELS,
         description="Live Link Face: 52 ARKit blendshapes (Live Link order) + head and eye "
-                    "rotations (radians)",
-    )  # fmt: skip
+        "rotations (radians)",
+    )
 
 
 def convert_livelinkface(
@@ -328,8 +347,10 @@ def convert_livelinkface(
             raise TakeError(f"{src}: no take with audio")
         rates = {t.fps for t in takes}
         if len(rates) > 1:
-            raise TakeError(f"{src}: takes at several frame rates {sorted(rates)}; convert "
-                            "each rate into its own dataset")  # fmt: skip
+            raise TakeError(
+                f"{src}: takes at several frame rates {sorted(rates)}; convert "
+                "each rate into its own dataset"
+            )
         rate = rates.pop()
         if channels == "all":
             conv = custom_convention(convention or "livelinkface61", rate)
@@ -351,8 +372,13 @@ def convert_livelinkface(
                 C._place(take.audio, audio, mode)  # type: ignore[arg-type]
             else:  # the video's audio track, decoded once
                 write_wav(audio, load_audio(take.audio), SAMPLE_RATE)
-            log.info("%s: %.1f s at %g fps, audio from %s", take.name, take.seconds, take.fps,
-                     take.audio.name)  # fmt: skip
+            log.info(
+                "%s: %.1f s at %g fps, audio from %s",
+                take.name,
+                take.seconds,
+                take.fps,
+                take.audio.name,
+            )
             clips.append(C._Clip(who, audio, annot, stem))
         if split is not None:
             groups = {split: clips}
@@ -362,9 +388,17 @@ def convert_livelinkface(
         for name, items in groups.items():
             if not items:
                 continue
-            data = [{"annot_path": f"annot/{c.annot.name}", "audio_path": f"audio/{c.audio.name}",
-                     "id": 0, "annot_type": conv.name, "dataset": dataset, "fps": rate}
-                    for c in items]  # fmt: skip
+            data = [
+                {
+                    "annot_path": f"annot/{c.annot.name}",
+                    "audio_path": f"audio/{c.audio.name}",
+                    "id": 0,
+                    "annot_type": conv.name,
+                    "dataset": dataset,
+                    "fps": rate,
+                }
+                for c in items
+            ]
             write_split_file(tmp / f"{name}.json", data, [who])
             counts[name] = len(data)
         np.save(tmp / TEMPLATE_FILE, np.zeros((1, conv.dim), np.float32), allow_pickle=False)
@@ -376,8 +410,10 @@ def convert_livelinkface(
 
 def _columns_for(conv: conventions.Convention) -> np.ndarray:
     if conv.kind != "blendshapes" or not conv.channel_names:
-        raise ValueError(f"{conv.name}: a Live Link take maps onto a blendshape convention with "
-                         "ARKit channel names; use channels='all' for a new one")  # fmt: skip
+        raise ValueError(
+            f"{conv.name}: a Live Link take maps onto a blendshape convention with "
+            "ARKit channel names; use channels='all' for a new one"
+        )
     index = {arkit_key(n).lower(): j for j, n in enumerate(CHANNELS)}
     cols, missing = [], []
     for n in conv.channel_names:
@@ -391,9 +427,15 @@ def _columns_for(conv: conventions.Convention) -> np.ndarray:
 def _write_convention_yaml(path: Path, conv: conventions.Convention) -> None:
     import yaml
 
-    d = {"name": conv.name, "kind": conv.kind, "dim": conv.dim, "fps": conv.fps,
-         "scale": conv.scale, "channel_names": list(conv.channel_names or ()),
-         "description": conv.description}  # fmt: skip
+    d = {
+        "name": conv.name,
+        "kind": conv.kind,
+        "dim": conv.dim,
+        "fps": conv.fps,
+        "scale": conv.scale,
+        "channel_names": list(conv.channel_names or ()),
+        "description": conv.description,
+    }
     path.write_text(yaml.safe_dump(d, sort_keys=False))
 
 
@@ -442,8 +484,10 @@ def write_take(
     for i, row in enumerate(ch):
         if i in skip:
             continue
-        lines.append(f"{_timecode_of(first + i, fps)},{len(CHANNELS)},"
-                     + ",".join(_fmt(float(v)) for v in row))  # fmt: skip
+        lines.append(
+            f"{_timecode_of(first + i, fps)},{len(CHANNELS)},"
+            + ",".join(_fmt(float(v)) for v in row)
+        )
     csv = folder / f"{name}.csv"
     csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
     if audio is not None:
@@ -466,8 +510,9 @@ def _timecode_of(frame: float, fps: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}:{int(math.floor(ff + 1e-9)):02d}.{min(sub, 999):03d}"
 
 
-def write_take_video(path: Path, audio: np.ndarray, sr: int, fps: int = 10,
-                     size: int = 32, audio_rate: int = 48000) -> Path:  # fmt: skip
+def write_take_video(
+    path: Path, audio: np.ndarray, sr: int, fps: int = 10, size: int = 32, audio_rate: int = 48000
+) -> Path:
     """A small grey H.264 video with ``audio`` as its AAC track (``.mov`` or ``.mp4``)."""
     import av
 
@@ -489,8 +534,9 @@ def write_take_video(path: Path, audio: np.ndarray, sr: int, fps: int = 10,
             container.mux(vs.encode(frame))
             upto = min(len(samples), round((i + 1) / fps * audio_rate))
             if upto > sent:
-                af = av.AudioFrame.from_ndarray(samples[None, sent:upto].copy(), format="fltp",
-                                                layout="mono")  # fmt: skip
+                af = av.AudioFrame.from_ndarray(
+                    samples[None, sent:upto].copy(), format="fltp", layout="mono"
+                )
                 af.sample_rate, af.pts = audio_rate, sent
                 container.mux(ast.encode(af))
                 sent = upto

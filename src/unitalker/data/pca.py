@@ -207,8 +207,10 @@ def fit_pca(
     if not conv.pca:
         logger.warning("convention %s is not a PCA convention; fitting anyway", convention)
 
-    total = sum(expected_frames(check_annotation_header(e.annot_path, e.convention), e.fps, convention)
-                for e, _ in pairs)  # fmt: skip
+    total = sum(
+        expected_frames(check_annotation_header(e.annot_path, e.convention), e.fps, convention)
+        for e, _ in pairs
+    )
     k = min(n_components, total, conv.dim)
     if k < n_components:
         logger.warning(

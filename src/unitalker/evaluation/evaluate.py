@@ -62,7 +62,7 @@ class EvalReport:
                     **asdict(r.summary),
                 }
                 for r in self.results
-            ],  # fmt: skip
+            ],
         }
 
     def metric_columns(self) -> list[str]:
@@ -77,9 +77,17 @@ class EvalReport:
         for r in self.results:
             for avg in ("pooled", "per_sequence"):
                 vals = getattr(r.summary, avg)
-                out.append({"dataset": r.dataset, "convention": r.convention, "averaging": avg,
-                            "sequences": r.summary.n_sequences, "frames": r.summary.n_frames,
-                            **{m: vals.get(m) for m in cols}, "notes": "; ".join(r.notes)})  # fmt: skip
+                out.append(
+                    {
+                        "dataset": r.dataset,
+                        "convention": r.convention,
+                        "averaging": avg,
+                        "sequences": r.summary.n_sequences,
+                        "frames": r.summary.n_frames,
+                        **{m: vals.get(m) for m in cols},
+                        "notes": "; ".join(r.notes),
+                    }
+                )
         return out
 
     def write_csv(self, path: str | Path) -> None:
@@ -103,9 +111,11 @@ class EvalReport:
             )
         notes = [f"{r.dataset}: {n}" for r in self.results for n in r.notes]
         lines += [f"note: {n}" for n in notes]
-        lines.append(f"identity: {self.identity}; LVE = mean of per-frame max squared lip error; "
-                     "LVD non-squared; UFVE = mean L2 over the upper face (UFVE-max: LVE's form "
-                     "there); FDD = GT minus prediction (signed); -all = no region, all vertices")  # fmt: skip
+        lines.append(
+            f"identity: {self.identity}; LVE = mean of per-frame max squared lip error; "
+            "LVD non-squared; UFVE = mean L2 over the upper face (UFVE-max: LVE's form "
+            "there); FDD = GT minus prediction (signed); -all = no region, all vertices"
+        )
         return "\n".join(lines)
 
 
@@ -164,8 +174,15 @@ def evaluate(
         table = IdentityTable.from_manifest(m)
     else:
         table = table_from_model(model)
-    ds = ClipDataset(m, split, max_seconds=None, min_seconds=0.0, identities=table,
-                     unseen_identity="pivot", datasets=tuple(datasets) or None)  # fmt: skip
+    ds = ClipDataset(
+        m,
+        split,
+        max_seconds=None,
+        min_seconds=0.0,
+        identities=table,
+        unseen_identity="pivot",
+        datasets=tuple(datasets) or None,
+    )
     dev = torch.device("cpu") if model is None else model.device
     if model is not None:
         model.eval()
@@ -174,8 +191,13 @@ def evaluate(
     # Subjects with no clip in the manifest's training split (VOCASET's test speakers, BIWI
     # Test-B) have identity rows that never trained: condition them on the pivot instead.
     trained: set[tuple[str, int]] | None = None
-    if (identity == "gt" and split != "train" and m.has_split("train") and model is not None
-            and model.config.pivot):  # fmt: skip
+    if (
+        identity == "gt"
+        and split != "train"
+        and m.has_split("train")
+        and model is not None
+        and model.config.pivot
+    ):
         trained = {(e.dataset, e.local_id) for e in m.split("train").entries}
     by_ds: dict[str, list[int]] = {}
     for i, key in enumerate(ds.dataset_keys):
@@ -230,8 +252,10 @@ def evaluate(
                 gv = vmap(gt.float()).cpu().numpy()
                 tv = vmap(tpl[None].float()).cpu().numpy()[0]
             if not scores:  # the regions of this mesh, once per dataset
-                lip, upper = (_region(conv, r, search, gv.shape[1], release_rig, flame_face_indices)
-                              for r in ("lip", "upper_face"))  # fmt: skip
+                lip, upper = (
+                    _region(conv, r, search, gv.shape[1], release_rig, flame_face_indices)
+                    for r in ("lip", "upper_face")
+                )
             scores.append(score_sequence(item["name"], pv, gv, tv, _idx(lip), _idx(upper)))
             if len(kept) < keep_predictions:
                 kept.append({"item": item, "prediction": pred.cpu().numpy(), "convention": conv})
@@ -241,8 +265,10 @@ def evaluate(
         if unseen:
             notes.append(f"{unseen} sequence(s) of subjects with no training clip: pivot identity")
         used = {}
-        for what, reg, instead in (("lip", lip, "LVE-all/LVD-all: max over all vertices"),
-                                   ("upper_face", upper, "no UFVE; FDD-all over all vertices")):  # fmt: skip
+        for what, reg, instead in (
+            ("lip", lip, "LVE-all/LVD-all: max over all vertices"),
+            ("upper_face", upper, "no UFVE; FDD-all over all vertices"),
+        ):
             if reg is None:
                 notes.append(f"{conventions.no_region_reason(conv, what)}: {instead}")
             else:
@@ -357,8 +383,10 @@ def render_previews(kept: list[dict[str, Any]], out_dir: str | Path) -> list[Pat
     for k in kept:
         it, conv = k["item"], k["convention"]
         fps = float(it["fps"])
-        res = {"ground truth": Animation(conv, fps, it["motion"]),
-               "prediction": Animation(conv, fps, k["prediction"])}  # fmt: skip
+        res = {
+            "ground truth": Animation(conv, fps, it["motion"]),
+            "prediction": Animation(conv, fps, k["prediction"]),
+        }
         path = out / f"{it['name'].replace('/', '_')}.mp4"
         try:
             paths.append(render_video(res, it["audio"], path, overwrite=True))

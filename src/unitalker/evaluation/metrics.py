@@ -31,8 +31,19 @@ METRICS = ("LVE", "LVD", "MVE", "UFVE", "UFVE-max", "FDD", "FDD_abs")
 """The metrics on their regions, in report order."""
 ALL_VERTEX_METRICS = ("LVE-all", "LVD-all", "FDD-all", "FDD_abs-all")
 """Their stand-ins when a convention has no lip / upper-face region (all vertices)."""
-REPORT_ORDER = ("LVE", "LVE-all", "LVD", "LVD-all", "MVE", "UFVE", "UFVE-max", "FDD", "FDD-all",
-                "FDD_abs", "FDD_abs-all")  # fmt: skip
+REPORT_ORDER = (
+    "LVE",
+    "LVE-all",
+    "LVD",
+    "LVD-all",
+    "MVE",
+    "UFVE",
+    "UFVE-max",
+    "FDD",
+    "FDD-all",
+    "FDD_abs",
+    "FDD_abs-all",
+)
 
 
 def metric_names(lip_region: bool, upper_region: bool) -> tuple[str, ...]:

@@ -75,9 +75,15 @@ class UnseenReport:
     model: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "seen_split": self.seen_split, "averaging": self.averaging,
-                "gap": "model LVE on the split / model LVE on the seen split (same subjects, sentences)",
-                "rows": [{**asdict(r), "lve_ratio": r.lve_ratio, "mve_ratio": r.mve_ratio} for r in self.rows]}  # fmt: skip
+        return {
+            "model": self.model,
+            "seen_split": self.seen_split,
+            "averaging": self.averaging,
+            "gap": "model LVE on the split / model LVE on the seen split (same subjects, sentences)",
+            "rows": [
+                {**asdict(r), "lve_ratio": r.lve_ratio, "mve_ratio": r.mve_ratio} for r in self.rows
+            ],
+        }
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
@@ -89,13 +95,17 @@ class UnseenReport:
 
     def table(self) -> str:
         """Markdown table: dataset, convention, split, seqs, LVE, static, ratio, MVE, static, ratio, gap."""
-        lines = ["| dataset | convention | split | seqs | LVE | LVE static | ratio | MVE | MVE static | ratio | gap |",
-                 "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        lines = [
+            "| dataset | convention | split | seqs | LVE | LVE static | ratio | MVE | MVE static | ratio | gap |",
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
         for r in self.rows:
             gap = "" if r.gap is None else f"{r.gap:.2f}"
-            lines.append(f"| {r.dataset} | `{r.convention}` | {r.split} | {r.sequences} | {r.lve:.3e} | "
-                         f"{r.lve_static:.3e} | {r.lve_ratio:.2f} | {r.mve:.3e} | {r.mve_static:.3e} | "
-                         f"{r.mve_ratio:.2f} | {gap} |")  # fmt: skip
+            lines.append(
+                f"| {r.dataset} | `{r.convention}` | {r.split} | {r.sequences} | {r.lve:.3e} | "
+                f"{r.lve_static:.3e} | {r.lve_ratio:.2f} | {r.mve:.3e} | {r.mve_static:.3e} | "
+                f"{r.mve_ratio:.2f} | {gap} |"
+            )
         lines.append(f"\n({self.averaging} over frames; gap = LVE(split) / LVE({self.seen_split}))")
         return "\n".join(lines)
 
@@ -134,8 +144,14 @@ def unseen_report(
     values: dict[tuple[str, str, str], tuple[float, float, int, str]] = {}
     for split in (seen_split, *present):
         for static in (False, True):
-            rep, _ = evaluate(None if static else model, m, split=split, datasets=ds,
-                              static_baseline=static, progress=progress)  # fmt: skip
+            rep, _ = evaluate(
+                None if static else model,
+                m,
+                split=split,
+                datasets=ds,
+                static_baseline=static,
+                progress=progress,
+            )
             for r in rep.results:
                 values[(r.dataset, split, "static" if static else "model")] = (
                     r.summary.pooled["LVE"],
@@ -282,8 +298,14 @@ def label_free(
     opening = mouth_opening(convention, motion)
     silent = db <= -SILENCE_DB
     sil_open = float(np.median(opening[silent])) if silent.any() else float("nan")
-    out = LabelFree(convention, n, int(silent.sum()), _pearson(opening, db), sil_open,
-                    bool(silent.any() and sil_open <= SILENCE_TOL))  # fmt: skip
+    out = LabelFree(
+        convention,
+        n,
+        int(silent.sum()),
+        _pearson(opening, db),
+        sil_open,
+        bool(silent.any() and sil_open <= SILENCE_TOL),
+    )
     if pauses is not None:
         both = silent & np.asarray(pauses[:n], bool)
         out.pause_frames = int(both.sum())
@@ -404,9 +426,13 @@ def speech_check(
             lip, up = _region(conv, "lip"), _region(conv, "upper_face")
             s = score_sequence(res.clip, pv, gv, tv, lip, up)
             st = score_sequence(res.clip, np.repeat(tv[None], len(gv), 0), gv, tv, lip, up)
-            res.scores[conv] = {"LVE": float(s.lve.mean()), "MVE": float(s.mve.mean()),
-                                "LVE_static": float(st.lve.mean()), "MVE_static": float(st.mve.mean()),
-                                "frames": len(gv)}  # fmt: skip
+            res.scores[conv] = {
+                "LVE": float(s.lve.mean()),
+                "MVE": float(s.mve.mean()),
+                "LVE_static": float(st.lve.mean()),
+                "MVE_static": float(st.mve.mean()),
+                "frames": len(gv),
+            }
         results.append(res)
         if progress:
             progress(k + 1, len(clips))

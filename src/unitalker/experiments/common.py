@@ -20,17 +20,31 @@ from unitalker.training.config import TrainConfig
 log = logging.getLogger(__name__)
 
 SMALL = [
-    "model.encoder.family=builtin", "model.encoder.hidden_size=64", "model.encoder.n_layers=2",
-    "model.encoder.n_heads=4", "model.encoder.n_mels=40", "model.decoder.hidden=64",
-    "model.decoder.id_dim=16", "model.pca_components=32", "log.tensorboard=false",
-    "log.every=50", "data.val_split=", "data.batch_size=4", "optim.lr=0.0005",
-    "optim.grad_clip=0", "schedule.freeze_features=false", "data.max_seconds=6.0",
-]  # fmt: skip
+    "model.encoder.family=builtin",
+    "model.encoder.hidden_size=64",
+    "model.encoder.n_layers=2",
+    "model.encoder.n_heads=4",
+    "model.encoder.n_mels=40",
+    "model.decoder.hidden=64",
+    "model.decoder.id_dim=16",
+    "model.pca_components=32",
+    "log.tensorboard=false",
+    "log.every=50",
+    "data.val_split=",
+    "data.batch_size=4",
+    "optim.lr=0.0005",
+    "optim.grad_clip=0",
+    "schedule.freeze_features=false",
+    "data.max_seconds=6.0",
+]
 """The experiment model: built-in encoder, TCN decoder, ~0.3 M parameters."""
 QUICK = [
-    "model.encoder.hidden_size=32", "model.encoder.n_layers=1", "model.encoder.n_heads=2",
-    "model.decoder.hidden=32", "model.pca_components=8",
-]  # fmt: skip
+    "model.encoder.hidden_size=32",
+    "model.encoder.n_layers=1",
+    "model.encoder.n_heads=2",
+    "model.decoder.hidden=32",
+    "model.pca_components=8",
+]
 """Test-sized overrides (``--quick``)."""
 
 
@@ -50,8 +64,17 @@ class Setup:
     def config(self, run: str, seed: int, *extra: str, file: Path | None = None) -> TrainConfig:
         """The run's config: the experiment model (``SMALL``), or a config ``file`` as is."""
         base = [] if file is not None else SMALL + (QUICK if self.quick else [])
-        return load_config(TrainConfig, file, [f"data.manifest={self.data}",
-                           f"out_dir={self.run_dir(run, seed)}", f"seed={seed}", *base, *extra])  # fmt: skip
+        return load_config(
+            TrainConfig,
+            file,
+            [
+                f"data.manifest={self.data}",
+                f"out_dir={self.run_dir(run, seed)}",
+                f"seed={seed}",
+                *base,
+                *extra,
+            ],
+        )
 
     def run_dir(self, run: str, seed: int) -> Path:
         return self.work_dir / run / f"seed{seed}"
@@ -83,8 +106,10 @@ def train_run(setup: Setup, run: str, seed: int, *extra: str, file: Path | None 
                 a = {k: v for k, v in a.items() if k not in ("manifest", "init_from", "cache_dir")}
                 b = {k: v for k, v in b.items() if k not in ("manifest", "init_from", "cache_dir")}
             if a != b:
-                raise ValueError(f"{final} was trained with another {key} setting ({a} != {b}): "
-                                 "use another --work folder or delete that run")  # fmt: skip
+                raise ValueError(
+                    f"{final} was trained with another {key} setting ({a} != {b}): "
+                    "use another --work folder or delete that run"
+                )
         log.info("reusing %s", final)
         setup.train_seconds[str(final)] = float(record.read_text()) if record.exists() else None
         return final
@@ -173,8 +198,9 @@ def table_lines(per_seed: list[Rows], cols: list[str], first: str) -> list[str]:
     return lines
 
 
-def ratio_table_lines(per_seed: list[Rows], pairs: dict[str, tuple[str, str]], cols: list[str],
-                 first: str) -> list[str]:  # fmt: skip
+def ratio_table_lines(
+    per_seed: list[Rows], pairs: dict[str, tuple[str, str]], cols: list[str], first: str
+) -> list[str]:
     """``name: (a, b)`` -> a row of ``a / b - 1`` per column (mean ± std over seeds), plus
     how many seeds have ``a < b``."""
     n = len(per_seed)
@@ -192,13 +218,22 @@ def ratio_table_lines(per_seed: list[Rows], pairs: dict[str, tuple[str, str]], c
 
 def seeds_text(setup: Setup) -> str:
     n = len(setup.seeds)
-    return ("one seed" if n == 1 else
-            f"mean ± sample std over the {n} seeds {', '.join(map(str, setup.seeds))}, which "
-            "set initialisation, data order, pivot draws and data subsets")  # fmt: skip
+    return (
+        "one seed"
+        if n == 1
+        else f"mean ± sample std over the {n} seeds {', '.join(map(str, setup.seeds))}, which "
+        "set initialisation, data order, pivot draws and data subsets"
+    )
 
 
-def write_result(setup: Setup, name: str, lines: list[str], seconds: float,
-           command: str | None = None, needs_data: bool = True) -> str:  # fmt: skip
+def write_result(
+    setup: Setup,
+    name: str,
+    lines: list[str],
+    seconds: float,
+    command: str | None = None,
+    needs_data: bool = True,
+) -> str:
     seeds = " ".join(map(str, setup.seeds))
     known = [v for v in setup.train_seconds.values() if v is not None]
     cost = f"{len(setup.train_seconds)} models"
@@ -206,11 +241,14 @@ def write_result(setup: Setup, name: str, lines: list[str], seconds: float,
         cost += f", {sum(known) / 60:.1f} min of training"
         if len(known) < len(setup.train_seconds):
             cost += f" for the {len(known)} with a record"
-    lines += ["", f"Cost: {cost} on 2 CPU cores{' (quick test-sized run)' if setup.quick else ''}; "
-              f"this invocation took {seconds / 60:.1f} min. Reproduce: "
-              f"`unitalker experiment {command or name} --seeds {seeds}`"
-              + (" after `scripts/prepare_synth.sh data`" if needs_data else "")
-              + " (trained runs under `--work` are reused)."]  # fmt: skip
+    lines += [
+        "",
+        f"Cost: {cost} on 2 CPU cores{' (quick test-sized run)' if setup.quick else ''}; "
+        f"this invocation took {seconds / 60:.1f} min. Reproduce: "
+        f"`unitalker experiment {command or name} --seeds {seeds}`"
+        + (" after `scripts/prepare_synth.sh data`" if needs_data else "")
+        + " (trained runs under `--work` are reused).",
+    ]
     text = "\n".join(lines) + "\n"
     setup.out_dir.mkdir(parents=True, exist_ok=True)
     (setup.out_dir / f"{name}.md").write_text(text)

@@ -29,8 +29,9 @@ def bars(rows: dict[str, dict[str, float]], cols: list[str], path: Path, title: 
     fig, ax = plt.subplots(figsize=(7, 3.8))
     w = 0.8 / max(1, len(rows))
     for i, (name, vals) in enumerate(rows.items()):
-        ax.bar([j + i * w for j in range(len(cols))], [vals.get(c, 0.0) for c in cols], w,
-               label=name)  # fmt: skip
+        ax.bar(
+            [j + i * w for j in range(len(cols))], [vals.get(c, 0.0) for c in cols], w, label=name
+        )
     ax.set_xticks([j + 0.4 - w / 2 for j in range(len(cols))], cols)
     ax.set_ylabel("LVE")
     ax.set_title(title)
@@ -40,8 +41,13 @@ def bars(rows: dict[str, dict[str, float]], cols: list[str], path: Path, title: 
     plt.close(fig)
 
 
-def lines_plot(rows: dict[str, dict[str, float]], datasets: list[str], lrs: tuple[float, ...],
-               variants: list[str], path: Path) -> None:  # fmt: skip
+def lines_plot(
+    rows: dict[str, dict[str, float]],
+    datasets: list[str],
+    lrs: tuple[float, ...],
+    variants: list[str],
+    path: Path,
+) -> None:
     plt = _pyplot(path)
     if plt is None:
         return
@@ -65,10 +71,16 @@ def lines_plot(rows: dict[str, dict[str, float]], datasets: list[str], lrs: tupl
     plt.close(fig)
 
 
-def fraction_plot(rows: dict[str, dict[str, float]], xs: tuple[float | str, ...],
-                   cols: list[str], path: Path, xlabel: str = "fraction of the training set",
-                   title: str = "Fig. 4 in miniature: fine-tuning on an unseen convention",
-                   ylabel: str = "test LVE", log_x: bool = True) -> None:  # fmt: skip
+def fraction_plot(
+    rows: dict[str, dict[str, float]],
+    xs: tuple[float | str, ...],
+    cols: list[str],
+    path: Path,
+    xlabel: str = "fraction of the training set",
+    title: str = "Fig. 4 in miniature: fine-tuning on an unseen convention",
+    ylabel: str = "test LVE",
+    log_x: bool = True,
+) -> None:
     """One line per row over the columns, at positions ``xs`` (log scale, or categories)."""
     plt = _pyplot(path)
     if plt is None:

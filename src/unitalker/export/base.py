@@ -306,9 +306,7 @@ def plan_outputs(
             if key not in _WARNED:
                 _WARNED.add(key)
                 reasons = sorted({writer.why_not(results[k]) for k in skipped})
-                log.warning(
-                    "skipping %s for %s: %s", fmt, ", ".join(skipped), "; ".join(reasons)
-                )
+                log.warning("skipping %s for %s: %s", fmt, ", ".join(skipped), "; ".join(reasons))
         if not fitting:
             if want_all:
                 continue

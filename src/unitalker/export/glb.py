@@ -247,8 +247,9 @@ def build_glb(
         neutral = conv.resource("neutral") if conv.has_resource("neutral") else None
         if neutral is None or np.asarray(neutral).shape != frames.shape[1:]:
             neutral = frames.mean(axis=0)
-        fit = morph_basis(frames, np.asarray(neutral, dtype=np.float32), max_error=max_error,
-                          lossless=lossless)  # fmt: skip
+        fit = morph_basis(
+            frames, np.asarray(neutral, dtype=np.float32), max_error=max_error, lossless=lossless
+        )
         base, targets, weights = fit.base, fit.targets, fit.weights
         names = [f"motion_pc{i:02d}" for i in range(len(targets))]
         extras = {"targetNames": names, "source": "svd of vertex motion", **fit.extras()}

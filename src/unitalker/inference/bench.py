@@ -469,8 +469,13 @@ class _StreamedModel:
 
         out = {}
         for h in heads:
-            s = Streamer(self.model, heads=[h], identity=int(identity.reshape(-1)[0]),
-                         lookahead=self.lookahead, incremental=True)  # fmt: skip
+            s = Streamer(
+                self.model,
+                heads=[h],
+                identity=int(identity.reshape(-1)[0]),
+                lookahead=self.lookahead,
+                incremental=True,
+            )
             res, _ = stream_array(s, audio[0].cpu().numpy(), self.chunk)
             m = torch.from_numpy(res[h])
             m = m - self.model.template(h)[None] + templates[h][0][None]  # clip's template
@@ -505,8 +510,11 @@ def measure_default_streaming(
         s = Streamer(model, lookahead=la, incremental=True)
         stream_array(s, wav, chunk)
         compute = statistics.median(s.run_times[3:] or s.run_times)
-        st = {"chunk_ms": chunk * 1000, "compute_ms": compute * 1000,
-              "latency_ms": (chunk + la + compute) * 1000}  # fmt: skip
+        st = {
+            "chunk_ms": chunk * 1000,
+            "compute_ms": compute * 1000,
+            "latency_ms": (chunk + la + compute) * 1000,
+        }
         if lve_off is not None:
             from unitalker.evaluation.evaluate import evaluate
 
@@ -563,8 +571,15 @@ def _memory_child(size: str, seconds: float, precision: str) -> dict[str, float]
         write = time.perf_counter() - t0
         npz_mb = f.stat().st_size / 2**20
     peak = peak_rss_mb()
-    return {"peak_mb": peak, "model_mb": base, "output_mb": out_mb, "working_mb": peak - base,
-            "npz_mb": npz_mb, "write_s": write, "infer_s": infer}  # fmt: skip
+    return {
+        "peak_mb": peak,
+        "model_mb": base,
+        "output_mb": out_mb,
+        "working_mb": peak - base,
+        "npz_mb": npz_mb,
+        "write_s": write,
+        "infer_s": infer,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -206,6 +206,7 @@ def model_card_text(model: UniTalker, name: str) -> str:
             "",
             "```python",
             "from unitalker.models.unitalker import UniTalker",
+            "",
             'model = UniTalker.from_pretrained("OWNER/NAME")',
             'result = model.animate("speech.wav")  # {convention: Animation}',
             "```",

@@ -92,8 +92,14 @@ def _packed_qkv(attn: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """``[3C, C]`` weight and ``[3C]`` bias of q, k, v; cached while no gradient is
     recorded (inference), keyed on the six tensors' storage and version so that a changed
     weight is repacked."""
-    ps = (attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight,
-          attn.q_proj.bias, attn.k_proj.bias, attn.v_proj.bias)  # fmt: skip
+    ps = (
+        attn.q_proj.weight,
+        attn.k_proj.weight,
+        attn.v_proj.weight,
+        attn.q_proj.bias,
+        attn.k_proj.bias,
+        attn.v_proj.bias,
+    )
     if torch.is_grad_enabled() or any(p.is_inference() for p in ps):
         # (inference tensors have no version counter to notice an in-place change)
         return torch.cat(ps[:3]), torch.cat(ps[3:])

@@ -130,7 +130,9 @@ def _add_error_handlers(app: FastAPI, gate: JobGate) -> None:
         return error_response(500, "internal", f"{type(exc).__name__}: {exc}")
 
 
-def serve(model: TalkerModel, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(
+    model: TalkerModel, settings: ServeSettings, host: str = "127.0.0.1", port: int = 8000
+) -> None:
     """Run the app on uvicorn until interrupted (blocking)."""
     import uvicorn
 

@@ -26,8 +26,22 @@ from dataclasses import dataclass
 import numpy as np
 
 VISEMES: tuple[str, ...] = (
-    "sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou",
-)  # fmt: skip
+    "sil",
+    "PP",
+    "FF",
+    "TH",
+    "DD",
+    "kk",
+    "CH",
+    "SS",
+    "nn",
+    "RR",
+    "aa",
+    "E",
+    "ih",
+    "oh",
+    "ou",
+)
 
 # Articulatory parameters driven by visemes.
 PARAMS: tuple[str, ...] = (
@@ -41,10 +55,25 @@ PARAMS: tuple[str, ...] = (
 
 # All curves returned by timeline_to_articulation, in [0, 1] except gaze / jaw_side ([-1, 1]).
 CURVES: tuple[str, ...] = (
-    "jaw_open", "lip_close", "lip_round", "lip_funnel", "lip_spread", "lip_spread_l",
-    "lip_spread_r", "lower_lip_tuck", "tongue_out", "jaw_side", "brow_raise", "brow_raise_l",
-    "brow_raise_r", "brow_inner", "blink_l", "blink_r", "gaze_x", "gaze_y",
-)  # fmt: skip
+    "jaw_open",
+    "lip_close",
+    "lip_round",
+    "lip_funnel",
+    "lip_spread",
+    "lip_spread_l",
+    "lip_spread_r",
+    "lower_lip_tuck",
+    "tongue_out",
+    "jaw_side",
+    "brow_raise",
+    "brow_raise_l",
+    "brow_raise_r",
+    "brow_inner",
+    "blink_l",
+    "blink_r",
+    "gaze_x",
+    "gaze_y",
+)
 
 # viseme -> targets (jaw, close, round, spread, tuck, tongue)
 _TARGETS: dict[str, tuple[float, ...]] = {
@@ -82,22 +111,54 @@ _HARD = {"PP": 1, "FF": 4}  # viseme -> parameter index with a hard (enforced) t
 
 # eSpeak mnemonics (all languages we use) and IPA -> viseme. Longest match first.
 _MULTI: dict[str, str] = {
-    "tS": "CH", "dZ": "CH", "ts": "CH", "dz": "CH", "tC": "CH", "s.": "CH", "z.": "CH",
-    "ts.": "CH", "tsh": "CH", "tɕ": "CH", "tʃ": "CH", "dʒ": "CH", "ʈʂ": "CH",
-    "a#": "E", "@": "E", "ə": "E",
-}  # fmt: skip
+    "tS": "CH",
+    "dZ": "CH",
+    "ts": "CH",
+    "dz": "CH",
+    "tC": "CH",
+    "s.": "CH",
+    "z.": "CH",
+    "ts.": "CH",
+    "tsh": "CH",
+    "tɕ": "CH",
+    "tʃ": "CH",
+    "dʒ": "CH",
+    "ʈʂ": "CH",
+    "a#": "E",
+    "@": "E",
+    "ə": "E",
+}
 _SINGLE: dict[str, str] = {
-    **dict.fromkeys("pbmɱ", "PP"), **dict.fromkeys("fvɸβ", "FF"), **dict.fromkeys("TDθð", "TH"),
-    **dict.fromkeys("tdc", "DD"), **dict.fromkeys("kgxXGNqŋɣχ", "kk"),
-    **dict.fromkeys("SZCʃʒɕʑʂʐç", "CH"), **dict.fromkeys("sz", "SS"),
-    **dict.fromkeys("nlLJɲɫʎ", "nn"), **dict.fromkeys("rR*ɹɾʁʀ", "RR"),
-    **dict.fromkeys("aAV&ɑæʌɐ", "aa"), **dict.fromkeys("eE3ɛɜœø", "E"),
-    **dict.fromkeys("iIjyɪʏ", "ih"), **dict.fromkeys("oO0ɔɒ", "oh"),
-    **dict.fromkeys("uUwWY8ʊɯ", "ou"), "_": "sil", "?": "sil",
+    **dict.fromkeys("pbmɱ", "PP"),
+    **dict.fromkeys("fvɸβ", "FF"),
+    **dict.fromkeys("TDθð", "TH"),
+    **dict.fromkeys("tdc", "DD"),
+    **dict.fromkeys("kgxXGNqŋɣχ", "kk"),
+    **dict.fromkeys("SZCʃʒɕʑʂʐç", "CH"),
+    **dict.fromkeys("sz", "SS"),
+    **dict.fromkeys("nlLJɲɫʎ", "nn"),
+    **dict.fromkeys("rR*ɹɾʁʀ", "RR"),
+    **dict.fromkeys("aAV&ɑæʌɐ", "aa"),
+    **dict.fromkeys("eE3ɛɜœø", "E"),
+    **dict.fromkeys("iIjyɪʏ", "ih"),
+    **dict.fromkeys("oO0ɔɒ", "oh"),
+    **dict.fromkeys("uUwWY8ʊɯ", "ou"),
+    "_": "sil",
+    "?": "sil",
     # IPA as eSpeak NG's IPA output, Kokoro and the PocketSphinx aligner write it
-    "ɡ": "kk", "ɚ": "RR", "ɝ": "RR", "ʤ": "CH", "ʧ": "CH", "ᵻ": "ih", "ɨ": "ih", "ʉ": "ou",
-    "ɵ": "oh", "ɤ": "oh", "ɬ": "nn", "ʍ": "ou",
-}  # fmt: skip
+    "ɡ": "kk",
+    "ɚ": "RR",
+    "ɝ": "RR",
+    "ʤ": "CH",
+    "ʧ": "CH",
+    "ᵻ": "ih",
+    "ɨ": "ih",
+    "ʉ": "ou",
+    "ɵ": "oh",
+    "ɤ": "oh",
+    "ɬ": "nn",
+    "ʍ": "ou",
+}
 # stress / length marks around a phoneme symbol (eSpeak and IPA)
 _MARKS = re.compile(r"^[',%=ˈˌ]+|[:ːˑ]+$")
 _WEAK = set("h") | {"ɦ", "ʔ"}  # aspirates / glottals take their neighbours' shape
@@ -152,12 +213,17 @@ class SpeakerStyle:
         """A plausible random speaker."""
         lo = rng.uniform(2.0, 4.0)
         return cls(
-            jaw_gain=float(rng.uniform(0.75, 1.2)), lip_gain=float(rng.uniform(0.8, 1.15)),
-            round_gain=float(rng.uniform(0.7, 1.2)), spread_gain=float(rng.uniform(0.7, 1.25)),
-            asymmetry=float(rng.uniform(-0.25, 0.25)), jaw_lead_s=float(rng.uniform(0.02, 0.07)),
-            coarticulation=float(rng.uniform(0.8, 1.3)), blink_interval=(lo, float(rng.uniform(lo + 2, 10.0))),
-            brow_gain=float(rng.uniform(0.2, 0.8)), jaw_side=float(rng.uniform(-0.15, 0.15)),
-        )  # fmt: skip
+            jaw_gain=float(rng.uniform(0.75, 1.2)),
+            lip_gain=float(rng.uniform(0.8, 1.15)),
+            round_gain=float(rng.uniform(0.7, 1.2)),
+            spread_gain=float(rng.uniform(0.7, 1.25)),
+            asymmetry=float(rng.uniform(-0.25, 0.25)),
+            jaw_lead_s=float(rng.uniform(0.02, 0.07)),
+            coarticulation=float(rng.uniform(0.8, 1.3)),
+            blink_interval=(lo, float(rng.uniform(lo + 2, 10.0))),
+            brow_gain=float(rng.uniform(0.2, 0.8)),
+            jaw_side=float(rng.uniform(-0.15, 0.15)),
+        )
 
 
 def _segments(

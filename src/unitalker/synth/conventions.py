@@ -192,9 +192,14 @@ def arkit_to_flame(weights: np.ndarray) -> np.ndarray:
     expr = np.linalg.lstsq(dirs.T, (w[:, keep] @ basis).T, rcond=1e-6)[0].T
     from unitalker.synth.mesh import JAW_MAX_ANGLE
 
-    jaw = np.stack([w[:, idx["jawOpen"]] * JAW_MAX_ANGLE,
-                    (w[:, idx["jawLeft"]] - w[:, idx["jawRight"]]) * JAW_SIDE_ANGLE,
-                    np.zeros(len(w))], 1)  # fmt: skip
+    jaw = np.stack(
+        [
+            w[:, idx["jawOpen"]] * JAW_MAX_ANGLE,
+            (w[:, idx["jawLeft"]] - w[:, idx["jawRight"]]) * JAW_SIDE_ANGLE,
+            np.zeros(len(w)),
+        ],
+        1,
+    )
     return np.concatenate([jaw, expr], 1).astype(np.float32)
 
 

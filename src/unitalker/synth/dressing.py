@@ -378,10 +378,24 @@ def build_dressing(topology: str) -> Dressing:
     # behind the lips, height above / below the mouth line), in metres. The roof rises
     # steeply behind the upper lip (room for the upper teeth); the floor drops only as it
     # goes back, because the chin recedes below the mouth (it must stay behind the skin).
-    roof = ((0.003, 0.004), (0.006, 0.012), (0.012, 0.016), (0.020, 0.016), (0.027, 0.012),
-            (0.032, 0.006), (0.034, 0.0))  # fmt: skip
-    floor = ((0.003, 0.002), (0.007, 0.004), (0.013, 0.010), (0.020, 0.015), (0.027, 0.013),
-             (0.032, 0.007), (0.034, 0.0))  # fmt: skip
+    roof = (
+        (0.003, 0.004),
+        (0.006, 0.012),
+        (0.012, 0.016),
+        (0.020, 0.016),
+        (0.027, 0.012),
+        (0.032, 0.006),
+        (0.034, 0.0),
+    )
+    floor = (
+        (0.003, 0.002),
+        (0.007, 0.004),
+        (0.013, 0.010),
+        (0.020, 0.015),
+        (0.027, 0.013),
+        (0.032, 0.007),
+        (0.034, 0.0),
+    )
     n_rings = len(roof)
     pts, sides, alphas, ring_t = [], [], [], []
     for k in range(n_rings):

@@ -98,12 +98,29 @@ def plan(preset: str, seed: int, out_dir: str | Path = ".") -> list[ClipJob]:
                 split = "val" if subj in VOCA_VAL else "test" if subj in VOCA_TEST else "train"
                 names = [(f"{subj}_sentence{i:02d}", i, split) for i in ids]
             else:
-                names = [(f"{subj}_{i:03d}", 1000 * si + i,
-                          "test" if i == n - 1 else "val" if i == n - 2 else "train") for i in range(n)]  # fmt: skip
+                names = [
+                    (
+                        f"{subj}_{i:03d}",
+                        1000 * si + i,
+                        "test" if i == n - 1 else "val" if i == n - 2 else "train",
+                    )
+                    for i in range(n)
+                ]
             for ci, (name, sent_id, split) in enumerate(names):
                 # BIWI / VOCASET: sentence eNN has the same text for every subject
-                jobs.append(ClipJob(str(out_dir), spec.key, subj, si, ci, name, (seed, di, sent_id, 2),
-                                    (seed, di, si, ci, 3), split))  # fmt: skip
+                jobs.append(
+                    ClipJob(
+                        str(out_dir),
+                        spec.key,
+                        subj,
+                        si,
+                        ci,
+                        name,
+                        (seed, di, sent_id, 2),
+                        (seed, di, si, ci, 3),
+                        split,
+                    )
+                )
     return jobs
 
 
@@ -145,15 +162,21 @@ def synth_clip(spec: DatasetSpec, job: ClipJob, speaker: dict) -> tuple:
             base_midi=55 + (speaker["pitch"] - 50) // 4,
         )
     else:
-        res = tts.synthesize(text.paragraph(speaker["lang"], srng, target), speaker["voice"],
-                             rate=speaker["rate"], pitch=speaker["pitch"], pitch_range=speaker["range"])  # fmt: skip
+        res = tts.synthesize(
+            text.paragraph(speaker["lang"], srng, target),
+            speaker["voice"],
+            rate=speaker["rate"],
+            pitch=speaker["pitch"],
+            pitch_range=speaker["range"],
+        )
     audio = res.audio
     if rng.random() < 0.3:
         audio = tts.augment(audio, rng)
     n = max(1, round(len(audio) / res.sr * spec.fps))
     f0, energy = audio_features(audio, res.sr, spec.fps, n)
-    curves = timeline_to_articulation(res.phonemes, spec.fps, speaker["style"], seed=rng, n_frames=n,
-                                      f0=f0, energy=energy)  # fmt: skip
+    curves = timeline_to_articulation(
+        res.phonemes, spec.fps, speaker["style"], seed=rng, n_frames=n, f0=f0, energy=energy
+    )
     ident = speaker["identity_seed"] if spec.layout in ("biwi", "vocaset") else None
     data = render(spec.convention, curves, ident)
     return res, audio, data
@@ -182,15 +205,30 @@ def _run_job(job: ClipJob) -> dict:
     tl_path = Path(job.out_dir) / "_timelines" / spec.key / f"{job.clip_name}.json"
     tl_path.parent.mkdir(parents=True, exist_ok=True)
     record = {
-        "text": res.text, "voice": speaker["voice"], "language": speaker["lang"], "domain": spec.domain,
-        "fps": spec.fps, "n_frames": int(len(data)), "seconds": round(len(audio) / res.sr, 6),
+        "text": res.text,
+        "voice": speaker["voice"],
+        "language": speaker["lang"],
+        "domain": spec.domain,
+        "fps": spec.fps,
+        "n_frames": int(len(data)),
+        "seconds": round(len(audio) / res.sr, 6),
         "phonemes": [[p, round(s, 6), round(e, 6)] for p, s, e in res.phonemes],
         "words": [[w, round(s, 6)] for w, s in res.words],
-    }  # fmt: skip
+    }
     tl_path.write_text(json.dumps(record, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
-    return {"key": job.key, "subject": job.subject, "subject_index": job.subject_index, "clip": job.clip_name,
-            "split": job.split, "audio": wav_rel, "annot": annot_rel, "seconds": record["seconds"],
-            "frames": int(len(data)), "language": speaker["lang"], "identity_seed": speaker["identity_seed"]}  # fmt: skip
+    return {
+        "key": job.key,
+        "subject": job.subject,
+        "subject_index": job.subject_index,
+        "clip": job.clip_name,
+        "split": job.split,
+        "audio": wav_rel,
+        "annot": annot_rel,
+        "seconds": record["seconds"],
+        "frames": int(len(data)),
+        "language": speaker["lang"],
+        "identity_seed": speaker["identity_seed"],
+    }
 
 
 def _finish_dataset(out: Path, spec: DatasetSpec, rows: list[dict], preset: str) -> None:
@@ -217,9 +255,18 @@ def _finish_dataset(out: Path, spec: DatasetSpec, rows: list[dict], preset: str)
             root / "id_template.npy", np.zeros((len(subjects), dim), np.float32), allow_pickle=False
         )
         for split in ("train", "val", "test"):
-            data = [{"annot_path": r["annot"], "audio_path": r["audio"], "id": r["subject_index"],
-                     "annot_type": spec.convention, "dataset": spec.key, "fps": spec.fps}
-                    for r in rows if r["split"] == split]  # fmt: skip
+            data = [
+                {
+                    "annot_path": r["annot"],
+                    "audio_path": r["audio"],
+                    "id": r["subject_index"],
+                    "annot_type": spec.convention,
+                    "dataset": spec.key,
+                    "fps": spec.fps,
+                }
+                for r in rows
+                if r["split"] == split
+            ]
             doc = {"info": {"id_list": list(range(len(subjects)))}, "data": data}
             (root / f"{split}.json").write_text(json.dumps(doc, indent=1) + "\n")
 
@@ -230,17 +277,34 @@ def summarize(rows: list[dict], preset: str, seed: int) -> dict:
     for spec in DATASETS:
         r = [x for x in rows if x["key"] == spec.key]
         secs = sum(x["seconds"] for x in r)
-        table.append({
-            "key": spec.key, "name": spec.name, "folder": spec.folder, "layout": spec.layout,
-            "convention": spec.convention, "fps": spec.fps, "domain": spec.domain,
-            "languages": sorted({x["language"] for x in r}), "speakers": len({x["subject"] for x in r}),
-            "sequences": len(r), "frames": sum(x["frames"] for x in r), "seconds": round(secs, 3),
-            "hours": round(secs / 3600, 4),
-            "splits": {s: sum(1 for x in r if x["split"] == s) for s in ("train", "val", "test")},
-        })  # fmt: skip
+        table.append(
+            {
+                "key": spec.key,
+                "name": spec.name,
+                "folder": spec.folder,
+                "layout": spec.layout,
+                "convention": spec.convention,
+                "fps": spec.fps,
+                "domain": spec.domain,
+                "languages": sorted({x["language"] for x in r}),
+                "speakers": len({x["subject"] for x in r}),
+                "sequences": len(r),
+                "frames": sum(x["frames"] for x in r),
+                "seconds": round(secs, 3),
+                "hours": round(secs / 3600, 4),
+                "splits": {
+                    s: sum(1 for x in r if x["split"] == s) for s in ("train", "val", "test")
+                },
+            }
+        )
     total = round(sum(t["seconds"] for t in table), 3)
-    return {"preset": preset, "seed": seed, "total_seconds": total, "total_hours": round(total / 3600, 4),
-            "datasets": table}  # fmt: skip
+    return {
+        "preset": preset,
+        "seed": seed,
+        "total_seconds": total,
+        "total_hours": round(total / 3600, 4),
+        "datasets": table,
+    }
 
 
 def summary_markdown(summary: dict) -> str:
@@ -250,11 +314,15 @@ def summary_markdown(summary: dict) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for t in summary["datasets"]:
-        lines.append(f"| {t['key']} | {t['name']} | {t['convention']} | {t['layout']} | {t['fps']:g} | "
-                     f"{' '.join(t['languages'])} | {t['domain']} | {t['speakers']} | {t['sequences']} | "
-                     f"{t['hours']:.3f} |")  # fmt: skip
-    lines.append(f"| **all** | | | | | | | | {sum(t['sequences'] for t in summary['datasets'])} | "
-                 f"{summary['total_hours']:.3f} |")  # fmt: skip
+        lines.append(
+            f"| {t['key']} | {t['name']} | {t['convention']} | {t['layout']} | {t['fps']:g} | "
+            f"{' '.join(t['languages'])} | {t['domain']} | {t['speakers']} | {t['sequences']} | "
+            f"{t['hours']:.3f} |"
+        )
+    lines.append(
+        f"| **all** | | | | | | | | {sum(t['sequences'] for t in summary['datasets'])} | "
+        f"{summary['total_hours']:.3f} |"
+    )
     return "\n".join(lines)
 
 
@@ -318,8 +386,10 @@ def generate(
         _finish_dataset(out, spec, [r for r in rows if r["key"] == spec.key], preset)
     summary = summarize(rows, preset, seed)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    readme = (f"# A2F-Synth ({preset} preset, seed {seed})\n\nGenerated by `unitalker synth generate`. "
-              "Procedural: eSpeak NG speech / singing, phoneme-timeline articulation, rendered in the "
-              "synth conventions. See docs/a2f-synth.md.\n\n" + summary_markdown(summary) + "\n")  # fmt: skip
+    readme = (
+        f"# A2F-Synth ({preset} preset, seed {seed})\n\nGenerated by `unitalker synth generate`. "
+        "Procedural: eSpeak NG speech / singing, phoneme-timeline articulation, rendered in the "
+        "synth conventions. See docs/a2f-synth.md.\n\n" + summary_markdown(summary) + "\n"
+    )
     (out / "README.md").write_text(readme)
     return summary

@@ -40,11 +40,31 @@ _DUR_TENSOR = "/encoder/Cast_output_0"
 _MAX_TOKENS = 500
 
 # eSpeak NG IPA -> Kokoro tokens (misaki's conventions), longest first
-_TO_KOKORO = (("eɪ", "A"), ("aɪ", "I"), ("oʊ", "O"), ("əʊ", "O"), ("aʊ", "W"), ("ɔɪ", "Y"),
-              ("dʒ", "ʤ"), ("tʃ", "ʧ"), ("ɜː", "ɜɹ"), ("r", "ɹ"))  # fmt: skip
+_TO_KOKORO = (
+    ("eɪ", "A"),
+    ("aɪ", "I"),
+    ("oʊ", "O"),
+    ("əʊ", "O"),
+    ("aʊ", "W"),
+    ("ɔɪ", "Y"),
+    ("dʒ", "ʤ"),
+    ("tʃ", "ʧ"),
+    ("ɜː", "ɜɹ"),
+    ("r", "ɹ"),
+)
 # Kokoro token -> IPA for the articulation model
-_FROM_KOKORO = {"A": "eɪ", "I": "aɪ", "O": "oʊ", "W": "aʊ", "Y": "ɔɪ", "ʤ": "dʒ", "ʧ": "tʃ",
-                "ᵊ": "ə", "T": "θ", "S": "ʃ"}  # fmt: skip
+_FROM_KOKORO = {
+    "A": "eɪ",
+    "I": "aɪ",
+    "O": "oʊ",
+    "W": "aʊ",
+    "Y": "ɔɪ",
+    "ʤ": "dʒ",
+    "ʧ": "tʃ",
+    "ᵊ": "ə",
+    "T": "θ",
+    "S": "ʃ",
+}
 _PAUSE = set(',.!?;:—…"()“”')
 _STRESS = set("ˈˌ")
 _LENGTH = set("ː")
@@ -191,11 +211,14 @@ def speak_ipa(ipa: str, voice: str, speed: float = 1.0) -> SynthResult:
     ids = [st["vocab"][c] for c in tokens]
     style = style_vector(voice, len(ids))
     with _LOCK:
-        audio, dur = st["session"].run(None, {
-            "tokens": np.array([[0, *ids, 0]], np.int64),
-            "style": style,
-            "speed": np.array([speed], np.float32),
-        })  # fmt: skip
+        audio, dur = st["session"].run(
+            None,
+            {
+                "tokens": np.array([[0, *ids, 0]], np.int64),
+                "style": style,
+                "speed": np.array([speed], np.float32),
+            },
+        )
     audio = np.asarray(audio, np.float32).ravel()
     tl = _timeline(tokens, dur)
     end = len(audio) / KOKORO_SR

@@ -42,8 +42,16 @@ def convention_traces(convention: str, data: np.ndarray) -> dict[str, np.ndarray
     }
 
 
-def plot_clip(path: str | Path, audio: np.ndarray, sr: int, timeline, convention: str, data: np.ndarray,
-              fps: float, title: str = "") -> None:  # fmt: skip
+def plot_clip(
+    path: str | Path,
+    audio: np.ndarray,
+    sr: int,
+    timeline,
+    convention: str,
+    data: np.ndarray,
+    fps: float,
+    title: str = "",
+) -> None:
     """Save a PNG: waveform with phoneme labels on top, convention traces below."""
     import matplotlib
 

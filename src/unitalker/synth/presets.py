@@ -18,9 +18,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 BIWI_TRAIN = ("F2", "F3", "F4", "M3", "M4", "M5")
-VOCA_TRAIN = tuple(f"FaceTalk_{s}_TA" for s in (
-    "170728_03272", "170904_00128", "170725_00137", "170915_00223", "170811_03274",
-    "170913_03279", "170904_03276", "170912_03278"))  # fmt: skip
+VOCA_TRAIN = tuple(
+    f"FaceTalk_{s}_TA"
+    for s in (
+        "170728_03272",
+        "170904_00128",
+        "170725_00137",
+        "170915_00223",
+        "170811_03274",
+        "170913_03279",
+        "170904_03276",
+        "170912_03278",
+    )
+)
 VOCA_VAL = ("FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA")
 VOCA_TEST = ("FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA")
 
@@ -94,21 +104,90 @@ def _ids(prefix: str, n: int) -> tuple[str, ...]:
 
 
 DATASETS: tuple[DatasetSpec, ...] = (
-    DatasetSpec("S0", "SynBIWI", "synth_head_vertices", "biwi", "S0_synbiwi", 25.0, ("en",), "speech",
-                {"tiny": ("F2", "M3"), "bench": BIWI_TRAIN}, {"tiny": 4, "bench": 40}, (1.6, 3.2), repeat=10),
-    DatasetSpec("S1", "SynVOCA", "synth_head2_vertices", "vocaset", "S1_synvoca", 60.0, ("en",), "speech",
-                {"tiny": (VOCA_TRAIN[0], VOCA_TRAIN[1], VOCA_VAL[0], VOCA_TEST[0]),
-                 "bench": VOCA_TRAIN + VOCA_VAL + VOCA_TEST}, {"tiny": 2, "bench": 10}, (2.0, 4.0), repeat=5),
-    DatasetSpec("S2", "SynHDTF", "synth_arkit52", "3detf", "S2_syn3detf", 30.0, ("en",), "speech",
-                {"tiny": _ids("HD", 3), "bench": _ids("HD", 40)}, {"tiny": 2, "bench": 6}, (5.0, 9.0)),
-    DatasetSpec("S3", "SynFLAME", "synth_flame_params", "release", "S3_synflame", 30.0,
-                ("en", "es", "de", "fr"), "speech",
-                {"tiny": _ids("FF", 4), "bench": _ids("FF", 24)}, {"tiny": 3, "bench": 5}, (4.0, 8.0)),
-    DatasetSpec("S4", "SynMandarin", "synth_arkit52", "release", "S4_synmandarin", 60.0, ("zh",), "speech",
-                {"tiny": _ids("ZH", 2), "bench": _ids("ZH", 8)}, {"tiny": 3, "bench": 12}, (3.0, 6.0)),
-    DatasetSpec("S5", "SynSong", "synth_arkit52", "release", "S5_synsong", 60.0, ("en", "es", "zh"), "song",
-                {"tiny": _ids("SG", 2), "bench": _ids("SG", 6)}, {"tiny": 3, "bench": 8}, (6.0, 10.0)),
-)  # fmt: skip
+    DatasetSpec(
+        "S0",
+        "SynBIWI",
+        "synth_head_vertices",
+        "biwi",
+        "S0_synbiwi",
+        25.0,
+        ("en",),
+        "speech",
+        {"tiny": ("F2", "M3"), "bench": BIWI_TRAIN},
+        {"tiny": 4, "bench": 40},
+        (1.6, 3.2),
+        repeat=10,
+    ),
+    DatasetSpec(
+        "S1",
+        "SynVOCA",
+        "synth_head2_vertices",
+        "vocaset",
+        "S1_synvoca",
+        60.0,
+        ("en",),
+        "speech",
+        {
+            "tiny": (VOCA_TRAIN[0], VOCA_TRAIN[1], VOCA_VAL[0], VOCA_TEST[0]),
+            "bench": VOCA_TRAIN + VOCA_VAL + VOCA_TEST,
+        },
+        {"tiny": 2, "bench": 10},
+        (2.0, 4.0),
+        repeat=5,
+    ),
+    DatasetSpec(
+        "S2",
+        "SynHDTF",
+        "synth_arkit52",
+        "3detf",
+        "S2_syn3detf",
+        30.0,
+        ("en",),
+        "speech",
+        {"tiny": _ids("HD", 3), "bench": _ids("HD", 40)},
+        {"tiny": 2, "bench": 6},
+        (5.0, 9.0),
+    ),
+    DatasetSpec(
+        "S3",
+        "SynFLAME",
+        "synth_flame_params",
+        "release",
+        "S3_synflame",
+        30.0,
+        ("en", "es", "de", "fr"),
+        "speech",
+        {"tiny": _ids("FF", 4), "bench": _ids("FF", 24)},
+        {"tiny": 3, "bench": 5},
+        (4.0, 8.0),
+    ),
+    DatasetSpec(
+        "S4",
+        "SynMandarin",
+        "synth_arkit52",
+        "release",
+        "S4_synmandarin",
+        60.0,
+        ("zh",),
+        "speech",
+        {"tiny": _ids("ZH", 2), "bench": _ids("ZH", 8)},
+        {"tiny": 3, "bench": 12},
+        (3.0, 6.0),
+    ),
+    DatasetSpec(
+        "S5",
+        "SynSong",
+        "synth_arkit52",
+        "release",
+        "S5_synsong",
+        60.0,
+        ("en", "es", "zh"),
+        "song",
+        {"tiny": _ids("SG", 2), "bench": _ids("SG", 6)},
+        {"tiny": 3, "bench": 8},
+        (6.0, 10.0),
+    ),
+)
 
 PRESETS: tuple[str, ...] = ("tiny", "bench")
 

@@ -53,8 +53,10 @@ class SamUnavailable(RuntimeError):
 
 def module_dir() -> Path | None:
     """The ``sam-js`` package folder, or None."""
-    roots = [os.environ.get("UNITALKER_NODE_MODULES", ""),
-             str(Path.home() / ".cache" / "unitalker" / "node" / "node_modules")]  # fmt: skip
+    roots = [
+        os.environ.get("UNITALKER_NODE_MODULES", ""),
+        str(Path.home() / ".cache" / "unitalker" / "node" / "node_modules"),
+    ]
     for r in roots:
         if r and (Path(r) / "sam-js" / "package.json").is_file():
             return Path(r) / "sam-js"
@@ -83,7 +85,9 @@ def render(
         "mouth": int(mouth),
         "throat": int(throat),
     }
-    proc = subprocess.run([node, "-e", _JS, str(mod), json.dumps(opts)], capture_output=True, timeout=60, check=False)  # fmt: skip
+    proc = subprocess.run(
+        [node, "-e", _JS, str(mod), json.dumps(opts)], capture_output=True, timeout=60, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(
             f"sam-js failed on {text!r}: {proc.stderr.decode(errors='replace')[:300]}"

@@ -21,9 +21,14 @@ from unitalker.conventions import ARKIT52_EMOTALK, LIVE_LINK_ORDER, arkit_key
 log = logging.getLogger(__name__)
 
 PERFORMER_STYLE = {
-    "jaw_gain": 1.35, "lip_gain": 1.2, "round_gain": 1.3, "spread_gain": 0.65,
-    "asymmetry": 0.2, "jaw_lead_s": 0.07, "coarticulation": 0.8,
-}  # fmt: skip
+    "jaw_gain": 1.35,
+    "lip_gain": 1.2,
+    "round_gain": 1.3,
+    "spread_gain": 0.65,
+    "asymmetry": 0.2,
+    "jaw_lead_s": 0.07,
+    "coarticulation": 0.8,
+}
 """An articulation style outside the bench speakers' ranges (wide jaw, rounded lips,
 lopsided spread): a new identity the bundled model has to adapt to."""
 
@@ -37,9 +42,15 @@ def _rotations(weights: np.ndarray, fps: float, rng: np.random.Generator) -> np.
     """``[T, 9]`` head yaw/pitch/roll (a slow sway) and eye yaw/pitch/roll (from gaze)."""
     n = len(weights)
     t = np.arange(n) / fps
-    head = [a * np.sin(2 * np.pi * f * t + p) for a, f, p in
-            zip(rng.uniform(0.02, 0.08, 3), rng.uniform(0.1, 0.4, 3), rng.uniform(0, 6.3, 3),
-                strict=True)]  # fmt: skip
+    head = [
+        a * np.sin(2 * np.pi * f * t + p)
+        for a, f, p in zip(
+            rng.uniform(0.02, 0.08, 3),
+            rng.uniform(0.1, 0.4, 3),
+            rng.uniform(0, 6.3, 3),
+            strict=True,
+        )
+    ]
     w = {name: weights[:, i] for i, name in enumerate(ARKIT52_EMOTALK)}
     yaw = 0.5 * (w["eyeLookOutLeft"] - w["eyeLookInLeft"])
     pitch = 0.4 * (w["eyeLookDownLeft"] - w["eyeLookUpLeft"])
@@ -77,20 +88,47 @@ def generate_takes(
 
     out = Path(out)
     spec = dataclasses.replace(get_spec("S2"), fps=float(fps), seconds=(seconds, seconds + 1.0))
-    speaker = {"lang": "en", "voice": "en-gb-x-rp+m3", "rate": 150, "pitch": 42, "range": 60,
-               "style": SpeakerStyle(**PERFORMER_STYLE), "identity_seed": 0}  # fmt: skip
+    speaker = {
+        "lang": "en",
+        "voice": "en-gb-x-rp+m3",
+        "rate": 150,
+        "pitch": 42,
+        "range": 60,
+        "style": SpeakerStyle(**PERFORMER_STYLE),
+        "identity_seed": 0,
+    }
     paths = []
     for k in range(n_takes):
-        job = ClipJob(str(out), "S2", "performer", 0, k, f"{prefix}_{k}", (seed, 77, k, 2),
-                      (seed, 77, k, 3), "train")  # fmt: skip
+        job = ClipJob(
+            str(out),
+            "S2",
+            "performer",
+            0,
+            k,
+            f"{prefix}_{k}",
+            (seed, 77, k, 2),
+            (seed, 77, k, 3),
+            "train",
+        )
         res, audio, weights = synth_clip(spec, job, speaker)
         rng = np.random.default_rng([seed, k, 5])
         channels = np.concatenate([_to_live_link(weights), _rotations(weights, fps, rng)], 1)
         wav = video is None or (wav_every > 0 and k % wav_every == 0)
         name = f"{prefix}_{k}_iPhone"
         start = (10 + k % 8, (7 * k) % 60, (13 * k) % 60, k % int(fps))
-        paths.append(write_take(out / f"{prefix}_{k}", channels, fps, audio, res.sr, name=name,
-                                start=start, video=video, wav=wav))  # fmt: skip
+        paths.append(
+            write_take(
+                out / f"{prefix}_{k}",
+                channels,
+                fps,
+                audio,
+                res.sr,
+                name=name,
+                start=start,
+                video=video,
+                wav=wav,
+            )
+        )
         if progress is not None:
             progress(k + 1, n_takes)
     log.info("wrote %d Live Link Face takes to %s", n_takes, out)

@@ -122,13 +122,21 @@ class _Engine:
         lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-        ]  # fmt: skip
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         sr = lib.espeak_Initialize(
-            _AUDIO_OUTPUT_SYNCHRONOUS, 200, str(self.data_path).encode(),
+            _AUDIO_OUTPUT_SYNCHRONOUS,
+            200,
+            str(self.data_path).encode(),
             _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT,
-        )  # fmt: skip
+        )
         if sr != ESPEAK_SR:
             raise RuntimeError(
                 f"eSpeak NG failed to initialise (returned {sr}) with data {self.data_path}"
@@ -170,8 +178,13 @@ class _Engine:
         with _LOCK:
             if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise ValueError(f"eSpeak NG has no voice {voice!r} (see voices_available())")
-            for param, value in ((_P_RATE, rate), (_P_PITCH, pitch), (_P_RANGE, pitch_range),
-                                 (_P_WORDGAP, word_gap), (_P_VOLUME, 100)):  # fmt: skip
+            for param, value in (
+                (_P_RATE, rate),
+                (_P_PITCH, pitch),
+                (_P_RANGE, pitch_range),
+                (_P_WORDGAP, word_gap),
+                (_P_VOLUME, 100),
+            ):
                 self.lib.espeak_SetParameter(param, int(value), 0)
             self._samples, self._events = [], []
             raw = text.encode("utf-8") + b"\0"

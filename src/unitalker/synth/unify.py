@@ -180,8 +180,9 @@ def to_common(
         else:
             out = neutral + flame_offsets_rig(data)
     else:
-        raise ValueError(f"{convention!r} cannot be converted to {COMMON}; it must be one of "
-                         f"{CONVERTIBLE}")  # fmt: skip
+        raise ValueError(
+            f"{convention!r} cannot be converted to {COMMON}; it must be one of {CONVERTIBLE}"
+        )
     return out.astype(np.float32), tpl.astype(np.float32)
 
 
@@ -232,8 +233,16 @@ def write_unified(
                 audio = folder / "audio" / f"{stem}{Path(e.audio_path).suffix}"
                 if not audio.exists():
                     os.symlink(Path(e.audio_path).resolve(), audio)
-                rows.append({"annot_path": f"annot/{stem}.npy", "audio_path": f"audio/{audio.name}",
-                             "id": e.local_id, "annot_type": COMMON, "dataset": key, "fps": e.fps})  # fmt: skip
+                rows.append(
+                    {
+                        "annot_path": f"annot/{stem}.npy",
+                        "audio_path": f"audio/{audio.name}",
+                        "id": e.local_id,
+                        "annot_type": COMMON,
+                        "dataset": key,
+                        "fps": e.fps,
+                    }
+                )
             doc = {"info": {"id_list": part.id_list}, "data": rows}
             (folder / f"{part.split}.json").write_text(json.dumps(doc, indent=1) + "\n")
         n_ids = max(len(parts[0].id_list), max(templates) + 1)
@@ -257,8 +266,10 @@ def conversion_error(n_clips: int = 4, seed: int = 0) -> dict[str, dict[str, flo
     for _ in range(n_clips):
         # a random 3 s viseme sequence (90 frames at 30 fps)
         bounds = np.sort(rng.uniform(0, 3, 24))
-        timeline = [(visemes[int(rng.integers(len(visemes)))], float(a), float(b))
-                    for a, b in zip(bounds[::2], bounds[1::2], strict=True)]  # fmt: skip
+        timeline = [
+            (visemes[int(rng.integers(len(visemes)))], float(a), float(b))
+            for a, b in zip(bounds[::2], bounds[1::2], strict=True)
+        ]
         curves = timeline_to_articulation(timeline, 30.0, seed=rng, n_frames=90)
         ident = int(rng.integers(2**31))
         for conv in (HEAD2, ARKIT, FLAME):
@@ -272,5 +283,7 @@ def conversion_error(n_clips: int = 4, seed: int = 0) -> dict[str, dict[str, flo
                 e = errs.setdefault(f"{conv} {method}", {"mean": [], "max": []})
                 e["mean"].append(float(d.mean()))
                 e["max"].append(float(d.max()))
-    return {k: {"mean": float(np.mean(v["mean"])), "max": float(np.max(v["max"]))}
-            for k, v in errs.items()}  # fmt: skip
+    return {
+        k: {"mean": float(np.mean(v["mean"])), "max": float(np.max(v["max"]))}
+        for k, v in errs.items()
+    }

@@ -42,20 +42,78 @@ SR_OUT = 16000
 # eSpeak NG English voices and variants heard in training (the S0-S5 ones and more) ...
 ESPEAK_TRAIN_LANGS = ("en", "en-us", "en-gb-x-rp", "en-029")
 ESPEAK_TRAIN_VARIANTS = (
-    "f1", "f4", "anika", "belinda", "linda", "steph", "aunty", "Andrea", "Annie", "shelby",
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "adam", "boris", "david", "edward", "john",
-    "paul", "Mike", "Hugo", "Andy", "Gene", "Jacky", "Lee", "Mario", "Michael", "Nguyen", "ian",
-    "iven", "max", "norbert", "quincy", "rob", "travis", "zac", "grandma", "steph2", "klatt",
-    "klatt2", "klatt4",
-)  # fmt: skip
+    "f1",
+    "f4",
+    "anika",
+    "belinda",
+    "linda",
+    "steph",
+    "aunty",
+    "Andrea",
+    "Annie",
+    "shelby",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "adam",
+    "boris",
+    "david",
+    "edward",
+    "john",
+    "paul",
+    "Mike",
+    "Hugo",
+    "Andy",
+    "Gene",
+    "Jacky",
+    "Lee",
+    "Mario",
+    "Michael",
+    "Nguyen",
+    "ian",
+    "iven",
+    "max",
+    "norbert",
+    "quincy",
+    "rob",
+    "travis",
+    "zac",
+    "grandma",
+    "steph2",
+    "klatt",
+    "klatt2",
+    "klatt4",
+)
 # ... and never heard (test_unseen_voice): other accents and variants. Variants with a
 # "breath" setting are left out everywhere (not reproducible across processes).
 ESPEAK_UNSEEN_LANGS = ("en-gb-scotland", "en-us-nyc", "en-gb-x-gbclan")
 ESPEAK_UNSEEN_VARIANTS = (
-    "Alex", "Denis", "Diogo", "Gene2", "Marco", "antonio", "gustave", "iven2", "michel",
-    "miguel", "pablo", "pedro", "robert", "steph3", "grandpa", "ed", "edward2", "klatt3",
-    "klatt5", "croak",
-)  # fmt: skip
+    "Alex",
+    "Denis",
+    "Diogo",
+    "Gene2",
+    "Marco",
+    "antonio",
+    "gustave",
+    "iven2",
+    "michel",
+    "miguel",
+    "pablo",
+    "pedro",
+    "robert",
+    "steph3",
+    "grandpa",
+    "ed",
+    "edward2",
+    "klatt3",
+    "klatt5",
+    "croak",
+)
 KOKORO_TRAIN_STYLES = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jm_kumo")
 KOKORO_UNSEEN_STYLE = "jf_tebukuro"
 
@@ -123,8 +181,11 @@ def _seen_voice(rng: np.random.Generator, si: int) -> tuple[str, str, dict]:
 
 
 def _espeak_params(rng: np.random.Generator) -> dict:
-    return {"rate": int(rng.integers(135, 200)), "pitch": int(rng.integers(30, 75)),
-            "pitch_range": int(rng.integers(35, 85))}  # fmt: skip
+    return {
+        "rate": int(rng.integers(135, 200)),
+        "pitch": int(rng.integers(30, 75)),
+        "pitch_range": int(rng.integers(35, 85)),
+    }
 
 
 def _unseen_voice(rng: np.random.Generator, si: int) -> tuple[str, str, dict]:
@@ -143,10 +204,12 @@ def _sam_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
 
     name = sorted(VOICES)[int(rng.integers(len(VOICES)))]
     pitch, speed, mouth, throat = VOICES[name]
-    jit = {"pitch": int(np.clip(pitch + rng.integers(-8, 9), 20, 120)),
-           "speed": int(np.clip(speed + rng.integers(-8, 9), 55, 110)),
-           "mouth": int(np.clip(mouth + rng.integers(-15, 16), 80, 220)),
-           "throat": int(np.clip(throat + rng.integers(-15, 16), 80, 220))}  # fmt: skip
+    jit = {
+        "pitch": int(np.clip(pitch + rng.integers(-8, 9), 20, 120)),
+        "speed": int(np.clip(speed + rng.integers(-8, 9), 55, 110)),
+        "mouth": int(np.clip(mouth + rng.integers(-15, 16), 80, 220)),
+        "throat": int(np.clip(throat + rng.integers(-15, 16), 80, 220)),
+    }
     return "sam", name, jit
 
 
@@ -165,12 +228,26 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
             unseen = _unseen_voice(rng, si + di)
             sam_v = _sam_voice(rng)
             clips = [(f"train{i:02d}", "train", seen[i], i) for i in range(n_train)]
-            clips += [("test", "test", seen[-1], 99), ("test_uv", "test_unseen_voice", unseen, 99),
-                      ("test_ue", "test_unseen_engine", sam_v, 99)]  # fmt: skip
+            clips += [
+                ("test", "test", seen[-1], 99),
+                ("test_uv", "test_unseen_voice", unseen, 99),
+                ("test_ue", "test_unseen_engine", sam_v, 99),
+            ]
             for ci, (suffix, split, (engine, voice, params), sent) in enumerate(clips):
-                jobs.append(VoiceJob(str(out_dir), ds.key, si, f"{ds.key}_{si:02d}_{suffix}", split, engine,
-                                     voice, tuple(sorted(params.items())), (seed, 100 + di, si, sent, 2),
-                                     (seed, 100 + di, si, ci, 3)))  # fmt: skip
+                jobs.append(
+                    VoiceJob(
+                        str(out_dir),
+                        ds.key,
+                        si,
+                        f"{ds.key}_{si:02d}_{suffix}",
+                        split,
+                        engine,
+                        voice,
+                        tuple(sorted(params.items())),
+                        (seed, 100 + di, si, sent, 2),
+                        (seed, 100 + di, si, ci, 3),
+                    )
+                )
     return jobs
 
 
@@ -235,9 +312,13 @@ def assemble(
 
 
 def _labels(
-    ds: VoiceDataset, tl: Timeline, audio: np.ndarray, style: object, rng: np.random.Generator,
+    ds: VoiceDataset,
+    tl: Timeline,
+    audio: np.ndarray,
+    style: object,
+    rng: np.random.Generator,
     identity_seed: int,
-) -> np.ndarray:  # fmt: skip
+) -> np.ndarray:
     """Timeline + audio -> the clip's annotation ``[T, dim]`` in the dataset's convention."""
     from unitalker.synth.articulation import audio_features, timeline_to_articulation
     from unitalker.synth.conventions import render
@@ -327,13 +408,30 @@ def _run_voice_job(job: VoiceJob) -> dict:
     (root / "annot").mkdir(parents=True, exist_ok=True)
     write_wav(root / wav_rel, audio, SR_OUT)
     np.save(root / annot_rel, np.ascontiguousarray(data, np.float32), allow_pickle=False)
-    record = {"text": " ".join(sentences), "engine": job.engine, "voice": job.voice, "params": params,
-              "split": job.split, "fps": ds.fps, "n_frames": int(len(data)),
-              "seconds": round(len(audio) / SR_OUT, 6),
-              "phonemes": [[p, round(s, 6), round(e, 6)] for p, s, e in tl]}  # fmt: skip
-    row = {"key": job.key, "subject_index": job.subject_index, "clip": job.clip_name, "split": job.split,
-           "engine": job.engine, "voice": job.voice, "audio": wav_rel, "annot": annot_rel,
-           "seconds": record["seconds"], "frames": int(len(data)), "identity_seed": identity_seed}  # fmt: skip
+    record = {
+        "text": " ".join(sentences),
+        "engine": job.engine,
+        "voice": job.voice,
+        "params": params,
+        "split": job.split,
+        "fps": ds.fps,
+        "n_frames": int(len(data)),
+        "seconds": round(len(audio) / SR_OUT, 6),
+        "phonemes": [[p, round(s, 6), round(e, 6)] for p, s, e in tl],
+    }
+    row = {
+        "key": job.key,
+        "subject_index": job.subject_index,
+        "clip": job.clip_name,
+        "split": job.split,
+        "engine": job.engine,
+        "voice": job.voice,
+        "audio": wav_rel,
+        "annot": annot_rel,
+        "seconds": record["seconds"],
+        "frames": int(len(data)),
+        "identity_seed": identity_seed,
+    }
     record["row"] = row
     tl_path.parent.mkdir(parents=True, exist_ok=True)
     tl_path.write_text(json.dumps(record, ensure_ascii=False, indent=0) + "\n", encoding="utf-8")
@@ -353,9 +451,18 @@ def _finish(out: Path, ds: VoiceDataset, rows: list[dict], n_subj: int) -> None:
             tpl[si] = identity_template(ds.convention, s).reshape(-1)
     np.save(root / "id_template.npy", tpl, allow_pickle=False)
     for split in SPLITS:
-        data = [{"annot_path": r["annot"], "audio_path": r["audio"], "id": r["subject_index"],
-                 "annot_type": ds.convention, "dataset": ds.key, "fps": ds.fps}
-                for r in rows if r["split"] == split]  # fmt: skip
+        data = [
+            {
+                "annot_path": r["annot"],
+                "audio_path": r["audio"],
+                "id": r["subject_index"],
+                "annot_type": ds.convention,
+                "dataset": ds.key,
+                "fps": ds.fps,
+            }
+            for r in rows
+            if r["split"] == split
+        ]
         if data:
             doc = {"info": {"id_list": list(range(n_subj))}, "data": data}
             (root / f"{split}.json").write_text(json.dumps(doc, indent=1) + "\n")
@@ -403,11 +510,25 @@ def generate_voices(
         for split in SPLITS:
             r = [x for x in rows if x["key"] == ds.key and x["split"] == split]
             if r:
-                table.append({"key": ds.key, "name": ds.name, "convention": ds.convention, "split": split,
-                              "clips": len(r), "seconds": round(sum(x["seconds"] for x in r), 3),
-                              "engines": {e: sum(1 for x in r if x["engine"] == e) for e in ENGINES}})  # fmt: skip
+                table.append(
+                    {
+                        "key": ds.key,
+                        "name": ds.name,
+                        "convention": ds.convention,
+                        "split": split,
+                        "clips": len(r),
+                        "seconds": round(sum(x["seconds"] for x in r), 3),
+                        "engines": {e: sum(1 for x in r if x["engine"] == e) for e in ENGINES},
+                    }
+                )
     total = round(sum(x["seconds"] for x in rows), 3)
-    summary = {"preset": preset, "seed": seed, "total_seconds": total, "total_hours": round(total / 3600, 4),
-               "held_out_engine": HELD_OUT_ENGINE, "table": table}  # fmt: skip
+    summary = {
+        "preset": preset,
+        "seed": seed,
+        "total_seconds": total,
+        "total_hours": round(total / 3600, 4),
+        "held_out_engine": HELD_OUT_ENGINE,
+        "table": table,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary

@@ -311,8 +311,13 @@ def build_datasets(cfg: TrainConfig, manifest: Any, table: Any) -> tuple[Any, An
 
         from unitalker.data.augment import AugmentedDataset
 
-        train = AugmentedDataset(train, cfg.data.augment, cfg.seed, max_seconds=cfg.data.max_seconds,
-                                 log_path=Path(cfg.out_dir) / "augment.jsonl")  # fmt: skip
+        train = AugmentedDataset(
+            train,
+            cfg.data.augment,
+            cfg.seed,
+            max_seconds=cfg.data.max_seconds,
+            log_path=Path(cfg.out_dir) / "augment.jsonl",
+        )
     val = None
     if cfg.data.val_split and manifest.has_split(cfg.data.val_split):
         try:

@@ -150,9 +150,17 @@ def measure_training_throughput(
 
     say = progress or (lambda _msg: None)
     with tempfile.TemporaryDirectory(prefix="unitalker-train-bench-") as tmp:
-        base = [f"data.manifest={data}", f"out_dir={tmp}", "log.tensorboard=false",
-                "log.ckpt_every=0", "log.val_every=0", "data.val_split=",
-                "schedule.warmup_steps=0", "schedule.warmup_epochs=0", *overrides]  # fmt: skip
+        base = [
+            f"data.manifest={data}",
+            f"out_dir={tmp}",
+            "log.tensorboard=false",
+            "log.ckpt_every=0",
+            "log.val_every=0",
+            "data.val_split=",
+            "schedule.warmup_steps=0",
+            "schedule.warmup_epochs=0",
+            *overrides,
+        ]
         cfg = load_config(TrainConfig, config, base)
         n = batch_size or max(2, cfg.data.batch_size)
         per_round = clips_per_round or 4 * n

@@ -283,9 +283,13 @@ class Trainer:
                     batch.motion - batch.template[:, None, :]
                 )[..., : out.coeffs.shape[-1]]
         return self.loss_fn(
-            conv, out.motion.float(), batch.motion, batch.mask,
-            None if out.coeffs is None else out.coeffs.float(), target_coeffs,
-        )  # fmt: skip
+            conv,
+            out.motion.float(),
+            batch.motion,
+            batch.mask,
+            None if out.coeffs is None else out.coeffs.float(),
+            target_coeffs,
+        )
 
     def epoch_loader(self, skip: int = 0) -> Any:
         """The DataLoader of epoch ``self.epoch``, starting ``skip`` batches in."""
@@ -336,19 +340,41 @@ class Trainer:
                 self.optimizer_step()
                 self.step += 1
                 if self.step % max(1, self.log_every) == 0 or self.step == self.total_steps:
-                    last = {k: all_reduce_mean(v / n_running, self.dist.world_size)
-                            for k, v in running.items()}  # fmt: skip
+                    last = {
+                        k: all_reduce_mean(v / n_running, self.dist.world_size)
+                        for k, v in running.items()
+                    }
                     running, n_running = {}, 0
                     self._log_scalars("train", last)
                 elapsed = time.perf_counter() - t0
-                self._emit(StepInfo(self.step, self.total_steps, self.epoch, last, warm,
-                                    clips / max(elapsed, 1e-9), elapsed))  # fmt: skip
+                self._emit(
+                    StepInfo(
+                        self.step,
+                        self.total_steps,
+                        self.epoch,
+                        last,
+                        warm,
+                        clips / max(elapsed, 1e-9),
+                        elapsed,
+                    )
+                )
                 if self.val_every and self.step % self.val_every == 0:
                     val_metrics = self.validate()
                 if self.ckpt_every and self.step % self.ckpt_every == 0:
                     d = self.save_checkpoint()
-                    self._emit(StepInfo(self.step, self.total_steps, self.epoch, last, warm,
-                                        clips / max(elapsed, 1e-9), elapsed, "checkpoint", str(d)))  # fmt: skip
+                    self._emit(
+                        StepInfo(
+                            self.step,
+                            self.total_steps,
+                            self.epoch,
+                            last,
+                            warm,
+                            clips / max(elapsed, 1e-9),
+                            elapsed,
+                            "checkpoint",
+                            str(d),
+                        )
+                    )
                 if self.step >= self.total_steps:
                     break
             else:  # epoch finished
@@ -360,8 +386,18 @@ class Trainer:
             val_metrics = self.validate()
         final = self.save_checkpoint(self.out_dir / "model")
         elapsed = time.perf_counter() - t0
-        info = StepInfo(self.step, self.total_steps, self.epoch, last, warm,
-                        clips / max(elapsed, 1e-9), elapsed, "done", str(final), val_metrics)  # fmt: skip
+        info = StepInfo(
+            self.step,
+            self.total_steps,
+            self.epoch,
+            last,
+            warm,
+            clips / max(elapsed, 1e-9),
+            elapsed,
+            "done",
+            str(final),
+            val_metrics,
+        )
         self._emit(info)
         if self._writer is not None:
             self._writer.close()
@@ -406,9 +442,13 @@ class Trainer:
         from unitalker.data import LengthBucketBatchSampler, collate
 
         sampler = LengthBucketBatchSampler.from_dataset(
-            self.val_set, batch_size=self.sampler.batch_size, repeats={}, shuffle=False,
-            rank=self.dist.rank, world_size=self.dist.world_size,
-        )  # fmt: skip
+            self.val_set,
+            batch_size=self.sampler.batch_size,
+            repeats={},
+            shuffle=False,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
         self.model.eval()
         sums: dict[str, float] = {}
         n = 0
@@ -459,7 +499,7 @@ class Trainer:
                 int(np_state[2]),
                 int(np_state[3]),
                 float(np_state[4]),
-            ),  # fmt: skip
+            ),
             "rng_torch": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "world_size": self.dist.world_size,
@@ -497,9 +537,10 @@ class Trainer:
                 # e.g. a full disk: say what was being written; the atomic writers have
                 # removed their temporaries, so no half-written checkpoint is left.
                 raise OSError(
-                    e.errno, f"cannot write the checkpoint at step {self.step}: {e.strerror or e}",
+                    e.errno,
+                    f"cannot write the checkpoint at step {self.step}: {e.strerror or e}",
                     str(d),
-                ) from e  # fmt: skip
+                ) from e
         barrier(self.dist)
         return d
 
@@ -509,8 +550,10 @@ class Trainer:
         if self.identity_templates:
             from safetensors.torch import save_file
 
-            tensors = {k: torch.as_tensor(np.asarray(v, np.float32)).contiguous()
-                       for k, v in self.identity_templates.items()}  # fmt: skip
+            tensors = {
+                k: torch.as_tensor(np.asarray(v, np.float32)).contiguous()
+                for k, v in self.identity_templates.items()
+            }
             _atomic(d / TEMPLATES_FILE, lambda f: save_file(tensors, f))
         state = self.state_dict()
         _atomic(d / STATE_FILE, lambda f: torch.save(state, f))
@@ -532,8 +575,11 @@ class Trainer:
             if not isinstance(state, dict):
                 raise TypeError(f"holds a {type(state).__name__}, not a state dict")
             if int(state.get("world_size", 1)) != self.dist.world_size:
-                log.warning("resuming a %s-process run on %s processes: the data order differs",
-                            state.get("world_size"), self.dist.world_size)  # fmt: skip
+                log.warning(
+                    "resuming a %s-process run on %s processes: the data order differs",
+                    state.get("world_size"),
+                    self.dist.world_size,
+                )
             self.load_state_dict(state)
         except Exception as e:  # noqa: BLE001 - torch raises many types for a bad file
             # torch's own message suggests weights_only=False, which would run any code in

@@ -173,10 +173,14 @@ async def animate(
     }
     if fmt == "bin":
         meta["heads"] = {
-            h: {"fps": a.fps, "convention": a.convention, "kind": a.conv.kind,
-                "channels": list(a.channel_names) if a.channel_names else None}
+            h: {
+                "fps": a.fps,
+                "convention": a.convention,
+                "kind": a.conv.kind,
+                "channels": list(a.channel_names) if a.channel_names else None,
+            }
             for h, a in results.items()
-        }  # fmt: skip
+        }
         blob = protocol.pack_arrays({h: a.data for h, a in results.items()}, meta)
         return Response(blob, media_type=protocol.ARRAYS_MEDIA_TYPE)
     out = await asyncio.to_thread(
