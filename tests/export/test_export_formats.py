@@ -311,6 +311,34 @@ def test_glb_target_cap_states_its_error(sphere_conv, tmp_path):
     )
 
 
+@pytest.mark.parametrize("shape", [(40, 900), (130, 6000), (12, 30)])
+def test_glb_gram_svd_is_the_svd(shape):
+    """The bounded-error mode's SVD through the Gram matrix gives LAPACK's singular values
+    and subspaces on wide motion matrices of decaying spectrum (a clip is far wider than
+    long), and the same number of morph targets."""
+    from unitalker.export import glb
+
+    t, d = shape
+    rng = np.random.default_rng(t)
+    a = (rng.standard_normal((t, 8)) * 2.0 ** -np.arange(8)) @ rng.standard_normal((8, d))
+    a += 1e-4 * rng.standard_normal((t, d))
+    u, s, vt = glb._gram_svd(a)
+    u0, s0, vt0 = glb._svd(a)
+    assert np.allclose(s[:8], s0[:8], rtol=1e-9)
+    # the leading components agree up to sign, and the product is the matrix
+    for k in range(8):
+        assert abs(abs(u[:, k] @ u0[:, k]) - 1) < 1e-8
+    assert np.allclose((u * s) @ vt, a, atol=1e-9 * np.abs(a).max())
+    if d % 3 == 0:  # morph_basis picks as many targets as LAPACK's SVD needs for the bound
+        frames = a.reshape(t, -1, 3)
+        fit = glb.morph_basis(frames, np.zeros(frames.shape[1:]))
+        motion = a - a.mean(0)
+        uu, ss, vv = glb._svd(motion)
+        tol = glb.MAX_ERROR * float((a.max(0) - a.min(0)).max())
+        _, _, k = glb._pick(motion, uu * ss, vv, tol, t, False, ss)
+        assert len(fit.targets) == k and fit.relative_error <= glb.MAX_ERROR
+
+
 def test_glb_points_without_faces(faceless_conv, tmp_path) -> None:
     import pygltflib
 

@@ -153,8 +153,9 @@ def morph_basis(
             if k is not None or capped:
                 break
             rank = min(limit, rank * 2)
-    if k is None and not capped:  # exact SVD
-        u, s, vt = np.linalg.svd(motion, full_matrices=False)
+    if k is None and not capped:  # exact SVD (through the Gram matrix, bounded error)
+        svd = _svd if lossless else _gram_svd
+        u, s, vt = svd(motion)
         coeff, vt, k = _pick(motion, u * s, vt, tol, limit, lossless, s)
     if k is None:
         k = min(limit, coeff.shape[1])
@@ -204,6 +205,31 @@ def _fit(
     err = np.abs(recon - frames) if t else np.zeros(1)
     rms = float(np.sqrt((err.astype(np.float64) ** 2).mean()))
     return MorphFit(base, targets, weights, float(err.max()), rms, motion_range, lossless)
+
+
+def _svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return np.linalg.svd(a, full_matrices=False)
+
+
+def _gram_svd(a: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thin SVD of ``a [T, D]`` from the eigenvectors of its ``[T, T]`` Gram matrix.
+
+    A clip is far wider than long (130 frames x 19k coordinates for 5 s of a 6k-vertex
+    head), and LAPACK's thin SVD of such a matrix took 2.9 s where this takes 0.1-0.6 s.
+    Components below ``1e-7`` of the largest singular value lose their precision in the
+    Gram matrix and are dropped; they are far below the bounded-error mode's tolerance
+    (a percent of the motion range), which :func:`_pick` checks on the reconstruction
+    anyway. Lossless mode keeps LAPACK's SVD.
+    """
+    if a.shape[0] > a.shape[1]:
+        return _svd(a)
+    w, u = np.linalg.eigh(a @ a.T)
+    w, u = w[::-1], u[:, ::-1]  # descending
+    s = np.sqrt(np.clip(w, 0.0, None))
+    keep = s > (s[0] * 1e-7 if len(s) else 0.0)
+    u, s = u[:, keep], s[keep]
+    vt = (u.T @ a) / s[:, None]
+    return u, s, vt
 
 
 def _randomized_svd(
