@@ -119,3 +119,52 @@ def test_augmented_dataset_is_seeded_and_logged(tmp_path):
     assert a.lengths == [len(motion)]  # other attributes are the base's
     lines = (tmp_path / "aug.jsonl").read_text().splitlines()
     assert len(lines) == 3 and '"ops"' in lines[0]
+
+
+def test_spec_augment_masks_bands_and_spans_only():
+    """Masks cover whole mel bands / whole frames, at most the widths asked, filled with
+    the item's mean; the same torch seed gives the same masks."""
+    import torch
+
+    from unitalker.data.augment import SpecAugment
+
+    x = torch.randn(4, 80, 200)
+    aug = SpecAugment(freq_masks=2, freq_width=10, time_masks=2, time_width=3)
+    torch.manual_seed(0)
+    y = aug(x)
+    torch.manual_seed(0)
+    assert torch.equal(y, aug(x))
+    for b in range(4):
+        fill = x[b].mean()
+        changed = y[b] != x[b]
+        assert torch.allclose(y[b][changed], fill.expand(int(changed.sum())))
+        bands = changed.all(dim=1)  # a masked band is masked at every frame
+        frames = changed.all(dim=0)
+        assert int(bands.sum()) <= 20 and int(frames.sum()) <= 6
+        # every changed cell lies in a masked band or a masked frame
+        assert bool((changed <= (bands[:, None] | frames[None, :])).all())
+    assert (y != x).any()
+
+
+def test_spec_augment_runs_in_training_only():
+    """The training builder's masks touch the built-in encoder's features in train mode;
+    eval (inference) is unchanged, and nothing of it is in the state dict."""
+    import torch
+
+    from unitalker.data.augment import AugmentConfig
+    from unitalker.models.config import debug_config
+    from unitalker.models.unitalker import UniTalker
+    from unitalker.training.builders import attach_feature_augment
+
+    model = UniTalker(debug_config())
+    keys = set(model.state_dict())
+    audio = torch.randn(1, 16000)
+    model.eval()
+    with torch.no_grad():
+        before = model.audio_encoder.extract(audio)
+    attach_feature_augment(model, AugmentConfig(enabled=True, spec_freq_masks=2))
+    with torch.no_grad():
+        assert torch.equal(model.audio_encoder.extract(audio), before)
+        model.train()
+        assert not torch.equal(model.audio_encoder.extract(audio), before)
+    assert set(model.state_dict()) == keys

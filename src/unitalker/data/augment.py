@@ -23,6 +23,11 @@ operation       what                                                 labels
                 cross-correlation (encoder delay removed)
 ``gain``        -12..+6 dB (``Gain``)                                unchanged
 ``clip``        hard clipping of the loudest 0-20 % of samples       unchanged
+``spec``        SpecAugment masks on the built-in encoder's log-mel  unchanged (time
+                features: ``spec_freq_masks`` bands of up to         masks of a few
+                ``spec_freq_width`` mels, ``spec_time_masks`` spans  20 ms frames)
+                of up to ``spec_time_width`` frames; in the model
+                (:class:`SpecAugment`), training only
 ==============  ===================================================  ==================
 
 Seeded: item ``i``'s ``k``-th draw in epoch ``e`` uses ``(seed, e, i, k)``; the library
@@ -78,6 +83,12 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-12.0, 6.0)
     p_clip: float = 0.1
     clip_percentile: tuple[float, float] = (0.0, 20.0)
+    # SpecAugment-style masks on the built-in encoder's log-mel features (in the model, at
+    # training time; the waveform operations above run in the data loader)
+    spec_freq_masks: int = 0
+    spec_freq_width: int = 10
+    spec_time_masks: int = 0
+    spec_time_width: int = 2
 
 
 @contextlib.contextmanager
@@ -398,3 +409,40 @@ class AugmentedDataset:
         if self.log_every and self.items % self.log_every == 0:
             log.info("augmented %d items: %s", self.items, dict(sorted(self.counts.items())))
         return item
+
+
+class SpecAugment:
+    """Band and time masks on log-mel features ``[B, M, T] -> [B, M, T]`` (Park et al.,
+    2019), each item its own masks, filled with the item's mean. Draws from torch's
+    global RNG, which the trainer seeds and checkpoints, so runs and resumes repeat.
+
+    Set as :attr:`~unitalker.models.encoders.BuiltinAudioEncoder.feature_augment` by the
+    training builder; it runs only while the encoder is in training mode and is not part
+    of the model (nothing of it is saved).
+    """
+
+    def __init__(self, freq_masks: int, freq_width: int, time_masks: int, time_width: int):
+        self.freq_masks, self.freq_width = freq_masks, freq_width
+        self.time_masks, self.time_width = time_masks, time_width
+
+    def _mask(self, b: int, size: int, n: int, width: int, device: Any) -> Any:
+        """``[B, size]`` bool: ``n`` spans of width ``0..width`` per item."""
+        import torch
+
+        out = torch.zeros(b, size, dtype=torch.bool, device=device)
+        if n <= 0 or width <= 0 or size <= 1:
+            return out
+        idx = torch.arange(size, device=device)
+        for _ in range(n):
+            w = torch.randint(0, width + 1, (b, 1), device=device)
+            start = (torch.rand(b, 1, device=device) * (size - w + 1)).long()
+            out |= (idx >= start) & (idx < start + w)
+        return out
+
+    def __call__(self, x: Any) -> Any:
+        b, m, t = x.shape
+        f = self._mask(b, m, self.freq_masks, min(self.freq_width, m - 1), x.device)
+        tm = self._mask(b, t, self.time_masks, min(self.time_width, t - 1), x.device)
+        masked = f[:, :, None] | tm[:, None, :]
+        fill = x.mean(dim=(1, 2), keepdim=True)
+        return x.masked_fill(masked, 0.0) + masked * fill

@@ -14,6 +14,7 @@ The HF wrapper composes the HF model's own submodules; it does not copy HF's ``f
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -338,6 +339,9 @@ class BuiltinAudioEncoder(AudioEncoder):
         )
         self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_size)
+        # Training-time masks on the log-mel features ([B, M, T] -> [B, M, T]), set by the
+        # training builder (data.augment.spec_*); not part of the model or its checkpoint.
+        self.feature_augment: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def normalize(self, audio: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         return _masked_standardize(audio, lengths)
@@ -361,6 +365,8 @@ class BuiltinAudioEncoder(AudioEncoder):
                 .pow(2)
             )  # [B, F, T]
         x = torch.log(torch.clamp(self.mel @ spec, min=1e-6)).to(audio.dtype)  # [B, M, T]
+        if self.training and self.feature_augment is not None:
+            x = self.feature_augment(x)
         # Zero the frames past each item's end before every conv, so a padded batch gives
         # the same features as items run alone (whose conv padding is zeros too).
         m = None

@@ -112,6 +112,7 @@ def build_run(
         fresh = read_checkpoint_config(resume_dir)["model"]
         if checkpoint_metadata(model)["model"] != fresh:
             raise ResumeError(f"--resume {resume_dir}: the checkpoint's network differs")
+    attach_feature_augment(model, cfg.data.augment)
     trainable = trainable_mask(model, tuple(cfg.finetune.trainable))
     loss = build_loss(cfg, model.heads)
     model = model.to(device)
@@ -199,6 +200,22 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.O
         lr=optim.lr,
         betas=tuple(optim.betas),
         weight_decay=optim.weight_decay,
+    )
+
+
+def attach_feature_augment(model: UniTalker, aug: Any) -> None:
+    """Give the built-in encoder the SpecAugment masks ``data.augment.spec_*`` ask for."""
+    if not (aug.enabled and (aug.spec_freq_masks > 0 or aug.spec_time_masks > 0)):
+        return
+    from unitalker.data.augment import SpecAugment
+
+    if not hasattr(model.audio_encoder, "feature_augment"):
+        raise ValueError(
+            "data.augment.spec_*: feature masks apply to the built-in encoder only "
+            f"(this model's encoder is {type(model.audio_encoder).__name__})"
+        )
+    model.audio_encoder.feature_augment = SpecAugment(
+        aug.spec_freq_masks, aug.spec_freq_width, aug.spec_time_masks, aug.spec_time_width
     )
 
 
@@ -378,7 +395,7 @@ def build_fresh_model(cfg: TrainConfig, manifest: Any, train_set: Any, table: An
         if arrays is not None:
             pcas[n] = arrays
     mcfg = ModelConfig(
-        encoder=cfg.model.encoder,
+        encoder=cfg.model.audio_encoder,
         decoder=cfg.model.decoder,
         heads=tuple(heads),
         identities=tuple(table.names),
