@@ -263,3 +263,56 @@ def test_speech_check_on_a_recorded_clip():
     assert lf.silent_frames > 0 and lf.jaw_silence is not None
     row = speech_summary(res)["synth_arkit52"]
     assert {"LVE", "LVE_static", "r_loudness", "silence_open_max", "pause_open_max"} <= set(row)
+
+
+class _EnvelopeModel:
+    """A stand-in model whose ARKit jaw follows the audio's loudness (``closed=False``: a
+    jaw that never closes), for the pause check."""
+
+    heads = ["synth_arkit52"]
+    pivot_index = 0
+
+    def __init__(self, closed: bool = True):
+        import torch
+        from types import SimpleNamespace
+
+        self.closed = closed
+        self.config = SimpleNamespace(pivot=True)
+        self.device = torch.device("cpu")
+
+    def eval(self):
+        return self
+
+    def __call__(self, audio, heads, identity, templates, frames):
+        from types import SimpleNamespace
+
+        import torch
+
+        from unitalker import conventions
+
+        conv = heads[0]
+        c = conventions.get(conv)
+        n = frames[conv][0]
+        hop = audio.shape[1] / n
+        env = torch.stack(
+            [audio[0, int(i * hop) : int((i + 1) * hop)].abs().mean() for i in range(n)]
+        )
+        jaw = (env / env.max()).clamp(0, 1) if self.closed else torch.full((n,), 0.6)
+        out = torch.zeros(1, n, c.dim)
+        out[0, :, c.channel_names.index("jawOpen")] = jaw
+        return {conv: SimpleNamespace(motion=out)}
+
+
+def test_pause_check_tells_a_closing_mouth_from_an_open_one():
+    """In a second of room noise around speech-like bursts, a jaw that follows loudness is
+    neutral (rule met) and one that stays open is not."""
+    from unitalker.evaluation.voices import SILENCE_TOL, pause_check
+
+    sr = 16000
+    t = np.arange(sr) / sr
+    burst = (0.5 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(
+        np.float32
+    )
+    closed = pause_check(_EnvelopeModel(), burst)["synth_arkit52"]
+    open_ = pause_check(_EnvelopeModel(closed=False), burst)["synth_arkit52"]
+    assert 0 <= closed <= SILENCE_TOL < open_

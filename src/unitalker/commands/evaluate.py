@@ -153,6 +153,10 @@ def _run_unseen(args: argparse.Namespace, model, progress, bar) -> int:  # noqa:
     return 0
 
 
+def _rule(ok: float | None) -> str:
+    return "" if ok is None else ("met" if ok else "NOT met")
+
+
 def _run_speech(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
@@ -187,9 +191,12 @@ def _run_speech(args: argparse.Namespace) -> int:
     summary = speech_summary(results)
     print(
         "| head | LVE | LVE static | ratio | MVE | MVE static | r(opening, dB) | silence opening | "
-        "silence rule | opening in aligned pauses | r(jawOpen, dB) | jawOpen in silence |"
+        "silence rule | opening in aligned pauses | opening in added pauses | pause rule | "
+        "r(jawOpen, dB) | jawOpen in silence |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |")
+    print(
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- | ---: | ---: |"
+    )
 
     def f(row: dict, k: str, fmt: str) -> str:
         return format(row[k], fmt) if k in row else ""
@@ -199,12 +206,14 @@ def _run_speech(args: argparse.Namespace) -> int:
             f"| `{conv}` | {f(row, 'LVE', '.3e')} | {f(row, 'LVE_static', '.3e')} | {f(row, 'LVE_ratio', '.2f')} | "
             f"{f(row, 'MVE', '.3e')} | {f(row, 'MVE_static', '.3e')} | {row['r_loudness']:.2f} | "
             f"{row['silence_open_max']:.3f} | {'met' if row['silence_ok'] else 'NOT met'} | "
-            f"{f(row, 'pause_open_max', '.3f')} | "
+            f"{f(row, 'pause_open_max', '.3f')} | {f(row, 'padded_pause_max', '.3f')} | "
+            f"{_rule(row.get('padded_pause_ok'))} | "
             f"{f(row, 'jaw_r_loudness', '.2f')} | {f(row, 'jaw_silence_max', '.3f')} |"
         )
     print(
         f"\n{len(results)} clip(s); opening in units of the open range (wide /a/); silence = frames "
-        "40 dB below the clip's peak; rule: median opening <= 0.02 (max over clips shown)"
+        "40 dB below the clip's peak; added pauses = the middle of 1 s of -60 dBFS noise "
+        "before and after each clip; rule: median opening <= 0.02 (max over clips shown)"
     )
     if args.json:
         doc = {

@@ -11,6 +11,8 @@
 * :func:`label_free`: on any audio, per head: the correlation of mouth opening with
   loudness in dB, and the mouth opening in frames 40 dB below the clip's peak (silence)
   against the rule "median <= the static template's + 0.02 of the open range".
+* :func:`pause_check`: the same rule inside a second of room-level noise added before
+  and after a clip (a pause, not the clip's quiet consonants).
 
 Mouth opening is measured on vertices (any convention with a vertex map): the distance
 between the upper- and lower-lip midline vertices (lip vertices nearest the mouth's
@@ -37,6 +39,8 @@ UNSEEN_SPLITS: tuple[str, ...] = ("test_unseen_voice", "test_unseen_engine")
 ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
 SILENCE_DB = 40.0  # frames this far below the clip's peak are silence
 SILENCE_TOL = 0.02  # of the open range
+PAUSE_PAD_S = 1.0  # seconds of near-silence added before and after a clip (the pause check)
+PAUSE_NOISE = 1e-3  # its white-noise level (-60 dBFS RMS): a quiet room, not digital zero
 
 
 # --------------------------------------------------------------------------------------
@@ -346,6 +350,35 @@ class SpeechResult:
     seconds: float
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # conv -> LVE, MVE (+ static)
     label_free: dict[str, LabelFree] = field(default_factory=dict)
+    padded_pause: dict[str, float] = field(default_factory=dict)  # conv -> see pause_check
+
+
+def pause_check(
+    model: Any, audio16: np.ndarray, pad_s: float = PAUSE_PAD_S, noise: float = PAUSE_NOISE
+) -> dict[str, float]:
+    """The mouth in a real pause: ``pad_s`` seconds of room-level noise (``noise`` RMS,
+    seeded) before and after the clip; per head, the median mouth opening (open-range
+    units, 0 = template) over the middle 40 % of both pauses, away from the speech's
+    anticipation and release. Rule: ``<= SILENCE_TOL``.
+
+    On short clips the frames 40 dB below the peak (:func:`label_free`) are mostly
+    low-energy consonants and the approach to the first vowel, where the articulation
+    model's own labels are open too; this measures silence itself.
+    """
+    from unitalker import conventions
+    from unitalker.audio import SAMPLE_RATE
+
+    n = int(round(pad_s * SAMPLE_RATE))
+    x = np.concatenate([np.zeros(n, np.float32), audio16, np.zeros(n, np.float32)])
+    x = x + noise * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
+    out = {}
+    for conv, pred in predict_heads(model, x).items():
+        fps = conventions.get(conv).fps
+        op = mouth_opening(conv, pred)
+        a, b = int(0.3 * pad_s * fps), int(0.7 * pad_s * fps)
+        mid = np.concatenate([op[a:b], op[len(op) - b : len(op) - a]])
+        out[conv] = float(np.median(mid)) if len(mid) else float("nan")
+    return out
 
 
 def predict_heads(
@@ -405,6 +438,7 @@ def speech_check(
         audio = load_audio(path)  # 16 kHz mono
         res = SpeechResult(Path(path).name, words or "", len(audio) / SAMPLE_RATE)
         preds = predict_heads(model, audio)
+        res.padded_pause = pause_check(model, audio)
         tl = align(audio, SAMPLE_RATE, words) if words else None
         for conv, pred in preds.items():
             fps = conventions.get(conv).fps
@@ -460,6 +494,10 @@ def speech_summary(results: Sequence[SpeechResult]) -> dict[str, dict[str, float
         po = [x.pause_open for x in lf if x.pause_open is not None and np.isfinite(x.pause_open)]
         if po:
             row["pause_open_max"] = float(np.max(po))
+        pp = [r.padded_pause[c] for r in results if np.isfinite(r.padded_pause.get(c, np.nan))]
+        if pp:
+            row["padded_pause_max"] = float(np.max(pp))
+            row["padded_pause_ok"] = float(row["padded_pause_max"] <= SILENCE_TOL)
         jr = [
             x.jaw_r_loudness
             for x in lf

@@ -395,7 +395,7 @@ def build_fresh_model(cfg: TrainConfig, manifest: Any, train_set: Any, table: An
         if arrays is not None:
             pcas[n] = arrays
     mcfg = ModelConfig(
-        encoder=cfg.model.audio_encoder,
+        encoder=cfg.model.encoder,
         decoder=cfg.model.decoder,
         heads=tuple(heads),
         identities=tuple(table.names),
