@@ -6,17 +6,22 @@
 # Stage 1 (configs/default.yaml): S0-S5, eSpeak NG only, 2500 steps, about 22 min on 2
 #   idle CPU cores.
 # Stage 2 (configs/default_voices.yaml): fine-tunes stage 1 on S0-S5 + the voices
-#   datasets V0-V3 with on-the-fly acoustic augmentation, 200 steps (30 min on 2 CPU
-#   cores shared with ~7 other jobs). STAGE1=DIR skips stage 1 and starts from the model
-#   in DIR (the bundled model was made with STAGE1 = the previous bundled model, which is
-#   stage 1's output, and was resumed once at step 100: augmentation draws after a resume
-#   differ from an uninterrupted run's).
+#   datasets V0-V3 with on-the-fly acoustic augmentation, 3300 steps (about 35 min on 2
+#   idle CPU cores; 1.6-1.8 steps/s).
+# Stage 3 (configs/default_polish.yaml): the same at a tenth of the learning rate, 400
+#   steps (4 min), so the weights settle.
+# STAGE1=DIR skips stage 1 and starts stage 2 from the model in DIR. The bundled model was
+# made with STAGE1 = the previous bundled model (stage 1 plus 200 steps of stage 2 at seed
+# 0), its stage 2 run as 1000 steps, then resumed with steps=5000 and stopped at the
+# step-3300 checkpoint (augmentation draws after a resume differ from an uninterrupted
+# run's).
 set -euo pipefail
 WORK=${1:-data}
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 REL=$WORK/a2f_synth_release
 RUN1=$WORK/runs/default
-RUN=$WORK/runs/default_voices
+RUN2=$WORK/runs/default_voices
+RUN=$WORK/runs/default_polish
 
 VOICES=1 "$REPO/scripts/prepare_synth.sh" "$WORK"
 if [ -z "${STAGE1:-}" ]; then
@@ -24,8 +29,10 @@ if [ -z "${STAGE1:-}" ]; then
     ${RESUME:+--resume "$RUN1"}
   STAGE1=$RUN1/model
 fi
-unitalker train --config "$REPO/configs/default_voices.yaml" --set data.manifest="$REL" --set out_dir="$RUN" \
-  --set model.init_from="$STAGE1" ${RESUME2:+--resume "$RUN"}
+unitalker train --config "$REPO/configs/default_voices.yaml" --set data.manifest="$REL" --set out_dir="$RUN2" \
+  --set model.init_from="$STAGE1" ${RESUME2:+--resume "$RUN2"}
+unitalker train --config "$REPO/configs/default_polish.yaml" --set data.manifest="$REL" --set out_dir="$RUN" \
+  --set model.init_from="$RUN2/model" ${RESUME3:+--resume "$RUN"}
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --csv "$RUN/eval.csv" --json "$RUN/eval.json"
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --baseline \
   --csv "$RUN/eval_baseline.csv" --json "$RUN/eval_baseline.json"

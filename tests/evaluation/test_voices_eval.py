@@ -273,8 +273,9 @@ class _EnvelopeModel:
     pivot_index = 0
 
     def __init__(self, closed: bool = True):
-        import torch
         from types import SimpleNamespace
+
+        import torch
 
         self.closed = closed
         self.config = SimpleNamespace(pivot=True)
@@ -310,9 +311,7 @@ def test_pause_check_tells_a_closing_mouth_from_an_open_one():
 
     sr = 16000
     t = np.arange(sr) / sr
-    burst = (0.5 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(
-        np.float32
-    )
+    burst = (0.5 * np.sin(2 * np.pi * 180 * t) * (np.sin(2 * np.pi * 3 * t) > 0)).astype(np.float32)
     closed = pause_check(_EnvelopeModel(), burst)["synth_arkit52"]
     open_ = pause_check(_EnvelopeModel(closed=False), burst)["synth_arkit52"]
     assert 0 <= closed <= SILENCE_TOL < open_
