@@ -17,22 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-BIWI_TRAIN = ("F2", "F3", "F4", "M3", "M4", "M5")
-VOCA_TRAIN = tuple(
-    f"FaceTalk_{s}_TA"
-    for s in (
-        "170728_03272",
-        "170904_00128",
-        "170725_00137",
-        "170915_00223",
-        "170811_03274",
-        "170913_03279",
-        "170904_03276",
-        "170912_03278",
-    )
-)
-VOCA_VAL = ("FaceTalk_170811_03275_TA", "FaceTalk_170908_03277_TA")
-VOCA_TEST = ("FaceTalk_170809_00138_TA", "FaceTalk_170731_00024_TA")
+# The real datasets' subject splits, which the synthetic look-alikes S0 / S1 copy.
+from unitalker.data.convert import BIWI_TRAIN_SUBJECTS as BIWI_TRAIN
+from unitalker.data.convert import VOCASET_TEST as VOCA_TEST
+from unitalker.data.convert import VOCASET_TRAIN as VOCA_TRAIN
+from unitalker.data.convert import VOCASET_VAL as VOCA_VAL
 
 # eSpeak voices per language and variants (files in espeak-ng-data/voices/!v).
 # Variants with a "breath" setting (f2, f3, f5, ...) are left out on purpose: their

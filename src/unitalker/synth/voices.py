@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unitalker.synth.presets import VARIANTS_F, VARIANTS_M, VOICES
 from unitalker.synth.tts import SynthResult, Timeline
 
 log = logging.getLogger(__name__)
@@ -40,32 +41,10 @@ HELD_OUT_ENGINE = "sam"
 SR_OUT = 16000
 
 # eSpeak NG English voices and variants heard in training (the S0-S5 ones and more) ...
-ESPEAK_TRAIN_LANGS = ("en", "en-us", "en-gb-x-rp", "en-029")
+ESPEAK_TRAIN_LANGS = VOICES["en"]
 ESPEAK_TRAIN_VARIANTS = (
-    "f1",
-    "f4",
-    "anika",
-    "belinda",
-    "linda",
-    "steph",
-    "aunty",
-    "Andrea",
-    "Annie",
-    "shelby",
-    "m1",
-    "m2",
-    "m3",
-    "m4",
-    "m5",
-    "m6",
-    "m7",
-    "m8",
-    "adam",
-    "boris",
-    "david",
-    "edward",
-    "john",
-    "paul",
+    *VARIANTS_F,  # the S0-S5 variants
+    *VARIANTS_M,
     "Mike",
     "Hugo",
     "Andy",

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -347,34 +347,21 @@ class Trainer:
                     running, n_running = {}, 0
                     self._log_scalars("train", last)
                 elapsed = time.perf_counter() - t0
-                self._emit(
-                    StepInfo(
-                        self.step,
-                        self.total_steps,
-                        self.epoch,
-                        last,
-                        warm,
-                        clips / max(elapsed, 1e-9),
-                        elapsed,
-                    )
+                info = StepInfo(
+                    self.step,
+                    self.total_steps,
+                    self.epoch,
+                    last,
+                    warm,
+                    clips / max(elapsed, 1e-9),
+                    elapsed,
                 )
+                self._emit(info)
                 if self.val_every and self.step % self.val_every == 0:
                     val_metrics = self.validate()
                 if self.ckpt_every and self.step % self.ckpt_every == 0:
                     d = self.save_checkpoint()
-                    self._emit(
-                        StepInfo(
-                            self.step,
-                            self.total_steps,
-                            self.epoch,
-                            last,
-                            warm,
-                            clips / max(elapsed, 1e-9),
-                            elapsed,
-                            "checkpoint",
-                            str(d),
-                        )
-                    )
+                    self._emit(replace(info, event="checkpoint", message=str(d)))
                 if self.step >= self.total_steps:
                     break
             else:  # epoch finished
