@@ -168,3 +168,20 @@ def test_spec_augment_runs_in_training_only():
         model.train()
         assert not torch.equal(model.audio_encoder.extract(audio), before)
     assert set(model.state_dict()) == keys
+
+
+def test_spec_augment_leaves_padding_alone():
+    """Padding frames of a batch get no masks and do not count in the fill."""
+    import torch
+
+    from unitalker.data.augment import SpecAugment
+
+    x = torch.randn(2, 40, 100) + 3.0
+    x[1, :, 60:] = -13.8  # item 1 is padded after frame 60 (log of the clamp floor)
+    aug = SpecAugment(freq_masks=3, freq_width=8, time_masks=3, time_width=4)
+    torch.manual_seed(1)
+    y = aug(x, [100, 60])
+    assert torch.equal(y[1, :, 60:], x[1, :, 60:])
+    changed = y[1] != x[1]
+    assert changed.any()
+    assert torch.allclose(y[1][changed], x[1, :, :60].mean().expand(int(changed.sum())))

@@ -439,10 +439,21 @@ class SpecAugment:
             out |= (idx >= start) & (idx < start + w)
         return out
 
-    def __call__(self, x: Any) -> Any:
+    def __call__(self, x: Any, n_valid: list[int] | None = None) -> Any:
+        """``x [B, M, T]``; ``n_valid``: valid frames per item (the rest is padding, which
+        neither gets masks nor counts in the fill)."""
+        import torch
+
         b, m, t = x.shape
         f = self._mask(b, m, self.freq_masks, min(self.freq_width, m - 1), x.device)
         tm = self._mask(b, t, self.time_masks, min(self.time_width, t - 1), x.device)
-        masked = f[:, :, None] | tm[:, None, :]
-        fill = x.mean(dim=(1, 2), keepdim=True)
-        return x.masked_fill(masked, 0.0) + masked * fill
+        valid = torch.ones(b, t, dtype=torch.bool, device=x.device)
+        if n_valid is not None:
+            valid = (
+                torch.arange(t, device=x.device)[None]
+                < torch.tensor(n_valid, device=x.device)[:, None]
+            )
+        masked = (f[:, :, None] | tm[:, None, :]) & valid[:, None, :]
+        w = valid[:, None, :].to(x.dtype)
+        fill = (x * w).sum(dim=(1, 2), keepdim=True) / (w.sum(dim=(1, 2), keepdim=True) * m)
+        return torch.where(masked, fill, x)

@@ -339,9 +339,10 @@ class BuiltinAudioEncoder(AudioEncoder):
         )
         self.transformer = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_size)
-        # Training-time masks on the log-mel features ([B, M, T] -> [B, M, T]), set by the
-        # training builder (data.augment.spec_*); not part of the model or its checkpoint.
-        self.feature_augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+        # Training-time masks on the log-mel features ([B, M, T], valid frames per item ->
+        # [B, M, T]), set by the training builder (data.augment.spec_*); not part of the
+        # model or its checkpoint.
+        self.feature_augment: Callable[[torch.Tensor, list[int] | None], torch.Tensor] | None = None
 
     def normalize(self, audio: torch.Tensor, lengths: list[int]) -> torch.Tensor:
         return _masked_standardize(audio, lengths)
@@ -366,7 +367,8 @@ class BuiltinAudioEncoder(AudioEncoder):
             )  # [B, F, T]
         x = torch.log(torch.clamp(self.mel @ spec, min=1e-6)).to(audio.dtype)  # [B, M, T]
         if self.training and self.feature_augment is not None:
-            x = self.feature_augment(x)
+            n_valid = None if lengths is None else self.output_lengths(lengths)
+            x = self.feature_augment(x, n_valid)
         # Zero the frames past each item's end before every conv, so a padded batch gives
         # the same features as items run alone (whose conv padding is zeros too).
         m = None
