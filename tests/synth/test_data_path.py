@@ -6,38 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 from unitalker import conventions
-from unitalker.cli import main
 from unitalker.data.dataset import ClipDataset
 from unitalker.data.manifest import load_manifest
 
-LAYOUTS = [
-    ("biwi", "S0_synbiwi", "S0", "synth_head_vertices"),
-    ("vocaset", "S1_synvoca", "S1", "synth_head2_vertices"),
-    ("3detf", "S2_syn3detf", "S2", "synth_arkit52"),
-]
 
-
-def test_every_dataset_converts_and_loads(tiny_dir, tmp_path):
-    release = tmp_path / "release"
-    for layout, folder, key, conv in LAYOUTS:
-        rc = main(
-            [
-                "data",
-                "convert",
-                layout,
-                str(tiny_dir / folder),
-                str(release / key),
-                "--dataset",
-                key,
-                "--convention",
-                conv,
-                "--mode",
-                "symlink",
-            ]
-        )
-        assert rc == 0, layout
-    for folder in ("S3_synflame", "S4_synmandarin", "S5_synsong"):
-        (release / folder).symlink_to(tiny_dir / folder)
+def test_every_dataset_converts_and_loads(tiny_release):
+    """``tiny_release`` (conftest) converts S0-S2 with ``unitalker data convert`` and links
+    S3-S5, as ``scripts/prepare_synth.sh`` does."""
+    release = tiny_release
     manifest = load_manifest(release)
     # the tiny S2 states its split (no train clip: val 3 / test 3), and it is honoured
     assert sorted(manifest.split("train").datasets) == ["S0", "S1", "S3", "S4", "S5"]
