@@ -7,7 +7,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from unitalker.data.augment import AugmentConfig, AugmentedDataset, Augmenter, stretch_labels
+from unitalker.data.augment import (
+    AugmentConfig,
+    AugmentedDataset,
+    Augmenter,
+    stream_crop,
+    stretch_labels,
+)
 
 SR, FPS = 16000, 30.0
 CLICK_S = 1.2
@@ -185,3 +191,67 @@ def test_spec_augment_leaves_padding_alone():
     changed = y[1] != x[1]
     assert changed.any()
     assert torch.allclose(y[1][changed], x[1, :, :60].mean().expand(int(changed.sum())))
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0, 60.0])
+@pytest.mark.parametrize("seed", range(6))
+def test_stream_crop_keeps_the_click_at_its_frame(fps, seed):
+    """A streaming crop ends anywhere and starts on the frame grid: labels stay aligned, and
+    the frames of the last look-ahead leave the loss."""
+    audio = np.zeros(int(4.0 * SR), np.float32)
+    click = 1.71  # not on a half frame at any of the rates
+    audio[int(click * SR)] = 0.9
+    n = round(4.0 * fps)
+    motion = np.zeros((n, 2), np.float32)
+    motion[round(click * fps), 0] = 1.0
+    motion[:, 1] = np.arange(n)  # frame index
+    rng = np.random.default_rng(seed)
+    a, m, keep, (start, end) = stream_crop(audio, motion, fps, rng, (2.5, 3.5), 0.1)
+    np.testing.assert_array_equal(a, audio[start:end])
+    assert round(len(a) / SR * fps) == len(m)
+    f0 = start * fps / SR
+    assert f0 == int(f0) and m[0, 1] == f0  # start on a whole frame
+    if start <= click * SR < end:
+        assert round(click * fps) - f0 == int(np.argmax(m[:, 0]))
+    # every counted frame has >= 0.1 s of audio after it; the next one has less
+    assert (keep - 1) / fps <= len(a) / SR - 0.1 < keep / fps
+    assert 1 <= keep <= len(m)
+
+
+def test_stream_crop_in_the_dataset_masks_the_loss():
+    from unitalker.data.batching import collate
+
+    audio, motion, neutral = _click_item(seconds=3.0)
+    item = {
+        "audio": audio,
+        "motion": motion,
+        "template": neutral,
+        "fps": FPS,
+        "name": "x",
+        "identity": 0,
+        "convention": "c",
+        "dataset": "d",
+    }
+
+    class Base:
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return dict(item)
+
+    cfg = AugmentConfig(enabled=True, prob=0.0, p_stream_crop=1.0, stream_crop_s=(1.0, 1.0))
+    ds = AugmentedDataset(Base(), cfg, seed=0)
+    crops = [ds[0] for _ in range(4)]
+    # 1 s, made up to 0.1 s longer by a start on the 30 fps grid (1600 samples)
+    assert all(SR <= len(c["audio"]) < SR + 1600 for c in crops)
+    assert len({len(c["audio"]) for c in crops}) > 1  # the end is drawn per item
+    c = crops[0]
+    plain = dict(item, audio=audio[: SR // 2], motion=motion[:15])
+    batch = collate([c, plain])
+    seconds = len(c["audio"]) / SR
+    assert batch.motion_lengths.tolist() == [round(seconds * FPS), 15]
+    assert batch.mask[0].sum() == c["loss_frames"] == int((seconds - 0.1) * FPS) + 1
+    assert batch.mask[1].sum() == 15
+    off = AugmentedDataset(Base(), dataclasses.replace(cfg, p_stream_crop=0.0), seed=0)[0]
+    assert "loss_frames" not in off and len(off["audio"]) == len(audio)

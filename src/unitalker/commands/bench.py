@@ -55,6 +55,13 @@ def add_parser(sub: Any) -> None:
         "on its test split, streamed and offline",
     )
     p.add_argument(
+        "--stream-model",
+        default=None,
+        metavar="MODEL",
+        help="model of the default-model streaming rows (a folder or hub name; default: "
+        "the bundled default model)",
+    )
+    p.add_argument(
         "--max-sequences",
         type=COUNT,
         default=None,
@@ -132,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
         synth_data=args.synth_data,
         max_sequences=args.max_sequences,
         device=args.device,
+        stream_model=args.stream_model,
         progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True),
     )
     if args.json:

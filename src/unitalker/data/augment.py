@@ -28,6 +28,12 @@ operation       what                                                 labels
                 ``spec_freq_width`` mels, ``spec_time_masks`` spans  20 ms frames)
                 of up to ``spec_time_width`` frames; in the model
                 (:class:`SpecAugment`), training only
+``stream``      streaming crop (``p_stream_crop``, drawn apart from  cut the same way;
+                ``prob``): a ``stream_crop_s`` long window of the    the last
+                item, ending anywhere, start on the frame grid, so   ``stream_lookahead_s``
+                the model learns frames that see only a short        leave the loss
+                look-ahead, as :class:`~unitalker.inference.         (``loss_frames``)
+                streaming.Streamer` runs it
 ==============  ===================================================  ==================
 
 Seeded: item ``i``'s ``k``-th draw in epoch ``e`` uses ``(seed, e, i, k)``; the library
@@ -42,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import Iterator
@@ -89,6 +96,10 @@ class AugmentConfig:
     spec_freq_width: int = 10
     spec_time_masks: int = 0
     spec_time_width: int = 2
+    # Streaming crop (after the chain above, whether or not ``prob`` let it run)
+    p_stream_crop: float = 0.0
+    stream_crop_s: tuple[float, float] = (0.6, 2.5)
+    stream_lookahead_s: float = 0.1
 
 
 @contextlib.contextmanager
@@ -264,6 +275,43 @@ class Augmenter:
         return x, m, ops
 
 
+def stream_crop(
+    audio: np.ndarray,
+    motion: np.ndarray,
+    fps: float,
+    rng: np.random.Generator,
+    seconds: tuple[float, float],
+    lookahead: float,
+    sr: int = SAMPLE_RATE,
+) -> tuple[np.ndarray, np.ndarray, int, tuple[int, int]]:
+    """Cut a window ending anywhere in the item, as a live stream sees it.
+
+    The window is ``uniform(*seconds)`` long (the whole item if shorter), ends at a uniform
+    sample and starts on the sample grid where frames fall on whole samples, so label
+    frame ``k`` of the crop is time ``k / fps`` of the cropped audio. Frames in the last
+    ``lookahead`` seconds had less right context than a streamed frame gets: they are left
+    out of the loss.
+
+    Args:
+        audio: ``[S]`` samples; motion: ``[T, D]`` labels at ``fps``.
+
+    Returns:
+        ``(audio, motion, loss_frames, (start, end))``: the cut audio and labels, how many
+        leading label frames the loss counts (>= 1), and the window in samples.
+    """
+    from unitalker.inference.animate import frame_grid
+
+    n = len(audio)
+    grid = frame_grid([fps], sr)
+    length = min(n, int(rng.uniform(*seconds) * sr))
+    end = int(rng.integers(length, n + 1))
+    start = (end - length) // grid * grid
+    n_frames = max(1, min(len(motion), round((end - start) / sr * fps)))
+    f0 = min(round(start * fps / sr), len(motion) - n_frames)
+    keep = max(1, math.floor(((end - start) / sr - lookahead) * fps) + 1)
+    return audio[start:end], motion[f0 : f0 + n_frames], min(keep, n_frames), (start, end)
+
+
 def pad_silence(
     audio: np.ndarray,
     motion: np.ndarray,
@@ -388,6 +436,18 @@ class AugmentedDataset:
             sec = min(len(audio) / SAMPLE_RATE, len(motion) / item["fps"], self.max_seconds)
             audio = audio[: round(sec * SAMPLE_RATE)]
             motion = motion[: round(sec * item["fps"])]
+        if self.cfg.p_stream_crop > 0:
+            rng = np.random.default_rng([seed, 1])
+            if rng.random() < self.cfg.p_stream_crop:
+                audio, motion, item["loss_frames"], window = stream_crop(
+                    audio,
+                    motion,
+                    item["fps"],
+                    rng,
+                    self.cfg.stream_crop_s,
+                    self.cfg.stream_lookahead_s,
+                )
+                ops = {**ops, "stream": list(window)}
         item["audio"], item["motion"] = audio, motion
         self.items += 1
         self.counts.update(ops.keys())

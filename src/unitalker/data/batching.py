@@ -38,7 +38,8 @@ class Batch:
         audio_lengths: int64 ``[B]`` true sample counts.
         motion: float32 ``[B, T_max, D]`` scaled motion, zero-padded.
         motion_lengths: int64 ``[B]`` true frame counts.
-        mask: bool ``[B, T_max]``, True on real frames.
+        mask: bool ``[B, T_max]``, True on the frames the loss counts: the real ones
+            (items with ``loss_frames``, streaming crops, count only their first frames).
         template: float32 ``[B, D]``.
         identity: int64 ``[B]`` global identity indices.
         convention: the batch's convention name.
@@ -120,7 +121,11 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         audio[i, : a_len[i]] = it["audio"]
         motion[i, : m_len[i]] = it["motion"]
     m_lengths = torch.tensor(m_len, dtype=torch.int64)
-    mask = torch.arange(max(m_len))[None, :] < m_lengths[:, None]
+    # frames the loss counts: all valid ones, or the first `loss_frames` (streaming crops)
+    counted = torch.tensor(
+        [min(n, it.get("loss_frames", n)) for n, it in zip(m_len, items, strict=True)]
+    )
+    mask = torch.arange(max(m_len))[None, :] < counted[:, None]
     return Batch(
         audio=torch.from_numpy(audio),
         audio_lengths=torch.tensor(a_len, dtype=torch.int64),

@@ -297,6 +297,7 @@ def run_bench(
     synth_data: str | Path | None = None,
     max_sequences: int | None = None,
     device: str | None = None,
+    stream_model: str | Path | None = None,
 ) -> BenchReport:
     """Measure every inference path; see the module docstring.
 
@@ -315,6 +316,7 @@ def run_bench(
         synth_data: an A2F-Synth release layout (``scripts/prepare_synth.sh``): the default
             model's LVE on its test split, streamed and offline.
         max_sequences: at most this many test sequences per dataset for that LVE.
+        stream_model: the model of those rows (default: the bundled default model).
         device: torch device of the speed and streaming runs (default cpu; the memory
             runs measure host memory on the CPU).
     """
@@ -401,7 +403,10 @@ def run_bench(
     if default_lookaheads:
         say("streaming the bundled default model (incremental)")
         rep.stream_default = measure_default_streaming(
-            default_lookaheads, synth_data=synth_data, max_sequences=max_sequences
+            default_lookaheads,
+            synth_data=synth_data,
+            max_sequences=max_sequences,
+            model_path=stream_model,
         )
         if synth_data is None:
             rep.notes.append(
@@ -491,13 +496,15 @@ def measure_default_streaming(
     chunk: float = 0.05,
     synth_data: str | Path | None = None,
     max_sequences: int | None = None,
+    model_path: str | Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """The bundled default model streamed incrementally: compute, latency and, with
-    ``synth_data``, its LVE on the A2F-Synth test split streamed and offline."""
+    """The bundled default model (or the one at ``model_path``) streamed incrementally:
+    compute, latency and, with ``synth_data``, its LVE on the A2F-Synth test split
+    streamed and offline."""
     from unitalker.inference.streaming import Streamer, stream_array
     from unitalker.models.checkpoint import load_model
 
-    model = load_model(None, device="cpu").eval()
+    model = load_model(model_path, device="cpu").eval()
     wav = bench_audio(8.0, seed=2)
     out: dict[str, dict[str, float]] = {}
     lve_off = None
