@@ -102,4 +102,6 @@ def test_one_pass_layout_equals_panel_by_panel() -> None:
         alone = p.draw(1)
         diff = np.abs(composed[LABEL_HEIGHT:, i * 128 : (i + 1) * 128].astype(int) - alone)
         assert diff.max() <= 1
+        # the chunk's normals are those of the frame drawn
+        np.testing.assert_allclose(p.normals(1), p.renderer.normal_computer(p.mesh(1)), atol=1e-6)
     lay.close()

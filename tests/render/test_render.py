@@ -8,7 +8,7 @@ from tests.meshdata import FPS, mouth_mask, talking_sphere
 
 from unitalker.animation import Animation
 from unitalker.render import renderer as renderer_module
-from unitalker.render.geometry import uv_sphere, vertex_normals
+from unitalker.render.geometry import NormalComputer, uv_sphere, vertex_normals
 from unitalker.render.layout import LABEL_HEIGHT, BarPanel, MeshPanel, build_layout
 
 needs_egl = pytest.mark.skipif(not renderer_module.egl_available(), reason="no EGL here")
@@ -20,6 +20,25 @@ def test_uv_sphere_and_normals() -> None:
     n = vertex_normals(verts, faces)
     np.testing.assert_allclose(np.linalg.norm(n, axis=1), 1, atol=1e-5)
     assert (n * verts).sum(1).min() > 0.99  # outward
+
+
+def test_normals_of_a_sequence_are_those_of_each_frame() -> None:
+    verts, faces = uv_sphere(800)
+    rng = np.random.default_rng(0)
+    seq = (verts[None] * rng.uniform(0.5, 2.0, (7, 1, 3))).astype(np.float32)  # ellipsoids
+    seq[2, 5] += 0.3  # one spike
+    nc = NormalComputer(faces, len(verts))
+    out = nc(seq)
+    assert out.shape == seq.shape and out.dtype == np.float32 and out.flags.c_contiguous
+    for t, v in enumerate(seq):
+        a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+        fn = np.cross(b - a, c - a).astype(np.float64)  # area-weighted face normals
+        ref = np.zeros_like(fn[: len(v)])
+        for k in range(3):
+            np.add.at(ref, faces[:, k], fn)
+        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
+        np.testing.assert_allclose(out[t], ref, atol=1e-5)
+        np.testing.assert_array_equal(nc(v), out[t])
 
 
 @needs_egl

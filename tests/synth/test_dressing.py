@@ -100,6 +100,20 @@ def test_blink_field_and_idle_motion() -> None:
     assert IdleMotion().blink(1.0) == idle.blink(1.0)  # deterministic
 
 
+def test_pose_sequence_is_pose_of_each_frame() -> None:
+    d = build_dressing("head")
+    idle = IdleMotion()
+    ts = np.arange(0.9, 1.3, 1 / 25)  # through the first blink
+    rng = np.random.default_rng(1)
+    disp = d.rest[None] + 0.002 * rng.standard_normal((len(ts), d.n_vertices, 3))
+    blinks = np.array([idle.blink(t) for t in ts])
+    rots = np.stack([idle.rotation(t) for t in ts])
+    assert blinks.max() == 1.0 and blinks.min() < 0.1
+    out = d.pose_sequence(disp, blinks, rots)
+    for k in range(len(ts)):
+        np.testing.assert_allclose(out[k], d.pose(disp[k], blinks[k], rots[k]), atol=1e-6)
+
+
 def test_smooth_surface_is_display_only() -> None:
     m = M.build_mesh("head")
     np.testing.assert_array_equal(M.surface(m.theta, m.phi), m.vertices)

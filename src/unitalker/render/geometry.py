@@ -36,13 +36,29 @@ class NormalComputer:
         )
 
     def __call__(self, vertices: np.ndarray) -> np.ndarray:
-        """``[V, 3]`` positions -> ``[V, 3]`` float32 unit normals (0 for isolated vertices)."""
+        """``[V, 3]`` or ``[T, V, 3]`` positions -> float32 unit normals of the same shape
+        (0 for isolated vertices). A sequence costs one sparse product for all its frames."""
         v = np.asarray(vertices, dtype=np.float32)
-        a, b, c = v[self.faces[:, 0]], v[self.faces[:, 1]], v[self.faces[:, 2]]
-        fn = np.cross(b - a, c - a)  # [F, 3], length = 2 * area: area weighting for free
-        n = self._incidence @ fn
-        norm = np.linalg.norm(n, axis=1, keepdims=True)
-        return (n / np.maximum(norm, 1e-12)).astype(np.float32)
+        seq = v.ndim == 3
+        if not seq:
+            v = v[None]
+        f = self.faces
+        a = v[:, f[:, 0]]
+        e1, e2 = v[:, f[:, 1]] - a, v[:, f[:, 2]] - a  # [T, F, 3]
+        x1, y1, z1 = e1[..., 0], e1[..., 1], e1[..., 2]
+        x2, y2, z2 = e2[..., 0], e2[..., 1], e2[..., 2]
+        # face normals (cross product), laid out [F, 3, T] for one sparse product; their
+        # length is twice the area: area weighting for free
+        t, n_f = a.shape[:2]
+        fn = np.empty((n_f, 3, t), np.float32)
+        fn[:, 0] = (y1 * z2 - z1 * y2).T
+        fn[:, 1] = (z1 * x2 - x1 * z2).T
+        fn[:, 2] = (x1 * y2 - y1 * x2).T
+        n = (self._incidence @ fn.reshape(n_f, 3 * t)).reshape(-1, 3, t)  # [V, 3, T]
+        n = np.ascontiguousarray(n.transpose(2, 0, 1))  # [T, V, 3]
+        n /= np.maximum(np.sqrt(np.einsum("tvi,tvi->tv", n, n)), 1e-12)[..., None]
+        out = n.astype(np.float32, copy=False)
+        return out if seq else out[0]
 
 
 def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:

@@ -83,7 +83,7 @@ class MeshPanel:
         )
         verts = head_vertices(animation, sample)
         self.dressing = _dressing(animation, verts.shape[1]) if dress else None
-        self._cached: tuple[int, np.ndarray] | None = None
+        self._cached: tuple[int, np.ndarray, np.ndarray | None] | None = None
         self.idle = None
         if self.dressing is not None:
             if idle:
@@ -105,26 +105,38 @@ class MeshPanel:
 
     CHUNK = 32  # frames evaluated together (one vectorised rig / sparse product per chunk)
 
-    def _chunk(self, frame: int) -> np.ndarray:
+    def _chunk(self, frame: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Vertices and normals drawn at ``frame``, from its chunk of :attr:`CHUNK` frames
+        (rig, dressing, blink, idle motion and normals computed for the chunk at once)."""
         start = frame - frame % self.CHUNK
         if self._cached is None or self._cached[0] != start:
             sl = slice(start, min(start + self.CHUNK, self.animation.n_frames))
             v = head_vertices(self.animation, sl)
             if self.dressing is not None:
                 v = self.dressing.apply_sequence(v)
-            self._cached = (start, np.ascontiguousarray(v, dtype=np.float32))
-        return self._cached[1][frame - start]
+                if self.idle is not None:
+                    t = np.arange(sl.start, sl.stop) / self.animation.fps
+                    v = self.dressing.pose_sequence(
+                        v,
+                        np.array([self.idle.blink(x) for x in t]),
+                        np.stack([self.idle.rotation(x) for x in t]),
+                    )
+            v = np.ascontiguousarray(v, dtype=np.float32)
+            nc = self.renderer.normal_computer
+            self._cached = (start, v, None if nc is None else nc(v))
+        _, v, n = self._cached
+        return v[frame - start], None if n is None else n[frame - start]
 
     def mesh(self, frame: int) -> np.ndarray:
         """The vertices drawn at ``frame`` (dressed, with blink and idle motion if on)."""
-        v = self._chunk(frame)
-        if self.dressing is None or self.idle is None:
-            return v
-        t = frame / self.animation.fps
-        return self.dressing.pose(v, self.idle.blink(t), self.idle.rotation(t))
+        return self._chunk(frame)[0]
+
+    def normals(self, frame: int) -> np.ndarray | None:
+        """The vertex normals drawn at ``frame`` (None for a point cloud)."""
+        return self._chunk(frame)[1]
 
     def draw(self, frame: int) -> np.ndarray:
-        return self.renderer.render(self.mesh(frame))
+        return self.renderer.render(*self._chunk(frame))
 
     def close(self) -> None:
         self.renderer.release()
@@ -288,7 +300,8 @@ class Layout:
             self._fbo.viewport = (0, 0, self.width, s)
             self._fbo.clear(*self._background, 1.0, depth=1.0)
             for i, p in self._meshes:
-                p.renderer.draw(p.mesh(index), self._fbo, (i * s, 0, s, s))
+                vp = (i * s, 0, s, s)
+                p.renderer.draw(p.mesh(index), self._fbo, vp, normals=p.normals(index))
             data = self._fbo.read(components=3, alignment=1)
             self.canvas[LABEL_HEIGHT:] = np.frombuffer(data, np.uint8).reshape(s, self.width, 3)[
                 ::-1

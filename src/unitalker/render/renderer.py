@@ -283,9 +283,12 @@ class MeshRenderer:
         vertices: np.ndarray,
         fbo: Any = None,
         viewport: tuple[int, int, int, int] | None = None,
+        normals: np.ndarray | None = None,
     ) -> None:
         """Draw ``[V, 3]`` positions into ``fbo`` (default: this renderer's own, cleared
         first) at ``viewport`` ``(x, y, w, h)``, without reading the image back.
+        ``normals`` ``[V, 3]``: precomputed (e.g. by :attr:`normal_computer` for many
+        frames at once); default: computed here.
 
         Drawing several renderers into one shared framebuffer and reading it once is how
         a layout renders all its panels in one pass (one GPU / llvmpipe flush per frame).
@@ -297,7 +300,8 @@ class MeshRenderer:
             self.frame_vertices(v)
         self.vbo_pos.write(v)
         if self._normals is not None:
-            self.vbo_nrm.write(self._normals(v))
+            n = self._normals(v) if normals is None else normals
+            self.vbo_nrm.write(np.ascontiguousarray(n, dtype=np.float32))
         target = fbo if fbo is not None else self.fbo
         target.use()
         self.ctx.enable(self.ctx.DEPTH_TEST | self.ctx.PROGRAM_POINT_SIZE)
@@ -306,9 +310,14 @@ class MeshRenderer:
         target.viewport = viewport if viewport is not None else (0, 0, self.width, self.height)
         self.vao.render(self.mode)
 
-    def render(self, vertices: np.ndarray) -> np.ndarray:
+    @property
+    def normal_computer(self) -> NormalComputer | None:
+        """The normals of this renderer's faces (None for a point cloud)."""
+        return self._normals
+
+    def render(self, vertices: np.ndarray, normals: np.ndarray | None = None) -> np.ndarray:
         """``[V, 3]`` positions -> ``[H, W, 3]`` uint8 image (a read-only view; copy to keep)."""
-        self.draw(vertices)
+        self.draw(vertices, normals=normals)
         data = self.fbo.read(components=3, alignment=1)
         # GL's origin is bottom-left: flip rows (a view, no copy).
         return np.frombuffer(data, np.uint8).reshape(self.height, self.width, 3)[::-1]

@@ -120,6 +120,18 @@ class Dressing:
             out = (out - self.neck_pivot) @ np.asarray(rotation, np.float32).T + self.neck_pivot
         return np.ascontiguousarray(out, dtype=np.float32)
 
+    def pose_sequence(
+        self, display: np.ndarray, blinks: np.ndarray, rotations: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`pose` of ``T`` frames at once: ``[T, D, 3]`` display vertices, ``[T]``
+        eyelid closures and ``[T, 3, 3]`` rotations -> ``[T, D, 3]`` float32."""
+        out = np.asarray(display, np.float32) + (
+            np.asarray(blinks, np.float32)[:, None, None] * self.blink[None]
+        )
+        r = np.asarray(rotations, np.float32)
+        out = np.matmul(out - self.neck_pivot, r.transpose(0, 2, 1)) + self.neck_pivot
+        return np.ascontiguousarray(out, dtype=np.float32)
+
     def front_faces(self, behind: float = 0.02) -> np.ndarray:
         """Faces that a frontal camera can see: drops the skin triangles lying entirely
         more than ``behind`` metres behind the ears' plane (z = 0), about 40 % of the skin.
