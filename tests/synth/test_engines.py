@@ -90,3 +90,42 @@ def test_assemble_adds_silences_with_a_joined_timeline():
         and tl[-1][2] == pytest.approx(len(audio) / 16000)
     )
     assert all(x[2] == pytest.approx(y[1]) for x, y in zip(tl, tl[1:], strict=False))
+
+
+def test_sam_timeline_from_frames():
+    """SAM's frames -> a contiguous IPA timeline: plosive releases (``**``) and off-glides
+    stay in their phoneme, punctuation is a pause, skipped and unreached frames are
+    interpolated."""
+    phonemes = [["/H", 2], ["EH", 3], ["AY", 4], ["YX", 2], [",*", 5], [".*", 1]]
+    phonemes += [["P*", 3], ["**", 1], ["**", 1], ["IY", 2]]
+    # frame 1 skipped (a sampled consonant takes two), frames 22-23 never reached
+    marks = [0, None] + [200 + 100 * k for k in range(20)]
+    tl = sam.sam_timeline(phonemes, marks, 2400, sr=1000)
+    want = [("h", 0.0, 0.2), ("ɛ", 0.2, 0.5), ("aɪ", 0.5, 1.1), ("_", 1.1, 1.7)]
+    want += [("p", 1.7, 2.2), ("i", 2.2, 2.4)]
+    assert [p for p, _, _ in tl] == [p for p, _, _ in want]
+    np.testing.assert_allclose([(s, e) for _, s, e in tl], [(s, e) for _, s, e in want])
+    # every SAM phone has a mouth shape (h and the glottal stop are weak, by design)
+    voiced = set(sam.SAM_IPA.values()) - {"_", "h", "ʔ"}
+    assert all(phoneme_to_viseme(p) != "sil" for p in voiced)
+
+
+@pytest.mark.skipif(not sam.available(), reason="node + npm sam-js not installed")
+def test_sam_native_timing_matches_its_audio():
+    p = dict(zip(("pitch", "speed", "mouth", "throat"), sam.VOICES["sam"], strict=True))
+    audio, tl = sam.render_timed("HELLO, MY NAME IS SAM.", **p)
+    np.testing.assert_array_equal(audio, sam.render("HELLO, MY NAME IS SAM.", **p))
+    assert tl[0][1] == 0.0 and tl[-1][2] == pytest.approx(len(audio) / sam.SAM_SR)
+    rms = [
+        (ph, float(np.sqrt((audio[int(s * sam.SAM_SR) : int(e * sam.SAM_SR)] ** 2).mean())))
+        for ph, s, e in tl
+    ]
+    speech = np.median([r for ph, r in rms if ph != "_"])
+    pauses = [r for ph, r in rms if ph == "_"]
+    assert len(pauses) == 2  # after the comma and the full stop
+    assert max(pauses) < 0.25 * speech  # SAM is silent where its timeline pauses
+    assert [ph for ph, _ in rms].count("m") == 3
+    # the same audio through synthesize() either way; the aligner only moves boundaries
+    native = sam.synthesize("Hello, my name is Sam.", "sam")
+    aligned = sam.synthesize("Hello, my name is Sam.", "sam", timing="align")
+    np.testing.assert_array_equal(native.audio, aligned.audio)

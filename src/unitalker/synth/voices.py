@@ -7,7 +7,8 @@ per synth convention (:data:`VOICE_DATASETS`, keys V0-V3), whose clips come from
 * ``kokoro``: Kokoro-82M neural TTS (:mod:`unitalker.synth.kokoro`), its Japanese
   voice styles and blends of two, speaking English IPA;
 * ``sam``: SAM (:mod:`unitalker.synth.sam`), the **held-out engine**: never in
-  training, only in ``test_unseen_engine``; timing by PocketSphinx alignment.
+  training, only in ``test_unseen_engine``; timing engine-native too (SAM's own frame
+  positions; PocketSphinx alignment before 2026-12-03).
 
 Splits of every dataset: ``train`` / ``test`` (voices of the training pool),
 ``test_unseen_voice`` (the same subjects and test sentence spoken by voices never in
@@ -18,7 +19,7 @@ three test splits share sentences and subjects, so ``unseen / seen`` isolates th
 Every clip has leading, trailing and inter-sentence silences of random length
 (0.15-0.8 s) whose labels are the articulation model's neutral, so models learn that
 silence means a closed, resting mouth. Clips are deterministic given the seed (the
-engines are deterministic; SAM's alignment is too).
+engines are deterministic).
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
 
 def speak(engine: str, text: str, voice: str, **params: float) -> SynthResult:
     """One sentence with any engine; the timeline is engine-native (eSpeak events,
-    Kokoro durations) or aligned (SAM, PocketSphinx)."""
+    Kokoro durations, SAM frames)."""
     if engine == "espeak":
         from unitalker.synth import tts
 
@@ -372,7 +373,7 @@ def _run_voice_job(job: VoiceJob) -> dict:
             try:
                 pieces.append(speak(job.engine, sent, job.voice, **params))
                 break
-            except AlignmentError as e:  # SAM + PocketSphinx: rarely no alignment
+            except AlignmentError as e:  # only with aligned timing (not the default)
                 if attempt == 5:
                     raise
                 log.info("%s: %s; another sentence", job.clip_name, e)
