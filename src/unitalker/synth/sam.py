@@ -104,17 +104,16 @@ process.stdout.write(JSON.stringify({
 # continuation of the phoneme before it (the release stages of a plosive, of CH / J);
 # YX / WX after a diphthong or long vowel is its off-glide, kept in that vowel (one
 # phone, as eSpeak NG and the aligner write diphthongs); punctuation is a pause.
+_SAM_IPA_TABLE = (
+    "IY=i IH=ɪ EH=ɛ AE=æ AA=ɑ AH=ʌ AO=ɔ UH=ʊ AX=ə IX=ɪ ER=ɚ UX=u OH=o RX=ɹ LX=l WX=w "
+    "YX=j WH=ʍ R*=ɹ L*=l W*=w Y*=j M*=m N*=n NX=ŋ DX=ɾ Q*=ʔ S*=s SH=ʃ F*=f TH=θ /H=h "
+    "/X=h Z*=z ZH=ʒ V*=v DH=ð CH=tʃ J*=dʒ EY=eɪ AY=aɪ OY=ɔɪ AW=aʊ OW=oʊ UW=u B*=b "
+    "D*=d G*=ɡ GX=ɡ P*=p T*=t K*=k KX=k UL=ə UM=ə UN=ə"
+)
 SAM_IPA: dict[str, str] = {
     **dict.fromkeys((" *", ".*", "?*", ",*", "-*"), "_"),
-    "IY": "i", "IH": "ɪ", "EH": "ɛ", "AE": "æ", "AA": "ɑ", "AH": "ʌ", "AO": "ɔ", "UH": "ʊ",
-    "AX": "ə", "IX": "ɪ", "ER": "ɚ", "UX": "u", "OH": "o", "RX": "ɹ", "LX": "l", "WX": "w",
-    "YX": "j", "WH": "ʍ", "R*": "ɹ", "L*": "l", "W*": "w", "Y*": "j", "M*": "m", "N*": "n",
-    "NX": "ŋ", "DX": "ɾ", "Q*": "ʔ", "S*": "s", "SH": "ʃ", "F*": "f", "TH": "θ", "/H": "h",
-    "/X": "h", "Z*": "z", "ZH": "ʒ", "V*": "v", "DH": "ð", "CH": "tʃ", "J*": "dʒ",
-    "EY": "eɪ", "AY": "aɪ", "OY": "ɔɪ", "AW": "aʊ", "OW": "oʊ", "UW": "u",
-    "B*": "b", "D*": "d", "G*": "ɡ", "GX": "ɡ", "P*": "p", "T*": "t", "K*": "k", "KX": "k",
-    "UL": "ə", "UM": "ə", "UN": "ə",
-}  # fmt: skip
+    **dict(pair.split("=") for pair in _SAM_IPA_TABLE.split()),
+}
 _GLIDES = {"YX": ("IY", "EY", "AY", "OY"), "WX": ("UW", "OW", "AW")}
 
 
