@@ -139,3 +139,35 @@ def test_finetune_new_head_keeps_frozen_encoder(release, tmp_path):
     assert not torch.equal(
         s0["out_head_dict.tt_params.weight"], s1["out_head_dict.tt_params.weight"]
     )
+
+
+def test_finetune_gives_the_encoder_a_stream_window(release, tmp_path):
+    import pytest
+
+    from unitalker.models.checkpoint import load_model
+    from unitalker.training.builders import TrainSetupError
+
+    base = train(tiny_config(release, tmp_path / "base", "schedule.steps=1"))
+    with pytest.raises(TrainSetupError, match="stream_window"):
+        build_run(
+            tiny_config(
+                release,
+                tmp_path / "nowin",
+                f"model.init_from={base.final_dir}",
+                "data.augment.p_stream_window=0.5",
+            )
+        )
+    cfg = tiny_config(
+        release,
+        tmp_path / "ft",
+        "schedule.steps=2",
+        f"model.init_from={base.final_dir}",
+        "model.encoder.stream_window=[4, 1]",
+        "data.augment.p_stream_window=0.5",
+    )
+    t = build_run(cfg).trainer
+    assert t.model.audio_encoder.stream_window == (4, 1)
+    assert t.model.audio_encoder.stream_window_p == 0.5
+    saved = load_model(t.fit().final_dir)
+    assert saved.config.encoder.stream_window == (4, 1)
+    assert saved.audio_encoder.stream_window_p == 0.0  # a training setting, not saved

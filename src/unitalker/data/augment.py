@@ -34,6 +34,10 @@ operation       what                                                 labels
                 the model learns frames that see only a short        leave the loss
                 look-ahead, as :class:`~unitalker.inference.         (``loss_frames``)
                 streaming.Streamer` runs it
+``window``      windowed encoder passes (``p_stream_window``, per    unchanged
+                batch, in the model): the built-in encoder attends
+                only within its ``stream_window``, as streaming
+                runs it; needs ``model.encoder.stream_window``
 ==============  ===================================================  ==================
 
 Seeded: item ``i``'s ``k``-th draw in epoch ``e`` uses ``(seed, e, i, k)``; the library
@@ -100,6 +104,8 @@ class AugmentConfig:
     p_stream_crop: float = 0.0
     stream_crop_s: tuple[float, float] = (0.6, 2.5)
     stream_lookahead_s: float = 0.1
+    # Windowed encoder passes (per batch, in the model; EncoderConfig.stream_window)
+    p_stream_window: float = 0.0
 
 
 @contextlib.contextmanager

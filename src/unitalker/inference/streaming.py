@@ -20,6 +20,12 @@ transformer. The waveform is standardised with the running mean and variance of 
 so far (offline standardises each window), which is the only difference to recomputing
 everything for encoders whose extractor is exactly local. Encoders whose extractor is
 not local (a group norm over time: WavLM / wav2vec2 base) recompute, as before.
+
+Windowed mode (``windowed=True``, the default for a model whose encoder has a
+``stream_window``): the encoder's transformer runs with the banded attention it was trained
+for (:class:`~unitalker.models.config.EncoderConfig`), so a frame sees the same few frames
+ahead whether the audio after them has arrived or not, and the left context it attends to
+is bounded too.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class Streamer:
         max_step: at most this many seconds of new frames per model run (a large push is
             processed in several runs, so a window never exceeds
             ``context + max_step + lookahead``).
+        windowed: run the encoder in its ``stream_window`` (default: when it has one).
 
     Example::
 
@@ -81,6 +88,7 @@ class Streamer:
         max_step: float = 4.0,
         precision: str = "fp32",
         incremental: bool | None = None,
+        windowed: bool | None = None,
     ):
         if lookahead < 0 or context < 0:
             raise ValueError("lookahead and context must be >= 0")
@@ -115,6 +123,13 @@ class Streamer:
                 "extractor (built-in encoder, or an HF encoder with feat_extract_norm='layer')"
             )
         self.incremental = edge is not None if incremental is None else bool(incremental)
+        has_window = getattr(enc, "stream_window", None) is not None
+        if windowed and not has_window:
+            raise ValueError(
+                "windowed streaming needs a model whose encoder has a stream_window "
+                "(a built-in encoder trained with data.augment.p_stream_window)"
+            )
+        self.windowed = has_window if windowed is None else bool(windowed)
         self._edge = edge or 0
         self._stats = np.zeros(3)  # count, sum, sum of squares of the samples received
         self._feats: torch.Tensor | None = None  # cached final feature frames [n, F]
@@ -222,6 +237,7 @@ class Streamer:
                 identity=self._idx,
                 fps=self.fps,
                 **({} if feats is None else {"features": feats[None]}),
+                **({"windowed": True} if self.windowed else {}),
             )
         self.run_times.append(time.perf_counter() - t0)
         return {h: res[h].motion[0].float().cpu().numpy() for h in self.heads}

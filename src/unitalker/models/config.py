@@ -32,8 +32,17 @@ class EncoderConfig:
     n_heads: int = 4
     n_mels: int = 80
     dropout: float = 0.1
+    stream_window: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
+        if self.stream_window is not None:
+            if len(self.stream_window) != 2 or min(self.stream_window) < 0:
+                raise ValueError(
+                    f"stream_window must be two frame counts >= 0 (left, right), "
+                    f"got {list(self.stream_window)}"
+                )
+            if self.family != "builtin":
+                raise ValueError("stream_window applies to the built-in encoder only")
         check_range("hidden_size", self.hidden_size, 1)
         check_range("n_layers", self.n_layers, 1)
         check_range("n_heads", self.n_heads, 1)

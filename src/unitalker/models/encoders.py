@@ -62,8 +62,13 @@ class AudioEncoder(nn.Module):
         """Number of :meth:`extract` frames for each input length."""
         raise NotImplementedError
 
-    def contextualize(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Sequence model ``[B, T, F] -> [B, T, H]``; ``mask`` [B, T] is True on valid frames."""
+    stream_window: tuple[int, int] | None = None  # see BuiltinAudioEncoder
+
+    def contextualize(
+        self, feats: torch.Tensor, mask: torch.Tensor | None = None, *, windowed: bool = False
+    ) -> torch.Tensor:
+        """Sequence model ``[B, T, F] -> [B, T, H]``; ``mask`` [B, T] is True on valid frames;
+        ``windowed``: attend only within :attr:`stream_window` (encoders that have one)."""
         raise NotImplementedError
 
     def freeze(self, part: str) -> None:
@@ -213,7 +218,11 @@ class HFAudioEncoder(AudioEncoder):
         lengths = self.model._get_feat_extract_output_lengths(torch.tensor(n_samples))
         return [int(x) for x in lengths]
 
-    def contextualize(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def contextualize(
+        self, feats: torch.Tensor, mask: torch.Tensor | None = None, *, windowed: bool = False
+    ) -> torch.Tensor:
+        if windowed:
+            raise ValueError("windowed attention (stream_window) needs the built-in encoder")
         projected = self.model.feature_projection(feats)
         # wav2vec2 / WavLM return (hidden, normed features); HuBERT returns hidden only.
         hidden = projected[0] if isinstance(projected, tuple) else projected
@@ -295,6 +304,11 @@ class BuiltinAudioEncoder(AudioEncoder):
         n_heads: attention heads.
         n_mels: mel bands.
         dropout: dropout in the transformer.
+        stream_window: ``(left, right)``: in a windowed pass (``contextualize(...,
+            windowed=True)``, what streaming runs) frame ``t`` attends to frames
+            ``t - left .. t + right`` only, in every layer, and the positional conv drops
+            its taps beyond ``+right``. The same weights run both ways; training draws
+            windowed passes with chance :attr:`stream_window_p` so that both work.
     """
 
     N_FFT = 400
@@ -307,9 +321,14 @@ class BuiltinAudioEncoder(AudioEncoder):
         n_heads: int = 4,
         n_mels: int = 80,
         dropout: float = 0.1,
+        stream_window: tuple[int, int] | None = None,
     ):
         super().__init__()
         self.hidden_size = hidden_size
+        self.stream_window = None if stream_window is None else tuple(map(int, stream_window))
+        # Training only (set by the training builder from data.augment.p_stream_window):
+        # the chance that a training pass is windowed; drawn from torch's global RNG.
+        self.stream_window_p = 0.0
         self.feature_size = hidden_size
         self.n_layers, self.n_heads, self.n_mels, self.dropout = n_layers, n_heads, n_mels, dropout
         # Computed on the CPU, then moved: on the meta device (the checkpoint loader's shape
@@ -405,12 +424,55 @@ class BuiltinAudioEncoder(AudioEncoder):
     def output_lengths(self, n_samples: list[int]) -> list[int]:
         return [max(1, (max(n, self.N_FFT) - self.N_FFT) // HOP_LENGTH + 1) for n in n_samples]
 
-    def contextualize(self, feats: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def contextualize(
+        self, feats: torch.Tensor, mask: torch.Tensor | None = None, *, windowed: bool = False
+    ) -> torch.Tensor:
+        if windowed and self.stream_window is None:
+            raise ValueError("this encoder has no stream_window: it cannot run windowed")
+        if (
+            not windowed
+            and self.training
+            and self.stream_window is not None
+            and self.stream_window_p > 0
+        ):
+            windowed = bool(torch.rand(()) < self.stream_window_p)
         if mask is not None:
             feats = feats * mask[..., None].to(feats.dtype)
-        x = feats + self.pos_conv(feats.transpose(1, 2)).transpose(1, 2)
-        pad = None if mask is None else ~mask
-        return self.norm(self.transformer(x, src_key_padding_mask=pad))
+        if not windowed:
+            x = feats + self.pos_conv(feats.transpose(1, 2)).transpose(1, 2)
+            pad = None if mask is None else ~mask
+            return self.norm(self.transformer(x, src_key_padding_mask=pad))
+        left, right = self.stream_window
+        w = self.pos_conv.weight  # [H, H / groups, K]: tap k looks k - K // 2 frames ahead
+        k = w.shape[-1]
+        taps = (torch.arange(k, device=w.device) - k // 2 <= right).to(w.dtype)
+        pos = nn.functional.conv1d(
+            feats.transpose(1, 2),
+            w * taps,
+            self.pos_conv.bias,
+            padding=k // 2,
+            groups=self.pos_conv.groups,
+        )
+        x = feats + pos.transpose(1, 2)
+        return self.norm(self.transformer(x, mask=self._window_mask(x, mask, left, right)))
+
+    def _window_mask(
+        self, x: torch.Tensor, mask: torch.Tensor | None, left: int, right: int
+    ) -> torch.Tensor:
+        """``[B * heads, T, T]`` bool, True where query ``i`` may *not* see key ``j``: keys
+        outside ``i - left .. i + right`` and padding. A padded query whose window holds
+        only padding sees every valid key (its output is discarded; a row with no key at
+        all would be NaN, and NaN survives the decoder's masking)."""
+        b, t = x.shape[:2]
+        i = torch.arange(t, device=x.device)
+        d = i[None, :] - i[:, None]  # key - query
+        blocked = ((d > right) | (d < -left))[None].expand(b, t, t)
+        if mask is not None:
+            invalid = ~mask[:, None, :]  # [B, 1, T] padded keys
+            blocked = blocked | invalid
+            empty = blocked.all(dim=-1, keepdim=True)
+            blocked = torch.where(empty, invalid.expand(b, t, t), blocked)
+        return blocked.repeat_interleave(self.n_heads, dim=0)
 
     def feature_parameters(self) -> list[nn.Parameter]:
         return list(self.stem.parameters())
@@ -426,6 +488,7 @@ class BuiltinAudioEncoder(AudioEncoder):
             "n_heads": self.n_heads,
             "n_mels": self.n_mels,
             "dropout": self.dropout,
+            "stream_window": None if self.stream_window is None else list(self.stream_window),
         }
 
 
@@ -441,7 +504,7 @@ def build_encoder(config: dict[str, Any], *, pretrained: bool = False) -> AudioE
     if family == "builtin":
         kw = {
             k: config[k]
-            for k in ("hidden_size", "n_layers", "n_heads", "n_mels", "dropout")
+            for k in ("hidden_size", "n_layers", "n_heads", "n_mels", "dropout", "stream_window")
             if k in config
         }
         return BuiltinAudioEncoder(**kw)

@@ -161,6 +161,7 @@ class UniTalker(nn.Module):
         frames: dict[str, Sequence[int]] | None = None,
         fps: dict[str, float] | None = None,
         features: torch.Tensor | None = None,
+        windowed: bool = False,
     ) -> dict[str, HeadOutput]:
         """Run the encoder and decoder once and every requested head.
 
@@ -177,6 +178,8 @@ class UniTalker(nn.Module):
             features: ``[B, T50, F]`` the encoder's :meth:`extract` output for ``audio``,
                 computed elsewhere (incremental streaming caches it); skips normalisation
                 and extraction.
+            windowed: run the encoder's transformer in its ``stream_window`` (what
+                streaming does; see :class:`~unitalker.models.config.EncoderConfig`).
 
         Returns:
             ``{head: HeadOutput}`` with ``motion [B, T_head, D]``.
@@ -231,9 +234,9 @@ class UniTalker(nn.Module):
             for key, n in n_out.items():
                 f = adapt(feats, in_lens, n)
                 m = _mask(n, f)
-                hidden[key] = self.decoder(enc.contextualize(f, m), idx, m)
+                hidden[key] = self.decoder(enc.contextualize(f, m, windowed=windowed), idx, m)
         else:
-            ctx = enc.contextualize(feats, _mask(in_lens, feats))
+            ctx = enc.contextualize(feats, _mask(in_lens, feats), windowed=windowed)
             if pos == 1:
                 for key, n in n_out.items():
                     c = adapt(ctx, in_lens, n)

@@ -204,7 +204,24 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.O
 
 
 def attach_feature_augment(model: UniTalker, aug: Any) -> None:
-    """Give the built-in encoder the SpecAugment masks ``data.augment.spec_*`` ask for."""
+    """Give the built-in encoder the SpecAugment masks ``data.augment.spec_*`` ask for,
+    and its chance of windowed passes (``data.augment.p_stream_window``)."""
+    if aug.p_stream_window > 0:
+        if not 0 <= aug.p_stream_window <= 1:
+            raise TrainSetupError(
+                f"data.augment.p_stream_window must be in [0, 1], got {aug.p_stream_window}"
+            )
+        if getattr(model.audio_encoder, "stream_window", None) is None:
+            raise TrainSetupError(
+                "data.augment.p_stream_window needs a built-in encoder with a stream_window "
+                "(set model.encoder.stream_window: [LEFT, RIGHT] frames at 50 Hz)"
+            )
+        model.audio_encoder.stream_window_p = float(aug.p_stream_window)
+        log.info(
+            "windowed encoder passes: p=%.2f, window %s",
+            aug.p_stream_window,
+            list(model.audio_encoder.stream_window),
+        )
     if not (aug.enabled and (aug.spec_freq_masks > 0 or aug.spec_time_masks > 0)):
         return
     from unitalker.data.augment import SpecAugment
@@ -442,6 +459,15 @@ def build_finetune_model(
                 pcas[n] = arrays
             log.info("fine-tuning: new head %s", n)
     mcfg = dataclasses.replace(base.config, heads=tuple(heads), identities=tuple(table.names))
+    window = cfg.model.encoder.stream_window
+    if window is not None and window != mcfg.encoder.stream_window:
+        # not a weight: a fine-tune may give the loaded encoder a windowed mode
+        if mcfg.encoder.family != "builtin":
+            raise TrainSetupError("model.encoder.stream_window needs a built-in encoder")
+        mcfg = dataclasses.replace(
+            mcfg, encoder=dataclasses.replace(mcfg.encoder, stream_window=tuple(window))
+        )
+        log.info("fine-tuning: encoder stream_window %s", list(window))
     model = UniTalker(mcfg)
     state = base.state_dict()
     own = model.state_dict()
