@@ -131,10 +131,10 @@ def test_bad_windows_refused(bad, match):
         from_dict(EncoderConfig, bad)
 
 
-def test_streamer_runs_windowed_by_default():
+def test_streamer_runs_windowed_when_asked():
     model, plain = _model(), _model(window=None)
-    assert Streamer(model).windowed and not Streamer(plain).windowed
-    assert not Streamer(model, windowed=False).windowed
+    assert Streamer(model, windowed=True).windowed
+    assert not Streamer(model).windowed and not Streamer(plain).windowed
     with pytest.raises(ValueError, match="stream_window"):
         Streamer(plain, windowed=True)
 

@@ -62,6 +62,12 @@ def add_parser(sub: Any) -> None:
         "the bundled default model)",
     )
     p.add_argument(
+        "--stream-windowed",
+        action="store_true",
+        help="stream that model with its encoder's stream_window (a model trained with "
+        "data.augment.p_stream_window; default: full attention)",
+    )
+    p.add_argument(
         "--max-sequences",
         type=COUNT,
         default=None,
@@ -140,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         max_sequences=args.max_sequences,
         device=args.device,
         stream_model=args.stream_model,
+        stream_windowed=args.stream_windowed,
         progress=lambda msg: print(f"... {msg}", file=sys.stderr, flush=True),
     )
     if args.json:

@@ -303,6 +303,7 @@ def run_bench(
     max_sequences: int | None = None,
     device: str | None = None,
     stream_model: str | Path | None = None,
+    stream_windowed: bool = False,
 ) -> BenchReport:
     """Measure every inference path; see the module docstring.
 
@@ -322,6 +323,7 @@ def run_bench(
             model's LVE on its test split, streamed and offline.
         max_sequences: at most this many test sequences per dataset for that LVE.
         stream_model: the model of those rows (default: the bundled default model).
+        stream_windowed: stream that model with its encoder's ``stream_window``.
         device: torch device of the speed and streaming runs (default cpu; the memory
             runs measure host memory on the CPU).
     """
@@ -412,6 +414,7 @@ def run_bench(
             synth_data=synth_data,
             max_sequences=max_sequences,
             model_path=stream_model,
+            windowed=stream_windowed,
         )
         if synth_data is None:
             rep.notes.append(
@@ -463,8 +466,9 @@ class _StreamedModel:
     """Looks like a UniTalker to :func:`unitalker.evaluation.evaluate.evaluate`, but each
     call streams the clip through an incremental :class:`Streamer` in ``chunk`` pieces."""
 
-    def __init__(self, model: TalkerModel, lookahead: float, chunk: float):
+    def __init__(self, model: TalkerModel, lookahead: float, chunk: float, windowed: bool = False):
         self.model, self.lookahead, self.chunk = model, lookahead, chunk
+        self.windowed = windowed
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -485,6 +489,7 @@ class _StreamedModel:
                 identity=int(identity.reshape(-1)[0]),
                 lookahead=self.lookahead,
                 incremental=True,
+                windowed=self.windowed,
             )
             res, _ = stream_array(s, audio[0].cpu().numpy(), self.chunk)
             m = torch.from_numpy(res[h])
@@ -502,6 +507,7 @@ def measure_default_streaming(
     synth_data: str | Path | None = None,
     max_sequences: int | None = None,
     model_path: str | Path | None = None,
+    windowed: bool = False,
 ) -> dict[str, dict[str, float]]:
     """The bundled default model (or the one at ``model_path``) streamed incrementally:
     compute, latency and, with ``synth_data``, its LVE on the A2F-Synth test split
@@ -519,7 +525,7 @@ def measure_default_streaming(
         rep, _ = evaluate(model, synth_data, max_sequences=max_sequences)
         lve_off = _mean_lve(rep)
     for la in lookaheads:
-        s = Streamer(model, lookahead=la, incremental=True)
+        s = Streamer(model, lookahead=la, incremental=True, windowed=windowed)
         stream_array(s, wav, chunk)
         compute = statistics.median(s.run_times[3:] or s.run_times)
         st = {
@@ -532,7 +538,9 @@ def measure_default_streaming(
             from unitalker.evaluation.evaluate import evaluate
 
             rep, _ = evaluate(
-                _StreamedModel(model, la, chunk), synth_data, max_sequences=max_sequences
+                _StreamedModel(model, la, chunk, windowed),
+                synth_data,
+                max_sequences=max_sequences,
             )
             st |= {"lve_stream": _mean_lve(rep), "lve_offline": lve_off}
         out[f"{la:g}"] = st

@@ -21,11 +21,12 @@ so far (offline standardises each window), which is the only difference to recom
 everything for encoders whose extractor is exactly local. Encoders whose extractor is
 not local (a group norm over time: WavLM / wav2vec2 base) recompute, as before.
 
-Windowed mode (``windowed=True``, the default for a model whose encoder has a
-``stream_window``): the encoder's transformer runs with the banded attention it was trained
-for (:class:`~unitalker.models.config.EncoderConfig`), so a frame sees the same few frames
+Windowed mode (``windowed=True``, for a model whose encoder has a ``stream_window``): the
+encoder's transformer runs with the banded attention it was also trained with
+(:class:`~unitalker.models.config.EncoderConfig`), so a frame sees the same few frames
 ahead whether the audio after them has arrived or not, and the left context it attends to
-is bounded too.
+is bounded too. Off by default: on the models trained so far, full attention over the
+window streams closer to the labels (docs/benchmarks.md, "Windowed encoder").
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class Streamer:
         max_step: at most this many seconds of new frames per model run (a large push is
             processed in several runs, so a window never exceeds
             ``context + max_step + lookahead``).
-        windowed: run the encoder in its ``stream_window`` (default: when it has one).
+        windowed: run the encoder in its ``stream_window`` (default: full attention).
 
     Example::
 
@@ -88,7 +89,7 @@ class Streamer:
         max_step: float = 4.0,
         precision: str = "fp32",
         incremental: bool | None = None,
-        windowed: bool | None = None,
+        windowed: bool = False,
     ):
         if lookahead < 0 or context < 0:
             raise ValueError("lookahead and context must be >= 0")
@@ -129,7 +130,7 @@ class Streamer:
                 "windowed streaming needs a model whose encoder has a stream_window "
                 "(a built-in encoder trained with data.augment.p_stream_window)"
             )
-        self.windowed = has_window if windowed is None else bool(windowed)
+        self.windowed = bool(windowed)
         self._edge = edge or 0
         self._stats = np.zeros(3)  # count, sum, sum of squares of the samples received
         self._feats: torch.Tensor | None = None  # cached final feature frames [n, F]
