@@ -21,6 +21,13 @@ class EncoderConfig:
     HF families are built from ``hf_config`` (a transformers config dict; random weights)
     or take the architecture (and, when training from scratch, the weights) of
     ``name_or_path`` (hub id or local folder). The built-in encoder uses the size fields.
+
+    ``stream_window`` (built-in encoder only): ``(left, right)`` frames of the transformer's
+    input (50 Hz) that a frame may attend to in a *windowed* pass, which also drops the
+    positional conv's taps beyond ``right``; a windowed stream
+    (``Streamer(..., windowed=True)``) then sees per frame what the offline windowed run
+    sees. Runs use full attention unless asked. A model is trained for both with
+    ``data.augment.p_stream_window``. None: no windowed mode (all released models).
     """
 
     family: str = "builtin"

@@ -305,7 +305,7 @@ class BuiltinAudioEncoder(AudioEncoder):
         n_mels: mel bands.
         dropout: dropout in the transformer.
         stream_window: ``(left, right)``: in a windowed pass (``contextualize(...,
-            windowed=True)``, what streaming runs) frame ``t`` attends to frames
+            windowed=True)``, what a windowed stream runs) frame ``t`` attends to frames
             ``t - left .. t + right`` only, in every layer, and the positional conv drops
             its taps beyond ``+right``. The same weights run both ways; training draws
             windowed passes with chance :attr:`stream_window_p` so that both work.
