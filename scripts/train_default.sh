@@ -10,6 +10,11 @@
 #   idle CPU cores; 1.6-1.8 steps/s).
 # Stage 3 (configs/default_polish.yaml): the same at a tenth of the learning rate, 400
 #   steps (4 min), so the weights settle.
+# Stage 4 (configs/default_window.yaml): streaming crops and windowed encoder passes
+#   (model.encoder.stream_window [21, 1], half the batches), learning rate 1e-4, 1000
+#   steps (19 min on 2 cores).
+# Stage 5 (configs/default_window_polish.yaml): stage 4 at the polish learning rate, 400
+#   steps (7 min).
 # STAGE1=DIR skips stage 1 and starts stage 2 from the model in DIR. The bundled model was
 # made with STAGE1 = the previous bundled model (stage 1 plus 200 steps of stage 2 at seed
 # 0), its stage 2 run as 1000 steps, then resumed with steps=5000 and stopped at the
@@ -21,7 +26,9 @@ REPO=$(cd "$(dirname "$0")/.." && pwd)
 REL=$WORK/a2f_synth_release
 RUN1=$WORK/runs/default
 RUN2=$WORK/runs/default_voices
-RUN=$WORK/runs/default_polish
+RUN3=$WORK/runs/default_polish
+RUN4=$WORK/runs/default_window
+RUN=$WORK/runs/default_window_polish
 
 VOICES=1 "$REPO/scripts/prepare_synth.sh" "$WORK"
 if [ -z "${STAGE1:-}" ]; then
@@ -31,8 +38,12 @@ if [ -z "${STAGE1:-}" ]; then
 fi
 unitalker train --config "$REPO/configs/default_voices.yaml" --set data.manifest="$REL" --set out_dir="$RUN2" \
   --set model.init_from="$STAGE1" ${RESUME2:+--resume "$RUN2"}
-unitalker train --config "$REPO/configs/default_polish.yaml" --set data.manifest="$REL" --set out_dir="$RUN" \
-  --set model.init_from="$RUN2/model" ${RESUME3:+--resume "$RUN"}
+unitalker train --config "$REPO/configs/default_polish.yaml" --set data.manifest="$REL" --set out_dir="$RUN3" \
+  --set model.init_from="$RUN2/model" ${RESUME3:+--resume "$RUN3"}
+unitalker train --config "$REPO/configs/default_window.yaml" --set data.manifest="$REL" --set out_dir="$RUN4" \
+  --set model.init_from="$RUN3/model" ${RESUME4:+--resume "$RUN4"}
+unitalker train --config "$REPO/configs/default_window_polish.yaml" --set data.manifest="$REL" --set out_dir="$RUN" \
+  --set model.init_from="$RUN4/model" ${RESUME5:+--resume "$RUN"}
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --csv "$RUN/eval.csv" --json "$RUN/eval.json"
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --baseline \
   --csv "$RUN/eval_baseline.csv" --json "$RUN/eval_baseline.json"
