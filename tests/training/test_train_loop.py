@@ -157,6 +157,16 @@ def test_finetune_gives_the_encoder_a_stream_window(release, tmp_path):
                 "data.augment.p_stream_window=0.5",
             )
         )
+    with pytest.raises(TrainSetupError, match=r"in \[0, 1\]"):
+        build_run(
+            tiny_config(
+                release,
+                tmp_path / "negative",
+                f"model.init_from={base.final_dir}",
+                "model.encoder.stream_window=[4, 1]",
+                "data.augment.p_stream_window=-0.5",
+            )
+        )
     cfg = tiny_config(
         release,
         tmp_path / "ft",

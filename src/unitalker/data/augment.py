@@ -36,8 +36,8 @@ operation       what                                                 labels
                 streaming.Streamer` runs it
 ``window``      windowed encoder passes (``p_stream_window``, per    unchanged
                 batch, in the model): the built-in encoder attends
-                only within its ``stream_window``, as streaming
-                runs it; needs ``model.encoder.stream_window``
+                only within its ``stream_window``, as a windowed
+                stream runs it; needs ``model.encoder.stream_window``
 ==============  ===================================================  ==================
 
 Seeded: item ``i``'s ``k``-th draw in epoch ``e`` uses ``(seed, e, i, k)``; the library

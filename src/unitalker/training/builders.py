@@ -206,11 +206,11 @@ def build_optimizer(model: torch.nn.Module, optim: OptimConfig) -> torch.optim.O
 def attach_feature_augment(model: UniTalker, aug: Any) -> None:
     """Give the built-in encoder the SpecAugment masks ``data.augment.spec_*`` ask for,
     and its chance of windowed passes (``data.augment.p_stream_window``)."""
+    if not 0 <= aug.p_stream_window <= 1:
+        raise TrainSetupError(
+            f"data.augment.p_stream_window must be in [0, 1], got {aug.p_stream_window}"
+        )
     if aug.p_stream_window > 0:
-        if not 0 <= aug.p_stream_window <= 1:
-            raise TrainSetupError(
-                f"data.augment.p_stream_window must be in [0, 1], got {aug.p_stream_window}"
-            )
         if getattr(model.audio_encoder, "stream_window", None) is None:
             raise TrainSetupError(
                 "data.augment.p_stream_window needs a built-in encoder with a stream_window "
