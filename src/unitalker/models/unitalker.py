@@ -178,8 +178,8 @@ class UniTalker(nn.Module):
             features: ``[B, T50, F]`` the encoder's :meth:`extract` output for ``audio``,
                 computed elsewhere (incremental streaming caches it); skips normalisation
                 and extraction.
-            windowed: run the encoder's transformer in its ``stream_window`` (what
-                streaming does; see :class:`~unitalker.models.config.EncoderConfig`).
+            windowed: run the encoder's transformer in its ``stream_window`` (what a
+                windowed stream does; see :class:`~unitalker.models.config.EncoderConfig`).
 
         Returns:
             ``{head: HeadOutput}`` with ``motion [B, T_head, D]``.
