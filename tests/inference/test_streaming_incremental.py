@@ -58,6 +58,32 @@ def test_builtin_incremental_close_to_recompute():
         assert float(np.abs(a[h] - b[h]).max()) <= 0.05 * spread, h
 
 
+def test_builtin_restandardises_after_a_leading_silence(monkeypatch):
+    # A stream that starts with 0.8 s of near silence: the first running deviation is ~100x
+    # too small for the speech that follows. The cached frames are extracted again with the
+    # new statistics, so the stream stays within 5 % of recomputing every window; kept
+    # with their first scale (refresh off), they are far off.
+    import unitalker.inference.streaming as streaming
+
+    model = _model("builtin")
+    rng = np.random.default_rng(0)
+    quiet = 1e-3 * rng.standard_normal(int(0.8 * 16000)).astype(np.float32)
+    wav = np.concatenate([quiet, speechy(2.2, seed=3)])
+    worst, tol0 = {}, streaming.RESTANDARDISE
+    for tol in (tol0, float("inf")):
+        monkeypatch.setattr(streaming, "RESTANDARDISE", tol)
+        a, b = _both(model, wav, lookahead=0.1, context=1.0)
+        worst[tol] = max(
+            float(np.abs(a[h] - b[h]).max()) / float(b[h].max() - b[h].min()) for h in a
+        )
+    assert worst[tol0] <= 0.05, worst
+    assert worst[float("inf")] > 0.1, worst
+    monkeypatch.setattr(streaming, "RESTANDARDISE", tol0)
+    s = Streamer(model, incremental=True, lookahead=0.1, context=1.0)
+    stream_array(s, wav, chunk=0.1)
+    assert s.restandardised > 0
+
+
 def test_incremental_extracts_only_new_frames():
     model = _model("builtin")
     s = Streamer(model, incremental=True, lookahead=0.1, context=1.0)

@@ -68,6 +68,14 @@ def add_parser(sub: Any) -> None:
         "data.augment.p_stream_window; default: full attention)",
     )
     p.add_argument(
+        "--stream-settings",
+        type=_stream_settings,
+        default=None,
+        metavar="LA:CHUNK,...",
+        help="look-ahead:chunk seconds of each default-model stream (default: "
+        "0.1:0.05,0.15:0.05,0.15:0.08)",
+    )
+    p.add_argument(
         "--max-sequences",
         type=COUNT,
         default=None,
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     if args.train_only:
         print(json.dumps(train.to_dict(), indent=2) if args.json else train.table())
         return 0
-    from unitalker.inference.bench import run_bench
+    from unitalker.inference.bench import DEFAULT_STREAMS, run_bench
 
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     from unitalker.device import resolve_device
@@ -141,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         lookaheads=lookaheads,
         stream_seconds=4.0 if args.quick else 8.0,
         render="render" not in skip,
-        default_lookaheads=() if "streaming" in skip else (0.1, 0.15),
+        default_streams=() if "streaming" in skip else (args.stream_settings or DEFAULT_STREAMS),
         synth_data=args.synth_data,
         max_sequences=args.max_sequences,
         device=args.device,
@@ -155,6 +163,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(report.table() + ("\n\n" + train.table() if train else ""))
     return 0
+
+
+def _stream_settings(text: str) -> tuple[tuple[float, float], ...]:
+    """``"0.1:0.05,0.15:0.08"`` -> ``((0.1, 0.05), (0.15, 0.08))`` (look-ahead, chunk)."""
+    out = []
+    for part in text.split(","):
+        la, sep, chunk = part.strip().partition(":")
+        try:
+            pair = (float(la), float(chunk))
+        except ValueError:
+            pair = None
+        if not sep or pair is None or pair[0] < 0 or pair[1] <= 0:
+            raise argparse.ArgumentTypeError(
+                f"{part.strip()!r}: expected LOOKAHEAD:CHUNK in seconds (look-ahead >= 0, "
+                "chunk > 0), e.g. 0.15:0.08"
+            )
+        out.append(pair)
+    return tuple(out)
 
 
 def _train_throughput(args: argparse.Namespace) -> Any:
