@@ -262,12 +262,10 @@ class BenchReport:
                 lines.append(
                     f"{st['chunk_ms']:38.0f} {st['lookahead_ms']:10.0f} {st['compute_ms']:8.1f} {st['latency_ms']:8.0f} {lv}"
                 )
-        lines.append("")
-        lines.append(
-            f"render: {self.render_fps:.0f} frames/s (5k vertices, 512x512)"
-            if self.render_fps
-            else f"render: n/a ({self.render_note})"
-        )
+        if self.render_fps:
+            lines += ["", f"render: {self.render_fps:.0f} frames/s (5k vertices, 512x512)"]
+        elif self.render_note:
+            lines += ["", f"render: n/a ({self.render_note})"]
         lines += ["", "targets:"]
         for k, (ok, val) in self.targets().items():
             lines.append(f"  [{'met' if ok else 'NOT met'}] {k}: {val}")
