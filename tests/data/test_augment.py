@@ -17,7 +17,19 @@ from unitalker.data.augment import (
 
 SR, FPS = 16000, 30.0
 CLICK_S = 1.2
-OPS = ("silence", "tempo", "pitch", "vtln", "reverb", "noise", "band", "codec", "gain", "clip")
+OPS = (
+    "silence",
+    "tempo",
+    "pitch",
+    "vtln",
+    "reverb",
+    "noise",
+    "band",
+    "codec",
+    "gain",
+    "clip",
+    "lofi",
+)
 
 
 def _click_item(seconds: float = 2.4) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,6 +23,11 @@ operation       what                                                 labels
                 cross-correlation (encoder delay removed)
 ``gain``        -12..+6 dB (``Gain``)                                unchanged
 ``clip``        hard clipping of the loudest 0-20 % of samples       unchanged
+``lofi``        a cheap channel: resampling to 6-11 kHz without an   unchanged
+                anti-alias filter (``Aliasing``) and 4-8 bit
+                quantisation (``BitCrush``), as in toy and retro
+                speech chips, low-end ADCs and 8-bit audio files;
+                off unless ``p_lofi`` > 0
 ``spec``        SpecAugment masks on the built-in encoder's log-mel  unchanged (time
                 features: ``spec_freq_masks`` bands of up to         masks of a few
                 ``spec_freq_width`` mels, ``spec_time_masks`` spans  20 ms frames)
@@ -94,6 +99,10 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-12.0, 6.0)
     p_clip: float = 0.1
     clip_percentile: tuple[float, float] = (0.0, 20.0)
+    # Off by default, and drawn only when on, so that configs without it draw as before
+    p_lofi: float = 0.0
+    lofi_rate: tuple[float, float] = (6000.0, 11025.0)
+    lofi_bits: tuple[int, int] = (4, 8)
     # SpecAugment-style masks on the built-in encoder's log-mel features (in the model, at
     # training time; the waveform operations above run in the data loader)
     spec_freq_masks: int = 0
@@ -277,6 +286,12 @@ class Augmenter:
                     min_percentile_threshold=int(q), max_percentile_threshold=int(q), p=1.0
                 )(x, sr)
                 ops["clip"] = int(q)
+            if cfg.p_lofi > 0 and rng.random() < cfg.p_lofi:
+                rate = int(rng.uniform(*cfg.lofi_rate))
+                bits = int(rng.integers(cfg.lofi_bits[0], cfg.lofi_bits[1] + 1))
+                x = A.Aliasing(min_sample_rate=rate, max_sample_rate=rate, p=1.0)(x, sr)
+                x = A.BitCrush(min_bit_depth=bits, max_bit_depth=bits, p=1.0)(x, sr)
+                ops["lofi"] = [rate, bits]
         x = np.clip(np.nan_to_num(x), -1.0, 1.0).astype(np.float32)
         return x, m, ops
 
