@@ -38,6 +38,28 @@ def test_bf16_matches_fp32():
     assert all(bf[h].data.dtype == np.float32 for h in bf)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_slow_precision_is_named_once(monkeypatch, caplog, native):
+    # bf16 without native kernels (AVX2-only CPUs) falls back to reference code, ~20x
+    # slower than fp32: the user who asked for it is told so, once, and it still runs.
+    from unitalker.inference import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_native", lambda: native)
+    monkeypatch.setattr(precision, "_WARNED", set())
+    model = tiny_wavlm()
+    with caplog.at_level("WARNING", logger="unitalker.inference.precision"):
+        for _ in range(2):
+            precision.for_precision(model, "bf16")
+    warned = [r for r in caplog.records if "no native kernels" in r.getMessage()]
+    assert len(warned) == (0 if native else 1)
+    assert precision.warn_slow_precision("bf16", "cpu") is (not native)
+    assert precision.warn_slow_precision("fp16", "cpu") is True  # a GPU precision
+    assert precision.warn_slow_precision("bf16", "cuda") is False
+    assert precision.warn_slow_precision("fp32", "cpu") is False
+    monkeypatch.undo()
+    assert isinstance(precision.cpu_bf16_native(), bool)  # the real probe
+
+
 @pytest.fixture(scope="module")
 def onnx_file(tmp_path_factory):
     from unitalker.inference.onnx import export_onnx

@@ -55,7 +55,8 @@ def add_parser(sub: Any) -> None:
         "--precision",
         choices=("fp32", "bf16"),
         default="fp32",
-        help="bf16: bfloat16 weights + autocast (about 2.5x faster on CPUs with bf16 units)",
+        help="bf16: a bfloat16 copy of the model (about 2x faster on CPUs with bf16 "
+        "instructions, AVX512 / AMX; far slower on AVX2-only CPUs, which get a warning)",
     )
     p.add_argument(
         "--backend",

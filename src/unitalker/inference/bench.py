@@ -328,6 +328,7 @@ def run_bench(
             runs measure host memory on the CPU).
     """
     from unitalker.device import resolve_device
+    from unitalker.inference.precision import cpu_bf16_native
 
     say = progress or (lambda _msg: None)
     dev = resolve_device(device if device is not None else "cpu")
@@ -365,6 +366,11 @@ def run_bench(
 
             rep.speed["bf16"] = _median_time(bf, repeats)
             rep.errors["bf16"] = _max_err(ref, bf())
+            if dev.type == "cpu" and not cpu_bf16_native():
+                rep.notes.append(
+                    "bf16: this CPU has no native bf16 kernels (oneDNN), the row times the "
+                    "reference fallback"
+                )
         if "compile" in paths:
             say("bf16 + torch.compile (inductor; compiling takes minutes)")
             from unitalker.inference.precision import for_precision
@@ -394,6 +400,9 @@ def run_bench(
         "max |err| is against fp32 torch on the same clip, over all heads; err/spread divides "
         f"it by the largest head's output range ({rep.spread:.2f}, random weights)"
     )
+    if memory_seconds and memory_precision == "bf16" and not cpu_bf16_native():
+        memory_precision = "fp32"  # the memory runs would take an hour in emulated bf16
+        rep.notes.append("memory runs in fp32: no native bf16 on this CPU")
     for sec in memory_seconds:
         say(f"peak memory and npz writing, {sec:g} s of audio, {memory_precision} (subprocess)")
         m = measure_memory(size, sec, memory_precision)
