@@ -49,7 +49,9 @@ def add_parser(sub: Any) -> None:
         "--lookahead",
         type=LOOKAHEAD,
         default=0.2,
-        help="seconds of audio after a frame before it is sent (%(type)s; default 0.2)",
+        help="seconds of audio after a frame before it is sent (%(type)s; default 0.2; "
+        "--lookahead 0.15 --chunk 0.08 keeps the default model within 250 ms of latency "
+        "and 10 %% of its offline lip error, docs/benchmarks.md)",
     )
     p.add_argument(
         "--context",
