@@ -527,7 +527,7 @@ def measure_default_streaming(
             is between the look-ahead and the look-ahead plus a chunk.
 
     Returns:
-        ``{"LOOKAHEADms/CHUNKms": row}`` in the order given.
+        ``{"look-ahead 150 ms, chunk 80 ms": row, ...}`` in the order given.
     """
     from unitalker.inference.streaming import Streamer, stream_array
     from unitalker.models.checkpoint import load_model

@@ -20,8 +20,9 @@ transformer. The waveform is standardised with the running mean and variance of 
 so far (offline standardises each window), which is the only difference to recomputing
 everything for encoders whose extractor is exactly local; when those statistics have moved
 by more than 2 % since the cached frames were extracted (the first seconds of a stream,
-above all after a leading silence), the window is extracted again with the new ones. Encoders whose extractor is
-not local (a group norm over time: WavLM / wav2vec2 base) recompute, as before.
+above all after a leading silence), the window is extracted again with the new ones.
+Encoders whose extractor is not local (a group norm over time: WavLM / wav2vec2 base)
+recompute, as before.
 
 Windowed mode (``windowed=True``, for a model whose encoder has a ``stream_window``): the
 encoder's transformer runs with the banded attention it was also trained with
@@ -273,16 +274,17 @@ class Streamer:
         f_b = f_a + enc.output_lengths([s1 - s0])[0]
         norm = self._standardisation() if enc.normalizes else None
         refresh = norm is not None and self._feats is not None and _moved(self._norm, norm)
-        if refresh:
-            self.restandardised += 1
-            self._feats, self._f0 = None, f_a
         n_final = self._f0 + (0 if self._feats is None else len(self._feats))
         # Extract from `edge` frames before the first uncached one (at least one window);
         # a refresh extracts the whole window (its first frames see the conv's zero
         # padding, as a recomputed window's do)
         start = f_a if refresh else max(0, min(n_final - edge, (s1 - MIN_WINDOW) // HOP_LENGTH))
-        if f_a < self._f0 or start * HOP_LENGTH < self._offset or f_b > n_total:
+        f0 = f_a if refresh else self._f0
+        if f_a < f0 or start * HOP_LENGTH < self._offset or f_b > n_total:
             return None
+        if refresh:
+            self.restandardised += 1
+            self._feats, self._f0, n_final = None, f_a, f_a
         seg = self._buf[start * HOP_LENGTH - self._offset : s1 - self._offset]
         if norm is not None:
             if self._feats is None:
