@@ -117,10 +117,12 @@ def warn_slow_precision(precision: str, device: torch.device | str) -> bool:
     if slow and precision not in _WARNED:
         _WARNED.add(precision)
         log.warning(
-            "%s on this CPU has no native kernels (oneDNN: %s): it runs far slower than "
-            "fp32 here; use --precision fp32, or the onnxruntime backend",
+            "%s has no native kernels on this CPU (%s): it runs far slower than fp32 "
+            "here; use --precision fp32, or the onnxruntime backend",
             precision,
-            "fp16 is a GPU precision" if precision == "fp16" else "no bf16 instructions",
+            "fp16 is a GPU precision"
+            if precision == "fp16"
+            else "oneDNN finds no bf16 instructions to use",
         )
     return slow
 
