@@ -56,6 +56,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="held-out voices report: LVE / MVE on test, test_unseen_voice and "
         "test_unseen_engine vs the static baseline, and gap = unseen / seen",
     )
+    p.add_argument(
+        "--closures",
+        action="store_true",
+        help="also report bilabial closures (A2F-Synth clips, from their phoneme timelines): "
+        "the share of /p/ /b/ /m/ where the model's lips close, beside the labels' (on the "
+        "split; with --unseen on it and both unseen splits); added to --json as 'closures'",
+    )
     p.set_defaults(func=_run)
     s = subparsers.add_parser(
         "evaluate-speech",
@@ -116,8 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     print(report.table())
     if args.csv:
         report.write_csv(args.csv)
-    if args.json:
-        report.write_json(args.json)
+    _write_json(args, report.to_dict(), _closures(args, model, (args.split,)))
     if args.render:
         out = render_previews(kept, args.render_dir)
         if isinstance(out, str):
@@ -130,7 +136,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_unseen(args: argparse.Namespace, model, progress, bar) -> int:  # noqa: ANN001
     from unitalker.cli import CLIError
-    from unitalker.evaluation.voices import unseen_report
+    from unitalker.data import load_manifest
+    from unitalker.evaluation.voices import UNSEEN_SPLITS, unseen_report
 
     try:
         rep = unseen_report(
@@ -148,9 +155,54 @@ def _run_unseen(args: argparse.Namespace, model, progress, bar) -> int:  # noqa:
     print(rep.table())
     if args.csv:
         rep.write_csv(args.csv)
-    if args.json:
-        rep.write_json(args.json)
+    present = tuple(s for s in UNSEEN_SPLITS if load_manifest(args.manifest).has_split(s))
+    _write_json(args, rep.to_dict(), _closures(args, model, (args.split, *present)))
     return 0
+
+
+def _closures(args: argparse.Namespace, model, splits: tuple[str, ...]) -> dict | None:  # noqa: ANN001
+    """With ``--closures``: print the bilabial-closure table of ``splits``; its dict."""
+    if not args.closures or args.baseline:
+        return None
+    from tqdm import tqdm
+
+    from unitalker.cli import CLIError
+    from unitalker.evaluation.closures import closure_report
+
+    bar = tqdm(unit="seq", desc="closures", file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        rep = closure_report(
+            model,
+            args.manifest,
+            splits=splits,
+            datasets=tuple(args.datasets),
+            max_sequences=args.max_sequences,
+            progress=progress,
+        )
+    except ValueError as e:
+        raise CLIError(str(e)) from None
+    finally:
+        bar.close()
+    rep.model = str(args.model)
+    print()
+    print(rep.table())
+    return rep.to_dict()
+
+
+def _write_json(args: argparse.Namespace, doc: dict, closures: dict | None) -> None:
+    if not args.json:
+        return
+    import json
+    from pathlib import Path
+
+    if closures is not None:
+        doc = {**doc, "closures": closures}
+    Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
 
 
 def _rule(ok: float | None) -> str:
