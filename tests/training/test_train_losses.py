@@ -41,3 +41,49 @@ def test_eq2_terms(release):
     # params without a mesh: only the parameter term
     terms = loss("tt_params", torch.ones(1, 3, 3), torch.zeros(1, 3, 3), mask)
     assert terms.vertex is None and terms.total.item() == pytest.approx(1e-4)
+
+
+@pytest.mark.parametrize("conv", ["synth_head_vertices", "synth_arkit52", "synth_flame_params"])
+def test_lip_term_is_the_lip_region_mse(conv):
+    """loss.lip adds the vertex MSE over the lip region (through the rig for weights and
+    parameters); at 0 the loss is Eq. 2 unchanged."""
+    from unitalker import conventions
+    from unitalker.geometry import rig_for
+
+    c = conventions.get(conv)
+    lip = torch.as_tensor(conventions.find_region(conv, "lip").indices, dtype=torch.long)
+    g = torch.Generator().manual_seed(0)
+    pred, target = (torch.randn(2, 5, c.dim, generator=g) * 0.01 for _ in range(2))
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 3:] = False
+    maps = {conv: rig_for(conv)}
+    plain = UniTalkerLoss(maps)(conv, pred, target, mask)
+    off = UniTalkerLoss(maps, lip_weight=0.0, lip_regions={conv: lip})(conv, pred, target, mask)
+    assert off.lip is None and torch.equal(off.total, plain.total)
+    on = UniTalkerLoss(maps, lip_weight=2.0, lip_regions={conv: lip})(conv, pred, target, mask)
+    rig = maps[conv]
+    if rig is None:
+        vp, vt = pred.reshape(2, 5, -1, 3), target.reshape(2, 5, -1, 3)
+    else:
+        vp, vt = (rig(x.reshape(10, -1)).reshape(2, 5, -1, 3) for x in (pred, target))
+    expect = ((vp[:, :, lip] - vt[:, :, lip]) ** 2)[mask].mean()
+    torch.testing.assert_close(on.lip, expect)
+    torch.testing.assert_close(on.total, plain.total + 2.0 * expect)
+
+
+def test_loss_lip_config_takes_the_registered_lip_regions():
+    from unitalker import conventions
+    from unitalker.config import load_config
+    from unitalker.training.builders import build_loss
+    from unitalker.training.config import TrainConfig
+
+    heads = ["synth_head_vertices", "synth_arkit52", "3DETF_blendshape_weight"]
+    off = build_loss(load_config(TrainConfig, None, []), heads)
+    assert off.lip_weight == 0 and off.lips == {}
+    loss = build_loss(load_config(TrainConfig, None, ["loss.lip=0.5"]), heads)
+    assert loss.lip_weight == 0.5
+    assert set(loss.lips) == {"synth_head_vertices", "synth_arkit52"}  # 3DETF has no lip region
+    want = conventions.find_region("synth_head_vertices", "lip").indices
+    assert loss.lips["synth_head_vertices"].tolist() == list(want)
+    with pytest.raises(ValueError, match="lip"):
+        load_config(TrainConfig, None, ["loss.lip=-1"])

@@ -522,6 +522,19 @@ def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
     for h, m in maps.items():
         if m is None and conventions.get(h).kind != "vertices":
             log.warning("convention %s has no vertex map: trained on its parameter term only", h)
+    lips: dict[str, torch.Tensor] = {}
+    if cfg.loss.lip > 0:
+        for h in heads:
+            region = conventions.find_region(h, "lip")
+            if region is None:
+                log.warning("convention %s has no lip region: no lip term for it", h)
+            else:
+                lips[h] = torch.as_tensor(np.asarray(region.indices), dtype=torch.long)
     return UniTalkerLoss(
-        maps, alpha=cfg.loss.alpha, beta=cfg.loss.beta, vertex_weight=cfg.loss.vertex
+        maps,
+        alpha=cfg.loss.alpha,
+        beta=cfg.loss.beta,
+        vertex_weight=cfg.loss.vertex,
+        lip_weight=cfg.loss.lip,
+        lip_regions=lips,
     )

@@ -144,6 +144,11 @@ class LossConfig:
         alpha: PCA-coefficient MSE weight (0.01).
         beta: parameter / blendshape-weight MSE weight (1e-4).
         vertex: weight of the vertex term (1).
+        lip: weight of an extra vertex term on the lip region alone (0: off, Eq. 2 as in
+            the paper). The vertex term averages over the whole face, where the lips are a
+            few percent of the vertices; this one averages over the convention's registered
+            ``lip`` region (conventions without one get none), so a short closure of the
+            lips weighs as much as the rest of the face.
         flame_model: a FLAME model file (npz, or the FLAME 2020 pickle, read without
             executing code) for the vertex term of ``flame_params_from_dadhead``.
         flame_face_indices: ``.npy`` vertex indices the FLAME vertex term compares
@@ -153,6 +158,7 @@ class LossConfig:
     alpha: float = 0.01
     beta: float = 1e-4
     vertex: float = 1.0
+    lip: float = 0.0
     flame_model: str | None = None
     flame_face_indices: str | None = None
 
@@ -160,6 +166,7 @@ class LossConfig:
         check_range("alpha", self.alpha, 0)
         check_range("beta", self.beta, 0)
         check_range("vertex", self.vertex, 0)
+        check_range("lip", self.lip, 0)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,9 @@
 
 ``L = l(verts_pred, verts_gt) + alpha * l(pca_pred, pca_gt) + beta * l(theta_pred, theta_gt)``
 
+(plus, when asked for, ``lip * l(lips_pred, lips_gt)`` on the lip region's vertices: an
+extension, off by default)
+
 with ``l`` the mean squared error over valid frames and all channels, and per convention:
 
 * vertex conventions: the vertex term on the predicted vertices; PCA heads add the PCA
@@ -32,10 +35,11 @@ class LossTerms:
     vertex: torch.Tensor | None = None
     pca: torch.Tensor | None = None
     param: torch.Tensor | None = None
+    lip: torch.Tensor | None = None
 
     def as_floats(self) -> dict[str, float]:
         out = {"loss": float(self.total.detach())}
-        for k in ("vertex", "pca", "param"):
+        for k in ("vertex", "pca", "param", "lip"):
             v = getattr(self, k)
             if v is not None:
                 out[k] = float(v.detach())
@@ -65,6 +69,9 @@ class UniTalkerLoss(nn.Module):
             (see :func:`unitalker.geometry.rig_for`).
         alpha, beta: PCA and parameter weights (0.01, 1e-4).
         vertex_weight: weight of the vertex term (1).
+        lip_weight: weight of the lip term (0: none): the vertex MSE over the vertices of
+            ``lip_regions[convention]`` only.
+        lip_regions: convention -> ``[L]`` vertex indices of its lip region.
     """
 
     def __init__(
@@ -73,10 +80,14 @@ class UniTalkerLoss(nn.Module):
         alpha: float = 0.01,
         beta: float = 1e-4,
         vertex_weight: float = 1.0,
+        lip_weight: float = 0.0,
+        lip_regions: dict[str, torch.Tensor] | None = None,
     ):
         super().__init__()
         self.maps = nn.ModuleDict({k: v for k, v in vertex_maps.items() if v is not None})
         self.alpha, self.beta, self.vertex_weight = alpha, beta, vertex_weight
+        self.lip_weight = lip_weight
+        self.lips = dict(lip_regions or {}) if lip_weight > 0 else {}
 
     def forward(
         self,
@@ -99,20 +110,28 @@ class UniTalkerLoss(nn.Module):
         mask = None if mask is None else mask[:, :t]
         total = pred.new_zeros((), dtype=torch.float32)
         terms = LossTerms(total)
+        b = pred.shape[0]
+        vp = vt = None  # [B, T, V, 3] vertices, where the convention has them
         if conv.kind == "vertices":
             terms.vertex = masked_mse(pred, target, mask)
+            vp, vt = pred.reshape(b, t, -1, 3), target.reshape(b, t, -1, 3)
         else:
             terms.param = masked_mse(pred, target, mask)
             vmap = self.maps[convention] if convention in self.maps else None  # noqa: SIM401 - ModuleDict has no get()
             if vmap is not None:
-                b = pred.shape[0]
-                vp = vmap(pred.reshape(b * t, -1).float())
-                vt = vmap(target.reshape(b * t, -1).float())
-                terms.vertex = masked_mse(vp.reshape(b, t, -1), vt.reshape(b, t, -1), mask)
+                vp = vmap(pred.reshape(b * t, -1).float()).reshape(b, t, -1, 3)
+                vt = vmap(target.reshape(b * t, -1).float()).reshape(b, t, -1, 3)
+                terms.vertex = masked_mse(vp, vt, mask)
+        lip = self.lips.get(convention)
+        if lip is not None and vp is not None and int(lip.max()) < vp.shape[2]:
+            lip = lip.to(vp.device)
+            terms.lip = masked_mse(vp[:, :, lip], vt[:, :, lip], mask)
         if coeffs is not None and target_coeffs is not None:
             terms.pca = masked_mse(coeffs[:, :t], target_coeffs[:, :t], mask)
         if terms.vertex is not None:
             total = total + self.vertex_weight * terms.vertex
+        if terms.lip is not None:
+            total = total + self.lip_weight * terms.lip
         if terms.pca is not None:
             total = total + self.alpha * terms.pca
         if terms.param is not None:
