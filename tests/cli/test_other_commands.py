@@ -127,3 +127,27 @@ def test_convert_checkpoint_roundtrip(tmp_path, capsys):
     res = load_npz(tmp_path / "res" / "a.npz")
     assert list(res) == ["3DETF_blendshape_weight"]
     assert np.isfinite(res["3DETF_blendshape_weight"].data).all()
+
+
+@pytest.mark.slow
+def test_bench_compile_path_on_tiny():
+    """The bf16 + torch.compile row is timed (or its failure noted), and the dynamo
+    recompile limit the bench raises for per-layer compiles is put back."""
+    import torch._dynamo as dynamo
+
+    from unitalker.inference.bench import run_bench
+
+    limit = dynamo.config.recompile_limit
+    rep = run_bench(
+        "tiny",
+        1.0,
+        repeats=1,
+        paths=("one_pass", "compile"),
+        memory_seconds=(),
+        lookaheads=(),
+        render=False,
+        default_streams=(),
+    )
+    assert dynamo.config.recompile_limit == limit
+    failed = [n for n in rep.notes if n.startswith("torch.compile failed")]
+    assert ("compile" in rep.speed and rep.errors["compile"] < 0.1 * rep.spread) or failed

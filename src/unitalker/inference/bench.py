@@ -373,15 +373,24 @@ def run_bench(
                 )
         if "compile" in paths:
             say("bf16 + torch.compile (inductor; compiling takes minutes)")
+            import torch._dynamo as dynamo  # (as: a bare `import torch.x` would make torch local)
+
             from unitalker.inference.precision import for_precision
 
             runner, _ = for_precision(model, "bf16")
+            # HF encoders pass each layer its index as a Python int, and dynamo compiles
+            # the layer once per index: a 24-layer L encoder needs 24 entries (default 8,
+            # past which the remaining layers would silently run eagerly).
+            limit = dynamo.config.recompile_limit
+            dynamo.config.recompile_limit = max(limit, 64)
             try:
                 compiled = torch.compile(runner, dynamic=False)
                 rep.speed["compile"] = _median_time(lambda: compiled(audio), repeats)
                 rep.errors["compile"] = _max_err(ref, compiled(audio))
             except Exception as e:  # noqa: BLE001 - no compiler / inductor failure: report it
                 rep.notes.append(f"torch.compile failed: {type(e).__name__}: {str(e)[:120]}")
+            finally:
+                dynamo.config.recompile_limit = limit
     if "onnx" in paths:
         say("ONNX export + onnxruntime")
         try:
