@@ -87,3 +87,23 @@ def test_loss_lip_config_takes_the_registered_lip_regions():
     assert loss.lips["synth_head_vertices"].tolist() == list(want)
     with pytest.raises(ValueError, match="lip"):
         load_config(TrainConfig, None, ["loss.lip=-1"])
+
+
+def test_velocity_term_is_the_frame_difference_mse():
+    """loss.velocity adds the MSE of frame-to-frame vertex differences over pairs of valid
+    frames (a padded frame's pair is left out); at 0 it is absent."""
+    conv = "synth_head_vertices"
+    from unitalker import conventions
+
+    d = conventions.get(conv).dim
+    g = torch.Generator().manual_seed(1)
+    pred, target = (torch.randn(2, 6, d, generator=g) for _ in range(2))
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[0, 4:] = False
+    assert UniTalkerLoss({})(conv, pred, target, mask).velocity is None
+    got = UniTalkerLoss({}, velocity_weight=0.5)(conv, pred, target, mask)
+    dp, dt = pred.diff(dim=1), target.diff(dim=1)  # [2, 5, D]
+    pairs = mask[:, 1:] & mask[:, :-1]
+    expect = ((dp - dt) ** 2)[pairs].mean()
+    torch.testing.assert_close(got.velocity, expect)
+    torch.testing.assert_close(got.total, got.vertex + 0.5 * expect)

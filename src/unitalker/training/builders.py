@@ -537,4 +537,5 @@ def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
         vertex_weight=cfg.loss.vertex,
         lip_weight=cfg.loss.lip,
         lip_regions=lips,
+        velocity_weight=cfg.loss.velocity,
     )

@@ -149,6 +149,9 @@ class LossConfig:
             few percent of the vertices; this one averages over the convention's registered
             ``lip`` region (conventions without one get none), so a short closure of the
             lips weighs as much as the rest of the face.
+        velocity: weight of an MSE on the vertices' frame-to-frame differences (0: off):
+            it penalises motion that is late, early or smoothed over, where the per-frame
+            MSE lets a short closure be met halfway.
         flame_model: a FLAME model file (npz, or the FLAME 2020 pickle, read without
             executing code) for the vertex term of ``flame_params_from_dadhead``.
         flame_face_indices: ``.npy`` vertex indices the FLAME vertex term compares
@@ -159,6 +162,7 @@ class LossConfig:
     beta: float = 1e-4
     vertex: float = 1.0
     lip: float = 0.0
+    velocity: float = 0.0
     flame_model: str | None = None
     flame_face_indices: str | None = None
 
@@ -167,6 +171,7 @@ class LossConfig:
         check_range("beta", self.beta, 0)
         check_range("vertex", self.vertex, 0)
         check_range("lip", self.lip, 0)
+        check_range("velocity", self.velocity, 0)
 
 
 @dataclass(frozen=True)

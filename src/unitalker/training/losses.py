@@ -2,8 +2,9 @@
 
 ``L = l(verts_pred, verts_gt) + alpha * l(pca_pred, pca_gt) + beta * l(theta_pred, theta_gt)``
 
-(plus, when asked for, ``lip * l(lips_pred, lips_gt)`` on the lip region's vertices: an
-extension, off by default)
+(plus, when asked for, ``lip * l(lips_pred, lips_gt)`` on the lip region's vertices and
+``velocity * l(dverts_pred, dverts_gt)`` on the frame-to-frame vertex differences:
+extensions, off by default)
 
 with ``l`` the mean squared error over valid frames and all channels, and per convention:
 
@@ -36,10 +37,11 @@ class LossTerms:
     pca: torch.Tensor | None = None
     param: torch.Tensor | None = None
     lip: torch.Tensor | None = None
+    velocity: torch.Tensor | None = None
 
     def as_floats(self) -> dict[str, float]:
         out = {"loss": float(self.total.detach())}
-        for k in ("vertex", "pca", "param", "lip"):
+        for k in ("vertex", "pca", "param", "lip", "velocity"):
             v = getattr(self, k)
             if v is not None:
                 out[k] = float(v.detach())
@@ -72,6 +74,8 @@ class UniTalkerLoss(nn.Module):
         lip_weight: weight of the lip term (0: none): the vertex MSE over the vertices of
             ``lip_regions[convention]`` only.
         lip_regions: convention -> ``[L]`` vertex indices of its lip region.
+        velocity_weight: weight of the velocity term (0: none): the MSE of the vertices'
+            frame-to-frame differences, over pairs of valid frames.
     """
 
     def __init__(
@@ -82,12 +86,14 @@ class UniTalkerLoss(nn.Module):
         vertex_weight: float = 1.0,
         lip_weight: float = 0.0,
         lip_regions: dict[str, torch.Tensor] | None = None,
+        velocity_weight: float = 0.0,
     ):
         super().__init__()
         self.maps = nn.ModuleDict({k: v for k, v in vertex_maps.items() if v is not None})
         self.alpha, self.beta, self.vertex_weight = alpha, beta, vertex_weight
         self.lip_weight = lip_weight
         self.lips = dict(lip_regions or {}) if lip_weight > 0 else {}
+        self.velocity_weight = velocity_weight
 
     def forward(
         self,
@@ -126,12 +132,17 @@ class UniTalkerLoss(nn.Module):
         if lip is not None and vp is not None and int(lip.max()) < vp.shape[2]:
             lip = lip.to(vp.device)
             terms.lip = masked_mse(vp[:, :, lip], vt[:, :, lip], mask)
+        if self.velocity_weight > 0 and vp is not None and t > 1:
+            pairs = None if mask is None else mask[:, 1:] & mask[:, :-1]
+            terms.velocity = masked_mse(vp.diff(dim=1), vt.diff(dim=1), pairs)
         if coeffs is not None and target_coeffs is not None:
             terms.pca = masked_mse(coeffs[:, :t], target_coeffs[:, :t], mask)
         if terms.vertex is not None:
             total = total + self.vertex_weight * terms.vertex
         if terms.lip is not None:
             total = total + self.lip_weight * terms.lip
+        if terms.velocity is not None:
+            total = total + self.velocity_weight * terms.velocity
         if terms.pca is not None:
             total = total + self.alpha * terms.pca
         if terms.param is not None:
