@@ -315,3 +315,33 @@ def test_pause_check_tells_a_closing_mouth_from_an_open_one():
     closed = pause_check(_EnvelopeModel(), burst)["synth_arkit52"]
     open_ = pause_check(_EnvelopeModel(closed=False), burst)["synth_arkit52"]
     assert 0 <= closed <= SILENCE_TOL < open_
+
+
+def test_speech_check_reports_bilabial_closures(tmp_path):
+    """With words that hold /p/ /b/ /m/, each head gets the smallest openings of model and
+    labels inside every aligned bilabial, and the summary their shares closed."""
+    import soundfile as sf
+    import torch
+
+    from unitalker.evaluation.voices import speech_check, speech_summary
+    from unitalker.models.config import DecoderConfig, EncoderConfig, ModelConfig
+    from unitalker.models.unitalker import UniTalker, default_heads
+    from unitalker.synth.tts import synthesize
+
+    res = synthesize("Bob made a map.", "en-us")
+    wav = tmp_path / "bob.wav"
+    sf.write(wav, res.audio, res.sr)
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        encoder=EncoderConfig(family="builtin", hidden_size=32, n_layers=1, n_heads=2, n_mels=20),
+        decoder=DecoderConfig(kind="tcn", hidden=24, id_dim=8),
+        heads=default_heads(["synth_arkit52"], 16),
+        identities=("T:0", "pivot"),
+    )
+    out = speech_check(UniTalker(cfg).eval(), [(wav, res.text)])
+    cl = out[0].closures["synth_arkit52"]
+    assert len(cl["model"]) == len(cl["labels"]) == 5  # B o B M ade a M a P
+    assert max(cl["labels"]) <= 0.1  # the labels close every one
+    row = speech_summary(out)["synth_arkit52"]
+    assert row["bilabials"] == 5 and row["bilabials_closed_labels"] == 1.0
+    assert 0.0 <= row["bilabials_closed"] <= 1.0

@@ -262,6 +262,12 @@ def _run_speech(args: argparse.Namespace) -> int:
             f"{_rule(row.get('padded_pause_ok'))} | "
             f"{f(row, 'jaw_r_loudness', '.2f')} | {f(row, 'jaw_silence_max', '.3f')} |"
         )
+    for conv, row in summary.items():
+        if "bilabials" in row:
+            print(
+                f"bilabials ({conv}): {row['bilabials']:.0f} aligned; lips closed by the model in "
+                f"{row['bilabials_closed']:.0%}, by the labels in {row['bilabials_closed_labels']:.0%}"
+            )
     print(
         f"\n{len(results)} clip(s); opening in units of the open range (wide /a/); silence = frames "
         "40 dB below the clip's peak; added pauses = the middle of 1 s of -60 dBFS noise "

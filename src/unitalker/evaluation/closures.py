@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,23 +25,17 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-BILABIALS = frozenset({"p", "b", "m"})
 CLOSURE_TOL = 0.1  # of the open range: lips this close count as closed
-_MARKS = "ˈˌːˑ"  # IPA stress and length marks, not part of the phone
-
-
-def phone_base(symbol: str) -> str:
-    """An IPA phone without stress / length marks and combining diacritics
-    (``"ˈm̩ː"`` -> ``"m"``)."""
-    s = unicodedata.normalize("NFD", symbol)
-    return "".join(c for c in s if c not in _MARKS and not unicodedata.combining(c)).strip()
 
 
 def bilabial_intervals(phonemes: Sequence[Sequence[Any]]) -> list[tuple[float, float]]:
     """``[(start, end), ...]`` seconds of the bilabials of a ``[[phone, start, end], ...]``
-    timeline."""
+    timeline: the phones the articulation model closes the lips on (viseme ``PP``: p, b, m
+    and their variants, with stress marks and diacritics)."""
+    from unitalker.synth.articulation import phoneme_to_viseme
+
     return [
-        (float(s), float(e)) for p, s, e in phonemes if phone_base(str(p)) in BILABIALS and e > s
+        (float(s), float(e)) for p, s, e in phonemes if e > s and phoneme_to_viseme(str(p)) == "PP"
     ]
 
 

@@ -7,7 +7,7 @@
 * :func:`speech_check`: recorded human speech (by default the voice clips of Debian's
   ``alsa-utils``, ``/usr/share/sounds/alsa/*.wav``), force-aligned with PocketSphinx,
   labels from the project's articulation model, scored like the synthetic test sets;
-  plus the label-free checks.
+  plus the label-free checks and, where the words have /p/ /b/ /m/, their closures.
 * :func:`label_free`: on any audio, per head: the correlation of mouth opening with
   loudness in dB, and the mouth opening in frames 40 dB below the clip's peak (silence)
   against the rule "median <= the static template's + 0.02 of the open range".
@@ -351,6 +351,9 @@ class SpeechResult:
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # conv -> LVE, MVE (+ static)
     label_free: dict[str, LabelFree] = field(default_factory=dict)
     padded_pause: dict[str, float] = field(default_factory=dict)  # conv -> see pause_check
+    # conv -> smallest openings inside each aligned /p/ /b/ /m/ ({"model": [...], "labels":
+    # [...]}, open-range units; see unitalker.evaluation.closures); only with words
+    closures: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
 
 def pause_check(
@@ -420,6 +423,7 @@ def speech_check(
     articulation model's labels (default speaker style, mean identity) give LVE / MVE
     against the static template; without, only the label-free checks run."""
     from unitalker.audio import SAMPLE_RATE, load_audio
+    from unitalker.evaluation.closures import bilabial_intervals, closure_minima
     from unitalker.evaluation.metrics import score_sequence
     from unitalker.geometry import vertices as to_vertices
     from unitalker.synth.align import align
@@ -454,6 +458,12 @@ def speech_check(
                 continue
             curves = timeline_to_articulation(tl, fps, seed=0, n_frames=len(pred))
             gt = render(conv, curves, None)
+            bilabials = bilabial_intervals(tl)
+            if bilabials:
+                pm = closure_minima(mouth_opening(conv, pred), fps, bilabials)
+                lm = closure_minima(mouth_opening(conv, gt), fps, bilabials)
+                ok = np.isfinite(pm) & np.isfinite(lm)
+                res.closures[conv] = {"model": pm[ok].tolist(), "labels": lm[ok].tolist()}
             tpl = _mean_template(conv)
             pv, gv = to_vertices(conv, pred), to_vertices(conv, gt)
             tv = to_vertices(conv, tpl[None])[0]
@@ -474,7 +484,10 @@ def speech_check(
 
 
 def speech_summary(results: Sequence[SpeechResult]) -> dict[str, dict[str, float]]:
-    """Per head over all clips: frame-pooled LVE / MVE (and static), mean r, silence."""
+    """Per head over all clips: frame-pooled LVE / MVE (and static), mean r, silence, and
+    (where the words hold /p/ /b/ /m/) the share of bilabials closed by model and labels."""
+    from unitalker.evaluation.closures import CLOSURE_TOL
+
     out: dict[str, dict[str, float]] = {}
     convs = sorted({c for r in results for c in r.label_free})
     for c in convs:
@@ -498,6 +511,12 @@ def speech_summary(results: Sequence[SpeechResult]) -> dict[str, dict[str, float
         if pp:
             row["padded_pause_max"] = float(np.max(pp))
             row["padded_pause_ok"] = float(row["padded_pause_max"] <= SILENCE_TOL)
+        pm = [v for r in results for v in r.closures.get(c, {}).get("model", [])]
+        if pm:
+            lm = [v for r in results for v in r.closures.get(c, {}).get("labels", [])]
+            row["bilabials"] = float(len(pm))
+            row["bilabials_closed"] = float(np.mean(np.asarray(pm) <= CLOSURE_TOL))
+            row["bilabials_closed_labels"] = float(np.mean(np.asarray(lm) <= CLOSURE_TOL))
         jr = [
             x.jaw_r_loudness
             for x in lf
