@@ -79,7 +79,16 @@ def test_closure_report_on_the_tiny_preset(tiny_release, tmp_path):
     from unitalker.models.checkpoint import load_model
 
     model = load_model("default", "cpu")
-    rep = closure_report(model, tiny_release, datasets=("S0", "S2"), max_sequences=2)
+    calls = []
+    rep = closure_report(
+        model,
+        tiny_release,
+        datasets=("S0", "S2"),
+        max_sequences=2,
+        progress=lambda d, t: calls.append((d, t)),
+    )
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and done[-1] == calls[-1][1] == 4  # 2 per dataset, in order
     assert {r.dataset for r in rep.rows} == {"S0", "S2"}
     for r in rep.rows:
         assert r.split == "test" and r.sequences >= 1 and r.bilabials >= 1

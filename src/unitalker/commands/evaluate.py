@@ -162,7 +162,13 @@ def _run_unseen(args: argparse.Namespace, model, progress, bar) -> int:  # noqa:
 
 def _closures(args: argparse.Namespace, model, splits: tuple[str, ...]) -> dict | None:  # noqa: ANN001
     """With ``--closures``: print the bilabial-closure table of ``splits``; its dict."""
-    if not args.closures or args.baseline:
+    if not args.closures:
+        return None
+    if args.baseline:
+        print(
+            "--closures: not measured for --baseline (the static template never opens)",
+            file=sys.stderr,
+        )
         return None
     from tqdm import tqdm
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -136,7 +136,6 @@ def closure_report(
     """
     from unitalker import conventions
     from unitalker.data import load_manifest
-    from unitalker.evaluation.evaluate import evaluate
     from unitalker.evaluation.voices import mouth_gauge, mouth_opening
 
     m = load_manifest(manifest)
@@ -156,26 +155,21 @@ def closure_report(
             tl = timeline_path(e.audio_path, e.dataset)
             if tl is not None:
                 timed[name] = tl
-        ds = tuple(sorted({entries[n].dataset for n in timed}))
-        if not ds:
-            continue
-        _, kept = evaluate(
-            model,
-            m,
-            split=split,
-            datasets=ds,
-            max_sequences=max_sequences,
-            progress=progress,
-            keep_predictions=10**9,
-        )
         per: dict[str, dict[str, Any]] = {}
+        gauges: dict[str, Any] = {}
+        keys_timed = sorted({entries[n].dataset for n in timed})
+        sizes = [
+            min(sum(e.dataset == key for e in entries.values()), max_sequences or 10**9)
+            for key in keys_timed
+        ]
+        kept = _predictions(model, m, split, keys_timed, sizes, max_sequences, progress)
         for k in kept:
             item, conv = k["item"], k["convention"]
             if item["name"] not in timed:
                 continue
             doc = json.loads(timed[item["name"]].read_text())
             intervals = bilabial_intervals(doc.get("phonemes", []))
-            gauge = mouth_gauge(conv)
+            gauge = gauges.get(conv) or gauges.setdefault(conv, mouth_gauge(conv))
             fps = float(item["fps"])
             pm = closure_minima(mouth_opening(conv, k["prediction"], gauge), fps, intervals)
             lm = closure_minima(
@@ -212,3 +206,35 @@ def closure_report(
             "(_timelines/<dataset>/<clip>.json beside the generated data)"
         )
     return ClosureReport(rows)
+
+
+def _predictions(
+    model: Any,
+    manifest: Any,
+    split: str,
+    keys: Sequence[str],
+    sizes: Sequence[int],
+    max_sequences: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> Iterator[dict[str, Any]]:
+    """The evaluation's ``(item, prediction)`` records, one dataset at a time (evaluate
+    keeps every record it returns, clips included), with progress over all of them."""
+    from unitalker.evaluation.evaluate import evaluate
+
+    before, total = 0, sum(sizes)
+    for key, size in zip(keys, sizes, strict=True):
+
+        def step(done: int, _total: int, before: int = before) -> None:
+            if progress is not None:
+                progress(before + done, total)
+
+        yield from evaluate(
+            model,
+            manifest,
+            split=split,
+            datasets=(key,),
+            max_sequences=max_sequences,
+            progress=step,
+            keep_predictions=10**9,
+        )[1]
+        before += size

@@ -528,8 +528,22 @@ def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
             region = conventions.find_region(h, "lip")
             if region is None:
                 log.warning("convention %s has no lip region: no lip term for it", h)
+                continue
+            idx = torch.as_tensor(np.asarray(region.indices), dtype=torch.long)
+            conv = conventions.get(h)
+            if conv.kind == "vertices":
+                n = conv.dim // 3
+            elif maps[h] is not None:
+                with torch.no_grad():
+                    n = int(maps[h](torch.zeros(1, conv.dim)).shape[1])
             else:
-                lips[h] = torch.as_tensor(np.asarray(region.indices), dtype=torch.long)
+                continue  # no vertices to compare: no vertex term either
+            if len(idx) and int(idx.max()) >= n:
+                raise TrainSetupError(
+                    f"loss.lip: the lip region of {h} ({region.path}) indexes vertex "
+                    f"{int(idx.max())}, but the convention's vertices number {n}"
+                )
+            lips[h] = idx
     return UniTalkerLoss(
         maps,
         alpha=cfg.loss.alpha,

@@ -120,7 +120,8 @@ class UniTalkerLoss(nn.Module):
         vp = vt = None  # [B, T, V, 3] vertices, where the convention has them
         if conv.kind == "vertices":
             terms.vertex = masked_mse(pred, target, mask)
-            vp, vt = pred.reshape(b, t, -1, 3), target.reshape(b, t, -1, 3)
+            if convention in self.lips or self.velocity_weight > 0:
+                vp, vt = pred.reshape(b, t, -1, 3), target.reshape(b, t, -1, 3)
         else:
             terms.param = masked_mse(pred, target, mask)
             vmap = self.maps[convention] if convention in self.maps else None  # noqa: SIM401 - ModuleDict has no get()
@@ -129,7 +130,12 @@ class UniTalkerLoss(nn.Module):
                 vt = vmap(target.reshape(b * t, -1).float()).reshape(b, t, -1, 3)
                 terms.vertex = masked_mse(vp, vt, mask)
         lip = self.lips.get(convention)
-        if lip is not None and vp is not None and int(lip.max()) < vp.shape[2]:
+        if lip is not None and vp is not None:
+            if int(lip.max()) >= vp.shape[2]:
+                raise ValueError(
+                    f"the lip region of {convention} indexes vertex {int(lip.max())}, but its "
+                    f"vertices number {vp.shape[2]} (a rig on a vertex subset?)"
+                )
             lip = lip.to(vp.device)
             terms.lip = masked_mse(vp[:, :, lip], vt[:, :, lip], mask)
         if self.velocity_weight > 0 and vp is not None and t > 1:
