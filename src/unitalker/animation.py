@@ -31,6 +31,8 @@ class Animation:
     data: np.ndarray
     identity: str = "pivot"
     meta: dict[str, Any] = field(default_factory=dict)
+    # vertices evaluated once by with_vertices(); never set on a result the caller holds
+    _vertices: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # asanyarray: a memory-mapped result (long audio) stays a np.memmap, not a copy
@@ -63,9 +65,19 @@ class Animation:
         reshaped, blendshape weights go through the linear rig, parameters through their
         skinning model.
         """
+        if self._vertices is not None:
+            return self._vertices
         from unitalker import geometry
 
         return geometry.vertices(self.conv, self.data)
+
+    def with_vertices(self) -> Animation:
+        """A copy (same data, not copied) whose :meth:`vertices` are the rig's output,
+        evaluated once now, for several readers of one result (the export writers); the
+        data must not change while the copy is in use."""
+        out = Animation(self.convention, self.fps, self.data, self.identity, self.meta)
+        out._vertices = self.vertices()
+        return out
 
     def faces(self) -> np.ndarray | None:
         """``[F, 3]`` triangles of the mesh, or None."""

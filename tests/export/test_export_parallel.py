@@ -75,3 +75,40 @@ def test_child_that_dies_is_an_export_error(json_in_main, rig_anim, tmp_path, mo
     with pytest.raises(ExportError, match="ended without a result.*exit code 3"):
         write_outputs({rig_anim.convention: rig_anim}, out, "clip", FORMATS, parallel=True)
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_rigged_vertices_evaluated_once_for_all_writers(
+    json_in_main, tmp_path, monkeypatch, parallel
+) -> None:
+    """A parameter head read as vertices by several writers goes through its rig once
+    (before the fork, so the child inherits it), and the files are those each writer
+    writes alone; the caller's result keeps no cached vertices."""
+    import numpy as np
+
+    from unitalker import geometry
+    from unitalker.animation import Animation
+
+    rng = np.random.default_rng(0)
+    conv = "synth_flame_params"
+    from unitalker import conventions
+
+    anim = Animation(conv, 25.0, rng.normal(0, 0.3, (12, conventions.get(conv).dim)))
+    alone = tmp_path / "alone"
+    for fmt in ("obj", "ply", "usd"):
+        write_outputs({conv: anim}, alone, "clip", [fmt])
+    calls = []
+    real = geometry.vertices
+
+    def counted(c, data):
+        calls.append(len(data))
+        return real(c, data)
+
+    monkeypatch.setattr(geometry, "vertices", counted)
+    write_outputs(
+        {conv: anim}, tmp_path / "shared", "clip", ["obj", "ply", "usd"], parallel=parallel
+    )
+    assert calls.count(12) == 1  # the whole clip once (a 1-frame probe sizes the rig)
+    a, b = _files(alone), _files(tmp_path / "shared")
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a)
+    assert anim._vertices is None
