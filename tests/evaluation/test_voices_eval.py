@@ -242,21 +242,11 @@ def test_silence_drives_a_tiny_trained_model_to_neutral(tmp_path):
 )
 def test_speech_check_on_a_recorded_clip():
     """A recorded human clip is aligned, scored against the articulation labels and checked."""
-    import torch
-
     from unitalker.evaluation.voices import speech_check, speech_summary
-    from unitalker.models.config import DecoderConfig, EncoderConfig, ModelConfig
-    from unitalker.models.unitalker import UniTalker, default_heads
 
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        encoder=EncoderConfig(family="builtin", hidden_size=32, n_layers=1, n_heads=2, n_mels=20),
-        decoder=DecoderConfig(kind="tcn", hidden=24, id_dim=8),
-        heads=default_heads(["synth_arkit52"], 16),
-        identities=("T:0", "pivot"),
+    res = speech_check(
+        _tiny_arkit_model(), [("/usr/share/sounds/alsa/Front_Center.wav", "front center")]
     )
-    model = UniTalker(cfg).eval()
-    res = speech_check(model, [("/usr/share/sounds/alsa/Front_Center.wav", "front center")])
     sc = res[0].scores["synth_arkit52"]
     assert sc["LVE_static"] > 0 and sc["frames"] == res[0].label_free["synth_arkit52"].frames
     lf = res[0].label_free["synth_arkit52"]
@@ -321,16 +311,29 @@ def test_speech_check_reports_bilabial_closures(tmp_path):
     """With words that hold /p/ /b/ /m/, each head gets the smallest openings of model and
     labels inside every aligned bilabial, and the summary their shares closed."""
     import soundfile as sf
-    import torch
 
     from unitalker.evaluation.voices import speech_check, speech_summary
-    from unitalker.models.config import DecoderConfig, EncoderConfig, ModelConfig
-    from unitalker.models.unitalker import UniTalker, default_heads
     from unitalker.synth.tts import synthesize
 
     res = synthesize("Bob made a map.", "en-us")
     wav = tmp_path / "bob.wav"
     sf.write(wav, res.audio, res.sr)
+    out = speech_check(_tiny_arkit_model(), [(wav, res.text)])
+    cl = out[0].closures["synth_arkit52"]
+    assert len(cl["model"]) == len(cl["labels"]) == 5  # B o B M ade a M a P
+    assert max(cl["labels"]) <= 0.1  # the labels close every one
+    row = speech_summary(out)["synth_arkit52"]
+    assert row["bilabials"] == 5 and row["bilabials_closed_labels"] == 1.0
+    assert 0.0 <= row["bilabials_closed"] <= 1.0
+
+
+def _tiny_arkit_model():
+    """A random-weight UniTalker with one synth_arkit52 head (fast; for the speech checks)."""
+    import torch
+
+    from unitalker.models.config import DecoderConfig, EncoderConfig, ModelConfig
+    from unitalker.models.unitalker import UniTalker, default_heads
+
     torch.manual_seed(0)
     cfg = ModelConfig(
         encoder=EncoderConfig(family="builtin", hidden_size=32, n_layers=1, n_heads=2, n_mels=20),
@@ -338,10 +341,4 @@ def test_speech_check_reports_bilabial_closures(tmp_path):
         heads=default_heads(["synth_arkit52"], 16),
         identities=("T:0", "pivot"),
     )
-    out = speech_check(UniTalker(cfg).eval(), [(wav, res.text)])
-    cl = out[0].closures["synth_arkit52"]
-    assert len(cl["model"]) == len(cl["labels"]) == 5  # B o B M ade a M a P
-    assert max(cl["labels"]) <= 0.1  # the labels close every one
-    row = speech_summary(out)["synth_arkit52"]
-    assert row["bilabials"] == 5 and row["bilabials_closed_labels"] == 1.0
-    assert 0.0 <= row["bilabials_closed"] <= 1.0
+    return UniTalker(cfg).eval()

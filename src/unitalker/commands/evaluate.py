@@ -61,7 +61,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also report bilabial closures (A2F-Synth clips, from their phoneme timelines): "
         "the share of /p/ /b/ /m/ where the model's lips close, beside the labels' (on the "
-        "split; with --unseen on it and both unseen splits); added to --json as 'closures'",
+        "split; with --unseen on it and both unseen splits; the model runs once more over "
+        "them); added to --json as 'closures'",
     )
     p.set_defaults(func=_run)
     s = subparsers.add_parser(
@@ -87,18 +88,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from unitalker.evaluation.evaluate import evaluate, render_previews
     from unitalker.models.checkpoint import load_model
 
     model = load_model(args.model, device=args.device)
-    bar = tqdm(unit="seq", desc="evaluate", file=sys.stderr, dynamic_ncols=True)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    bar, progress = _sequence_bar("evaluate")
     if args.unseen:
         return _run_unseen(args, model, progress, bar)
     report, kept = evaluate(
@@ -160,6 +154,19 @@ def _run_unseen(args: argparse.Namespace, model, progress, bar) -> int:  # noqa:
     return 0
 
 
+def _sequence_bar(desc: str):  # noqa: ANN202
+    """A tqdm bar over sequences and the ``progress(done, total)`` callback that feeds it."""
+    from tqdm import tqdm
+
+    bar = tqdm(unit="seq", desc=desc, file=sys.stderr, dynamic_ncols=True)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
 def _closures(args: argparse.Namespace, model, splits: tuple[str, ...]) -> dict | None:  # noqa: ANN001
     """With ``--closures``: print the bilabial-closure table of ``splits``; its dict."""
     if not args.closures:
@@ -170,16 +177,10 @@ def _closures(args: argparse.Namespace, model, splits: tuple[str, ...]) -> dict 
             file=sys.stderr,
         )
         return None
-    from tqdm import tqdm
-
     from unitalker.cli import CLIError
     from unitalker.evaluation.closures import closure_report
 
-    bar = tqdm(unit="seq", desc="closures", file=sys.stderr, dynamic_ncols=True)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
+    bar, progress = _sequence_bar("closures")
 
     try:
         rep = closure_report(

@@ -97,9 +97,6 @@ class ClosureReport:
             "rows": [asdict(r) for r in self.rows],
         }
 
-    def write_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-
     def table(self) -> str:
         lines = [
             "| dataset | convention | split | seqs | bilabials | closed (model) | closed (labels) "
