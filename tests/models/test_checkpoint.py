@@ -10,7 +10,13 @@ import torch
 from tests.conftest import randomize, tiny_model_config
 
 from unitalker import conventions
-from unitalker.models.checkpoint import CheckpointError, load_model, load_original, save_model
+from unitalker.models.checkpoint import (
+    CheckpointError,
+    average_checkpoints,
+    load_model,
+    load_original,
+    save_model,
+)
 from unitalker.models.unitalker import UniTalker
 
 HEADS = ["FLAME_5023_vertices", "3DETF_blendshape_weight", "flame_params_from_dadhead"]
@@ -30,6 +36,38 @@ def test_our_format_round_trips_exactly(tmp_path, tiny_model):
     lone = load_model(tmp_path / "ckpt" / "model.safetensors", device="cpu")
     assert lone.config == tiny_model.config
     assert loaded.meta["extra"] == {"note": "x"}
+
+
+def test_average_of_checkpoints_is_the_mean_of_their_weights(tmp_path, tiny_model):
+    """Two fine-tunes average tensor by tensor; the result loads like any checkpoint and
+    names its sources; other architectures and a lone checkpoint are refused."""
+    save_model(tiny_model, tmp_path / "a", extra={"step": 1})
+    torch.manual_seed(1)
+    other = randomize(UniTalker(tiny_model_config()), seed=1)
+    save_model(other, tmp_path / "b", extra={"step": 2})
+    out = average_checkpoints([tmp_path / "a", tmp_path / "b"], tmp_path / "avg")
+    avg = load_model(out, device="cpu")
+    a, b, m = tiny_model.state_dict(), other.state_dict(), avg.state_dict()
+    assert m.keys() == a.keys()
+    changed = 0
+    for k, v in m.items():
+        if v.is_floating_point():
+            want = ((a[k].double() + b[k].double()) / 2).to(v.dtype)
+            torch.testing.assert_close(v, want, rtol=0, atol=1e-7)
+            changed += int(not torch.equal(a[k], b[k]))
+        else:
+            assert torch.equal(v, a[k])
+    assert changed > 10
+    assert avg.meta["extra"]["step"] == 2
+    assert avg.meta["extra"]["averaged_from"] == [str(tmp_path / "a"), str(tmp_path / "b")]
+    with pytest.raises(CheckpointError, match="two or more"):
+        average_checkpoints([tmp_path / "a"], tmp_path / "x")
+    heads = list(tiny_model.config.head_names)
+    small = UniTalker(tiny_model_config(heads=heads[:1]))
+    save_model(small, tmp_path / "c")
+    with pytest.raises(CheckpointError, match="differs"):
+        average_checkpoints([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
+    assert not (tmp_path / "y").exists()
 
 
 @pytest.mark.parametrize("family", ["wavlm", "wav2vec2"])

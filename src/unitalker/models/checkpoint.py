@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -801,6 +802,44 @@ def convert_original(
         )
     model = load_original(path, data_root, encoder, encoder_family=encoder_family)
     return save_model(model, out, extra={"converted_from": str(path), "encoder": encoder})
+
+
+def average_checkpoints(sources: Sequence[str | Path], out: str | Path) -> Path:
+    """Write the uniform weight average of checkpoints of one architecture to ``out``.
+
+    Fine-tunes of one model average into a model that is often better than each (a
+    "model soup", Wortsman et al. 2022): the default model is the average of its stage 5
+    and stage 8 (scripts/train_default.sh). Floating-point tensors are averaged (in
+    float64, stored in their own dtype); every other tensor must be equal in all sources.
+    The metadata of the last source is kept, with ``extra.averaged_from`` naming the
+    sources. Refuses checkpoints of different architectures, heads or conventions.
+    """
+    if len(sources) < 2:
+        raise CheckpointError("average_checkpoints(): give two or more checkpoints")
+    models = [load_model(s, "cpu") for s in sources]
+    first = checkpoint_metadata(models[0])
+    for src, m in zip(sources[1:], models[1:], strict=True):
+        meta = checkpoint_metadata(m)
+        for key in ("model", "conventions"):
+            if meta[key] != first[key]:
+                raise CheckpointError(
+                    f"{src}: its {key} differs from {sources[0]}'s: only fine-tunes of one "
+                    "model can be averaged"
+                )
+    states = [m.state_dict() for m in models]
+    avg: dict[str, torch.Tensor] = {}
+    for k, v in states[-1].items():
+        if v.is_floating_point():
+            avg[k] = (sum(st[k].double() for st in states) / len(states)).to(v.dtype)
+        elif all(torch.equal(st[k], v) for st in states):
+            avg[k] = v
+        else:
+            raise CheckpointError(f"{k}: a non-float tensor differs between the checkpoints")
+    model = models[-1]
+    model.load_state_dict(avg)
+    extra = dict(model.meta.get("extra") or {})
+    extra["averaged_from"] = [str(s) for s in sources]
+    return save_model(model, out, extra=extra)
 
 
 def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
