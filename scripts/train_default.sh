@@ -15,6 +15,16 @@
 #   steps (19 min on 2 cores).
 # Stage 5 (configs/default_window_polish.yaml): stage 4 at the polish learning rate, 400
 #   steps (7 min).
+# Stage 6 (configs/default_engines.yaml): stage 4's recipe on the voices datasets of the
+#   large preset (five times the voices training data, Piper as a third engine), 1500
+#   steps (17 min on 2 cores).
+# Stage 7 (configs/default_engines_polish.yaml): stage 6 at the polish learning rate, 400
+#   steps (4 min).
+# Stage 8 (configs/default_engines_balance.yaml): stage 7 with S1 and S5 weighted twice,
+#   400 steps (4 min).
+# The bundled model is the uniform weight average of stages 5 and 8 (a model soup).
+# Stages 2-5 of the bundled model saw the bench voices (24 training clips a dataset); a
+# fresh run of this script trains them on the large preset's too.
 # STAGE1=DIR skips stage 1 and starts stage 2 from the model in DIR. The bundled model was
 # made with STAGE1 = the previous bundled model (stage 1 plus 200 steps of stage 2 at seed
 # 0), its stage 2 run as 1000 steps, then resumed with steps=5000 and stopped at the
@@ -28,22 +38,32 @@ RUN1=$WORK/runs/default
 RUN2=$WORK/runs/default_voices
 RUN3=$WORK/runs/default_polish
 RUN4=$WORK/runs/default_window
-RUN=$WORK/runs/default_window_polish
+RUN5=$WORK/runs/default_window_polish
+RUN6=$WORK/runs/default_engines
+RUN7=$WORK/runs/default_engines_polish
+RUN8=$WORK/runs/default_engines_balance
+RUN=$WORK/runs/default_average
 
-VOICES=1 "$REPO/scripts/prepare_synth.sh" "$WORK"
+VOICES=1 VOICES_PRESET=large "$REPO/scripts/prepare_synth.sh" "$WORK"
 if [ -z "${STAGE1:-}" ]; then
   unitalker train --config "$REPO/configs/default.yaml" --set data.manifest="$REL" --set out_dir="$RUN1" \
     ${RESUME:+--resume "$RUN1"}
   STAGE1=$RUN1/model
 fi
-unitalker train --config "$REPO/configs/default_voices.yaml" --set data.manifest="$REL" --set out_dir="$RUN2" \
-  --set model.init_from="$STAGE1" ${RESUME2:+--resume "$RUN2"}
-unitalker train --config "$REPO/configs/default_polish.yaml" --set data.manifest="$REL" --set out_dir="$RUN3" \
-  --set model.init_from="$RUN2/model" ${RESUME3:+--resume "$RUN3"}
-unitalker train --config "$REPO/configs/default_window.yaml" --set data.manifest="$REL" --set out_dir="$RUN4" \
-  --set model.init_from="$RUN3/model" ${RESUME4:+--resume "$RUN4"}
-unitalker train --config "$REPO/configs/default_window_polish.yaml" --set data.manifest="$REL" --set out_dir="$RUN" \
-  --set model.init_from="$RUN4/model" ${RESUME5:+--resume "$RUN"}
+# stage CONFIG OUT_DIR INIT_FROM [RESUME]: one fine-tuning stage (RESUME non-empty: resume it)
+stage() {
+  unitalker train --config "$REPO/configs/$1" --set data.manifest="$REL" --set out_dir="$2" \
+    --set model.init_from="$3" ${4:+--resume "$2"}
+}
+stage default_voices.yaml "$RUN2" "$STAGE1" "${RESUME2:-}"
+stage default_polish.yaml "$RUN3" "$RUN2/model" "${RESUME3:-}"
+stage default_window.yaml "$RUN4" "$RUN3/model" "${RESUME4:-}"
+stage default_window_polish.yaml "$RUN5" "$RUN4/model" "${RESUME5:-}"
+stage default_engines.yaml "$RUN6" "$RUN5/model" "${RESUME6:-}"
+stage default_engines_polish.yaml "$RUN7" "$RUN6/model" "${RESUME7:-}"
+stage default_engines_balance.yaml "$RUN8" "$RUN7/model" "${RESUME8:-}"
+python -c 'import sys; from unitalker.models.checkpoint import average_checkpoints as a; a(sys.argv[1:3], sys.argv[3])' \
+  "$RUN5/model" "$RUN8/model" "$RUN/model"
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --csv "$RUN/eval.csv" --json "$RUN/eval.json"
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --baseline \
   --csv "$RUN/eval_baseline.csv" --json "$RUN/eval_baseline.json"
