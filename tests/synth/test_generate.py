@@ -154,3 +154,28 @@ def test_cli_without_the_synth_extra_names_it(action, tmp_path, capsys, monkeypa
     assert not out.exists() or not any(out.iterdir())
     with pytest.raises(tts.EspeakUnavailable, match=r"unitalker\[synth\]"):
         tts.synthesize("hello")
+
+
+def test_voices_cli_takes_large_and_tables_every_engine(tmp_path, capsys, monkeypatch):
+    """`synth voices --preset large` reaches the generator with its options, and the
+    printed table has a column per engine (Piper's included)."""
+    from unitalker.cli import main
+    from unitalker.synth import voices
+
+    seen = {}
+    engines = {"espeak": 41, "kokoro": 45, "piper": 34, "sam": 0}
+
+    def fake(progress=None, **kwargs):
+        seen.update(kwargs)
+        progress(1, 1)
+        row = {"key": "V0", "convention": "synth_head_vertices", "split": "train"}
+        row |= {"clips": 120, "seconds": 624.1, "engines": engines}
+        return {"table": [row], "total_hours": 0.17}
+
+    monkeypatch.setattr(voices, "generate_voices", fake)
+    out = tmp_path / "vox"
+    assert main(["synth", "voices", "--preset", "large", "-o", str(out), "--overwrite"]) == 0
+    assert seen["preset"] == "large" and seen["overwrite"] and seen["out_dir"] == str(out)
+    lines = capsys.readouterr().out.splitlines()
+    assert "| espeak | kokoro | piper | sam |" in lines[0]
+    assert lines[2].endswith("| 624.1 | 41 | 45 | 34 | 0 |")
