@@ -8,7 +8,9 @@ duration model from Kokoro's, and nothing of eSpeak NG's formant synthesis.
 
 Phonemes: Piper reads eSpeak NG IPA one code point per token, each followed by a pad
 token, between ``^`` and ``$`` (its ``phoneme_id_map``); the text goes through
-:func:`unitalker.synth.tts.phonemize` as it does for Kokoro.
+:func:`unitalker.synth.tts.phonemize` as it does for Kokoro. (Until 2026-12-06 a
+two-code-point phone got one pad, after its second code point: the Piper clips the
+default model of that day was trained on were spoken so.)
 
 Timing: the graph's only output is audio, but it computes integer per-token frame
 counts (``/Ceil_output_0``, ``w_ceil`` of VITS, frames of 256 samples) before the flow
@@ -174,12 +176,15 @@ def encode(ipa: str) -> tuple[list[int], list[int], list[str]]:
     owner: list[int] = [0, 0]
     phones: list[str] = ["^"]
     for ph in _phones(ipa):
-        toks = [i for c in ph for i in idmap.get(c, ())]
+        # every code point is followed by a pad, as Piper was trained; the pads belong to
+        # the phone they follow
+        toks = [[*idmap[c], pad] for c in ph if c in idmap]
         if not toks:
             continue
         phones.append(ph)
-        ids.extend([*toks, pad])  # the pad after a phone belongs to it
-        owner.extend([len(phones) - 1] * (len(toks) + 1))
+        for t in toks:
+            ids.extend(t)
+            owner.extend([len(phones) - 1] * len(t))
         if len(phones) > _MAX_TOKENS:
             break
     ids.extend(idmap["$"])
