@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitalker.synth.tts import SynthResult, Timeline
+from unitalker.synth.tts import IPA_PAUSES, SynthResult, Timeline, durations_timeline
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,6 @@ _FROM_KOKORO = {
     "T": "θ",
     "S": "ʃ",
 }
-_PAUSE = set(',.!?;:—…"()“”')
-_STRESS = set("ˈˌ")
-_LENGTH = set("ː")
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
@@ -168,38 +165,14 @@ def ipa_to_tokens(ipa: str) -> str:
 
 def _timeline(tokens: str, dur: np.ndarray) -> Timeline:
     """Per-token durations (with start / end tokens) -> a phone timeline in seconds."""
-    frames = np.asarray(dur, np.int64).ravel()
-    names = ["<s>", *tokens, "</s>"]
-    segs: list[list] = []  # [name, start_frame, end_frame]
-    t = 0
-    stress, stress_start = "", None
-    for name, n in zip(names, frames, strict=True):
-        s, e = t, t + int(n)
-        t = e
-        if name in _STRESS:  # belongs to the next phone
-            stress += name
-            stress_start = s if stress_start is None else stress_start
-        elif name in ("<s>", "</s>") or name in _PAUSE:
-            segs.append(["_", stress_start if stress_start is not None else s, e])
-            stress, stress_start = "", None
-        elif name in _LENGTH or name == " ":  # lengthens / closes the previous phone
-            if segs:
-                segs[-1][2] = e
-            else:
-                segs.append(["_", s, e])
-        else:
-            start = stress_start if stress_start is not None else s
-            segs.append([stress + _FROM_KOKORO.get(name, name), start, e])
-            stress, stress_start = "", None
-    out: Timeline = []
-    for name, s, e in segs:
-        if e <= s:
-            continue
-        if out and name == "_" and out[-1][0] == "_":
-            out[-1] = ("_", out[-1][1], e * HOP / KOKORO_SR)
-            continue
-        out.append((name, s * HOP / KOKORO_SR, e * HOP / KOKORO_SR))
-    return out
+    return durations_timeline(
+        ["<s>", *tokens, "</s>"],
+        np.asarray(dur, np.int64).ravel(),
+        HOP,
+        KOKORO_SR,
+        silent=IPA_PAUSES | {"<s>", "</s>"},
+        rename=_FROM_KOKORO,
+    )
 
 
 def speak_ipa(ipa: str, voice: str, speed: float = 1.0) -> SynthResult:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unitalker.synth.tts import SynthResult, Timeline
+from unitalker.synth.tts import IPA_PAUSES, SynthResult, Timeline, durations_timeline
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,6 @@ _DUR_TENSOR = "/Ceil_output_0"
 _MAX_TOKENS = 600
 # eSpeak NG IPA phones written with two code points (merged into one phone)
 _PAIRS = ("eɪ", "aɪ", "oʊ", "əʊ", "aʊ", "ɔɪ", "dʒ", "tʃ", "ɪə", "eə", "ʊə")
-_PAUSE = set(',.!?;:—…"()“”')
-_STRESS = set("ˈˌ")
-_LENGTH = set("ːˑ")
 
 _LOCK = threading.Lock()
 _STATE: dict = {}
@@ -197,37 +194,9 @@ def _timeline(owner: list[int], phones: list[str], frames: np.ndarray, sr: int) 
     """Per-token frame counts -> a contiguous phone timeline in seconds."""
     frames = np.asarray(frames).ravel().astype(np.int64)
     per_phone = np.bincount(np.asarray(owner), weights=frames, minlength=len(phones))
-    segs: list[list] = []  # [phone, start_frame, end_frame]
-    stress, stress_start = "", None
-    t = 0
-    for name, n in zip(phones, per_phone.astype(np.int64), strict=True):
-        s, e = t, t + int(n)
-        t = e
-        if name in _STRESS:  # belongs to the next phone
-            stress += name
-            stress_start = s if stress_start is None else stress_start
-        elif name in ("^", "$") or name in _PAUSE:
-            segs.append(["_", stress_start if stress_start is not None else s, e])
-            stress, stress_start = "", None
-        elif name in _LENGTH or name == " ":  # lengthens / closes the previous phone
-            if segs:
-                segs[-1][2] = e
-            else:
-                segs.append(["_", s, e])
-        else:
-            start = stress_start if stress_start is not None else s
-            segs.append([stress + name, start, e])
-            stress, stress_start = "", None
-    h = hop()
-    out: Timeline = []
-    for name, s, e in segs:
-        if e <= s:
-            continue
-        if out and name == "_" and out[-1][0] == "_":
-            out[-1] = ("_", out[-1][1], e * h / sr)
-            continue
-        out.append((name, s * h / sr, e * h / sr))
-    return out
+    return durations_timeline(
+        phones, per_phone.astype(np.int64), hop(), sr, silent=IPA_PAUSES | {"^", "$"}
+    )
 
 
 def speak_ipa(

@@ -62,6 +62,59 @@ _LOCK = threading.RLock()
 
 Timeline = list[tuple[str, float, float]]
 
+# marks a neural TTS reads as tokens of their own (eSpeak NG IPA)
+_IPA_STRESS = frozenset("ˈˌ")
+_IPA_LENGTH = frozenset("ːˑ")
+IPA_PAUSES = frozenset(',.!?;:—…"()“”')
+
+
+def durations_timeline(
+    names: list[str],
+    frames: list[int] | np.ndarray,
+    frame_samples: int,
+    sr: int,
+    silent: frozenset[str] | set[str],
+    rename: dict[str, str] | None = None,
+) -> Timeline:
+    """Per-token frame counts of a duration model (Kokoro, Piper) -> a phone timeline in
+    seconds (a frame is ``frame_samples`` samples at ``sr``).
+
+    A stress mark is merged into the next phone, a length mark or a word space into the
+    previous one; tokens in ``silent`` (punctuation, start / end tokens) are silence
+    (``_``), and neighbouring silences are one. ``rename`` maps a token to the IPA the
+    articulation model reads. Tokens of no frames are dropped.
+    """
+    segs: list[list] = []  # [phone, start_frame, end_frame]
+    stress, stress_start = "", None
+    t = 0
+    for name, n in zip(names, frames, strict=True):
+        s, e = t, t + int(n)
+        t = e
+        if name in _IPA_STRESS:  # belongs to the next phone
+            stress += name
+            stress_start = s if stress_start is None else stress_start
+        elif name in silent:
+            segs.append(["_", stress_start if stress_start is not None else s, e])
+            stress, stress_start = "", None
+        elif name in _IPA_LENGTH or name == " ":  # lengthens / closes the previous phone
+            if segs:
+                segs[-1][2] = e
+            else:
+                segs.append(["_", s, e])
+        else:
+            start = stress_start if stress_start is not None else s
+            segs.append([stress + (rename or {}).get(name, name), start, e])
+            stress, stress_start = "", None
+    out: Timeline = []
+    for name, s, e in segs:
+        if e <= s:
+            continue
+        if out and name == "_" and out[-1][0] == "_":
+            out[-1] = ("_", out[-1][1], e * frame_samples / sr)
+            continue
+        out.append((name, s * frame_samples / sr, e * frame_samples / sr))
+    return out
+
 
 class _Event(ctypes.Structure):
     # espeak_EVENT: type, unique_identifier, text_position, length, audio_position (ms),
