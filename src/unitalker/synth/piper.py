@@ -35,14 +35,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from unitalker.synth.tts import IPA_PAUSES, SynthResult, Timeline, durations_timeline
+from unitalker.synth.tts import (
+    IPA_PAUSES,
+    SynthResult,
+    Timeline,
+    duration_session,
+    durations_timeline,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,19 +86,12 @@ def _load() -> dict:
                 "the wheel)"
             ) from e
         import onnx
-        import onnxruntime as ort
 
         config = json.loads(Path(pkg.config_path()).read_text(encoding="utf-8"))
         model = onnx.load(str(pkg.model_path()))
-        model.graph.output.append(
-            onnx.helper.make_tensor_value_info(_DUR_TENSOR, onnx.TensorProto.FLOAT, None)
-        )
         _noise_from_input(model)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = int(os.environ.get("UNITALKER_PIPER_THREADS", "1"))
-        opts.inter_op_num_threads = 1
-        sess = ort.InferenceSession(
-            model.SerializeToString(), opts, providers=["CPUExecutionProvider"]
+        sess = duration_session(
+            model, _DUR_TENSOR, onnx.TensorProto.FLOAT, "UNITALKER_PIPER_THREADS"
         )
         _STATE.update(
             session=sess,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import re
 import threading
 import types
@@ -66,6 +67,20 @@ Timeline = list[tuple[str, float, float]]
 _IPA_STRESS = frozenset("ˈˌ")
 _IPA_LENGTH = frozenset("ːˑ")
 IPA_PAUSES = frozenset(',.!?;:—…"()“”')
+
+
+def duration_session(model, duration_tensor: str, elem_type: int, threads_env: str):  # noqa: ANN001, ANN201
+    """An onnxruntime CPU session of a TTS graph (an ``onnx.ModelProto``) with its internal
+    per-token duration tensor ``duration_tensor`` (of ONNX type ``elem_type``) added as a
+    second output; intra-op threads from ``$threads_env`` (default 1: one per worker)."""
+    import onnx
+    import onnxruntime as ort
+
+    model.graph.output.append(onnx.helper.make_tensor_value_info(duration_tensor, elem_type, None))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(os.environ.get(threads_env, "1"))
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
 def durations_timeline(
