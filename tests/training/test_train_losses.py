@@ -107,3 +107,109 @@ def test_velocity_term_is_the_frame_difference_mse():
     expect = ((dp - dt) ** 2)[pairs].mean()
     torch.testing.assert_close(got.velocity, expect)
     torch.testing.assert_close(got.total, got.vertex + 0.5 * expect)
+
+
+@pytest.mark.parametrize("conv", ["synth_head_vertices", "synth_arkit52", "synth_flame_params"])
+def test_contact_term_is_the_lip_gap_error_on_closed_label_frames(conv):
+    """loss.contact: the squared error of the lip gap (upper-lower midline distance) over
+    the valid frames whose label lips are closed; open and padded frames do not count."""
+    import numpy as np
+
+    from unitalker.evaluation.voices import mouth_gauge
+    from unitalker.geometry import rig_for
+    from unitalker.synth.articulation import CURVES
+    from unitalker.synth.conventions import render
+
+    curves = {c: np.zeros(5, np.float32) for c in CURVES}
+    curves["jaw_open"] = np.array([0.0, 0.8, 0.0, 0.6, 0.0], np.float32)  # closed, open, ...
+    target = torch.as_tensor(render(conv, curves, None))[None].float()  # [1, 5, D]
+    g = torch.Generator().manual_seed(2)
+    pred = target + 0.02 * torch.randn(target.shape, generator=g) * target.abs().amax()
+    mask = torch.tensor([[True, True, True, True, False]])  # frame 4 (closed) is padding
+    gauge = mouth_gauge(conv)
+    pair = (gauge.upper, gauge.lower, gauge.rest, gauge.open_range)
+    maps = {conv: rig_for(conv)}
+    assert UniTalkerLoss(maps, lip_pairs={conv: pair})(conv, pred, target, mask).contact is None
+    loss = UniTalkerLoss(maps, contact_weight=3.0, lip_pairs={conv: pair})
+    got = loss(conv, pred, target, mask)
+    rig = maps[conv]
+    vp, vt = (
+        (x.reshape(1, 5, -1, 3) if rig is None else rig(x.reshape(5, -1)).reshape(1, 5, -1, 3))
+        for x in (pred, target)
+    )
+    gp = (vp[0, :, gauge.upper] - vp[0, :, gauge.lower]).norm(dim=-1)
+    gt = (vt[0, :, gauge.upper] - vt[0, :, gauge.lower]).norm(dim=-1)
+    closed = gt <= gauge.rest + 0.1 * gauge.open_range
+    assert closed.tolist() == [True, False, True, False, True]  # the jaw opens frames 1, 3
+    expect = ((gp - gt) ** 2)[[0, 2]].mean()
+    torch.testing.assert_close(got.contact, expect)
+    plain = UniTalkerLoss(maps)(conv, pred, target, mask)
+    torch.testing.assert_close(got.total, plain.total + 3.0 * expect)
+    # moving the lips on an open or a padded frame leaves the term alone
+    moved = pred.clone()
+    moved[:, [1, 3, 4]] = target[:, [1, 3, 4]] * 1.5
+    torch.testing.assert_close(loss(conv, moved, target, mask).contact, expect)
+    # contact_frames="all": every valid frame, a lip-gap MSE
+    every = UniTalkerLoss(maps, contact_weight=1.0, lip_pairs={conv: pair}, contact_frames="all")
+    torch.testing.assert_close(every(conv, pred, target, mask).contact, ((gp - gt) ** 2)[:4].mean())
+
+
+def test_loss_contact_config_takes_the_synth_lip_midlines():
+    from unitalker.config import load_config
+    from unitalker.evaluation.voices import mouth_gauge
+    from unitalker.training.builders import build_loss
+    from unitalker.training.config import TrainConfig
+
+    heads = ["synth_head2_vertices", "synth_flame_params", "3DETF_blendshape_weight"]
+    assert build_loss(load_config(TrainConfig, None, []), heads).pairs == {}
+    loss = build_loss(load_config(TrainConfig, None, ["loss.contact=0.05"]), heads)
+    assert loss.contact_weight == 0.05 and loss.contact_tol == 0.1
+    assert set(loss.pairs) == {"synth_head2_vertices", "synth_flame_params"}  # not 3DETF
+    g = mouth_gauge("synth_head2_vertices")
+    assert loss.pairs["synth_head2_vertices"] == (g.upper, g.lower, g.rest, g.open_range)
+    with pytest.raises(ValueError, match="contact"):
+        load_config(TrainConfig, None, ["loss.contact=-1"])
+    with pytest.raises(ValueError, match="contact_frames"):
+        load_config(TrainConfig, None, ["loss.contact_frames=some"])
+
+
+def test_short_runs_keeps_the_brief_closures_between_open_frames():
+    from unitalker.training.losses import short_runs
+
+    f = torch.tensor(
+        [[1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1, 0, 1], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]]
+    )
+    got = short_runs(f.bool(), 3).int().tolist()
+    # a run touching either end may be a cut-off rest; [7:11] is longer than 3 frames
+    assert got == [[0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1] + [0] * 11]
+
+
+def test_contact_closures_counts_brief_label_closures_not_rests():
+    """contact_frames="closures": a bilabial-length closure between open frames counts,
+    the rest at either end of the clip and a long closed run do not."""
+    import numpy as np
+
+    from unitalker.evaluation.voices import mouth_gauge
+    from unitalker.synth.articulation import CURVES
+    from unitalker.synth.conventions import render
+
+    conv = "synth_head_vertices"  # 25 fps: closures of at most 5 frames
+    jaw = np.array([0, 0, 0.7, 0.7, 0, 0, 0.7, 0.7, 0, 0, 0, 0, 0, 0, 0.7, 0, 0], np.float32)
+    curves = {c: np.zeros(len(jaw), np.float32) for c in CURVES}
+    curves["jaw_open"] = jaw
+    target = torch.as_tensor(render(conv, curves, None))[None].float()
+    pred = target.clone()
+    pred[0, :] = target[0, 2]  # every frame wide open: a missed closure everywhere
+    g = mouth_gauge(conv)
+    loss = UniTalkerLoss(
+        {},
+        contact_weight=1.0,
+        lip_pairs={conv: (g.upper, g.lower, g.rest, g.open_range)},
+        contact_frames="closures",
+    )
+    vp, vt = (x.reshape(len(jaw), -1, 3) for x in (pred[0], target[0]))
+    gp = (vp[:, g.upper] - vp[:, g.lower]).norm(dim=-1)
+    gt = (vt[:, g.upper] - vt[:, g.lower]).norm(dim=-1)
+    # frames 4-5 are a 2-frame closure; 0-1 and 15-16 rests at the ends; 8-13 too long
+    want = ((gp - gt) ** 2)[[4, 5]].mean()
+    torch.testing.assert_close(loss(conv, pred, target, None).contact, want)

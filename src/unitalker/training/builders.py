@@ -544,6 +544,17 @@ def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
                     f"{int(idx.max())}, but the convention's vertices number {n}"
                 )
             lips[h] = idx
+    pairs: dict[str, tuple[int, int, float, float]] = {}
+    if cfg.loss.contact > 0:
+        from unitalker.evaluation.voices import mouth_gauge
+        from unitalker.synth.conventions import TOPOLOGY_OF
+
+        for h in heads:
+            if h not in TOPOLOGY_OF:
+                log.warning("convention %s has no known lip midline: no contact term for it", h)
+                continue
+            g = mouth_gauge(h)
+            pairs[h] = (g.upper, g.lower, g.rest, g.open_range)
     return UniTalkerLoss(
         maps,
         alpha=cfg.loss.alpha,
@@ -552,4 +563,8 @@ def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
         lip_weight=cfg.loss.lip,
         lip_regions=lips,
         velocity_weight=cfg.loss.velocity,
+        contact_weight=cfg.loss.contact,
+        lip_pairs=pairs,
+        contact_tol=cfg.loss.contact_tol,
+        contact_frames=cfg.loss.contact_frames,
     )

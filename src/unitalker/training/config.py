@@ -136,6 +136,9 @@ class ScheduleConfig:
             raise ValueError("nothing to train: set steps > 0 or epochs > 0")
 
 
+CONTACT_FRAMES = ("label", "closures", "all")  # the frames loss.contact counts
+
+
 @dataclass(frozen=True)
 class LossConfig:
     """Eq. 2: ``L = l(verts) + alpha * l(pca) + beta * l(params)``.
@@ -152,6 +155,16 @@ class LossConfig:
         velocity: weight of an MSE on the vertices' frame-to-frame differences (0: off):
             it penalises motion that is late, early or smoothed over, where the per-frame
             MSE lets a short closure be met halfway.
+        contact: weight of a lip-contact term (0: off): the squared error of the gap
+            between the upper and lower lip midline vertices on the frames where the label's
+            lips are closed (gap within ``contact_tol`` of the open range from the rest
+            gap: bilabials and rest), as Imitator's lip contact loss. Conventions whose lip
+            midline is known (the A2F-Synth ones, :func:`unitalker.evaluation.voices.
+            mouth_gauge`) get it; others get none.
+        contact_tol: the closed threshold of ``contact`` (0.1, the closure metric's).
+        contact_frames: ``label`` (the frames where the label's lips are closed),
+            ``closures`` (the label's closed runs of at most 0.2 s between open frames: the
+            bilabials, not the rests) or ``all`` (every frame: a lip-gap MSE).
         flame_model: a FLAME model file (npz, or the FLAME 2020 pickle, read without
             executing code) for the vertex term of ``flame_params_from_dadhead``.
         flame_face_indices: ``.npy`` vertex indices the FLAME vertex term compares
@@ -163,6 +176,9 @@ class LossConfig:
     vertex: float = 1.0
     lip: float = 0.0
     velocity: float = 0.0
+    contact: float = 0.0
+    contact_tol: float = 0.1
+    contact_frames: str = "label"
     flame_model: str | None = None
     flame_face_indices: str | None = None
 
@@ -172,6 +188,12 @@ class LossConfig:
         check_range("vertex", self.vertex, 0)
         check_range("lip", self.lip, 0)
         check_range("velocity", self.velocity, 0)
+        check_range("contact", self.contact, 0)
+        check_range("contact_tol", self.contact_tol, 0)
+        if self.contact_frames not in CONTACT_FRAMES:
+            raise ValueError(
+                f"contact_frames must be one of {CONTACT_FRAMES}, got {self.contact_frames!r}"
+            )
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 ``L = l(verts_pred, verts_gt) + alpha * l(pca_pred, pca_gt) + beta * l(theta_pred, theta_gt)``
 
 (plus, when asked for, ``lip * l(lips_pred, lips_gt)`` on the lip region's vertices and
-``velocity * l(dverts_pred, dverts_gt)`` on the frame-to-frame vertex differences:
+``velocity * l(dverts_pred, dverts_gt)`` on the frame-to-frame vertex differences, and
+``contact * l(gap_pred, gap_gt)`` on the lip gap of frames whose label lips are closed:
 extensions, off by default)
 
 with ``l`` the mean squared error over valid frames and all channels, and per convention:
@@ -22,10 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from unitalker import conventions
+from unitalker.training.config import CONTACT_FRAMES
 
 
 @dataclass
@@ -38,10 +41,11 @@ class LossTerms:
     param: torch.Tensor | None = None
     lip: torch.Tensor | None = None
     velocity: torch.Tensor | None = None
+    contact: torch.Tensor | None = None
 
     def as_floats(self) -> dict[str, float]:
         out = {"loss": float(self.total.detach())}
-        for k in ("vertex", "pca", "param", "lip", "velocity"):
+        for k in ("vertex", "pca", "param", "lip", "velocity", "contact"):
             v = getattr(self, k)
             if v is not None:
                 out[k] = float(v.detach())
@@ -63,6 +67,22 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
     return (d * m).sum() / (m.sum() * d.shape[-1]).clamp_min(1.0)
 
 
+CLOSURE_MAX_S = 0.2  # a closed run of the label's lips this short is a closure, not rest
+
+
+def short_runs(flags: torch.Tensor, max_len: int) -> torch.Tensor:
+    """``[B, T]`` bool: the True runs of ``flags`` at most ``max_len`` long with a False
+    frame on both sides (a run touching either end may be a cut-off rest)."""
+    f = flags.detach().cpu().numpy()
+    out = np.zeros_like(f)
+    for b, row in enumerate(f):
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+        for s, e in zip(edges[::2], edges[1::2], strict=True):  # run = row[s:e]
+            if s > 0 and e < len(row) and e - s <= max_len:
+                out[b, s:e] = True
+    return torch.as_tensor(out, device=flags.device)
+
+
 class UniTalkerLoss(nn.Module):
     """Eq. 2 for one batch of one convention.
 
@@ -76,6 +96,18 @@ class UniTalkerLoss(nn.Module):
         lip_regions: convention -> ``[L]`` vertex indices of its lip region.
         velocity_weight: weight of the velocity term (0: none): the MSE of the vertices'
             frame-to-frame differences, over pairs of valid frames.
+        contact_weight: weight of the lip-contact term (0: none): the squared error of the
+            lip gap (distance of the ``lip_pairs[convention]`` midline vertices) over the
+            valid frames whose label gap is at most ``rest + contact_tol * open_range``
+            (the label's lips are closed: /p/, /b/, /m/ and rest), as Imitator's lip
+            contact loss (Thambiraja et al., ICCV 2023).
+        lip_pairs: convention -> ``(upper, lower, rest, open_range)``: the midline vertex
+            pair, its distance at rest and its added opening on a wide /a/ (metres).
+        contact_tol: closed = label opening within this share of the open range.
+        contact_frames: ``label``: the frames where the label's lips are closed;
+            ``closures``: the label's closed runs of at most :data:`CLOSURE_MAX_S` between
+            open frames (the bilabials, as Imitator's term, without the rests); ``all``:
+            every valid frame (a lip-gap MSE).
     """
 
     def __init__(
@@ -87,6 +119,10 @@ class UniTalkerLoss(nn.Module):
         lip_weight: float = 0.0,
         lip_regions: dict[str, torch.Tensor] | None = None,
         velocity_weight: float = 0.0,
+        contact_weight: float = 0.0,
+        lip_pairs: dict[str, tuple[int, int, float, float]] | None = None,
+        contact_tol: float = 0.1,
+        contact_frames: str = "label",
     ):
         super().__init__()
         self.maps = nn.ModuleDict({k: v for k, v in vertex_maps.items() if v is not None})
@@ -94,6 +130,14 @@ class UniTalkerLoss(nn.Module):
         self.lip_weight = lip_weight
         self.lips = dict(lip_regions or {}) if lip_weight > 0 else {}
         self.velocity_weight = velocity_weight
+        self.contact_weight = contact_weight
+        self.pairs = dict(lip_pairs or {}) if contact_weight > 0 else {}
+        self.contact_tol = contact_tol
+        if contact_frames not in CONTACT_FRAMES:
+            raise ValueError(
+                f"contact_frames must be one of {CONTACT_FRAMES}, got {contact_frames!r}"
+            )
+        self.contact_frames = contact_frames
 
     def forward(
         self,
@@ -120,7 +164,7 @@ class UniTalkerLoss(nn.Module):
         vp = vt = None  # [B, T, V, 3] vertices, where the convention has them
         if conv.kind == "vertices":
             terms.vertex = masked_mse(pred, target, mask)
-            if convention in self.lips or self.velocity_weight > 0:
+            if convention in self.lips or convention in self.pairs or self.velocity_weight > 0:
                 vp, vt = pred.reshape(b, t, -1, 3), target.reshape(b, t, -1, 3)
         else:
             terms.param = masked_mse(pred, target, mask)
@@ -141,6 +185,21 @@ class UniTalkerLoss(nn.Module):
         if self.velocity_weight > 0 and vp is not None and t > 1:
             pairs = None if mask is None else mask[:, 1:] & mask[:, :-1]
             terms.velocity = masked_mse(vp.diff(dim=1), vt.diff(dim=1), pairs)
+        pair = self.pairs.get(convention)
+        if pair is not None and vp is not None:
+            up, lo, rest, span = pair
+            gp = (vp[:, :, up] - vp[:, :, lo]).norm(dim=-1)  # [B, T]
+            gt = (vt[:, :, up] - vt[:, :, lo]).norm(dim=-1)
+            closed = gt <= rest + self.contact_tol * span
+            if mask is not None:
+                closed = closed & mask
+            if self.contact_frames == "closures":
+                closed = short_runs(closed, max(1, round(CLOSURE_MAX_S * conv.fps)))
+            elif self.contact_frames == "all":
+                closed = torch.ones_like(closed)
+            if mask is not None:
+                closed = closed & mask
+            terms.contact = masked_mse(gp, gt, closed)
         if coeffs is not None and target_coeffs is not None:
             terms.pca = masked_mse(coeffs[:, :t], target_coeffs[:, :t], mask)
         if terms.vertex is not None:
@@ -149,6 +208,8 @@ class UniTalkerLoss(nn.Module):
             total = total + self.lip_weight * terms.lip
         if terms.velocity is not None:
             total = total + self.velocity_weight * terms.velocity
+        if terms.contact is not None:
+            total = total + self.contact_weight * terms.contact
         if terms.pca is not None:
             total = total + self.alpha * terms.pca
         if terms.param is not None:
