@@ -182,6 +182,10 @@ def test_short_runs_keeps_the_brief_closures_between_open_frames():
     got = short_runs(f.bool(), 3).int().tolist()
     # a run touching either end may be a cut-off rest; [7:11] is longer than 3 frames
     assert got == [[0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1] + [0] * 11]
+    # a run ending at the last valid frame (padding after it) touches the end too
+    mask = torch.ones(2, 13, dtype=torch.bool)
+    mask[0, 5:] = False
+    assert short_runs(f.bool(), 3, mask).int().tolist()[0] == [0] * 13
 
 
 def test_contact_closures_counts_brief_label_closures_not_rests():

@@ -158,9 +158,10 @@ class LossConfig:
         contact: weight of a lip-contact term (0: off): the squared error of the gap
             between the upper and lower lip midline vertices on the frames where the label's
             lips are closed (gap within ``contact_tol`` of the open range from the rest
-            gap: bilabials and rest), as Imitator's lip contact loss. Conventions whose lip
-            midline is known (the A2F-Synth ones, :func:`unitalker.evaluation.voices.
-            mouth_gauge`) get it; others get none.
+            gap: bilabials and rest), after Imitator's lip contact loss. Conventions whose
+            lip midline is known (the A2F-Synth ones, :func:`unitalker.evaluation.voices.
+            mouth_gauge`) get it; others get none. Every setting tried on the default
+            model bought closures with LVE (docs/a2f-synth.md).
         contact_tol: the closed threshold of ``contact`` (0.1, the closure metric's).
         contact_frames: ``label`` (the frames where the label's lips are closed),
             ``closures`` (the label's closed runs of at most 0.2 s between open frames: the

@@ -70,15 +70,18 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | No
 CLOSURE_MAX_S = 0.2  # a closed run of the label's lips this short is a closure, not rest
 
 
-def short_runs(flags: torch.Tensor, max_len: int) -> torch.Tensor:
+def short_runs(flags: torch.Tensor, max_len: int, mask: torch.Tensor | None = None) -> torch.Tensor:
     """``[B, T]`` bool: the True runs of ``flags`` at most ``max_len`` long with a False
-    frame on both sides (a run touching either end may be a cut-off rest)."""
+    frame on both sides inside the valid frames (``mask``, a prefix of each row; a run
+    touching either end of them may be a cut-off rest)."""
     f = flags.detach().cpu().numpy()
+    valid = np.full(len(f), f.shape[1]) if mask is None else mask.detach().cpu().numpy().sum(1)
     out = np.zeros_like(f)
     for b, row in enumerate(f):
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])))
+        n = int(valid[b])
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], row[:n].astype(np.int8), [0]])))
         for s, e in zip(edges[::2], edges[1::2], strict=True):  # run = row[s:e]
-            if s > 0 and e < len(row) and e - s <= max_len:
+            if s > 0 and e < n and e - s <= max_len:
                 out[b, s:e] = True
     return torch.as_tensor(out, device=flags.device)
 
@@ -99,8 +102,8 @@ class UniTalkerLoss(nn.Module):
         contact_weight: weight of the lip-contact term (0: none): the squared error of the
             lip gap (distance of the ``lip_pairs[convention]`` midline vertices) over the
             valid frames whose label gap is at most ``rest + contact_tol * open_range``
-            (the label's lips are closed: /p/, /b/, /m/ and rest), as Imitator's lip
-            contact loss (Thambiraja et al., ICCV 2023).
+            (the label's lips are closed: /p/, /b/, /m/ and rest), after Imitator's lip
+            contact loss (Thambiraja et al., ICCV 2023), which counts bilabial frames.
         lip_pairs: convention -> ``(upper, lower, rest, open_range)``: the midline vertex
             pair, its distance at rest and its added opening on a wide /a/ (metres).
         contact_tol: closed = label opening within this share of the open range.
@@ -191,10 +194,8 @@ class UniTalkerLoss(nn.Module):
             gp = (vp[:, :, up] - vp[:, :, lo]).norm(dim=-1)  # [B, T]
             gt = (vt[:, :, up] - vt[:, :, lo]).norm(dim=-1)
             closed = gt <= rest + self.contact_tol * span
-            if mask is not None:
-                closed = closed & mask
             if self.contact_frames == "closures":
-                closed = short_runs(closed, max(1, round(CLOSURE_MAX_S * conv.fps)))
+                closed = short_runs(closed, max(1, round(CLOSURE_MAX_S * conv.fps)), mask)
             elif self.contact_frames == "all":
                 closed = torch.ones_like(closed)
             if mask is not None:
