@@ -2,8 +2,8 @@
 engine of an A2F-Synth voices folder.
 
 A /p/ after a vowel is heard as the vowel's sound stopping: the lips close. For each such
-/p/ this finds the steepest fall of the audio's level (10 ms RMS windows every 5 ms, in
-dB) within 60 ms either side of the phone's labelled start, and prints, per engine, the
+/p/ this finds the steepest fall of the audio's level (10 ms RMS windows centred every 5 ms,
+in dB) within 60 ms either side of the phone's labelled start, and prints, per engine, the
 median and quartiles of (fall - start). Negative: the sound stops before the label says
 the /p/ begins; positive: after it.
 
@@ -20,11 +20,12 @@ import numpy as np
 
 
 def level_db(x: np.ndarray, sr: int, hop_s: float = 0.005) -> np.ndarray:
-    """dB of the RMS over 2-hop windows every hop, relative to the loudest, floored at -60."""
-    hop = int(hop_s * sr)
-    n = max(1, (len(x) - 2 * hop) // hop)
-    e = np.array([np.sqrt(np.mean(x[i * hop : i * hop + 2 * hop] ** 2) + 1e-12) for i in range(n)])
-    return np.maximum(20 * np.log10(e / e.max()), -60.0)
+    """dB of the RMS over 10 ms windows centred every ``hop_s``, relative to the loudest,
+    floored at -60 (:func:`unitalker.evaluation.voices.loudness_db` at 1 / hop_s fps)."""
+    from unitalker.evaluation.voices import loudness_db
+
+    n = max(1, int(len(x) / sr / hop_s))
+    return np.maximum(loudness_db(x, sr, 1.0 / hop_s, n, win_s=0.01), -60.0)
 
 
 def main() -> None:

@@ -39,6 +39,7 @@ def main() -> None:
     model = load_model(args.model, "cpu")
     m = load_manifest(args.release)
     pooled: dict[tuple[str, str], tuple[list[float], list[float]]] = {}
+    gauges: dict = {}  # convention -> its mouth gauge (renders a pose: once each)
     for split in args.splits:
         for key in args.datasets:
             paths = {e.name: e.audio_path for e in m.split(split).entries if e.dataset == key}
@@ -57,7 +58,8 @@ def main() -> None:
                     continue
                 doc = json.loads(tl.read_text())
                 intervals = bilabial_intervals(doc["phonemes"])
-                gauge, fps = mouth_gauge(conv), float(item["fps"])
+                gauge = gauges.get(conv) or gauges.setdefault(conv, mouth_gauge(conv))
+                fps = float(item["fps"])
                 pm = closure_minima(mouth_opening(conv, rec["prediction"], gauge), fps, intervals)
                 lm = closure_minima(
                     mouth_opening(conv, np.asarray(item["motion"]), gauge), fps, intervals

@@ -3,7 +3,7 @@ re-timed to their acoustic closure, and relabel it (a pilot, docs/a2f-synth.md).
 
 For each /p/, /b/, /m/ between two phones (not pauses) of a Kokoro or Piper clip of the
 ``train`` split, the closure is taken to start at the steepest fall of the audio's level
-(10 ms RMS windows every 5 ms) from 60 ms before to 30 ms after the labelled start, and to
+(10 ms RMS windows centred every 5 ms) from 60 ms before to 30 ms after the labelled start, and to
 end at the steepest rise from 15 ms after that fall (or 40 ms before the labelled end) to
 60 ms after the labelled end; the phone and its neighbours' boundaries move there when
 the closure lasts 20-200 ms and both neighbours keep 10 ms. Test splits and the other
@@ -73,7 +73,9 @@ def main() -> None:
     src, dst, hop = Path(args.src), Path(args.dst), 0.005
     if dst.exists():
         sys.exit(f"{dst}: exists; give a new folder")
+    print(f"copying {src} -> {dst} ...", flush=True)
     shutil.copytree(src, dst)
+    print("re-timing the bilabials ...", flush=True)
     shifts: list[tuple] = []
     for tl in sorted(dst.glob("_timelines/*/*.json")):
         doc = json.loads(tl.read_text(encoding="utf-8"))
@@ -84,6 +86,7 @@ def main() -> None:
         doc["phonemes"], moved = retime(doc["phonemes"], level_db(x, sr, hop), hop)
         shifts += moved
         tl.write_text(json.dumps(doc), encoding="utf-8")
+    print("relabelling every clip ...", flush=True)
     n = relabel_voices(dst, args.preset, args.seed)
     sh = 1000 * np.asarray(shifts).reshape(-1, 2)
     print(
