@@ -450,9 +450,17 @@ class AugmentedDataset:
         seed = int(
             np.random.SeedSequence([self.seed, self.epoch, int(index), k]).generate_state(1)[0]
         )
-        audio, motion, ops = self.augmenter(
-            item["audio"], item["motion"], item["fps"], item["template"], seed
-        )
+        motion, neutral, d = item["motion"], item["template"], item["motion"].shape[1]
+        if "visemes" in item:
+            # the viseme labels ride along as one-hot channels, so every time warp, pad and
+            # cut moves them with the motion (padded silence is `sil`)
+            from unitalker.data.visemes import one_hot, viseme_classes
+
+            names = viseme_classes()
+            sil = one_hot(np.array([names.index("sil")]), len(names))[0]
+            motion = np.concatenate([motion, one_hot(item["visemes"], len(names))], axis=1)
+            neutral = np.concatenate([np.asarray(neutral, np.float32), sil])
+        audio, motion, ops = self.augmenter(item["audio"], motion, item["fps"], neutral, seed)
         if self.max_seconds is not None:
             sec = min(len(audio) / SAMPLE_RATE, len(motion) / item["fps"], self.max_seconds)
             audio = audio[: round(sec * SAMPLE_RATE)]
@@ -469,7 +477,11 @@ class AugmentedDataset:
                     self.cfg.stream_lookahead_s,
                 )
                 ops = {**ops, "stream": list(window)}
-        item["audio"], item["motion"] = audio, motion
+        if "visemes" in item:
+            from unitalker.data.visemes import from_soft
+
+            motion, item["visemes"] = motion[:, :d], from_soft(motion[:, d:])
+        item["audio"], item["motion"] = audio, np.ascontiguousarray(motion)
         self.items += 1
         self.counts.update(ops.keys())
         if self.log_path is not None:

@@ -46,6 +46,8 @@ class Batch:
         fps: its frame rate.
         names: clip names.
         datasets: dataset key per clip.
+        visemes: int64 ``[B, T_max]`` viseme class per frame (-1: none, padding
+            included) when the items carry them (:mod:`unitalker.data.visemes`), else None.
     """
 
     audio: torch.Tensor
@@ -59,6 +61,7 @@ class Batch:
     fps: float
     names: list[str]
     datasets: list[str]
+    visemes: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -78,6 +81,7 @@ class Batch:
             fps=self.fps,
             names=list(self.names),
             datasets=list(self.datasets),
+            visemes=None if self.visemes is None else self.visemes.to(device, **kw),
         )
 
     def pin_memory(self) -> Batch:
@@ -92,6 +96,8 @@ class Batch:
             "identity",
         ):
             setattr(self, name, getattr(self, name).pin_memory())
+        if self.visemes is not None:
+            self.visemes = self.visemes.pin_memory()
         return self
 
 
@@ -126,6 +132,14 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         [min(n, it.get("loss_frames", n)) for n, it in zip(m_len, items, strict=True)]
     )
     mask = torch.arange(max(m_len))[None, :] < counted[:, None]
+    visemes = None
+    if any("visemes" in it for it in items):
+        vis = np.full((b, max(m_len)), -1, dtype=np.int64)
+        for i, it in enumerate(items):
+            if "visemes" in it:
+                n = min(m_len[i], len(it["visemes"]))
+                vis[i, :n] = it["visemes"][:n]
+        visemes = torch.from_numpy(vis)
     return Batch(
         audio=torch.from_numpy(audio),
         audio_lengths=torch.tensor(a_len, dtype=torch.int64),
@@ -140,6 +154,7 @@ def collate(items: Sequence[dict[str, Any]]) -> Batch:
         fps=float(items[0]["fps"]),
         names=[str(it["name"]) for it in items],
         datasets=[str(it["dataset"]) for it in items],
+        visemes=visemes,
     )
 
 

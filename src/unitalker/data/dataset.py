@@ -289,6 +289,9 @@ class ClipDataset:
         datasets: keep only these dataset keys.
         fraction: keep this fraction of each dataset (float or dataset -> float).
         fraction_seed: seed of the fraction's selection.
+        visemes: give each item ``visemes``, int64 ``[T]`` viseme classes per motion
+            frame from the clip's A2F-Synth timeline (:mod:`unitalker.data.visemes`;
+            -1 where a clip has none), the target of ``loss.viseme``.
     """
 
     def __init__(
@@ -305,10 +308,12 @@ class ClipDataset:
         datasets: Sequence[str] | None = None,
         fraction: float | dict[str, float] = 1.0,
         fraction_seed: int = 0,
+        visemes: bool = False,
     ) -> None:
         self.manifest = load_manifest(manifest)
         self.split = self.manifest.split(split)
         self.max_seconds = max_seconds
+        self.visemes = visemes
         self.min_seconds = min_seconds
         self.audio_cache = AudioCache(cache_dir, memory=memory_cache)
         self.identities = identities or IdentityTable.from_manifest(self.manifest)
@@ -429,7 +434,7 @@ class ClipDataset:
             seconds = min(seconds, self.max_seconds)
         n_samples = round(seconds * SAMPLE_RATE)
         n_frames = round(seconds * conv.fps)
-        return {
+        item = {
             "audio": audio[:n_samples],
             "motion": motion[:n_frames],
             "template": self.template(index),
@@ -439,6 +444,11 @@ class ClipDataset:
             "fps": float(conv.fps),
             "name": e.name,
         }
+        if self.visemes:
+            from unitalker.data.visemes import clip_visemes
+
+            item["visemes"] = clip_visemes(e.audio_path, e.dataset, n_frames, conv.fps)
+        return item
 
 
 def expected_frames(n_frames: int, native_fps: float, convention: str) -> int:

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from unitalker.data.visemes import timeline_path
+
 log = logging.getLogger(__name__)
 
 CLOSURE_TOL = 0.1  # of the open range: lips this close count as closed
@@ -37,20 +39,6 @@ def bilabial_intervals(phonemes: Sequence[Sequence[Any]]) -> list[tuple[float, f
     return [
         (float(s), float(e)) for p, s, e in phonemes if e > s and phoneme_to_viseme(str(p)) == "PP"
     ]
-
-
-def timeline_path(audio_path: str | Path, dataset: str) -> Path | None:
-    """The A2F-Synth timeline of a clip, or None: ``_timelines/<dataset>/<stem>.json`` in
-    one of the three folders above the clip's audio folder (release layouts link to the
-    generated files, so the link's target is searched too; a 3D-ETF-style layout puts
-    the audio two folders down in its dataset folder)."""
-    p = Path(audio_path)
-    for base in dict.fromkeys([p, p.resolve()]):
-        for folder in list(base.parents)[1:4]:
-            cand = folder / "_timelines" / dataset / f"{p.stem}.json"
-            if cand.is_file():
-                return cand
-    return None
 
 
 def closure_minima(

@@ -111,6 +111,10 @@ class ModelConfig:
         pivot: whether the last identity is the pivot identity.
         adaptor_position: 0 before the encoder transformer, 1 after the encoder, 2 after
             the decoder.
+        visemes: class names of an optional viseme classifier on the encoder's output
+            (empty: none). It is what a phonetic auxiliary loss trains (``loss.viseme``);
+            :meth:`~unitalker.models.unitalker.UniTalker.forward` returns its logits when
+            asked.
     """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -119,8 +123,11 @@ class ModelConfig:
     identities: tuple[str, ...] = (PIVOT,)
     pivot: bool = True
     adaptor_position: int = 1
+    visemes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if len(set(self.visemes)) != len(self.visemes):
+            raise ValueError(f"duplicate viseme classes in {list(self.visemes)}")
         if self.adaptor_position not in (0, 1, 2):
             raise ValueError(f"adaptor_position must be 0, 1 or 2, got {self.adaptor_position}")
         if self.pivot and (not self.identities or self.identities[-1] != PIVOT):

@@ -26,6 +26,8 @@ from unitalker.models.heads import PCALayer, make_head
 
 log = logging.getLogger(__name__)
 
+VISEME_OUTPUT = "visemes"  # the key of the viseme classifier's logits in forward()'s output
+
 
 def resolve_identity(
     identity: int | str | None, identities: Sequence[str], pivot: bool = False
@@ -90,7 +92,8 @@ class UniTalker(nn.Module):
         encoder: a built encoder (default: built from ``config.encoder``).
 
     Submodule names follow the released checkpoints: ``audio_encoder``, ``decoder``,
-    ``out_head_dict``, ``pca_layer_dict``.
+    ``out_head_dict``, ``pca_layer_dict``; ``viseme_head`` (a linear classifier on the
+    encoder's output) only where ``config.visemes`` names classes.
     """
 
     def __init__(self, config: ModelConfig, encoder: AudioEncoder | None = None):
@@ -112,6 +115,8 @@ class UniTalker(nn.Module):
             if h.pca_components > 0:
                 self.pca_layer_dict[h.convention] = PCALayer(h.pca_components, conv.dim)
             self.templates.register_buffer(h.convention, torch.zeros(conv.dim))
+        if config.visemes:
+            self.viseme_head = nn.Linear(self.audio_encoder.hidden_size, len(config.visemes))
         self.meta: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------
@@ -162,6 +167,7 @@ class UniTalker(nn.Module):
         fps: dict[str, float] | None = None,
         features: torch.Tensor | None = None,
         windowed: bool = False,
+        visemes: bool = False,
     ) -> dict[str, HeadOutput]:
         """Run the encoder and decoder once and every requested head.
 
@@ -180,11 +186,17 @@ class UniTalker(nn.Module):
                 and extraction.
             windowed: run the encoder's transformer in its ``stream_window`` (what a
                 windowed stream does; see :class:`~unitalker.models.config.EncoderConfig`).
+            visemes: also return the viseme classifier's logits (a model with
+                ``config.visemes``) under :data:`VISEME_OUTPUT`: a :class:`HeadOutput`
+                whose ``motion`` is ``[B, T, C]`` logits at the first head's frames, from
+                the encoder's output there (before the identity-conditioned decoder).
 
         Returns:
             ``{head: HeadOutput}`` with ``motion [B, T_head, D]``.
         """
         heads = list(heads) if heads is not None else self.heads
+        if visemes and not self.config.visemes:
+            raise ValueError("this model has no viseme classifier (config.visemes is empty)")
         for h in heads:
             if h not in self.out_head_dict:
                 raise KeyError(f"model has no head {h!r}; heads: {', '.join(self.heads)}")
@@ -230,16 +242,21 @@ class UniTalker(nn.Module):
         pos = self.config.adaptor_position
 
         hidden: dict[Any, torch.Tensor] = {}
+        first = keys[heads[0]] if heads else None
+        encoded = None  # the encoder's output at the first head's frames (visemes)
         if pos == 0:
             for key, n in n_out.items():
                 f = adapt(feats, in_lens, n)
                 m = _mask(n, f)
-                hidden[key] = self.decoder(enc.contextualize(f, m, windowed=windowed), idx, m)
+                c = enc.contextualize(f, m, windowed=windowed)
+                encoded = c if key == first else encoded
+                hidden[key] = self.decoder(c, idx, m)
         else:
             ctx = enc.contextualize(feats, _mask(in_lens, feats), windowed=windowed)
             if pos == 1:
                 for key, n in n_out.items():
                     c = adapt(ctx, in_lens, n)
+                    encoded = c if key == first else encoded
                     hidden[key] = self.decoder(c, idx, _mask(n, c))
             else:
                 d50 = self.decoder(ctx, idx, _mask(in_lens, ctx))
@@ -247,6 +264,8 @@ class UniTalker(nn.Module):
                     d50 = d50[:, : max(in_lens)]
                 for key, n in n_out.items():
                     hidden[key] = adapt(d50, in_lens, n)
+                if visemes and first is not None:
+                    encoded = adapt(ctx, in_lens, n_out[first])
 
         out: dict[str, HeadOutput] = {}
         for key, names in groups.items():
@@ -271,6 +290,10 @@ class UniTalker(nn.Module):
                     coeffs = None if coeffs is None else coeffs * m
                 n_valid = [motion.shape[1]] if tracing else list(n_out[key])
                 out[h] = HeadOutput(motion, coeffs, n_valid, rates[h])
+        if visemes and encoded is not None:
+            h0 = heads[0]
+            n_valid = [encoded.shape[1]] if tracing else list(n_out[first])
+            out[VISEME_OUTPUT] = HeadOutput(self.viseme_head(encoded), None, n_valid, rates[h0])
         return out
 
     def _identity_tensor(

@@ -23,6 +23,7 @@ import torch
 
 from unitalker import conventions
 from unitalker.config import to_dict
+from unitalker.data.visemes import viseme_classes
 from unitalker.device import resolve_device
 from unitalker.geometry import rig_for
 from unitalker.models.config import PIVOT, HeadConfig, ModelConfig
@@ -329,9 +330,11 @@ def build_datasets(cfg: TrainConfig, manifest: Any, table: Any) -> tuple[Any, An
     from unitalker.data import ClipDataset
 
     ds = tuple(cfg.data.datasets) or None
+    visemes = cfg.loss.viseme > 0
     train = ClipDataset(
         manifest,
         cfg.data.train_split,
+        visemes=visemes,
         max_seconds=cfg.data.max_seconds,
         min_seconds=cfg.data.min_seconds,
         cache_dir=cfg.data.cache_dir,
@@ -363,6 +366,7 @@ def build_datasets(cfg: TrainConfig, manifest: Any, table: Any) -> tuple[Any, An
                 cache_dir=cfg.data.cache_dir,
                 identities=table,
                 datasets=ds,
+                visemes=visemes,
             )
         except (ValueError, KeyError) as e:  # a dataset without val split is fine
             log.warning("no validation set: %s", e)
@@ -418,6 +422,7 @@ def build_fresh_model(cfg: TrainConfig, manifest: Any, train_set: Any, table: An
         identities=tuple(table.names),
         pivot=cfg.model.pivot,
         adaptor_position=cfg.model.adaptor_position,
+        visemes=viseme_classes() if cfg.model.visemes else (),
     )
     model = build_model(mcfg, pretrained_encoder=cfg.model.pretrained_encoder)
     _install_pca_and_templates(model, pcas, table, names)
@@ -459,6 +464,9 @@ def build_finetune_model(
                 pcas[n] = arrays
             log.info("fine-tuning: new head %s", n)
     mcfg = dataclasses.replace(base.config, heads=tuple(heads), identities=tuple(table.names))
+    if cfg.model.visemes and not mcfg.visemes:
+        mcfg = dataclasses.replace(mcfg, visemes=viseme_classes())
+        log.info("fine-tuning: new viseme classifier (%d classes)", len(mcfg.visemes))
     window = cfg.model.encoder.stream_window
     if window is not None and window != mcfg.encoder.stream_window:
         # not a weight: a fine-tune may give the loaded encoder a windowed mode
@@ -567,4 +575,5 @@ def build_loss(cfg: TrainConfig, heads: list[str]) -> UniTalkerLoss:
         lip_pairs=pairs,
         contact_tol=cfg.loss.contact_tol,
         contact_frames=cfg.loss.contact_frames,
+        viseme_weight=cfg.loss.viseme,
     )

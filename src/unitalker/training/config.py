@@ -74,6 +74,10 @@ class ModelSection:
         pivot: add the pivot identity row (and replace GT identities by it in training).
         pretrained_encoder: load the HF encoder's weights from ``encoder.name_or_path``.
         init_from: a trained checkpoint to start from (fine-tuning, see ``finetune``).
+        visemes: give the model a viseme classifier on the encoder's output
+            (:attr:`~unitalker.models.config.ModelConfig.visemes`, the articulation model's
+            15 classes), trained by ``loss.viseme``; a fine-tune adds it to a checkpoint
+            without one.
     """
 
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -84,6 +88,7 @@ class ModelSection:
     pivot: bool = True
     pretrained_encoder: bool = False
     init_from: str | None = None
+    visemes: bool = False
 
     def __post_init__(self) -> None:
         check_range("pca_components", self.pca_components, 0)
@@ -166,6 +171,13 @@ class LossConfig:
         contact_frames: ``label`` (the frames where the label's lips are closed),
             ``closures`` (the label's closed runs of at most 0.2 s between open frames: the
             bilabials, not the rests) or ``all`` (every frame: a lip-gap MSE).
+        viseme: weight of a phonetic auxiliary term (0: off): the cross-entropy of the
+            model's viseme classifier (``model.visemes``) against each frame's viseme from
+            the clip's A2F-Synth phoneme timeline (:mod:`unitalker.data.visemes`; clips
+            without one add nothing). It asks the encoder for the mouth shape's class,
+            whatever the voice, where the motion terms weigh a class by its millimetres.
+            The motion terms are small numbers (about 1e-6 for the A2F-Synth
+            conventions), so useful weights are too.
         flame_model: a FLAME model file (npz, or the FLAME 2020 pickle, read without
             executing code) for the vertex term of ``flame_params_from_dadhead``.
         flame_face_indices: ``.npy`` vertex indices the FLAME vertex term compares
@@ -180,6 +192,7 @@ class LossConfig:
     contact: float = 0.0
     contact_tol: float = 0.1
     contact_frames: str = "label"
+    viseme: float = 0.0
     flame_model: str | None = None
     flame_face_indices: str | None = None
 
@@ -191,6 +204,7 @@ class LossConfig:
         check_range("velocity", self.velocity, 0)
         check_range("contact", self.contact, 0)
         check_range("contact_tol", self.contact_tol, 0)
+        check_range("viseme", self.viseme, 0)
         if self.contact_frames not in CONTACT_FRAMES:
             raise ValueError(
                 f"contact_frames must be one of {CONTACT_FRAMES}, got {self.contact_frames!r}"
@@ -255,3 +269,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_range("pivot_prob", self.pivot_prob, 0, 1)
         check_range("seed", self.seed, 0, 2**32 - 1)
+        if self.loss.viseme > 0 and not self.model.visemes:
+            raise ValueError(
+                "loss.viseme needs the viseme classifier it trains: set model.visemes: true"
+            )

@@ -42,10 +42,11 @@ class LossTerms:
     lip: torch.Tensor | None = None
     velocity: torch.Tensor | None = None
     contact: torch.Tensor | None = None
+    viseme: torch.Tensor | None = None
 
     def as_floats(self) -> dict[str, float]:
         out = {"loss": float(self.total.detach())}
-        for k in ("vertex", "pca", "param", "lip", "velocity", "contact"):
+        for k in ("vertex", "pca", "param", "lip", "velocity", "contact", "viseme"):
             v = getattr(self, k)
             if v is not None:
                 out[k] = float(v.detach())
@@ -111,6 +112,8 @@ class UniTalkerLoss(nn.Module):
             ``closures``: the label's closed runs of at most :data:`CLOSURE_MAX_S` between
             open frames (the bilabials, as Imitator's term, without the rests); ``all``:
             every valid frame (a lip-gap MSE).
+        viseme_weight: weight of the viseme term (0: none): the cross-entropy of the
+            viseme classifier's logits against each labelled valid frame's class.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class UniTalkerLoss(nn.Module):
         lip_pairs: dict[str, tuple[int, int, float, float]] | None = None,
         contact_tol: float = 0.1,
         contact_frames: str = "label",
+        viseme_weight: float = 0.0,
     ):
         super().__init__()
         self.maps = nn.ModuleDict({k: v for k, v in vertex_maps.items() if v is not None})
@@ -141,6 +145,7 @@ class UniTalkerLoss(nn.Module):
                 f"contact_frames must be one of {CONTACT_FRAMES}, got {contact_frames!r}"
             )
         self.contact_frames = contact_frames
+        self.viseme_weight = viseme_weight
 
     def forward(
         self,
@@ -150,12 +155,16 @@ class UniTalkerLoss(nn.Module):
         mask: torch.Tensor | None,
         coeffs: torch.Tensor | None = None,
         target_coeffs: torch.Tensor | None = None,
+        viseme_logits: torch.Tensor | None = None,
+        visemes: torch.Tensor | None = None,
     ) -> LossTerms:
         """Args:
         convention: the batch's convention.
         pred, target: ``[B, T, D]`` motion (template included).
         mask: ``[B, T]`` valid frames.
         coeffs / target_coeffs: ``[B, T, K]`` PCA coefficients (PCA heads).
+        viseme_logits / visemes: ``[B, T, C]`` the viseme classifier's logits and
+            ``[B, T]`` int64 classes (-1: unlabelled); the viseme term needs both.
         """
         conv = conventions.get(convention)
         t = min(pred.shape[1], target.shape[1])
@@ -203,6 +212,17 @@ class UniTalkerLoss(nn.Module):
             terms.contact = masked_mse(gp, gt, closed)
         if coeffs is not None and target_coeffs is not None:
             terms.pca = masked_mse(coeffs[:, :t], target_coeffs[:, :t], mask)
+        if self.viseme_weight > 0 and viseme_logits is not None and visemes is not None:
+            tv = min(t, viseme_logits.shape[1], visemes.shape[1])
+            labels = visemes[:, :tv].clone()
+            if mask is not None:
+                labels[~mask[:, :tv]] = -1
+            if bool((labels >= 0).any()):  # a batch without labels adds no term (not NaN)
+                terms.viseme = nn.functional.cross_entropy(
+                    viseme_logits[:, :tv].reshape(-1, viseme_logits.shape[-1]).float(),
+                    labels.reshape(-1),
+                    ignore_index=-1,
+                )
         if terms.vertex is not None:
             total = total + self.vertex_weight * terms.vertex
         if terms.lip is not None:
@@ -211,6 +231,8 @@ class UniTalkerLoss(nn.Module):
             total = total + self.velocity_weight * terms.velocity
         if terms.contact is not None:
             total = total + self.contact_weight * terms.contact
+        if terms.viseme is not None:
+            total = total + self.viseme_weight * terms.viseme
         if terms.pca is not None:
             total = total + self.alpha * terms.pca
         if terms.param is not None:

@@ -265,17 +265,27 @@ class Trainer:
     # ------------------------------------------------------------------------------------
     def compute_loss(self, batch: Any, *, train: bool = True) -> Any:
         """Forward one batch and return its :class:`LossTerms`."""
+        from unitalker.models.unitalker import VISEME_OUTPUT
+
         conv = batch.convention
         ident = self.pivot(batch.identity) if train else batch.identity
+        visemes = (
+            self.loss_fn.viseme_weight > 0
+            and batch.visemes is not None
+            and bool(self.model.config.visemes)
+        )
         with self._autocast():
-            out = self.model(
+            outs = self.model(
                 batch.audio,
                 heads=[conv],
                 identity=ident,
                 templates={conv: batch.template},
                 lengths=batch.audio_lengths.tolist(),
                 frames={conv: batch.motion_lengths.tolist()},
-            )[conv]
+                visemes=visemes,
+            )
+        out = outs[conv]
+        logits = outs[VISEME_OUTPUT].motion.float() if visemes else None
         target_coeffs = None
         if out.coeffs is not None:
             with torch.no_grad():
@@ -289,6 +299,8 @@ class Trainer:
             batch.mask,
             None if out.coeffs is None else out.coeffs.float(),
             target_coeffs,
+            viseme_logits=logits,
+            visemes=batch.visemes if visemes else None,
         )
 
     def epoch_loader(self, skip: int = 0) -> Any:
