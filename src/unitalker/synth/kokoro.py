@@ -12,7 +12,12 @@ durations (``/encoder/Cast_output_0``, frames of 600 samples at 24 kHz) before t
 decoder. The graph is loaded once with that tensor added as a second output, so every
 utterance comes with its exact token timeline (``len(audio) == 600 * sum(durations)``).
 Stress marks are merged into the next phone, length marks and word spaces into the
-previous one; punctuation and the start / end tokens are silence (``_``).
+previous one; punctuation and the start / end tokens are silence (``_``). The sound of
+a phone inside a stretch of speech comes about two duration frames (50 ms) before its
+token's interval, so the boundaries between phones are moved by :data:`PHONE_SHIFT_S`
+(:func:`unitalker.synth.tts.shift_phones`; measured 2026-12-06, docs/a2f-synth.md: with
+it, PocketSphinx's alignment of the audio and the loudness of its vowels agree with the
+timeline as they do with eSpeak NG's own timing; without it, they put it 50-55 ms late).
 
 Voices: the five styles and linear blends of two (``"jf_alpha*0.6+jm_kumo"``).
 Deterministic: the network has no sampling.
@@ -34,12 +39,14 @@ from unitalker.synth.tts import (
     Timeline,
     duration_session,
     durations_timeline,
+    shift_phones,
 )
 
 log = logging.getLogger(__name__)
 
 KOKORO_SR = 24000
 HOP = 600  # samples per duration frame
+PHONE_SHIFT_S = -0.050  # inner phone boundaries: from the token intervals onto the sound
 STYLES: tuple[str, ...] = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
 _DUR_TENSOR = "/encoder/Cast_output_0"
 _MAX_TOKENS = 500
@@ -196,6 +203,7 @@ def speak_ipa(ipa: str, voice: str, speed: float = 1.0) -> SynthResult:
     if tl and abs(tl[-1][2] - end) > 1e-6:  # never expected: the decoder emits 600 / frame
         log.warning("Kokoro audio %.3f s vs durations %.3f s", end, tl[-1][2])
         tl[-1] = (tl[-1][0], tl[-1][1], end)
+    tl = shift_phones(tl, PHONE_SHIFT_S)
     return SynthResult(audio, KOKORO_SR, trim_tail(tl, audio), text=ipa, voice=voice)
 
 

@@ -20,9 +20,12 @@ belongs to the phone before it; stress marks are merged into the next phone, len
 and word spaces into the previous one; diphthongs and affricates (two code points) are
 one phone; punctuation, ``^`` and ``$`` are silence (``_``). As with Kokoro, the last
 phone is ended where the audio falls 45 dB below its peak (the duration model hands it
-part of the trailing silence). Checked on this voice: the first phone starts where the
-audio's energy does (within 5 ms); PocketSphinx's alignment of the same audio puts
-bilabial onsets 20-80 ms earlier.
+part of the trailing silence). Checked on this voice: the first phone after a pause
+starts where the audio's energy does (within 5 ms), but inside a stretch of speech each
+phone is heard about 20 ms before its tokens' frames, so the boundaries between phones
+are moved by :data:`PHONE_SHIFT_S` (:func:`unitalker.synth.tts.shift_phones`; measured
+2026-12-06 with PocketSphinx's alignment and the loudness of the vowels, as for Kokoro:
+docs/a2f-synth.md). (Piper clips made before that day have the unshifted timing.)
 
 Voice variety: one speaker, so the variety comes from VITS's own controls, drawn per
 clip: ``length_scale`` (speaking rate), ``noise_scale`` (the prior's sampling noise:
@@ -47,11 +50,13 @@ from unitalker.synth.tts import (
     Timeline,
     duration_session,
     durations_timeline,
+    shift_phones,
 )
 
 log = logging.getLogger(__name__)
 
 VOICE = "en_US-joe-medium"
+PHONE_SHIFT_S = -0.020  # inner phone boundaries: from the token frames onto the sound
 _DUR_TENSOR = "/Ceil_output_0"
 _MAX_TOKENS = 600
 # eSpeak NG IPA phones written with two code points (merged into one phone)
@@ -245,6 +250,7 @@ def speak_ipa(
     if tl and abs(tl[-1][2] - end) > 1e-6:  # never expected: the decoder emits 256 / frame
         log.warning("Piper audio %.3f s vs durations %.3f s", end, tl[-1][2])
         tl[-1] = (tl[-1][0], tl[-1][1], end)
+    tl = shift_phones(tl, PHONE_SHIFT_S)
     from unitalker.synth.kokoro import trim_tail
 
     return SynthResult(audio, sr, trim_tail(tl, audio, sr=sr), text=ipa, voice=VOICE)

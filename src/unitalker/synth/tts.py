@@ -131,6 +131,31 @@ def durations_timeline(
     return out
 
 
+def shift_phones(tl: Timeline, dt: float, min_s: float = 0.01) -> Timeline:
+    """Move every boundary between two phones by ``dt`` seconds (negative: earlier);
+    boundaries with a silence (``_``) on either side stay, and no phone gets shorter
+    than ``min_s`` (a boundary moves only as far as that allows).
+
+    Kokoro's and Piper's token intervals come late against their sound
+    (:data:`unitalker.synth.kokoro.PHONE_SHIFT_S`,
+    :data:`unitalker.synth.piper.PHONE_SHIFT_S`): a phone after a pause starts about
+    where its interval does, but inside a stretch of speech each phone is heard some tens
+    of milliseconds before its interval. This moves the inner boundaries onto the sound.
+    """
+    out = [list(seg) for seg in tl]
+    for i in range(1, len(out)):
+        a, b = out[i - 1], out[i]
+        if a[0] == "_" or b[0] == "_" or abs(a[2] - b[1]) > 1e-9:
+            continue
+        lo = a[1] + min_s  # the phone before keeps min_s
+        hi = b[2] - min_s  # and so does this one
+        if lo > hi:
+            continue
+        t = min(max(a[2] + dt, lo), hi)
+        a[2] = b[1] = t
+    return [(str(p), float(s), float(e)) for p, s, e in out]
+
+
 class _Event(ctypes.Structure):
     # espeak_EVENT: type, unique_identifier, text_position, length, audio_position (ms),
     # sample, user_data, then a union {int number; const char *name; char string[8]}.
