@@ -24,7 +24,10 @@
 #   400 steps (4 min).
 # The bundled model is the uniform weight average of stages 5 and 8 (a model soup).
 # Stages 2-5 of the bundled model saw the bench voices (24 training clips a dataset); a
-# fresh run of this script trains them on the large preset's too.
+# fresh run of this script trains them on the large preset's too. Every stage of the
+# bundled model heard Kokoro and Piper clips whose phone timelines were 50 ms and 20 ms
+# late against their sound (fixed 2026-12-06: synth.kokoro / synth.piper PHONE_SHIFT_S,
+# docs/a2f-synth.md); a fresh run generates and trains on the corrected timelines.
 # STAGE1=DIR skips stage 1 and starts stage 2 from the model in DIR. The bundled model was
 # made with STAGE1 = the previous bundled model (stage 1 plus 200 steps of stage 2 at seed
 # 0), its stage 2 run as 1000 steps, then resumed with steps=5000 and stopped at the
