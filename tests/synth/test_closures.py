@@ -57,7 +57,7 @@ def test_labels_close_and_a_held_open_mouth_does_not():
 
 
 def test_timeline_path_follows_release_links(tmp_path):
-    from unitalker.evaluation.closures import timeline_path
+    from unitalker.data.visemes import timeline_path
 
     gen = tmp_path / "gen"
     (gen / "S0_synbiwi" / "wav").mkdir(parents=True)
