@@ -26,12 +26,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from unitalker.data import load_manifest
-    from unitalker.evaluation.closures import (
-        CLOSURE_TOL,
-        bilabial_intervals,
-        closure_minima,
-        timeline_path,
-    )
+    from unitalker.data.visemes import timeline_path
+    from unitalker.evaluation.closures import CLOSURE_TOL, bilabial_intervals, closure_minima
     from unitalker.evaluation.evaluate import evaluate
     from unitalker.evaluation.voices import mouth_gauge, mouth_opening
     from unitalker.models.checkpoint import load_model

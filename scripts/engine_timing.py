@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,6 +26,7 @@ import numpy as np
 
 FPS = 200.0  # 5 ms frames
 SHIFTS = range(-24, 13)  # x 5 ms
+LAGS = range(-120, 65, 5)  # ms, the same span
 
 
 def best_shift(score) -> int:  # noqa: ANN001 - a callable shift -> score
@@ -40,18 +42,21 @@ def main() -> None:
     args = ap.parse_args()
 
     from unitalker.audio import load_audio
-    from unitalker.data.visemes import frame_visemes, viseme_classes
+    from unitalker.data.visemes import frame_visemes
+    from unitalker.evaluation.voices import timeline_lag_ms
     from unitalker.synth.align import AlignmentError, align
     from unitalker.synth.voices import voice_dataset
 
-    names = viseme_classes()
-    vowels = [names.index(v) for v in ("aa", "E", "ih", "oh", "ou")]
     root = Path(args.voices)
     aligned: dict[str, list[int]] = defaultdict(list)
     loud: dict[str, list[int]] = defaultdict(list)
     for key in args.datasets:
         folder = root / voice_dataset(key).folder
-        for path in sorted((root / "_timelines" / key).glob("*.json")):
+        paths = sorted((root / "_timelines" / key).glob("*.json"))
+        if not paths:
+            raise SystemExit(f"{root}: no timelines of {key} (_timelines/{key}/*.json)")
+        print(f"{key}: aligning and measuring ...", file=sys.stderr, flush=True)
+        for path in paths:
             doc = json.loads(path.read_text())
             engine = doc["engine"]
             if len(loud[engine]) >= args.clips:
@@ -59,15 +64,7 @@ def main() -> None:
             audio = load_audio(folder / doc["row"]["audio"])
             n = int(len(audio) / 16000 * FPS)
             lab = frame_visemes(doc["phonemes"], n, FPS)
-            hop = 16000 // int(FPS)
-            db = 10 * np.log10((audio[: n * hop].reshape(n, hop) ** 2).mean(1) + 1e-10)
-            vowel = np.isin(lab, vowels).astype(float)
-
-            def by_level(k: int, lab=lab, db=db, vowel=vowel) -> float:
-                m = np.roll(lab != 0, k) & (db > db.max() - 50)
-                return float(np.corrcoef(np.roll(vowel, k)[m], db[m])[0, 1])
-
-            loud[engine].append(best_shift(by_level))
+            loud[engine].append(timeline_lag_ms(audio, 16000, doc["phonemes"], LAGS))
             try:
                 ref = frame_visemes(align(audio, 16000, doc["text"]), n, FPS)
             except AlignmentError:  # PocketSphinx found none

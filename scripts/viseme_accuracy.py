@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 
 import numpy as np
@@ -52,6 +53,7 @@ def main() -> None:
             except ValueError:
                 continue
             n = len(ds) if split != "train" else min(len(ds), args.train_max)
+            print(f"{split} {key}: {n} clips ...", file=sys.stderr, flush=True)
             for i in range(n):
                 item = ds[i]
                 tl = timeline_path(ds.entries[i].audio_path, key)
@@ -67,6 +69,8 @@ def main() -> None:
                 lab = item["visemes"]
                 ok = lab != IGNORE
                 pooled[(split, engine)].append(np.stack([lab[ok], pred[ok]]))
+    if not pooled:
+        raise SystemExit(f"{args.release}: no timed clips of {args.datasets} in {args.splits}")
     print("| split | engine | frames | accuracy | PP recall | aa recall | silence-free accuracy |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for (split, engine), parts in sorted(pooled.items()):

@@ -342,3 +342,23 @@ def _tiny_arkit_model():
         identities=("T:0", "pivot"),
     )
     return UniTalker(cfg).eval()
+
+
+def test_timeline_lag_finds_a_known_shift():
+    """Loud vowels and quiet consonants alternate; a timeline 40 ms late (or on time) is
+    found so by the vowel-loudness lag."""
+    from unitalker.evaluation.voices import timeline_lag_ms
+
+    sr = 16000
+    rng = np.random.default_rng(0)
+    tl, t, audio = [("_", 0.0, 0.3)], 0.3, [np.zeros(int(0.3 * sr))]
+    for i in range(12):
+        vowel, dur = i % 2 == 0, 0.12 if i % 2 == 0 else 0.08
+        tl.append(("a" if vowel else "t", t, t + dur))
+        audio.append(rng.normal(0, 0.3 if vowel else 0.01, int(round(dur * sr))))
+        t += dur
+    tl.append(("_", t, t + 0.3))
+    x = np.concatenate([*audio, np.zeros(int(0.3 * sr))]).astype(np.float32)
+    assert timeline_lag_ms(x, sr, tl) == 0
+    late = [(p, s + 0.04, e + 0.04) for p, s, e in tl]
+    assert timeline_lag_ms(x, sr, late) == -40
