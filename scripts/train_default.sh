@@ -22,12 +22,20 @@
 #   steps (4 min).
 # Stage 8 (configs/default_engines_balance.yaml): stage 7 with S1 and S5 weighted twice,
 #   400 steps (4 min).
-# The bundled model is the uniform weight average of stages 5 and 8 (a model soup).
+# Round 1 ends in the uniform weight average of stages 5 and 8 (a model soup).
+# Rounds 2 and 3 (2026-12-06, fourth session): from the previous round's average, stages
+#   6-8 again at new seeds (3-5, 13-15), then configs/default_engines_pivot.yaml (stage 8
+#   with S1 x12, S5 x4 and the pivot identity on 30 % of the clips, 400 steps, 5 min);
+#   each round ends in the average of its starting model and its pivot stage (35 min a
+#   round on 2 cores: 19-23 + 5 + 5 + 5). The bundled model is round 3's average.
+# The whole run: about 3 h 15 min on 2 idle cores (stage 1 22 min, stages 2-8 about 90
+# min, rounds 2-3 70 min, the evaluations 10 min), plus prepare_synth.sh's 7 min where the
+# data are not there yet.
 # Stages 2-5 of the bundled model saw the bench voices (24 training clips a dataset); a
-# fresh run of this script trains them on the large preset's too. Every stage of the
+# fresh run of this script trains them on the large preset's too. Stages 1-8 of the
 # bundled model heard Kokoro and Piper clips whose phone timelines were 50 ms and 20 ms
 # late against their sound (fixed 2026-12-06: synth.kokoro / synth.piper PHONE_SHIFT_S,
-# docs/a2f-synth.md); a fresh run generates and trains on the corrected timelines.
+# docs/a2f-synth.md); its rounds 2-3 and a fresh run train on the corrected timelines.
 # STAGE1=DIR skips stage 1 and starts stage 2 from the model in DIR. The bundled model was
 # made with STAGE1 = the previous bundled model (stage 1 plus 200 steps of stage 2 at seed
 # 0), its stage 2 run as 1000 steps, then resumed with steps=5000 and stopped at the
@@ -45,7 +53,9 @@ RUN5=$WORK/runs/default_window_polish
 RUN6=$WORK/runs/default_engines
 RUN7=$WORK/runs/default_engines_polish
 RUN8=$WORK/runs/default_engines_balance
-RUN=$WORK/runs/default_average
+RUN1_AVG=$WORK/runs/default_average
+RUN2_AVG=$WORK/runs/default_round2
+RUN=$WORK/runs/default_round3
 
 VOICES=1 VOICES_PRESET=large "$REPO/scripts/prepare_synth.sh" "$WORK"
 if [ -z "${STAGE1:-}" ]; then
@@ -53,10 +63,27 @@ if [ -z "${STAGE1:-}" ]; then
     ${RESUME:+--resume "$RUN1"}
   STAGE1=$RUN1/model
 fi
-# stage CONFIG OUT_DIR INIT_FROM [RESUME]: one fine-tuning stage (RESUME non-empty: resume it)
+# stage CONFIG OUT_DIR INIT_FROM [RESUME [--set KEY=VALUE ...]]: one fine-tuning stage
+# (RESUME non-empty: resume it)
 stage() {
   unitalker train --config "$REPO/configs/$1" --set data.manifest="$REL" --set out_dir="$2" \
-    --set model.init_from="$3" ${4:+--resume "$2"}
+    --set model.init_from="$3" ${4:+--resume "$2"} "${@:5}"
+}
+# average OUT A B: OUT/model = the uniform weight average of the models A and B (a soup)
+average() {
+  python -c 'import sys; from unitalker.models.checkpoint import average_checkpoints as a; a(sys.argv[1:3], sys.argv[3])' \
+    "$2" "$3" "$1/model"
+}
+# engines_round FROM OUT SEED [--set KEY=VALUE ...]: stages 6-8's recipes and the pivot stage
+# (configs/default_engines_pivot.yaml, given the --set options) again from the model FROM,
+# at seeds SEED..SEED+3, then OUT/model = average(FROM, the pivot stage's model)
+engines_round() {
+  local from=$1 out=$2 seed=$3
+  stage default_engines.yaml "$out/engines" "$from" "" --set seed="$seed"
+  stage default_engines_polish.yaml "$out/polish" "$out/engines/model" "" --set seed="$((seed + 1))"
+  stage default_engines_balance.yaml "$out/balance" "$out/polish/model" "" --set seed="$((seed + 2))"
+  stage default_engines_pivot.yaml "$out/pivot" "$out/balance/model" "" --set seed="$((seed + 3))" "${@:4}"
+  average "$out" "$from" "$out/pivot/model"
 }
 stage default_voices.yaml "$RUN2" "$STAGE1" "${RESUME2:-}"
 stage default_polish.yaml "$RUN3" "$RUN2/model" "${RESUME3:-}"
@@ -65,8 +92,11 @@ stage default_window_polish.yaml "$RUN5" "$RUN4/model" "${RESUME5:-}"
 stage default_engines.yaml "$RUN6" "$RUN5/model" "${RESUME6:-}"
 stage default_engines_polish.yaml "$RUN7" "$RUN6/model" "${RESUME7:-}"
 stage default_engines_balance.yaml "$RUN8" "$RUN7/model" "${RESUME8:-}"
-python -c 'import sys; from unitalker.models.checkpoint import average_checkpoints as a; a(sys.argv[1:3], sys.argv[3])' \
-  "$RUN5/model" "$RUN8/model" "$RUN/model"
+average "$RUN1_AVG" "$RUN5/model" "$RUN8/model"
+# round 2's pivot stage ran at pivot_prob 0.1 when the bundled model was made (S1 +2 %);
+# round 3's at the config's 0.3 (S1 -2 %)
+engines_round "$RUN1_AVG/model" "$RUN2_AVG" 3 --set pivot_prob=0.1
+engines_round "$RUN2_AVG/model" "$RUN" 13
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --csv "$RUN/eval.csv" --json "$RUN/eval.json"
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --baseline \
   --csv "$RUN/eval_baseline.csv" --json "$RUN/eval_baseline.json"
