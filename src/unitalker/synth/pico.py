@@ -1,13 +1,13 @@
 """SVOX Pico (``pico2wave``), a fourth training engine, timed by forced alignment.
 
-SVOX Pico is the small synthesizer Android shipped before its neural voices: HMM-based
-statistical parametric speech (spectra and durations from models trained on one
-recorded speaker a language, a mixed-excitation vocoder), nothing in common with eSpeak
-NG's formant rules, SAM's formant tables, or the neural Kokoro and Piper but the
-language. Debian ships it as ``libttspico-utils`` (the ``pico2wave`` command, with the
-``libttspico-data`` voices; Apache-2.0, in Debian's ``non-free`` component because the
-voice data come without their sources): ``apt-get install libttspico-utils`` once that
-component is enabled (``.ci/run`` does it).
+SVOX Pico is the small synthesizer of early Android releases: HMM-based statistical
+parametric speech (spectra and durations generated from models of one recorded speaker
+per language, then vocoded), nothing in common with eSpeak NG's formant rules, SAM's
+formant tables, or the neural Kokoro and Piper but the language. Debian ships it as
+``libttspico-utils`` (the ``pico2wave`` command, with the ``libttspico-data`` voices;
+Apache-2.0, in Debian's ``non-free`` component because the voice data come without
+their sources): ``apt-get install libttspico-utils`` once that component is enabled
+(``.ci/run`` does it).
 
 Voices: the two English ones, ``en-US`` (``lh0``) and ``en-GB`` (``kh0``), both female,
 16 kHz. Variety comes from Pico's own markup, drawn per clip by the caller:
@@ -52,17 +52,17 @@ def render(text: str, voice: str = "en-US", *, speed: int = 100, pitch: int = 10
     """Speak ``text`` with ``pico2wave``: float32 audio ``[S]`` at 16 kHz."""
     import soundfile as sf
 
+    if voice not in VOICES:
+        raise ValueError(f"Pico has no English voice {voice!r}; voices: {list(VOICES)}")
+    for name, v, (lo, hi) in (("speed", speed, SPEED_RANGE), ("pitch", pitch, PITCH_RANGE)):
+        if not lo <= int(v) <= hi:
+            raise ValueError(f"Pico {name} {v} is outside {lo}-{hi} (percent)")
     exe = shutil.which("pico2wave")
     if exe is None:
         raise PicoUnavailable(
             "the Pico engine needs pico2wave: apt-get install libttspico-utils (Debian "
             "non-free component)"
         )
-    if voice not in VOICES:
-        raise ValueError(f"Pico has no English voice {voice!r}; voices: {list(VOICES)}")
-    for name, v, (lo, hi) in (("speed", speed, SPEED_RANGE), ("pitch", pitch, PITCH_RANGE)):
-        if not lo <= int(v) <= hi:
-            raise ValueError(f"Pico {name} {v} is outside {lo}-{hi} (percent)")
     markup = (
         f'<speed level="{int(speed)}"><pitch level="{int(pitch)}">{escape(text)}</pitch></speed>'
     )
