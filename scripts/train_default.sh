@@ -27,10 +27,15 @@
 #   6-8 again at new seeds (3-5, 13-15), then configs/default_engines_pivot.yaml (stage 8
 #   with S1 x12, S5 x4 and the pivot identity on 30 % of the clips, 400 steps, 5 min);
 #   each round ends in the average of its starting model and its pivot stage (35 min a
-#   round on 2 cores: 19-23 + 5 + 5 + 5). The bundled model is round 3's average.
-# The whole run: about 3 h 15 min on 2 idle cores (stage 1 22 min, stages 2-8 about 90
-# min, rounds 2-3 70 min, the evaluations 10 min), plus prepare_synth.sh's 7 min where the
-# data are not there yet.
+#   round on 2 cores: 19-23 + 5 + 5 + 5).
+# Rounds 4 and 5 (2026-12-06, fifth session): both from round 3's average at the same
+#   seeds (23-26), round 4 on the large preset's voices, round 5 on the xl preset's
+#   (large plus SVOX Pico training clips, a fourth engine); the bundled model is the
+#   uniform average of round 3's average and the two rounds' pivot stages (35-40 min a
+#   round on 2 cores).
+# The whole run: about 4 h 30 min on 2 idle cores (stage 1 22 min, stages 2-8 about 90
+# min, rounds 2-5 about 150 min, the evaluations 10 min), plus prepare_synth.sh's 7 min
+# where the data are not there yet.
 # Stages 2-5 of the bundled model saw the bench voices (24 training clips a dataset); a
 # fresh run of this script trains them on the large preset's too. Stages 1-8 of the
 # bundled model heard Kokoro and Piper clips whose phone timelines were 50 ms and 20 ms
@@ -55,7 +60,10 @@ RUN7=$WORK/runs/default_engines_polish
 RUN8=$WORK/runs/default_engines_balance
 RUN1_AVG=$WORK/runs/default_average
 RUN2_AVG=$WORK/runs/default_round2
-RUN=$WORK/runs/default_round3
+RUN3_AVG=$WORK/runs/default_round3
+RUN4_STAGES=$WORK/runs/default_round4
+RUN5_STAGES=$WORK/runs/default_round5
+RUN=$WORK/runs/default_rounds45
 
 VOICES=1 VOICES_PRESET=large "$REPO/scripts/prepare_synth.sh" "$WORK"
 if [ -z "${STAGE1:-}" ]; then
@@ -69,21 +77,28 @@ stage() {
   unitalker train --config "$REPO/configs/$1" --set data.manifest="$REL" --set out_dir="$2" \
     --set model.init_from="$3" ${4:+--resume "$2"} "${@:5}"
 }
-# average OUT A B: OUT/model = the uniform weight average of the models A and B (a soup)
+# average OUT A B [C ...]: OUT/model = the uniform weight average of the models (a soup)
 average() {
-  python -c 'import sys; from unitalker.models.checkpoint import average_checkpoints as a; a(sys.argv[1:3], sys.argv[3])' \
-    "$2" "$3" "$1/model"
+  local out=$1
+  shift
+  python -c 'import sys; from unitalker.models.checkpoint import average_checkpoints as a; a(sys.argv[1:-1], sys.argv[-1])' \
+    "$@" "$out/model"
 }
-# engines_round FROM OUT SEED [--set KEY=VALUE ...]: stages 6-8's recipes and the pivot stage
-# (configs/default_engines_pivot.yaml, given the --set options) again from the model FROM,
-# at seeds SEED..SEED+3, then OUT/model = average(FROM, the pivot stage's model)
-engines_round() {
+# engines_stages FROM OUT SEED [--set KEY=VALUE ...]: stages 6-8's recipes and the pivot
+# stage (configs/default_engines_pivot.yaml, given the --set options) again from the model
+# FROM, at seeds SEED..SEED+3; the last one's model is OUT/pivot/model
+engines_stages() {
   local from=$1 out=$2 seed=$3
   stage default_engines.yaml "$out/engines" "$from" "" --set seed="$seed"
   stage default_engines_polish.yaml "$out/polish" "$out/engines/model" "" --set seed="$((seed + 1))"
   stage default_engines_balance.yaml "$out/balance" "$out/polish/model" "" --set seed="$((seed + 2))"
   stage default_engines_pivot.yaml "$out/pivot" "$out/balance/model" "" --set seed="$((seed + 3))" "${@:4}"
-  average "$out" "$from" "$out/pivot/model"
+}
+# engines_round FROM OUT SEED [--set ...]: engines_stages, then OUT/model = average(FROM, the
+# pivot stage's model)
+engines_round() {
+  engines_stages "$@"
+  average "$2" "$1" "$2/pivot/model"
 }
 stage default_voices.yaml "$RUN2" "$STAGE1" "${RESUME2:-}"
 stage default_polish.yaml "$RUN3" "$RUN2/model" "${RESUME3:-}"
@@ -96,7 +111,13 @@ average "$RUN1_AVG" "$RUN5/model" "$RUN8/model"
 # round 2's pivot stage ran at pivot_prob 0.1 when the bundled model was made (S1 +2 %);
 # round 3's at the config's 0.3 (S1 -2 %)
 engines_round "$RUN1_AVG/model" "$RUN2_AVG" 3 --set pivot_prob=0.1
-engines_round "$RUN2_AVG/model" "$RUN" 13
+engines_round "$RUN2_AVG/model" "$RUN3_AVG" 13
+# rounds 4 and 5: the same stages from round 3's average at the same seeds, on the large
+# voices and then on the xl ones (SVOX Pico added to the voices folder in place)
+engines_stages "$RUN3_AVG/model" "$RUN4_STAGES" 23
+VOICES=1 VOICES_PRESET=xl "$REPO/scripts/prepare_synth.sh" "$WORK"
+engines_stages "$RUN3_AVG/model" "$RUN5_STAGES" 23
+average "$RUN" "$RUN3_AVG/model" "$RUN4_STAGES/pivot/model" "$RUN5_STAGES/pivot/model"
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --csv "$RUN/eval.csv" --json "$RUN/eval.json"
 unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5 --baseline \
   --csv "$RUN/eval_baseline.csv" --json "$RUN/eval_baseline.json"
