@@ -477,7 +477,7 @@ def _run_voice_job(job: VoiceJob) -> dict:
             try:
                 pieces.append(speak(job.engine, sent, job.voice, **params))
                 break
-            except AlignmentError as e:  # only with aligned timing (not the default)
+            except AlignmentError as e:  # engines timed by alignment (Pico)
                 if attempt == 5:
                     raise
                 log.info("%s: %s; another sentence", job.clip_name, e)
