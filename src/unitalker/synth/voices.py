@@ -285,44 +285,30 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
                         (seed, 100 + di, si, ci, 3),
                     )
                 )
-    for di, ds in enumerate(VOICE_DATASETS):  # after bench's: bench's plan is a prefix
-        for si in range(n_subj):
-            rng = np.random.default_rng([seed, 100 + di, si, 5])
-            for i in range(n_extra):
-                engine, voice, params = _extra_voice(rng)
-                jobs.append(
-                    VoiceJob(
-                        str(out_dir),
-                        ds.key,
-                        si,
-                        f"{ds.key}_{si:02d}_trainx{i:02d}",
-                        "train",
-                        engine,
-                        voice,
-                        tuple(sorted(params.items())),
-                        (seed, 100 + di, si, 200 + i, 2),
-                        (seed, 100 + di, si, 200 + i, 3),
+    # after bench's, large's extra clips, then xl's Pico clips: each plan is a prefix of the next
+    for stream, count, draw, suffix, base in (
+        (5, n_extra, _extra_voice, "trainx", 200),
+        (6, n_pico, _pico_voice, "trainp", 300),
+    ):
+        for di, ds in enumerate(VOICE_DATASETS):
+            for si in range(n_subj):
+                rng = np.random.default_rng([seed, 100 + di, si, stream])
+                for i in range(count):
+                    engine, voice, params = draw(rng)
+                    jobs.append(
+                        VoiceJob(
+                            str(out_dir),
+                            ds.key,
+                            si,
+                            f"{ds.key}_{si:02d}_{suffix}{i:02d}",
+                            "train",
+                            engine,
+                            voice,
+                            tuple(sorted(params.items())),
+                            (seed, 100 + di, si, base + i, 2),
+                            (seed, 100 + di, si, base + i, 3),
+                        )
                     )
-                )
-    for di, ds in enumerate(VOICE_DATASETS):  # after large's: large's plan is a prefix
-        for si in range(n_subj):
-            rng = np.random.default_rng([seed, 100 + di, si, 6])
-            for i in range(n_pico):
-                engine, voice, params = _pico_voice(rng)
-                jobs.append(
-                    VoiceJob(
-                        str(out_dir),
-                        ds.key,
-                        si,
-                        f"{ds.key}_{si:02d}_trainp{i:02d}",
-                        "train",
-                        engine,
-                        voice,
-                        tuple(sorted(params.items())),
-                        (seed, 100 + di, si, 300 + i, 2),
-                        (seed, 100 + di, si, 300 + i, 3),
-                    )
-                )
     return jobs
 
 
