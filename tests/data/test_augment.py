@@ -11,6 +11,7 @@ from unitalker.data.augment import (
     AugmentConfig,
     AugmentedDataset,
     Augmenter,
+    formant_shift,
     stream_crop,
     stretch_labels,
 )
@@ -22,6 +23,7 @@ OPS = (
     "tempo",
     "pitch",
     "vtln",
+    "formant",
     "reverb",
     "noise",
     "band",
@@ -82,6 +84,99 @@ def test_chain_of_everything_keeps_alignment():
     out_a, out_m, ops = Augmenter(cfg)(audio, motion, FPS, neutral, seed=3)
     assert set(ops) == set(OPS)
     assert abs(_click_frame(out_a) - int(np.argmax(out_m[:, 0]))) <= 1.5
+
+
+def _vowel(f1: float, f2: float, f0: float = 120.0, seconds: float = 0.6) -> np.ndarray:
+    """A pulse train at ``f0`` through resonators at ``f1``, ``f2`` and 2600 Hz."""
+    from scipy.signal import lfilter
+
+    y = np.zeros(int(seconds * SR))
+    y[:: int(SR / f0)] = 1.0
+    for f, bw in ((f1, 80.0), (f2, 100.0), (2600.0, 150.0)):
+        r = np.exp(-np.pi * bw / SR)
+        y = lfilter([1 - r], [1, -2 * r * np.cos(2 * np.pi * f / SR), r * r], y)
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)
+
+
+def _resonances(audio: np.ndarray) -> list[float]:
+    """The three lowest narrow resonances (Hz) of the middle 25 ms: LPC of order 18."""
+    from scipy.linalg import solve_toeplitz
+    from scipy.signal import lfilter
+
+    x = lfilter([1, -0.97], [1], audio)
+    mid = len(x) // 2
+    seg = x[mid : mid + 400] * np.hanning(400)
+    r = np.correlate(seg, seg, "full")[399 : 399 + 19]
+    roots = np.roots(np.concatenate([[1.0], -solve_toeplitz(r[:18], r[1:19])]))
+    up = roots[roots.imag > 0]
+    freq, bw = np.angle(up) * SR / (2 * np.pi), -np.log(np.abs(up)) * SR / np.pi
+    return sorted(f for f, b in zip(freq, bw, strict=True) if b < 300 and f > 150)[:3]
+
+
+@pytest.mark.parametrize(
+    "f1_scale,f2_scale", [(1.3, 1.0), (1.0, 1.3), (0.8, 1.25), (1.4, 1.2), (0.75, 0.8)]
+)
+def test_formant_shift_moves_f1_and_f2_apart_keeping_pitch_and_level(f1_scale, f2_scale):
+    vowel = _vowel(700.0, 1200.0)
+    f1, f2, f3 = _resonances(vowel)
+    assert abs(f1 - 700) < 30 and abs(f2 - 1200) < 30
+    out = formant_shift(vowel, SR, f1_scale, f2_scale)
+    assert out.shape == vowel.shape and out.dtype == np.float32
+    g1, g2, g3 = _resonances(out)
+    assert g1 == pytest.approx(f1 * f1_scale, rel=0.05)
+    assert g2 == pytest.approx(f2 * f2_scale, rel=0.05)
+    assert g3 == pytest.approx(f3, rel=0.02)  # the third formant stays
+    # pitch kept: the autocorrelation peaks at the pulse period (120 Hz)
+    mid = out[len(out) // 4 : 3 * len(out) // 4].astype(np.float64)
+    ac = np.correlate(mid, mid, "full")[len(mid) - 1 :]
+    lo, hi = int(SR / 200), int(SR / 80)
+    assert lo + int(np.argmax(ac[lo:hi])) == pytest.approx(SR / 120, abs=2)
+    # level kept within a few dB
+    assert 0.5 < np.sqrt(np.mean(out**2)) / np.sqrt(np.mean(vowel**2)) < 2.0
+
+
+def test_formant_shift_at_one_and_on_silence_is_the_input():
+    vowel = _vowel(600.0, 1700.0)
+    np.testing.assert_allclose(formant_shift(vowel, SR, 1.0, 1.0), vowel, atol=1e-4)
+    silence = np.zeros(SR // 2, np.float32)
+    np.testing.assert_array_equal(formant_shift(silence, SR, 1.4, 0.8), silence)
+
+
+# Draw seeds and operations logged (augment.jsonl, without the dataset's stream crop) by
+# the bundled model's round-5 balance stage (configs/default_engines_balance.yaml, seed 25),
+# trained before the formant operation existed.
+RECIPE_DRAWS = [
+    (86031746, {"pitch": 0.927, "vtln": 0.9942, "reverb": 0.166, "noise": 6.05, "gain": -4.87}),
+    (
+        2763587205,
+        {"pitch": -1.71, "reverb": 0.506, "noise": 11.41, "codec": "opus@24k", "gain": -2.88},
+    ),
+    (842405750, {"tempo": 0.9911, "vtln": 1.0263, "codec": "mp3@48k", "gain": -10.32}),
+    (1106993696, {"tempo": 1.1273, "pitch": -0.701, "noise": 8.03}),
+    (4058648833, {"vtln": 1.0885, "codec": "mp3@24k", "gain": 3.36}),
+    (1621159091, {}),
+    (2412462754, {"silence": [0.104, 0.332], "pitch": 2.401, "gain": -10.84}),
+]
+
+
+def test_operations_off_by_default_leave_the_recipes_draws_unchanged():
+    """``p_formant`` and ``p_lofi`` are 0 by default and then draw nothing: the default
+    recipe's configs augment exactly as they did when the bundled model was trained."""
+    cfg = AugmentConfig(enabled=True, prob=0.8, p_codec=0.1)  # the engines stages' chain
+    assert cfg.p_formant == 0.0 and cfg.p_lofi == 0.0
+    audio = (np.random.default_rng(0).standard_normal(SR) * 0.05).astype(np.float32)
+    motion, neutral = np.zeros((30, 3), np.float32), np.zeros(3, np.float32)
+    for seed, expected in RECIPE_DRAWS:
+        assert Augmenter(cfg)(audio, motion, FPS, neutral, seed)[2] == expected
+
+
+def test_formant_op_draws_both_scales_in_range():
+    audio, motion, neutral = _click_item()
+    cfg = dataclasses.replace(_only("formant"), formant_scale=(0.8, 1.4))
+    for seed in range(6):
+        _, _, ops = Augmenter(cfg)(audio, motion, FPS, neutral, seed)
+        f1, f2 = ops["formant"]
+        assert 0.8 <= f1 <= 1.4 and 0.8 <= f2 <= 1.4
 
 
 def test_silence_padding_is_neutral_and_ramped():

@@ -23,6 +23,11 @@ operation       what                                                 labels
                 cross-correlation (encoder delay removed)
 ``gain``        -12..+6 dB (``Gain``)                                unchanged
 ``clip``        hard clipping of the loudest 0-20 % of samples       unchanged
+``formant``     the first two formants moved apart: F1 and F2 scaled unchanged
+                independently by x0.75-1.5 (LPC resonances of each
+                25 ms frame, residual re-filtered: pitch and timing
+                kept), as SAM-style ``mouth`` / ``throat`` settings
+                do; off unless ``p_formant`` > 0
 ``lofi``        a cheap channel: resampling to 6-11 kHz without an   unchanged
                 anti-alias filter (``Aliasing``) and 4-8 bit
                 quantisation (``BitCrush``), as in toy and retro
@@ -99,7 +104,9 @@ class AugmentConfig:
     gain_db: tuple[float, float] = (-12.0, 6.0)
     p_clip: float = 0.1
     clip_percentile: tuple[float, float] = (0.0, 20.0)
-    # Off by default, and drawn only when on, so that configs without it draw as before
+    # Off by default, and drawn only when on, so that configs without them draw as before
+    p_formant: float = 0.0
+    formant_scale: tuple[float, float] = (0.75, 1.5)
     p_lofi: float = 0.0
     lofi_rate: tuple[float, float] = (6000.0, 11025.0)
     lofi_bits: tuple[int, int] = (4, 8)
@@ -258,6 +265,10 @@ class Augmenter:
                 alpha = float(rng.uniform(*cfg.vtln))
                 x = vtln_warp(x, sr, alpha)
                 ops["vtln"] = round(alpha, 4)
+            if cfg.p_formant > 0 and rng.random() < cfg.p_formant:
+                f1, f2 = (float(rng.uniform(*cfg.formant_scale)) for _ in range(2))
+                x = formant_shift(x, sr, f1, f2)
+                ops["formant"] = [round(f1, 3), round(f2, 3)]
             if rng.random() < cfg.p_reverb:
                 from scipy.signal import fftconvolve
 
@@ -380,6 +391,90 @@ def vtln_warp(audio: np.ndarray, sr: int, alpha: float) -> np.ndarray:
     rate = len(y) / n
     y = A.TimeStretch(min_rate=rate, max_rate=rate, leave_length_unchanged=False, p=1.0)(y, sr)
     return np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
+
+
+def _lpc_batch(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """LPC polynomials ``[F, order + 1]`` (``a[:, 0] = 1``) of windowed frames ``[F, N]``
+    (autocorrelation method, Levinson-Durbin over all frames at once) and a mask ``[F]``
+    of the frames with any energy."""
+    n = frames.shape[1]
+    spec = np.fft.rfft(frames, 2 * n)
+    r = np.fft.irfft(np.abs(spec) ** 2, 2 * n)[:, : order + 1]
+    live = r[:, 0] > 1e-10
+    r = r[live]
+    r[:, 0] *= 1.0 + 1e-6  # white-noise correction: well conditioned
+    a = np.zeros((len(r), order + 1))
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    for k in range(1, order + 1):
+        refl = -(a[:, :k] * r[:, k:0:-1]).sum(1) / err
+        a[:, 1 : k + 1] = a[:, 1 : k + 1] + refl[:, None] * a[:, k - 1 :: -1][:, :k]
+        err *= 1.0 - refl**2
+    out = np.zeros((len(frames), order + 1))
+    out[:, 0] = 1.0
+    out[live] = a
+    return out, live
+
+
+def formant_shift(
+    audio: np.ndarray,
+    sr: int,
+    f1_scale: float,
+    f2_scale: float,
+    win_s: float = 0.025,
+    max_bandwidth_hz: float = 500.0,
+) -> np.ndarray:
+    """Scale the first and second formant frequencies independently, keeping pitch,
+    timing and level: ``[S]`` -> ``[S]``.
+
+    Per frame (``win_s``, Hann, half overlap, on the pre-emphasised signal) an LPC envelope
+    of order ``2 + sr / 1000``; its resonances are the pole pairs above 150 Hz narrower
+    than ``max_bandwidth_hz``, the lowest taken as F1 and the next as F2. Their angles are
+    scaled (radius kept), the frame's LPC residual is filtered through the moved poles (10 ms
+    of run-in so the filter has settled), matched to the frame's level and overlap-added.
+    Silent frames pass through.
+    """
+    from scipy.signal import lfilter
+
+    x = np.asarray(audio, np.float64)
+    n = len(x)
+    order = 2 + sr // 1000
+    size = int(win_s * sr) // 2 * 2
+    hop, pre = size // 2, sr // 100
+    win = np.hanning(size + 1)[:size]  # periodic: the half-overlapped windows sum to 1
+    xp = lfilter([1.0, -0.97], [1.0], x)
+    padded = np.concatenate([np.zeros(pre + hop), xp, np.zeros(size + hop)])
+    starts = np.arange(0, n + hop, hop)  # frame k covers padded[pre + s : pre + s + size]
+    idx = pre + starts[:, None] + np.arange(size)[None, :]
+    a_all, live = _lpc_batch(padded[idx] * win, order)
+    companion = np.zeros((len(starts), order, order))
+    companion[:, 0, :] = -a_all[:, 1:]
+    companion[:, np.arange(1, order), np.arange(order - 1)] = 1.0
+    roots_all = np.linalg.eigvals(companion[live])
+    out = np.zeros(len(padded))
+    for f, s in enumerate(starts):
+        seg = padded[pre + s : pre + s + size]
+        if not live[f]:
+            out[pre + s : pre + s + size] += seg * win
+            continue
+        roots = roots_all[int(live[:f].sum())]
+        upper = roots[roots.imag > 0]
+        freq = np.angle(upper) * sr / (2 * np.pi)
+        bw = -np.log(np.maximum(np.abs(upper), 1e-9)) * sr / np.pi
+        picked = np.where((freq > 150) & (bw < max_bandwidth_hz))[0]
+        picked = picked[np.argsort(freq[picked])][:2]
+        moved = upper.copy()
+        for k, scale in zip(picked, (f1_scale, f2_scale)[: len(picked)], strict=True):
+            moved[k] = np.abs(upper[k]) * np.exp(
+                2j * np.pi * min(freq[k] * scale, sr / 2 - 200) / sr
+            )
+        a_new = np.real(np.poly(np.concatenate([roots[roots.imag == 0], moved, moved.conj()])))
+        ctx = padded[s : pre + s + size]  # 10 ms of run-in, then the frame
+        y = lfilter([1.0], a_new, lfilter(a_all[f], [1.0], ctx))[pre:]
+        rms_in, rms_out = np.sqrt(np.mean(seg**2)), np.sqrt(np.mean(y**2))
+        out[pre + s : pre + s + size] += y * win * (rms_in / rms_out if rms_out > 1e-12 else 0.0)
+    y = lfilter([1.0], [1.0, -0.97], out[pre + hop : pre + hop + n])
+    return y.astype(np.float32)
 
 
 def telephone(audio: np.ndarray, sr: int) -> np.ndarray:
