@@ -450,14 +450,15 @@ def formant_shift(
     companion = np.zeros((len(starts), order, order))
     companion[:, 0, :] = -a_all[:, 1:]
     companion[:, np.arange(1, order), np.arange(order - 1)] = 1.0
-    roots_all = np.linalg.eigvals(companion[live])
+    roots_all = np.linalg.eigvals(companion[live])  # [live frames, order]
+    row = np.cumsum(live) - 1  # frame -> its row of roots_all
     out = np.zeros(len(padded))
     for f, s in enumerate(starts):
         seg = padded[pre + s : pre + s + size]
         if not live[f]:
             out[pre + s : pre + s + size] += seg * win
             continue
-        roots = roots_all[int(live[:f].sum())]
+        roots = roots_all[row[f]]
         upper = roots[roots.imag > 0]
         freq = np.angle(upper) * sr / (2 * np.pi)
         bw = -np.log(np.maximum(np.abs(upper), 1e-9)) * sr / np.pi
