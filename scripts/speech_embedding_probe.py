@@ -68,7 +68,8 @@ class SpeechEmbedding:
 
 
 def encoder_features(model, audio: np.ndarray, n_frames: int) -> np.ndarray:
-    """The model's encoder output at ``n_frames`` frames, ``[n_frames, hidden]``."""
+    """The model's encoder output at ``n_frames`` frames, ``[n_frames, hidden]``: what the
+    decoder reads (adaptor position 0 or 1; at 2, the encoder output adapted likewise)."""
     import torch
 
     from unitalker.models.adaptor import adapt
@@ -80,6 +81,9 @@ def encoder_features(model, audio: np.ndarray, n_frames: int) -> np.ndarray:
     with torch.no_grad():
         feats = enc.extract(enc.normalize(a, lens), lens)
         in_lens = [min(n, feats.shape[1]) for n in enc.output_lengths(lens)]
+        if model.config.adaptor_position == 0:  # frame rate adapted before the transformer
+            f = adapt(feats, in_lens, [n_frames])
+            return enc.contextualize(f, _mask([n_frames], f))[0].numpy()
         ctx = enc.contextualize(feats, _mask(in_lens, feats))
         return adapt(ctx, in_lens, [n_frames])[0].numpy()
 
