@@ -393,29 +393,6 @@ def vtln_warp(audio: np.ndarray, sr: int, alpha: float) -> np.ndarray:
     return np.pad(y, (0, max(0, n - len(y))))[:n].astype(np.float32)
 
 
-def _lpc_batch(frames: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """LPC polynomials ``[F, order + 1]`` (``a[:, 0] = 1``) of windowed frames ``[F, N]``
-    (autocorrelation method, Levinson-Durbin over all frames at once) and a mask ``[F]``
-    of the frames with any energy."""
-    n = frames.shape[1]
-    spec = np.fft.rfft(frames, 2 * n)
-    r = np.fft.irfft(np.abs(spec) ** 2, 2 * n)[:, : order + 1]
-    live = r[:, 0] > 1e-10
-    r = r[live]
-    r[:, 0] *= 1.0 + 1e-6  # white-noise correction: well conditioned
-    a = np.zeros((len(r), order + 1))
-    a[:, 0] = 1.0
-    err = r[:, 0].copy()
-    for k in range(1, order + 1):
-        refl = -(a[:, :k] * r[:, k:0:-1]).sum(1) / err
-        a[:, 1 : k + 1] = a[:, 1 : k + 1] + refl[:, None] * a[:, k - 1 :: -1][:, :k]
-        err *= 1.0 - refl**2
-    out = np.zeros((len(frames), order + 1))
-    out[:, 0] = 1.0
-    out[live] = a
-    return out, live
-
-
 def formant_shift(
     audio: np.ndarray,
     sr: int,
@@ -428,12 +405,13 @@ def formant_shift(
     timing and level: ``[S]`` -> ``[S]``.
 
     Per frame (``win_s``, Hann, half overlap, on the pre-emphasised signal) an LPC envelope
-    of order ``2 + sr / 1000``; its resonances are the pole pairs above 150 Hz narrower
+    of order ``2 + sr / 1000`` (``librosa.lpc``, all frames at once); its resonances are the pole pairs above 150 Hz narrower
     than ``max_bandwidth_hz``, the lowest taken as F1 and the next as F2. Their angles are
     scaled (radius kept), the frame's LPC residual is filtered through the moved poles (10 ms
     of run-in so the filter has settled), matched to the frame's level and overlap-added.
     Silent frames pass through.
     """
+    import librosa
     from scipy.signal import lfilter
 
     x = np.asarray(audio, np.float64)
@@ -446,7 +424,13 @@ def formant_shift(
     padded = np.concatenate([np.zeros(pre + hop), xp, np.zeros(size + hop)])
     starts = np.arange(0, n + hop, hop)  # frame k covers padded[pre + s : pre + s + size]
     idx = pre + starts[:, None] + np.arange(size)[None, :]
-    a_all, live = _lpc_batch(padded[idx] * win, order)
+    frames = padded[idx] * win
+    live = (frames**2).sum(1) > 1e-10
+    a_all = np.zeros((len(starts), order + 1))
+    a_all[:, 0] = 1.0
+    if live.any():  # a whisper of dither keeps Burg's recursion defined on sparse frames
+        dither = 1e-9 * np.random.default_rng(0).standard_normal(frames[live].shape)
+        a_all[live] = librosa.lpc(frames[live] + dither, order=order, axis=-1)
     companion = np.zeros((len(starts), order, order))
     companion[:, 0, :] = -a_all[:, 1:]
     companion[:, np.arange(1, order), np.arange(order - 1)] = 1.0
