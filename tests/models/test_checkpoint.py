@@ -13,6 +13,7 @@ from unitalker import conventions
 from unitalker.models.checkpoint import (
     CheckpointError,
     average_checkpoints,
+    deepen_checkpoint,
     load_model,
     load_original,
     save_model,
@@ -68,6 +69,54 @@ def test_average_of_checkpoints_is_the_mean_of_their_weights(tmp_path, tiny_mode
     with pytest.raises(CheckpointError, match="differs"):
         average_checkpoints([tmp_path / "a", tmp_path / "c"], tmp_path / "y")
     assert not (tmp_path / "y").exists()
+
+
+def test_deepened_checkpoint_gives_the_same_output_and_trains(tmp_path):
+    """Identity-initialised layers after the built-in encoder's own: the same outputs at
+    first (full and windowed passes), every old tensor copied, the new layers' residual
+    branches zero and their other weights drawn, a gradient for the new layers, the
+    source named; other encoders, a bad count and an existing output are refused."""
+    import dataclasses
+
+    cfg = tiny_model_config()
+    cfg = dataclasses.replace(cfg, encoder=dataclasses.replace(cfg.encoder, stream_window=(2, 1)))
+    torch.manual_seed(0)
+    tiny_model = randomize(UniTalker(cfg)).eval()
+    save_model(tiny_model, tmp_path / "a", extra={"step": 7})
+    out = deepen_checkpoint(tmp_path / "a", tmp_path / "deep", 2)
+    deep = load_model(out, device="cpu").eval()
+    n0 = tiny_model.config.encoder.n_layers
+    assert deep.config.encoder.n_layers == n0 + 2
+    assert deep.meta["extra"]["step"] == 7
+    assert deep.meta["extra"]["deepened_from"] == {"source": str(tmp_path / "a"), "extra_layers": 2}
+    old, new = tiny_model.state_dict(), deep.state_dict()
+    assert all(torch.equal(new[k], v) for k, v in old.items())
+    added = sorted(set(new) - set(old))
+    assert added and all(k.startswith("audio_encoder.transformer.layers.") for k in added)
+    zero = [k for k in added if ".out_proj." in k or ".linear2." in k]
+    assert len(zero) == 4 * 2 and all(not new[k].any() for k in zero)
+    assert new[f"audio_encoder.transformer.layers.{n0}.linear1.weight"].abs().sum() > 0
+    audio = torch.randn(2, 24000)
+    with torch.no_grad():
+        x, y = tiny_model(audio), deep(audio)
+        assert all(torch.allclose(x[h].motion, y[h].motion, atol=1e-6) for h in x)
+        xw, yw = tiny_model(audio, windowed=True), deep(audio, windowed=True)
+        assert all(torch.allclose(xw[h].motion, yw[h].motion, atol=1e-6) for h in xw)
+        assert not all(torch.allclose(x[h].motion, xw[h].motion) for h in x)  # windowed differs
+    deep.train()
+    head = deep.heads[0]
+    deep(audio, [head])[head].motion.square().mean().backward()
+    w = dict(deep.named_parameters())[f"audio_encoder.transformer.layers.{n0}.linear2.weight"]
+    assert w.grad is not None and w.grad.abs().sum() > 0
+    with pytest.raises(CheckpointError, match="already"):
+        deepen_checkpoint(tmp_path / "a", tmp_path / "deep", 2)
+    with pytest.raises(CheckpointError, match=">= 1"):
+        deepen_checkpoint(tmp_path / "a", tmp_path / "none", 0)
+    torch.manual_seed(1)
+    save_model(UniTalker(tiny_model_config("wav2vec2")), tmp_path / "hf")
+    with pytest.raises(CheckpointError, match="only the built-in encoder"):
+        deepen_checkpoint(tmp_path / "hf", tmp_path / "hf_deep", 1)
+    assert not (tmp_path / "none").exists() and not (tmp_path / "hf_deep").exists()
 
 
 @pytest.mark.parametrize("family", ["wavlm", "wav2vec2"])

@@ -842,6 +842,50 @@ def average_checkpoints(sources: Sequence[str | Path], out: str | Path) -> Path:
     return save_model(model, out, extra=extra)
 
 
+def deepen_checkpoint(
+    source: str | Path, out: str | Path, extra_layers: int, *, seed: int = 0
+) -> Path:
+    """Write ``source`` with ``extra_layers`` more transformer layers in its built-in
+    encoder to ``out``: a model that gives the same output, to train further.
+
+    The encoder's layers are pre-LN (``x + attn(norm(x))``, then ``x + ff(norm(x))``), so
+    a layer whose attention output projection and second feed-forward linear are zero
+    adds nothing: the new layers go after the trained ones with those four tensors zeroed
+    (their other weights drawn as a fresh layer's, from ``seed``) and learn from there;
+    every other tensor is copied. ``extra.deepened_from`` names the source.
+    """
+    import dataclasses
+
+    if extra_layers < 1:
+        raise CheckpointError(f"deepen_checkpoint(): extra_layers must be >= 1, not {extra_layers}")
+    base = load_model(source, "cpu")
+    enc = base.config.encoder
+    if enc.family != "builtin":
+        raise CheckpointError(
+            f"{source}: its encoder is {enc.family!r}; only the built-in encoder can be deepened"
+        )
+    cfg = dataclasses.replace(
+        base.config, encoder=dataclasses.replace(enc, n_layers=enc.n_layers + extra_layers)
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = UniTalker(cfg)
+    state, own = base.state_dict(), model.state_dict()
+    prefix = "audio_encoder.transformer.layers."
+    for k, v in own.items():
+        if k in state:
+            own[k] = state[k]
+        elif not k.startswith(prefix):
+            raise CheckpointError(f"{source}: no tensor {k} to copy")  # not a new layer's
+        elif ".self_attn.out_proj." in k or ".linear2." in k:
+            own[k] = torch.zeros_like(v)
+    model.load_state_dict(own)
+    model.meta = dict(base.meta)
+    extra = dict(model.meta.get("extra") or {})
+    extra["deepened_from"] = {"source": str(source), "extra_layers": int(extra_layers)}
+    return save_model(model, out, extra=extra, overwrite=False)
+
+
 def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
     """Copy a checkpoint folder, either layout, into the current one (to bundle a model)."""
     src, dst = Path(src), Path(dst)
