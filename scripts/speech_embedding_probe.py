@@ -89,7 +89,7 @@ class PhoneLoop:
             samprate=16000, loglevel="FATAL", lm=None, allphone=str(lm)
         )
         self.ipa = ARPABET_IPA
-        self.names = sorted(ARPABET_IPA)  # + one column for fillers / noise
+        self.names = sorted(ARPABET_IPA)  # SIL among them: silence, fillers and noise
 
     def timeline(self, audio: np.ndarray) -> list[tuple[str, float, float]]:
         """``[(ipa, start_s, end_s), ...]`` as decoded (silence and fillers ``"_"``)."""
@@ -112,15 +112,15 @@ class PhoneLoop:
     def __call__(
         self, audio: np.ndarray, n_frames: int, fps: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``([n_frames, 5 * 41] one-hot phones, +-2 frames; [n_frames] viseme of each)``."""
+        """``([n_frames, 5 * 40] one-hot phones, +-2 frames; [n_frames] viseme of each)``."""
         from unitalker.data.visemes import frame_visemes
 
         tl = self.timeline(audio)
-        ipa_index = {self.ipa[n]: i for i, n in enumerate(self.names)}
+        column = {self.ipa[n]: i for i, n in enumerate(self.names)}
         t = np.arange(n_frames) / fps
-        hot = np.zeros((n_frames, len(self.names) + 1), np.float32)
+        hot = np.zeros((n_frames, len(self.names)), np.float32)
         for ph, start, end in tl:
-            hot[(t >= start) & (t < end), ipa_index.get(ph, len(self.names))] = 1
+            hot[(t >= start) & (t < end), column[ph]] = 1
         ctx = np.concatenate([np.roll(hot, k, 0) for k in (-2, -1, 0, 1, 2)], 1)
         return ctx, frame_visemes(tl, n_frames, fps)
 
