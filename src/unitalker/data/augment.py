@@ -23,7 +23,7 @@ operation       what                                                 labels
                 cross-correlation (encoder delay removed)
 ``gain``        -12..+6 dB (``Gain``)                                unchanged
 ``clip``        hard clipping of the loudest 0-20 % of samples       unchanged
-``formant``     the first two formants moved apart: F1 and F2 scaled unchanged
+``formant``     the first two formants moved: F1 and F2 scaled       unchanged
                 independently by x0.75-1.5 (LPC resonances of each
                 25 ms frame, residual re-filtered: pitch and timing
                 kept), as SAM-style ``mouth`` / ``throat`` settings
@@ -405,11 +405,11 @@ def formant_shift(
     timing and level: ``[S]`` -> ``[S]``.
 
     Per frame (``win_s``, Hann, half overlap, on the pre-emphasised signal) an LPC envelope
-    of order ``2 + sr / 1000`` (``librosa.lpc``, all frames at once); its resonances are the pole pairs above 150 Hz narrower
-    than ``max_bandwidth_hz``, the lowest taken as F1 and the next as F2. Their angles are
-    scaled (radius kept), the frame's LPC residual is filtered through the moved poles (10 ms
-    of run-in so the filter has settled), matched to the frame's level and overlap-added.
-    Silent frames pass through.
+    of order ``2 + sr / 1000`` (``librosa.lpc``, all frames at once); its resonances are
+    the pole pairs above 150 Hz narrower than ``max_bandwidth_hz``, the lowest taken as F1
+    and the next as F2. Their angles are scaled (radius kept), the frame's LPC residual is
+    filtered through the moved poles (10 ms of run-in so the filter has settled), matched
+    to the frame's level and overlap-added. Silent frames pass through.
     """
     import librosa
     from scipy.signal import lfilter

@@ -25,6 +25,7 @@ and ``id_template.npy`` and the encoder's architecture (:func:`load_original`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -854,8 +855,6 @@ def deepen_checkpoint(
     (their other weights drawn as a fresh layer's, from ``seed``) and learn from there;
     every other tensor is copied. ``extra.deepened_from`` names the source.
     """
-    import dataclasses
-
     if extra_layers < 1:
         raise CheckpointError(f"deepen_checkpoint(): extra_layers must be >= 1, not {extra_layers}")
     base = load_model(source, "cpu")
