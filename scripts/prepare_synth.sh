@@ -10,6 +10,8 @@
 # test splits are the same clips as bench's, and a bench folder is extended in place.
 # VOICES_PRESET=xl adds 8 SVOX Pico training clips per subject to large's (needs
 # pico2wave: apt-get install libttspico-utils, Debian non-free): about 30 s more.
+# VOICES_PRESET=xxl adds 8 clips per subject of the formant engine (unitalker.synth.formant,
+# nothing more to install) to xl's: about 30 s more.
 # Steps already done are skipped (an interrupted voices run resumes where it stopped).
 set -euo pipefail
 WORK=${1:-data}
@@ -33,8 +35,8 @@ if [ "${VOICES:-0}" = 1 ]; then
   VOX=$WORK/a2f_synth_voices
   PRESET=${VOICES_PRESET:-bench}
   have=$( [ -f "$VOX/summary.json" ] && python -c 'import json,sys; print(json.load(open(sys.argv[1]))["preset"])' "$VOX/summary.json" || echo none )
-  # each preset holds the smaller ones (bench < large < xl): a larger folder serves
-  rank() { case $1 in bench) echo 1 ;; large) echo 2 ;; xl) echo 3 ;; *) echo 0 ;; esac; }
+  # each preset holds the smaller ones (bench < large < xl < xxl): a larger folder serves
+  rank() { case $1 in bench) echo 1 ;; large) echo 2 ;; xl) echo 3 ;; xxl) echo 4 ;; *) echo 0 ;; esac; }
   if [ "$(rank "$have")" -lt "$(rank "$PRESET")" ] || [ "$(rank "$PRESET")" = 0 ]; then
     unitalker synth voices --preset "$PRESET" -o "$VOX" --seed 0 --workers 2 \
       $( [ -d "$VOX" ] && echo --overwrite )

@@ -45,6 +45,12 @@ ENGINES = [
         marks=NEEDS_PICO,
     ),
     pytest.param(
+        "formant",
+        "woman",
+        {"accent": "en-gb-x-rp", "rate": 180, "source": 0, "seed": 3},
+        id="formant",
+    ),
+    pytest.param(
         "sam",
         "elf",
         {},
@@ -153,8 +159,8 @@ def test_large_voices_plan_is_bench_plus_training_clips():
     bench, large = plan_voices("bench", 0), plan_voices("large", 0)
     assert large[: len(bench)] == bench
     extra = large[len(bench) :]
-    n_subj, _, n_extra, n_pico = VOICE_PRESETS["large"]
-    assert n_pico == 0
+    n_subj, _, n_extra, n_pico, n_formant = VOICE_PRESETS["large"]
+    assert n_pico == n_formant == 0
     assert len(extra) == 4 * n_subj * n_extra
     assert {j.split for j in extra} == {"train"}
     engines = {j.engine for j in extra}
@@ -173,7 +179,8 @@ def test_xl_voices_plan_is_large_plus_pico_training_clips():
     large, xl = plan_voices("large", 0), plan_voices("xl", 0)
     assert xl[: len(large)] == large
     extra = xl[len(large) :]
-    n_subj, _, _, n_pico = VOICE_PRESETS["xl"]
+    n_subj, _, _, n_pico, n_formant = VOICE_PRESETS["xl"]
+    assert n_formant == 0
     assert len(extra) == 4 * n_subj * n_pico > 0
     assert {j.split for j in extra} == {"train"} and {j.engine for j in extra} == {"pico"}
     assert {j.voice for j in extra} == set(pico.VOICES)
@@ -181,6 +188,27 @@ def test_xl_voices_plan_is_large_plus_pico_training_clips():
     pitches = [dict(j.params)["pitch"] for j in extra]
     assert len(set(speeds)) > 10 and len(set(pitches)) > 10
     assert len({j.clip_name for j in xl}) == len(xl) and len({j.seed for j in xl}) == len(xl)
+
+
+def test_xxl_voices_plan_is_xl_plus_formant_training_clips():
+    """xxl keeps xl's plan whole and adds formant-engine training clips only, whose voice,
+    accent and synthesis settings are drawn per clip."""
+    from unitalker.synth import formant
+    from unitalker.synth.voices import ESPEAK_TRAIN_LANGS, VOICE_PRESETS, plan_voices
+
+    xl, xxl = plan_voices("xl", 0), plan_voices("xxl", 0)
+    assert xxl[: len(xl)] == xl
+    extra = xxl[len(xl) :]
+    n_subj, _, _, _, n_formant = VOICE_PRESETS["xxl"]
+    assert len(extra) == 4 * n_subj * n_formant > 0
+    assert {j.split for j in extra} == {"train"} and {j.engine for j in extra} == {"formant"}
+    assert {j.voice for j in extra} == set(formant.VOICES)
+    params = [dict(j.params) for j in extra]
+    assert {p["accent"] for p in params} == set(ESPEAK_TRAIN_LANGS)
+    assert {p["source"] for p in params} == set(range(len(formant.SOURCES)))
+    for key in ("bw_scale", "transition_ms", "spread", "seed"):
+        assert len({p[key] for p in params}) > 20, key
+    assert len({j.clip_name for j in xxl}) == len(xxl) and len({j.seed for j in xxl}) == len(xxl)
 
 
 def test_pico_refuses_bad_settings_before_running():
@@ -287,6 +315,7 @@ def test_sam_native_timing_matches_its_audio():
             id="pico",
             marks=NEEDS_PICO,
         ),
+        pytest.param("xxl", "formant", id="formant"),
     ],
 )
 def test_a_training_clip_of_a_later_engine_is_written_with_its_timeline(tmp_path, preset, engine):

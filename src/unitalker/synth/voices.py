@@ -13,6 +13,10 @@ per synth convention (:data:`VOICE_DATASETS`, keys V0-V3), whose clips come from
 * ``pico``: SVOX Pico (:mod:`unitalker.synth.pico`), HMM-based parametric speech of its
   two English voices, rate and pitch drawn per clip, timed by PocketSphinx alignment (in
   the ``xl`` preset's Pico training clips only: ``xl`` is ``large`` plus those);
+* ``formant``: a rule-based formant synthesizer (:mod:`unitalker.synth.formant`) whose
+  formant tables, transitions and glottal source are drawn anew per clip, on eSpeak NG's
+  phone timing (in the ``xxl`` preset's formant training clips only: ``xxl`` is ``xl``
+  plus those);
 * ``sam``: SAM (:mod:`unitalker.synth.sam`), the **held-out engine**: never in
   training, only in ``test_unseen_engine``; timing engine-native too (SAM's own frame
   positions; PocketSphinx alignment before 2026-12-03).
@@ -44,7 +48,7 @@ from unitalker.synth.tts import SynthResult, Timeline
 
 log = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = ("espeak", "kokoro", "piper", "pico", "sam")
+ENGINES: tuple[str, ...] = ("espeak", "kokoro", "piper", "pico", "formant", "sam")
 HELD_OUT_ENGINE = "sam"
 SR_OUT = 16000
 
@@ -123,15 +127,17 @@ VOICE_DATASETS: tuple[VoiceDataset, ...] = (
     VoiceDataset("V3", "SynVoxFLAME", "synth_flame_params", "V3_synvox_flame", 30.0),
 )
 # preset -> (subjects per dataset, training clips per subject, extra training clips per
-# subject, Pico training clips per subject). The extra clips come after all of bench's
-# and draw from their own random streams, so "large" is "bench" (the same clips, byte for
-# byte) plus more training data, most of it from the neural engines (EXTRA_ENGINE_P); the
-# Pico clips come after large's, so "xl" is "large" plus a fourth training engine.
-VOICE_PRESETS: dict[str, tuple[int, int, int, int]] = {
-    "tiny": (2, 1, 0, 0),
-    "bench": (6, 4, 0, 0),
-    "large": (6, 4, 16, 0),
-    "xl": (6, 4, 16, 8),
+# subject, Pico training clips per subject, formant-engine training clips per subject).
+# The extra clips come after all of bench's and draw from their own random streams, so
+# "large" is "bench" (the same clips, byte for byte) plus more training data, most of it
+# from the neural engines (EXTRA_ENGINE_P); the Pico clips come after large's, so "xl" is
+# "large" plus a fourth training engine, and "xxl" is "xl" plus the formant engine's.
+VOICE_PRESETS: dict[str, tuple[int, int, int, int, int]] = {
+    "tiny": (2, 1, 0, 0, 0),
+    "bench": (6, 4, 0, 0, 0),
+    "large": (6, 4, 16, 0, 0),
+    "xl": (6, 4, 16, 8, 0),
+    "xxl": (6, 4, 16, 8, 8),
 }
 EXTRA_ENGINE_P: dict[str, float] = {"espeak": 0.2, "kokoro": 0.4, "piper": 0.4}
 SPLITS = ("train", "test", "test_unseen_voice", "test_unseen_engine")
@@ -224,6 +230,28 @@ def _pico_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
     )
 
 
+def _formant_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
+    from unitalker.synth.formant import SOURCES
+    from unitalker.synth.formant import VOICES as FORMANT_VOICES
+
+    names = sorted(FORMANT_VOICES)
+    return (
+        "formant",
+        names[int(rng.integers(len(names)))],
+        {
+            "accent": ESPEAK_TRAIN_LANGS[int(rng.integers(len(ESPEAK_TRAIN_LANGS)))],
+            "rate": int(rng.integers(130, 201)),
+            "pitch": round(float(rng.uniform(0.85, 1.2)), 3),
+            "tract": round(float(rng.uniform(0.9, 1.1)), 3),
+            "bw_scale": round(float(rng.uniform(0.6, 1.8)), 3),
+            "transition_ms": round(float(rng.uniform(8.0, 40.0)), 1),
+            "source": int(rng.integers(len(SOURCES))),
+            "spread": round(float(rng.uniform(0.03, 0.1)), 3),
+            "seed": int(rng.integers(2**31)),
+        },
+    )
+
+
 def _unseen_voice(rng: np.random.Generator, si: int) -> tuple[str, str, dict]:
     if si % 2 == 0:
         other = KOKORO_TRAIN_STYLES[int(rng.integers(len(KOKORO_TRAIN_STYLES)))]
@@ -251,10 +279,10 @@ def _sam_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
 
 def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[VoiceJob]:
     """The ordered clip list of a voices preset (each preset's plan is a prefix of the
-    next one's: tiny aside, bench < large < xl)."""
+    next one's: tiny aside, bench < large < xl < xxl)."""
     if preset not in VOICE_PRESETS:
         raise ValueError(f"unknown voices preset {preset!r}; choose from {sorted(VOICE_PRESETS)}")
-    n_subj, n_train, n_extra, n_pico = VOICE_PRESETS[preset]
+    n_subj, n_train, n_extra, n_pico, n_formant = VOICE_PRESETS[preset]
     jobs = []
     for di, ds in enumerate(VOICE_DATASETS):
         for si in range(n_subj):
@@ -285,10 +313,12 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
                         (seed, 100 + di, si, ci, 3),
                     )
                 )
-    # after bench's, large's extra clips, then xl's Pico clips: each plan is a prefix of the next
+    # after bench's, large's extra clips, then xl's Pico clips, then xxl's formant-engine
+    # clips: each plan is a prefix of the next
     for stream, count, draw, suffix, base in (
         (5, n_extra, _extra_voice, "trainx", 200),
         (6, n_pico, _pico_voice, "trainp", 300),
+        (7, n_formant, _formant_voice, "trainf", 400),
     ):
         for di, ds in enumerate(VOICE_DATASETS):
             for si in range(n_subj):
@@ -332,6 +362,11 @@ def speak(engine: str, text: str, voice: str, **params: float) -> SynthResult:
         from unitalker.synth import pico
 
         return pico.synthesize(text, voice, **{k: int(v) for k, v in params.items()})
+    if engine == "formant":
+        from unitalker.synth import formant
+
+        accent = str(params.pop("accent", "en-us"))
+        return formant.synthesize(text, voice, accent=accent, **params)
     if engine == "sam":
         from unitalker.synth import sam
 
