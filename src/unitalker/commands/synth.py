@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="tiny: 2 subjects per dataset; bench: 6 subjects, ~0.25 h; large: bench plus 16 "
         "more training clips per subject, most of them Kokoro and Piper (~0.8 h); xl: large "
         "plus 8 SVOX Pico training clips per subject (~1.0 h); xxl: xl plus 8 clips per "
-        "subject of the formant engine (~1.2 h); generating a larger preset "
+        "subject of the formant engine (~1.35 h); generating a larger preset "
         "into a smaller one's folder with --overwrite adds only the new clips",
     )
     v.add_argument("-o", "--output", required=True, help="output folder (must be empty)")

@@ -3,7 +3,7 @@ are drawn anew for every clip.
 
 What it is for: the held-out engine, SAM, is a formant synthesizer of the early 1980s,
 and what the default model misses in it is in its spectra (its formant tables and
-transitions; docs/a2f-synth.md), not in its excitation or its channel. No other engine of
+transitions; docs/a2f-synth.md), not in its buzzy excitation. No other engine of
 that kind ships in a registry under a licence that allows training on it (DECtalk's npm
 build is proprietary, MBROLA's voices forbid it, Festival and Flite are reserved), so this
 module is one: a cascade formant synthesizer after Klatt (1980) written here, whose
@@ -20,10 +20,11 @@ labels and the sound agree by construction (a phone's sound starts at its interv
 formants move towards the next phone's within the transition time).
 
 Synthesis (16 kHz, parameters updated every 5 ms as in Klatt's synthesizer): a glottal
-source (an impulse train through a glottal low-pass, a Rosenberg pulse or a sawtooth,
-each with lip radiation), with aspiration noise added, through a cascade of five
-second-order resonators (F1-F3 from the phone tracks, F4 and F5 fixed by the voice);
-frication noise through one resonator per fricative or burst, added in parallel; nasals
+source (an impulse train through a glottal low-pass or a Rosenberg pulse, each
+differentiated for the lip radiation, or a sawtooth), with aspiration noise added, through
+a cascade of five second-order resonators (F1-F3 from the phone tracks, F4 and F5 fixed,
+all scaled by the vocal-tract factor); frication noise through a resonator tuned per
+fricative or burst, added in parallel; nasals
 lower F1 and widen the bandwidths; voiced closures keep a low voice bar. Deterministic:
 the same text, voice and parameters give the same samples.
 """
@@ -40,7 +41,7 @@ from unitalker.synth.tts import SynthResult, Timeline
 FORMANT_SR = 16000
 HOP_S = 0.005  # parameter update interval (Klatt: 5 ms)
 
-# voice -> (f0 Hz, vocal-tract scale of F1-F5, F4, F5 of the unscaled tract)
+# voice -> (mean f0 in Hz, vocal-tract factor on every formant)
 VOICES: dict[str, tuple[float, float]] = {
     "man": (110.0, 1.0),
     "deep": (85.0, 0.93),
@@ -186,7 +187,7 @@ def _tracks(timeline: Timeline, n_frames: int, table: dict, rng: np.random.Gener
         if key.startswith("_") or not key:  # pause: the last shape, no sound
             tr.formants[a:b] = last
             continue
-        if key in ("h", ";"):  # aspiration takes the next sounding phone's shape
+        if key in ("h", ";"):  # /h/ and eSpeak's ";" take the next vowel's shape
             nxt = next((k for k in keys[i + 1 :] if k in table["vowels"]), None)
             shape = table["vowels"][nxt][0] if nxt else last
             tr.formants[a:b] = shape

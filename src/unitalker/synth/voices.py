@@ -344,7 +344,7 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
 
 def speak(engine: str, text: str, voice: str, **params: float) -> SynthResult:
     """One sentence with any engine; the timeline is engine-native (eSpeak events,
-    Kokoro and Piper durations, SAM frames)."""
+    Kokoro and Piper durations, SAM frames, the timeline the formant engine renders)."""
     if engine == "espeak":
         from unitalker.synth import tts
 
