@@ -156,31 +156,31 @@ def test_cli_without_the_synth_extra_names_it(action, tmp_path, capsys, monkeypa
         tts.synthesize("hello")
 
 
-def test_voices_cli_takes_xl_and_tables_every_engine(tmp_path, capsys, monkeypatch):
-    """`synth voices --preset xl` reaches the generator with its options, and the printed
-    table has a column per engine (Piper's and Pico's included; a summary written before
-    Pico existed shows 0 there)."""
+def test_voices_cli_takes_xxl_and_tables_every_engine(tmp_path, capsys, monkeypatch):
+    """`synth voices --preset xxl` reaches the generator with its options, and the printed
+    table has a column per engine (Piper's, Pico's and the formant engine's included; a
+    summary written before those existed shows 0 there)."""
     from unitalker.cli import main
     from unitalker.synth import voices
 
     seen = {}
-    engines = {"espeak": 41, "kokoro": 45, "piper": 34, "pico": 48, "sam": 0}
+    engines = {"espeak": 41, "kokoro": 45, "piper": 34, "pico": 48, "formant": 48, "sam": 0}
     old = {"espeak": 4, "kokoro": 2, "sam": 6}
 
     def fake(progress=None, **kwargs):
         seen.update(kwargs)
         progress(1, 1)
         row = {"key": "V0", "convention": "synth_head_vertices", "split": "train"}
-        row |= {"clips": 168, "seconds": 898.1, "engines": engines}
+        row |= {"clips": 216, "seconds": 1146.2, "engines": engines}
         test = {"key": "V0", "convention": "synth_head_vertices", "split": "test"}
         test |= {"clips": 6, "seconds": 30.0, "engines": old}
         return {"table": [row, test], "total_hours": 0.25}
 
     monkeypatch.setattr(voices, "generate_voices", fake)
     out = tmp_path / "vox"
-    assert main(["synth", "voices", "--preset", "xl", "-o", str(out), "--overwrite"]) == 0
-    assert seen["preset"] == "xl" and seen["overwrite"] and seen["out_dir"] == str(out)
+    assert main(["synth", "voices", "--preset", "xxl", "-o", str(out), "--overwrite"]) == 0
+    assert seen["preset"] == "xxl" and seen["overwrite"] and seen["out_dir"] == str(out)
     lines = capsys.readouterr().out.splitlines()
-    assert "| espeak | kokoro | piper | pico | sam |" in lines[0]
-    assert lines[2].endswith("| 898.1 | 41 | 45 | 34 | 48 | 0 |")
-    assert lines[3].endswith("| 30.0 | 4 | 2 | 0 | 0 | 6 |")
+    assert "| espeak | kokoro | piper | pico | formant | sam |" in lines[0]
+    assert lines[2].endswith("| 1146.2 | 41 | 45 | 34 | 48 | 48 | 0 |")
+    assert lines[3].endswith("| 30.0 | 4 | 2 | 0 | 0 | 0 | 6 |")
