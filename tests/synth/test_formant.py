@@ -85,6 +85,8 @@ def test_synthesize_times_every_phone_and_refuses_bad_settings():
         formant.synthesize("Hi.", "robot")
     with pytest.raises(ValueError, match="source"):
         formant.render_timeline(STEADY, source="noise")
+    with pytest.raises(ValueError, match="source index"):
+        formant.synthesize("Hi.", source=len(formant.SOURCES))
     with pytest.raises(ValueError, match="empty"):
         formant.render_timeline([])
 

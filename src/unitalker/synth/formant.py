@@ -406,26 +406,27 @@ def synthesize(
     voice: str = "man",
     *,
     accent: str = "en-us",
-    rate: float = 165,
+    rate: int = 165,
     pitch: float = 1.0,
     tract: float = 1.0,
     bw_scale: float = 1.0,
     transition_ms: float = 20.0,
-    source: float = 1,
+    source: int = 1,
     spread: float = 0.06,
-    seed: float = 0,
+    seed: int = 0,
 ) -> SynthResult:
     """Speak ``text``: eSpeak NG's phones for ``accent`` at ``rate`` (words a minute),
     each duration jittered, rendered by :func:`render_timeline`.
 
     ``voice`` is one of :data:`VOICES` (its pitch and tract), ``pitch`` and ``tract``
-    factors on them; ``source`` an index into :data:`SOURCES`. Numeric parameters are
-    floats so that a clip's parameters keep one type (the voices plan stores floats).
+    factors on them; ``source`` an index into :data:`SOURCES`.
     """
     from unitalker.synth import tts
 
     if voice not in VOICES:
         raise ValueError(f"unknown formant voice {voice!r}; voices: {sorted(VOICES)}")
+    if not 0 <= int(source) < len(SOURCES):
+        raise ValueError(f"formant source index {source} is outside 0-{len(SOURCES) - 1}")
     base_f0, base_tract = VOICES[voice]
     rng = np.random.default_rng(int(seed))
     timed = tts.synthesize(text, accent, rate=int(rate), seed=int(seed))
@@ -436,7 +437,7 @@ def synthesize(
         tract=base_tract * float(tract),
         bw_scale=float(bw_scale),
         transition_ms=float(transition_ms),
-        source=SOURCES[int(source) % len(SOURCES)],
+        source=SOURCES[int(source)],
         spread=float(spread),
         seed=int(rng.integers(2**31)),
     )
