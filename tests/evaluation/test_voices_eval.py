@@ -253,6 +253,69 @@ def test_speech_check_on_a_recorded_clip():
     assert lf.silent_frames > 0 and lf.jaw_silence is not None
     row = speech_summary(res)["synth_arkit52"]
     assert {"LVE", "LVE_static", "r_loudness", "silence_open_max", "pause_open_max"} <= set(row)
+    # the labels' own checks: the articulation labels close the mouth before "front"
+    labels = res[0].labels_free["synth_arkit52"]
+    assert labels.frames == lf.frames and np.isfinite(labels.r_loudness)
+    assert row["r_loudness_labels"] == pytest.approx(labels.r_loudness)
+    assert row["silence_open_labels_max"] == pytest.approx(labels.silence_open)
+
+
+def test_pocketsphinx_clips_listing(tmp_path):
+    """CMU Sphinx transcriptions ("<s> words </s> (id)") name each wav and give its words;
+    a line whose wav is missing, and a malformed line, are skipped."""
+    from unitalker.evaluation.voices import pocketsphinx_clips
+
+    assert pocketsphinx_clips(tmp_path) == []
+    lv, cards = tmp_path / "librivox", tmp_path / "cards"
+    lv.mkdir()
+    cards.mkdir()
+    (lv / "transcription").write_text(
+        "<s> he was not an ill disposed young man </s> (book-0880)\n"
+        "<s> missing audio </s> (book-0890)\n"
+        "no id on this line\n"
+    )
+    (cards / "cards.transcription").write_text("<s> Ten of  clubs  </s> (001)\n")
+    for wav in (lv / "book-0880.wav", cards / "001.wav"):
+        wav.write_bytes(b"")
+    assert pocketsphinx_clips(tmp_path) == [
+        (lv / "book-0880.wav", "he was not an ill disposed young man"),
+        (cards / "001.wav", "ten of clubs"),
+    ]
+
+
+@pytest.mark.skipif(
+    not (Path("/usr/share/pocketsphinx/test/data/librivox/transcription").is_file()),
+    reason="apt-get install pocketsphinx-testdata",
+)
+def test_speech_check_on_read_speech():
+    """A sentence read for LibriVox (pocketsphinx-testdata) is aligned and scored, and its
+    bilabials ("disPosed", "Man") are found: the labels close both."""
+    from unitalker.evaluation.voices import pocketsphinx_clips, speech_check, speech_summary
+
+    clips = pocketsphinx_clips()
+    assert len(clips) == 10
+    clip = [c for c in clips if c[1] == "he was not an ill disposed young man"]
+    res = speech_check(_tiny_arkit_model(), clip)
+    row = speech_summary(res)["synth_arkit52"]
+    assert row["bilabials"] == 2 and row["bilabials_closed_labels"] == 1.0
+    assert row["LVE_static"] > 0 and np.isfinite(row["r_loudness_labels"])
+
+
+def test_speech_set_cli_errors(monkeypatch, capsys):
+    """--set with audio files or with --text, and a set that is not installed, are clear
+    errors (exit 2, nothing run)."""
+    from unitalker.cli import main
+    from unitalker.evaluation import voices
+
+    monkeypatch.setitem(voices.SPEECH_SETS, "pocketsphinx", lambda: [])
+    cases = [
+        (["a.wav", "--set", "alsa"], "give audio files or --set, not both"),
+        (["--set", "alsa", "--text", "front"], "--text needs audio files"),
+        (["--set", "pocketsphinx"], "apt-get install pocketsphinx-testdata"),
+    ]
+    for extra, message in cases:
+        assert main(["evaluate-speech", "default", *extra]) == 2
+        assert message in capsys.readouterr().err
 
 
 class _EnvelopeModel:

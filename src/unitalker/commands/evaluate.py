@@ -69,7 +69,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "evaluate-speech",
         help="recorded-speech check: aligned labels + label-free mouth checks on audio files",
         description="Run the model on recorded speech (default: the alsa-utils voice clips in "
-        "/usr/share/sounds/alsa). With words (file stem or --text), the clip is force-aligned with "
+        "/usr/share/sounds/alsa; --set pocketsphinx: the read speech of pocketsphinx-testdata). "
+        "With words (file stem or --text), the clip is force-aligned with "
         "PocketSphinx and scored against the articulation model's labels (LVE / MVE vs static); on any "
         "audio: correlation of mouth opening with loudness (dB) and the opening in frames 40 dB "
         "below the peak (rule: <= 0.02 of the open range).",
@@ -81,6 +82,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="append",
         default=None,
         help="words of each audio file, in order (default: none = label-free only)",
+    )
+    s.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        choices=("alsa", "pocketsphinx"),
+        default=None,
+        help="recorded set(s) to run instead of audio files (repeatable; default: alsa): "
+        "'alsa' = the 8 voice clips of alsa-utils (/usr/share/sounds/alsa), 'pocketsphinx' = "
+        "the 10 transcribed recordings of pocketsphinx-testdata (read speech from LibriVox "
+        "and spoken card names, /usr/share/pocketsphinx/test/data)",
     )
     s.add_argument("--json", help="write per-clip and summary results as JSON")
     s.add_argument("--device", default=None, help="torch device (default: cuda if available)")
@@ -224,9 +236,17 @@ def _run_speech(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from unitalker.cli import CLIError
-    from unitalker.evaluation.voices import alsa_clips, speech_check, speech_summary
+    from unitalker.evaluation.voices import (
+        ALSA_SOUNDS,
+        POCKETSPHINX_TESTDATA,
+        SPEECH_SETS,
+        speech_check,
+        speech_summary,
+    )
     from unitalker.models.checkpoint import load_model
 
+    if args.audio and args.sets:
+        raise CLIError("give audio files or --set, not both")
     if args.audio:
         texts = args.text or []
         if texts and len(texts) != len(args.audio):
@@ -236,11 +256,21 @@ def _run_speech(args: argparse.Namespace) -> int:
                 raise CLIError(f"{a}: audio file not found")
         clips = list(zip(args.audio, texts or [None] * len(args.audio), strict=True))
     else:
-        clips = alsa_clips()
-        if not clips:
-            raise CLIError(
-                "no audio given and no /usr/share/sounds/alsa/*.wav (apt-get install alsa-utils)"
-            )
+        if args.text:
+            raise CLIError("--text needs audio files (a --set brings its own words)")
+        where = {
+            "alsa": (ALSA_SOUNDS, "alsa-utils"),
+            "pocketsphinx": (POCKETSPHINX_TESTDATA, "pocketsphinx-testdata"),
+        }
+        clips = []
+        for name in dict.fromkeys(args.sets or ["alsa"]):
+            found = SPEECH_SETS[name]()
+            if not found:
+                folder, pkg = where[name]
+                raise CLIError(
+                    f"--set {name}: no transcribed recordings in {folder} (apt-get install {pkg})"
+                )
+            clips += found
     model = load_model(args.model, device=args.device)
     bar = tqdm(total=len(clips), unit="clip", desc="speech", file=sys.stderr)
     try:
@@ -275,6 +305,13 @@ def _run_speech(args: argparse.Namespace) -> int:
                 f"bilabials ({conv}): {row['bilabials']:.0f} aligned; lips closed by the model in "
                 f"{row['bilabials_closed']:.0%}, by the labels in {row['bilabials_closed_labels']:.0%}"
             )
+    for conv, row in summary.items():
+        if "r_loudness_labels" in row:
+            print(
+                f"labels ({conv}): r(opening, dB) {row['r_loudness_labels']:.2f}, silence "
+                f"opening {row.get('silence_open_labels_max', float('nan')):.3f} (the same "
+                "checks on the articulation labels of the alignment)"
+            )
     print(
         f"\n{len(results)} clip(s); opening in units of the open range (wide /a/); silence = frames "
         "40 dB below the clip's peak; added pauses = the middle of 1 s of -60 dBFS noise "
@@ -286,8 +323,11 @@ def _run_speech(args: argparse.Namespace) -> int:
             "summary": summary,
             "clips": [
                 {
-                    **{k: v for k, v in asdict(r).items() if k != "label_free"},
+                    **{
+                        k: v for k, v in asdict(r).items() if k not in ("label_free", "labels_free")
+                    },
                     "label_free": {c: asdict(x) for c, x in r.label_free.items()},
+                    "labels_free": {c: asdict(x) for c, x in r.labels_free.items()},
                 }
                 for r in results
             ],

@@ -5,7 +5,8 @@
   against the static-template baseline, and ``gap = unseen / seen`` (model LVE on the
   unseen split over model LVE on ``test``, same subjects and sentences).
 * :func:`speech_check`: recorded human speech (by default the voice clips of Debian's
-  ``alsa-utils``, ``/usr/share/sounds/alsa/*.wav``), force-aligned with PocketSphinx,
+  ``alsa-utils``, ``/usr/share/sounds/alsa/*.wav``; :data:`SPEECH_SETS` adds the read
+  speech of ``pocketsphinx-testdata``), force-aligned with PocketSphinx,
   labels from the project's articulation model, scored like the synthetic test sets;
   plus the label-free checks and, where the words have /p/ /b/ /m/, their closures.
 * :func:`label_free`: on any audio, per head: the correlation of mouth opening with
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 
 UNSEEN_SPLITS: tuple[str, ...] = ("test_unseen_voice", "test_unseen_engine")
 ALSA_SOUNDS = Path("/usr/share/sounds/alsa")
+# Debian's pocketsphinx-testdata: read speech (LibriVox) and spoken card names, transcribed
+POCKETSPHINX_TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 SILENCE_DB = 40.0  # frames this far below the clip's peak are silence
 SILENCE_TOL = 0.02  # of the open range
 PAUSE_PAD_S = 1.0  # seconds of near-silence added before and after a clip (the pause check)
@@ -370,6 +374,35 @@ def alsa_clips(folder: str | Path = ALSA_SOUNDS) -> list[tuple[Path, str]]:
     ]
 
 
+def pocketsphinx_clips(folder: str | Path = POCKETSPHINX_TESTDATA) -> list[tuple[Path, str]]:
+    """The transcribed recordings of Debian's ``pocketsphinx-testdata`` with their words:
+    ``librivox/`` (five sentences of "Sense and Sensibility" read for LibriVox, 3-7 s) and
+    ``cards/`` (five spoken card names, 1-3.5 s). Each folder's transcription lists one
+    ``<s> words </s> (file id)`` a line (CMU Sphinx's format). Empty when the package is
+    not installed; a transcription line without its ``.wav`` is skipped."""
+    folder = Path(folder)
+    out = []
+    for sub, listing in (("librivox", "transcription"), ("cards", "cards.transcription")):
+        path = folder / sub / listing
+        if not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            m = re.fullmatch(r"\s*(?:<s>)?(.*?)(?:</s>)?\s*\(([^()\s]+)\)\s*", line)
+            if not m:
+                continue
+            wav = folder / sub / f"{m.group(2)}.wav"
+            words = " ".join(m.group(1).lower().split())
+            if words and wav.is_file():
+                out.append((wav, words))
+    return out
+
+
+SPEECH_SETS: dict[str, Callable[[], list[tuple[Path, str]]]] = {
+    "alsa": alsa_clips,  # apt-get install alsa-utils
+    "pocketsphinx": pocketsphinx_clips,  # apt-get install pocketsphinx-testdata
+}
+
+
 @dataclass
 class SpeechResult:
     """One recorded clip: scores per head and the label-free checks."""
@@ -379,6 +412,9 @@ class SpeechResult:
     seconds: float
     scores: dict[str, dict[str, float]] = field(default_factory=dict)  # conv -> LVE, MVE (+ static)
     label_free: dict[str, LabelFree] = field(default_factory=dict)
+    # the same checks on the articulation labels of the alignment (only with words): what
+    # a model that matched the labels exactly would score
+    labels_free: dict[str, LabelFree] = field(default_factory=dict)
     padded_pause: dict[str, float] = field(default_factory=dict)  # conv -> see pause_check
     # conv -> smallest openings inside each aligned /p/ /b/ /m/ ({"model": [...], "labels":
     # [...]}, open-range units; see unitalker.evaluation.closures); only with words
@@ -487,6 +523,7 @@ def speech_check(
                 continue
             curves = timeline_to_articulation(tl, fps, seed=0, n_frames=len(pred))
             gt = render(conv, curves, None)
+            res.labels_free[conv] = label_free(conv, gt, audio, SAMPLE_RATE, fps, pauses)
             bilabials = bilabial_intervals(tl)
             if bilabials:
                 pm = closure_minima(mouth_opening(conv, pred), fps, bilabials)
@@ -513,8 +550,10 @@ def speech_check(
 
 
 def speech_summary(results: Sequence[SpeechResult]) -> dict[str, dict[str, float]]:
-    """Per head over all clips: frame-pooled LVE / MVE (and static), mean r, silence, and
-    (where the words hold /p/ /b/ /m/) the share of bilabials closed by model and labels."""
+    """Per head over all clips: frame-pooled LVE / MVE (and static), mean r, silence (and,
+    on aligned clips, the same two for the labels: ``r_loudness_labels``,
+    ``silence_open_labels_max``), and (where the words hold /p/ /b/ /m/) the share of
+    bilabials closed by model and labels."""
     from unitalker.evaluation.closures import CLOSURE_TOL
 
     out: dict[str, dict[str, float]] = {}
@@ -533,6 +572,13 @@ def speech_summary(results: Sequence[SpeechResult]) -> dict[str, dict[str, float
         so = [x.silence_open for x in lf if np.isfinite(x.silence_open)]
         row["silence_open_max"] = float(np.max(so)) if so else float("nan")
         row["silence_ok"] = float(all(x.silence_ok for x in lf if x.silent_frames))
+        ll = [r.labels_free[c] for r in results if c in r.labels_free]
+        rs = [x.r_loudness for x in ll if np.isfinite(x.r_loudness)]
+        if rs:
+            row["r_loudness_labels"] = float(np.mean(rs))
+        so = [x.silence_open for x in ll if np.isfinite(x.silence_open)]
+        if so:
+            row["silence_open_labels_max"] = float(np.max(so))
         po = [x.pause_open for x in lf if x.pause_open is not None and np.isfinite(x.pause_open)]
         if po:
             row["pause_open_max"] = float(np.max(po))
