@@ -31,7 +31,7 @@ def main() -> None:
     from unitalker.models.checkpoint import load_model
     from unitalker.synth.align import align
 
-    clips = SPEECH_SETS[args.set_name]()
+    clips = SPEECH_SETS[args.set_name].clips()
     if not clips:
         raise SystemExit(f"--set {args.set_name}: no recordings installed")
     model = load_model(args.model, "cpu")

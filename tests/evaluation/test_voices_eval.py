@@ -302,16 +302,21 @@ def test_speech_check_on_read_speech():
 
 
 def test_speech_set_cli_errors(monkeypatch, capsys):
-    """--set with audio files or with --text, and a set that is not installed, are clear
-    errors (exit 2, nothing run)."""
+    """--set with audio files or with --text, and a set that is not installed (named or the
+    default), are clear errors (exit 2, nothing run)."""
+    import dataclasses
+
     from unitalker.cli import main
     from unitalker.evaluation import voices
 
-    monkeypatch.setitem(voices.SPEECH_SETS, "pocketsphinx", lambda: [])
+    for name in ("alsa", "pocketsphinx"):
+        empty = dataclasses.replace(voices.SPEECH_SETS[name], clips=lambda: [])
+        monkeypatch.setitem(voices.SPEECH_SETS, name, empty)
     cases = [
         (["a.wav", "--set", "alsa"], "give audio files or --set, not both"),
         (["--set", "alsa", "--text", "front"], "--text needs audio files"),
         (["--set", "pocketsphinx"], "apt-get install pocketsphinx-testdata"),
+        ([], "no audio given and no recorded clips in /usr/share/sounds/alsa"),
     ]
     for extra, message in cases:
         assert main(["evaluate-speech", "default", *extra]) == 2

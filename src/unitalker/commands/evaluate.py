@@ -236,13 +236,7 @@ def _run_speech(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from unitalker.cli import CLIError
-    from unitalker.evaluation.voices import (
-        ALSA_SOUNDS,
-        POCKETSPHINX_TESTDATA,
-        SPEECH_SETS,
-        speech_check,
-        speech_summary,
-    )
+    from unitalker.evaluation.voices import SPEECH_SETS, speech_check, speech_summary
     from unitalker.models.checkpoint import load_model
 
     if args.audio and args.sets:
@@ -258,17 +252,14 @@ def _run_speech(args: argparse.Namespace) -> int:
     else:
         if args.text:
             raise CLIError("--text needs audio files (a --set brings its own words)")
-        where = {
-            "alsa": (ALSA_SOUNDS, "alsa-utils"),
-            "pocketsphinx": (POCKETSPHINX_TESTDATA, "pocketsphinx-testdata"),
-        }
         clips = []
         for name in dict.fromkeys(args.sets or ["alsa"]):
-            found = SPEECH_SETS[name]()
+            found = SPEECH_SETS[name].clips()
             if not found:
-                folder, pkg = where[name]
+                rec = SPEECH_SETS[name]
+                given = f"--set {name}:" if args.sets else "no audio given and"
                 raise CLIError(
-                    f"--set {name}: no transcribed recordings in {folder} (apt-get install {pkg})"
+                    f"{given} no recorded clips in {rec.folder} (apt-get install {rec.package})"
                 )
             clips += found
     model = load_model(args.model, device=args.device)

@@ -397,9 +397,19 @@ def pocketsphinx_clips(folder: str | Path = POCKETSPHINX_TESTDATA) -> list[tuple
     return out
 
 
-SPEECH_SETS: dict[str, Callable[[], list[tuple[Path, str]]]] = {
-    "alsa": alsa_clips,  # apt-get install alsa-utils
-    "pocketsphinx": pocketsphinx_clips,  # apt-get install pocketsphinx-testdata
+@dataclass(frozen=True)
+class SpeechSet:
+    """A set of recorded clips that a Debian package installs: ``clips()`` lists them with
+    their words (empty when the package is not installed)."""
+
+    clips: Callable[[], list[tuple[Path, str]]]
+    folder: Path
+    package: str
+
+
+SPEECH_SETS: dict[str, SpeechSet] = {
+    "alsa": SpeechSet(alsa_clips, ALSA_SOUNDS, "alsa-utils"),
+    "pocketsphinx": SpeechSet(pocketsphinx_clips, POCKETSPHINX_TESTDATA, "pocketsphinx-testdata"),
 }
 
 
