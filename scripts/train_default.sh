@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the bundled default model on A2F-Synth, evaluate it against the static-template
-# baseline (seen voices, unseen voices, the unseen engine, recorded speech) and copy it
-# into src/unitalker/assets/models/default/.
+# baseline (seen voices, unseen voices, the unseen engine, recorded speech, read speech)
+# and copy it into src/unitalker/assets/models/default/.
 # Usage: scripts/train_default.sh [WORK_DIR]
 # Stage 1 (configs/default.yaml): S0-S5, eSpeak NG only, 2500 steps, about 22 min on 2
 #   idle CPU cores.
@@ -123,6 +123,10 @@ unitalker evaluate "$RUN/model" "$REL" --split test --datasets S0 S1 S2 S3 S4 S5
   --csv "$RUN/eval_baseline.csv" --json "$RUN/eval_baseline.json"
 unitalker evaluate "$RUN/model" "$REL" --unseen --datasets V0 V1 V2 V3 --json "$RUN/eval_unseen.json"
 unitalker evaluate-speech "$RUN/model" --json "$RUN/eval_speech.json"
+# read human speech with bilabials (Debian's pocketsphinx-testdata), where installed
+if [ -d /usr/share/pocketsphinx/test/data/librivox ]; then
+  unitalker evaluate-speech "$RUN/model" --set pocketsphinx --json "$RUN/eval_speech_read.json"
+fi
 python - "$RUN/model" "$REPO/src/unitalker/assets/models/default" <<'PY'
 import sys
 from pathlib import Path
