@@ -253,7 +253,7 @@ def test_speech_check_on_a_recorded_clip():
     assert lf.silent_frames > 0 and lf.jaw_silence is not None
     row = speech_summary(res)["synth_arkit52"]
     assert {"LVE", "LVE_static", "r_loudness", "silence_open_max", "pause_open_max"} <= set(row)
-    # the labels' own checks: the articulation labels close the mouth before "front"
+    # the labels' own checks, on the same frames, and their summary
     labels = res[0].labels_free["synth_arkit52"]
     assert labels.frames == lf.frames and np.isfinite(labels.r_loudness)
     assert row["r_loudness_labels"] == pytest.approx(labels.r_loudness)
@@ -299,6 +299,39 @@ def test_speech_check_on_read_speech():
     row = speech_summary(res)["synth_arkit52"]
     assert row["bilabials"] == 2 and row["bilabials_closed_labels"] == 1.0
     assert row["LVE_static"] > 0 and np.isfinite(row["r_loudness_labels"])
+
+
+def test_speech_set_cli_runs_a_set(monkeypatch, tmp_path, capsys):
+    """``evaluate-speech MODEL --set NAME`` runs the set's clips with their words: the
+    table, the bilabial line and the labels' own checks are printed, and the JSON has both
+    the model's and the labels' label-free checks per clip."""
+    import dataclasses
+
+    import soundfile as sf
+
+    from unitalker.cli import main
+    from unitalker.evaluation import voices
+    from unitalker.models.checkpoint import save_model
+    from unitalker.synth.tts import synthesize
+
+    res = synthesize("Bob made a map.", "en-us")
+    wav = tmp_path / "bob.wav"
+    sf.write(wav, res.audio, res.sr)
+    rec = dataclasses.replace(voices.SPEECH_SETS["pocketsphinx"], clips=lambda: [(wav, res.text)])
+    monkeypatch.setitem(voices.SPEECH_SETS, "pocketsphinx", rec)
+    model_dir = save_model(_tiny_arkit_model(), tmp_path / "tiny")
+    out = tmp_path / "speech.json"
+    assert (
+        main(["evaluate-speech", str(model_dir), "--set", "pocketsphinx", "--json", str(out)]) == 0
+    )
+    text = capsys.readouterr().out
+    assert "| `synth_arkit52` |" in text and "bilabials (synth_arkit52): 5 aligned" in text
+    assert "labels (synth_arkit52): r(opening, dB)" in text
+    doc = json.loads(out.read_text())
+    (clip,) = doc["clips"]
+    assert clip["text"] == res.text
+    assert set(clip["label_free"]) == set(clip["labels_free"]) == {"synth_arkit52"}
+    assert "r_loudness_labels" in doc["summary"]["synth_arkit52"]
 
 
 def test_speech_set_cli_errors(monkeypatch, capsys):
