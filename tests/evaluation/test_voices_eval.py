@@ -334,6 +334,19 @@ def test_speech_set_cli_runs_a_set(monkeypatch, tmp_path, capsys):
     assert "r_loudness_labels" in doc["summary"]["synth_arkit52"]
 
 
+def test_speech_set_cli_offers_every_registered_set():
+    """``evaluate-speech --set`` offers exactly the sets of ``voices.SPEECH_SETS`` (the CLI
+    lists them literally so that building the parser imports nothing heavy)."""
+    import argparse
+
+    from unitalker.cli import build_parser
+    from unitalker.evaluation.voices import SPEECH_SETS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    (sets,) = [a for a in sub.choices["evaluate-speech"]._actions if a.dest == "sets"]
+    assert tuple(sets.choices) == tuple(SPEECH_SETS)
+
+
 def test_speech_set_cli_errors(monkeypatch, capsys):
     """--set with audio files or with --text, and a set that is not installed (named or the
     default), are clear errors (exit 2, nothing run)."""
