@@ -12,6 +12,9 @@
 # pico2wave: apt-get install libttspico-utils, Debian non-free): about 30 s more.
 # VOICES_PRESET=xxl adds 8 clips per subject of the formant engine (unitalker.synth.formant,
 # nothing more to install) to xl's: about 30 s more.
+# VOICES_PRESET=xlh adds 10 clips per subject of recorded human speech to xl's (needs
+# apt-get install ktuberling-data klettres-data warzone2100-data hedgewars-data, Debian
+# main; unitalker.synth.recorded): about 1.5 min more on 2 cores.
 # Steps already done are skipped (an interrupted voices run resumes where it stopped).
 set -euo pipefail
 WORK=${1:-data}

