@@ -293,14 +293,14 @@ def build_pool(
 
     Writes ``out_dir/audio/NNNN.wav`` (mono, 16 kHz) and ``out_dir/pool.json`` (one entry a
     kept clip: source, speaker, name, words, seconds, wav, phone timeline, coverage), and
-    returns the pool document, whose ``skipped`` lists each clip left out and why (a word
-    not in CMUdict, no alignment, or a :func:`speech_coverage` below
-    :data:`MIN_COVERAGE`). ``roots`` overrides a source's folder (tests).
+    returns the pool document, whose ``skipped`` lists each clip left out and why (audio
+    that does not decode, a word not in CMUdict, no alignment, or a
+    :func:`speech_coverage` below :data:`MIN_COVERAGE`). ``roots`` overrides a source's folder (tests).
 
     Raises:
         RecordedUnavailable: a source's package is not installed.
     """
-    from unitalker.audio import load_audio, write_wav
+    from unitalker.audio import AudioError, load_audio, write_wav
     from unitalker.synth.align import AlignmentError, align
 
     roots = roots or {}
@@ -326,7 +326,7 @@ def build_pool(
                 raise AlignmentError(
                     f"the aligned words {clip.text!r} cover {coverage:.0%} of the loud frames"
                 )
-        except AlignmentError as e:
+        except (AudioError, AlignmentError) as e:  # undecodable, unknown word, no alignment
             skipped.append({"clip": where, "reason": str(e)})
             log.info("recorded speech: %s left out: %s", where, e)
         else:
