@@ -156,15 +156,15 @@ def test_cli_without_the_synth_extra_names_it(action, tmp_path, capsys, monkeypa
         tts.synthesize("hello")
 
 
-def test_voices_cli_takes_xxl_and_tables_every_engine(tmp_path, capsys, monkeypatch):
-    """`synth voices --preset xxl` reaches the generator with its options, and the printed
-    table has a column per engine (Piper's, Pico's and the formant engine's included; a
-    summary written before those existed shows 0 there)."""
+def test_voices_cli_takes_xlh_and_tables_every_engine(tmp_path, capsys, monkeypatch):
+    """`synth voices --preset xlh` reaches the generator with its options, and the printed
+    table has a column per engine (Piper's, Pico's, the formant engine's and the recorded
+    speech's included; a summary written before those existed shows 0 there)."""
     from unitalker.cli import main
     from unitalker.synth import voices
 
     seen = {}
-    engines = {"espeak": 41, "kokoro": 45, "piper": 34, "pico": 48, "formant": 48, "sam": 0}
+    engines = {"espeak": 41, "kokoro": 45, "piper": 34, "pico": 48, "formant": 0, "recorded": 60, "sam": 0}
     old = {"espeak": 4, "kokoro": 2, "sam": 6}
 
     def fake(progress=None, **kwargs):
@@ -178,9 +178,9 @@ def test_voices_cli_takes_xxl_and_tables_every_engine(tmp_path, capsys, monkeypa
 
     monkeypatch.setattr(voices, "generate_voices", fake)
     out = tmp_path / "vox"
-    assert main(["synth", "voices", "--preset", "xxl", "-o", str(out), "--overwrite"]) == 0
-    assert seen["preset"] == "xxl" and seen["overwrite"] and seen["out_dir"] == str(out)
+    assert main(["synth", "voices", "--preset", "xlh", "-o", str(out), "--overwrite"]) == 0
+    assert seen["preset"] == "xlh" and seen["overwrite"] and seen["out_dir"] == str(out)
     lines = capsys.readouterr().out.splitlines()
-    assert "| espeak | kokoro | piper | pico | formant | sam |" in lines[0]
-    assert lines[2].endswith("| 1146.2 | 41 | 45 | 34 | 48 | 48 | 0 |")
-    assert lines[3].endswith("| 30.0 | 4 | 2 | 0 | 0 | 0 | 6 |")
+    assert "| espeak | kokoro | piper | pico | formant | recorded | sam |" in lines[0]
+    assert lines[2].endswith("| 1146.2 | 41 | 45 | 34 | 48 | 0 | 60 | 0 |")
+    assert lines[3].endswith("| 30.0 | 4 | 2 | 0 | 0 | 0 | 0 | 6 |")
