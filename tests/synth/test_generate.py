@@ -164,7 +164,15 @@ def test_voices_cli_takes_xlh_and_tables_every_engine(tmp_path, capsys, monkeypa
     from unitalker.synth import voices
 
     seen = {}
-    engines = {"espeak": 41, "kokoro": 45, "piper": 34, "pico": 48, "formant": 0, "recorded": 60, "sam": 0}
+    engines = {
+        "espeak": 41,
+        "kokoro": 45,
+        "piper": 34,
+        "pico": 48,
+        "formant": 0,
+        "recorded": 60,
+        "sam": 0,
+    }
     old = {"espeak": 4, "kokoro": 2, "sam": 6}
 
     def fake(progress=None, **kwargs):
