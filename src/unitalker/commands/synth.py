@@ -51,7 +51,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "more training clips per subject, most of them Kokoro and Piper (~0.8 h); xl: large "
         "plus 8 SVOX Pico training clips per subject (~1.0 h); xxl: xl plus 8 clips per "
         "subject of the formant engine (~1.35 h); xlh: xl plus 10 clips per subject of "
-        "recorded human speech (~1.2 h); generating a larger preset "
+        "recorded human speech (~1.45 h); generating a larger preset "
         "into a smaller one's folder with --overwrite adds only the new clips",
     )
     v.add_argument("-o", "--output", required=True, help="output folder (must be empty)")
