@@ -175,8 +175,10 @@ def test_voices_cli_takes_xlh_and_tables_every_engine(tmp_path, capsys, monkeypa
     }
     old = {"espeak": 4, "kokoro": 2, "sam": 6}
 
-    def fake(progress=None, **kwargs):
+    def fake(progress=None, pool_progress=None, **kwargs):
         seen.update(kwargs)
+        for done in range(3):  # the recorded-speech pool, then the clips
+            pool_progress(done, 2)
         progress(1, 1)
         row = {"key": "V0", "convention": "synth_head_vertices", "split": "train"}
         row |= {"clips": 216, "seconds": 1146.2, "engines": engines}
@@ -188,7 +190,9 @@ def test_voices_cli_takes_xlh_and_tables_every_engine(tmp_path, capsys, monkeypa
     out = tmp_path / "vox"
     assert main(["synth", "voices", "--preset", "xlh", "-o", str(out), "--overwrite"]) == 0
     assert seen["preset"] == "xlh" and seen["overwrite"] and seen["out_dir"] == str(out)
-    lines = capsys.readouterr().out.splitlines()
+    captured = capsys.readouterr()
+    assert "recorded-speech pool" in captured.err and "2/2" in captured.err
+    lines = captured.out.splitlines()
     assert "| espeak | kokoro | piper | pico | formant | recorded | sam |" in lines[0]
     assert lines[2].endswith("| 1146.2 | 41 | 45 | 34 | 48 | 0 | 60 | 0 |")
     assert lines[3].endswith("| 30.0 | 4 | 2 | 0 | 0 | 0 | 0 | 6 |")

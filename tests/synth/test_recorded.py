@@ -89,7 +89,9 @@ def package_roots(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def pool_dir(package_roots, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("recorded_pool")
-    build_pool(out, roots=package_roots)
+    calls = []
+    build_pool(out, roots=package_roots, progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 12) for i in range(1, 13)]  # one call per listed recording
     return out
 
 

@@ -120,7 +120,19 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _voices(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from unitalker.synth.voices import generate_voices
+
+    pool_bar = None
+
+    def pool_progress(done: int, total: int) -> None:  # preset xlh: the recordings first
+        nonlocal pool_bar
+        if pool_bar is None:
+            pool_bar = tqdm(total=total, unit="recording", desc="recorded-speech pool")
+        pool_bar.update(done - pool_bar.n)
+        if done == total:
+            pool_bar.close()
 
     summary, wall = _run_with_bar(
         generate_voices,
@@ -131,6 +143,7 @@ def _voices(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         overwrite=args.overwrite,
+        pool_progress=pool_progress,
     )
     from unitalker.synth.voices import ENGINES
 

