@@ -268,7 +268,11 @@ def missing_sources(roots: dict[str, Path] | None = None) -> list[str]:
 def speech_coverage(audio: np.ndarray, sr: int, timeline: list[tuple[str, float, float]]) -> float:
     """The share of ``audio``'s loud 10 ms frames (within :data:`LOUD_DB` of the loudest)
     that lie inside a phone of ``timeline`` (not ``_``): about 1 where the alignment
-    covers the speech, low where the words leave sound outside them."""
+    covers the speech, low where the words leave sound outside them. Frames are the
+    aligner's own 10 ms steps, not :func:`unitalker.evaluation.voices.loudness_db`'s
+    windows centred on animation frames (with those, 3 of the 741 recordings here would
+    be judged the other way, and the ``xlh`` data would change).
+    """
     hop = sr // 100
     n = len(audio) // hop
     if n == 0:
