@@ -115,6 +115,21 @@ def add_parser(sub: Any) -> None:
         action="store_false",
         help="mp4 preview: no procedural blink or head sway (they are never in the data)",
     )
+    words = p.add_mutually_exclusive_group()
+    words.add_argument(
+        "--text",
+        default=None,
+        metavar="WORDS",
+        help="the words said in the audio file (one input; English): the audio is "
+        "force-aligned to them with PocketSphinx and the lips close on every /p/ /b/ /m/ "
+        "(A2F-Synth heads; the rest of the motion is the model's)",
+    )
+    words.add_argument(
+        "--text-beside",
+        action="store_true",
+        help="as --text, with each audio file's words read from the .txt file beside it "
+        "(speech.wav -> speech.txt); a file without one fails",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument(
         "--allow-any-container",
@@ -273,6 +288,18 @@ def run(args: argparse.Namespace) -> int:
                 f"unknown head(s) {', '.join(missing)}; this model has: {', '.join(model.heads)}"
             )
     model.identity_index(args.identity)  # unknown identity: fail before any work
+    text = getattr(args, "text", None)
+    beside = getattr(args, "text_beside", False)
+    templates = None
+    if text is not None or beside:
+        if text is not None and len(items) + len(bad) != 1:
+            raise CLIError(
+                "--text gives the words of one audio file; for several, put each file's "
+                "words in a .txt file beside it and use --text-beside"
+            )
+        if text is not None and not text.strip():
+            raise CLIError("--text is empty")
+        templates = _transcript_templates(model, heads or model.heads)
 
     failures: list[tuple[str, str]] = list(bad)
     written = 0
@@ -286,8 +313,18 @@ def run(args: argparse.Namespace) -> int:
     )
     for (path, rel), stem in zip(items, _stems(items), strict=True):
         try:
+            words = _words_beside(path) if beside else text
             paths = animate_file(
-                model, path, out / rel, stem, args, heads, quiet=args.quiet, profile=profile
+                model,
+                path,
+                out / rel,
+                stem,
+                args,
+                heads,
+                quiet=args.quiet,
+                profile=profile,
+                words=words,
+                templates=templates,
             )
             written += 1
             for p in paths:
@@ -314,6 +351,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _transcript_templates(model: TalkerModel, heads: list[str]) -> dict[str, Any]:
+    """The heads' templates for words (``--text``), after checking every head can take them."""
+    from unitalker.cli import CLIError
+    from unitalker.inference.transcript import TranscriptError, supported, templates_for
+
+    bad = [h for h in heads if not supported(h)]
+    if bad:
+        raise CLIError(
+            f"--text closes the lips of A2F-Synth heads only; {', '.join(bad)} cannot take "
+            "words: choose the others with --heads"
+        )
+    try:
+        return templates_for(model, heads)
+    except TranscriptError as e:
+        raise CLIError(str(e)) from e
+
+
+def _words_beside(path: Path) -> str:
+    """The words of ``path`` from the .txt file beside it (``--text-beside``)."""
+    txt = path.with_suffix(".txt")
+    if not txt.is_file():
+        raise FileNotFoundError(f"no words for it: {txt} does not exist (--text-beside)")
+    words = txt.read_text(encoding="utf-8", errors="replace").strip()
+    if not words:
+        raise ValueError(f"no words for it: {txt} is empty (--text-beside)")
+    return words
+
+
 def animate_file(
     model: TalkerModel,
     path: Path,
@@ -324,8 +389,12 @@ def animate_file(
     *,
     quiet: bool = False,
     profile: Profile | None = None,
+    words: str | None = None,
+    templates: dict[str, Any] | None = None,
 ) -> list[Path]:
-    """Decode, animate and write one file (all outputs or none)."""
+    """Decode, animate and write one file (all outputs or none). With ``words``, the lips
+    close on their bilabials (:mod:`unitalker.inference.transcript`; ``templates`` from
+    :func:`_transcript_templates`)."""
     from unitalker.audio import load_audio
     from unitalker.export import write_outputs
     from unitalker.inference.animate import animate
@@ -365,6 +434,11 @@ def animate_file(
     finally:
         if bar is not None:
             bar.close()
+    if words is not None:
+        from unitalker.inference.transcript import close_bilabials, timeline
+
+        with stage("align words"):
+            results = close_bilabials(results, timeline(wav, words), templates or {})
 
     def on_stage(name: str, wall: float, cpu: float) -> None:
         if profile is not None:

@@ -1,0 +1,206 @@
+"""Lip closures from a transcript: when the words are known, close the lips on /p/ /b/ /m/.
+
+On speech it has not heard, the model's lips often stay apart on bilabials (on read human
+speech the bundled model closes 18-24 % of them, where the articulation labels of the
+same alignment close 91-100 %; docs/a2f-synth.md). A user who has the words (dialogue
+lines, subtitles, a script) can give them: :func:`close_bilabials` force-aligns the audio
+to the words with PocketSphinx (English), renders the project's articulation model on
+that timeline and moves each head's *mouth* toward it, in proportion to the articulation
+model's own lip-closure curve (``lip_close``: 1 inside a bilabial, easing in and out with
+its coarticulation, 0 elsewhere). Everything else the model produced is kept: away from
+bilabials the output is unchanged to the last bit, and at them only the jaw and mouth
+move.
+
+"The mouth" is the same in every A2F-Synth convention, which are all linear in ARKit-52
+weights (:func:`unitalker.synth.conventions.render`): the correction is the least-squares
+combination of the jaw and mouth channels' shapes (:data:`MOUTH_CHANNELS`) that brings the
+frame to the label's mouth, so blinks, brows and gaze of the output are not touched.
+Heads of other conventions have no articulation rig and are refused.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from unitalker.animation import Animation
+
+#: ARKit-52 channels that make up the mouth: the correction is a combination of these.
+MOUTH_CHANNELS: tuple[str, ...] = (
+    "jawForward",
+    "jawLeft",
+    "jawOpen",
+    "jawRight",
+    "mouthClose",
+    "mouthDimpleLeft",
+    "mouthDimpleRight",
+    "mouthFrownLeft",
+    "mouthFrownRight",
+    "mouthFunnel",
+    "mouthLeft",
+    "mouthLowerDownLeft",
+    "mouthLowerDownRight",
+    "mouthPressLeft",
+    "mouthPressRight",
+    "mouthPucker",
+    "mouthRight",
+    "mouthRollLower",
+    "mouthRollUpper",
+    "mouthShrugLower",
+    "mouthShrugUpper",
+    "mouthSmileLeft",
+    "mouthSmileRight",
+    "mouthStretchLeft",
+    "mouthStretchRight",
+    "mouthUpperUpLeft",
+    "mouthUpperUpRight",
+)
+
+
+class TranscriptError(ValueError):
+    """The words could not be used: a head without an articulation rig, or no alignment."""
+
+
+def supported(convention: str) -> bool:
+    """Whether ``convention`` has the articulation rig :func:`close_bilabials` needs."""
+    from unitalker.synth.conventions import ARKIT, FLAME, HEAD, HEAD2
+
+    return convention in (ARKIT, FLAME, HEAD, HEAD2)
+
+
+@functools.lru_cache(maxsize=8)
+def _mouth_basis(convention: str) -> np.ndarray:
+    """``[M, dim]``: each mouth channel's shape in ``convention`` (a unit weight rendered,
+    minus the neutral render)."""
+    from unitalker.synth.conventions import ARKIT52_EMOTALK
+
+    eye = np.zeros((len(MOUTH_CHANNELS) + 1, len(ARKIT52_EMOTALK)), np.float32)
+    for k, name in enumerate(MOUTH_CHANNELS):
+        eye[k, ARKIT52_EMOTALK.index(name)] = 1.0  # the last row stays neutral
+    out = _render_arkit(convention, eye).astype(np.float64)
+    return np.ascontiguousarray(out[:-1] - out[-1:])
+
+
+def _render_arkit(convention: str, weights: np.ndarray) -> np.ndarray:
+    """ARKit-52 weights ``[T, 52]`` in ``convention`` on the mean identity ``[T, dim]``."""
+    from unitalker.synth.conventions import (
+        ARKIT,
+        FLAME,
+        TOPOLOGY_OF,
+        arkit_to_flame,
+        asset,
+        identity_template,
+    )
+
+    if convention == ARKIT:
+        return weights
+    if convention == FLAME:
+        return arkit_to_flame(weights)
+    basis = asset(TOPOLOGY_OF[convention])["rig_basis"]
+    tpl = identity_template(convention, None).reshape(-1)
+    return weights @ basis.reshape(basis.shape[0], -1) + tpl[None]
+
+
+def timeline(audio16: np.ndarray, text: str) -> list[tuple[str, float, float]]:
+    """``[(phone, start_s, end_s), ...]`` of the words ``text`` in 16 kHz ``audio16``.
+
+    Raises:
+        TranscriptError: no words, a word PocketSphinx does not know, or no alignment.
+    """
+    from unitalker.audio import SAMPLE_RATE
+    from unitalker.synth.align import AlignmentError, align
+
+    try:
+        return align(np.asarray(audio16, np.float32), SAMPLE_RATE, text)
+    except AlignmentError as e:
+        raise TranscriptError(f"cannot align the words to the audio: {e}") from e
+
+
+def close_bilabials(
+    results: Mapping[str, Animation],
+    phones: Sequence[tuple[str, float, float]],
+    templates: Mapping[str, np.ndarray],
+    *,
+    strength: float = 1.0,
+) -> dict[str, Animation]:
+    """Each head's output with its mouth moved toward the articulation labels of
+    ``phones`` wherever those close the lips: fully inside each aligned /p/ /b/ /m/, and
+    by the labels' ``lip_close`` curve as it eases in and out around them.
+
+    Args:
+        results: ``{head: Animation}`` (``data`` ``[T, dim]``), as :func:`animate` returns.
+        phones: the words' phone timeline (:func:`timeline`).
+        templates: ``{head: [dim]}``, the neutral face each head's output moves from (the
+            model's template of the head; zeros for ARKit and FLAME-like parameters).
+        strength: 0 = unchanged, 1 (default) = the label's mouth where it is fully closed.
+
+    Returns:
+        ``{head: Animation}``, new arrays (the inputs are not modified); each has
+        ``meta["transcript"]``: ``{"bilabials": N, "frames": F}`` (frames changed).
+
+    Raises:
+        TranscriptError: a head of a convention without an articulation rig.
+    """
+    from unitalker.evaluation.closures import bilabial_intervals
+    from unitalker.synth.articulation import timeline_to_articulation
+    from unitalker.synth.conventions import articulation_to_arkit
+
+    bad = [h for h, a in results.items() if not supported(a.convention)]
+    if bad:
+        raise TranscriptError(
+            f"head(s) {', '.join(bad)} have no articulation rig (only the A2F-Synth "
+            "conventions do); leave them out with --heads"
+        )
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    intervals = bilabial_intervals(phones)
+    out = {}
+    for head, anim in results.items():
+        curves = timeline_to_articulation(phones, anim.fps, seed=0, n_frames=anim.n_frames)
+        weight = np.clip(curves["lip_close"], 0.0, 1.0)
+        t = np.arange(anim.n_frames) / anim.fps
+        for s0, e0 in intervals:
+            weight[(t >= s0) & (t <= e0)] = 1.0
+        weight *= float(strength)
+        frames = np.flatnonzero(weight > 1e-3)
+        data = np.array(anim.data, dtype=np.float32)  # a copy, also of a memory-mapped result
+        if len(frames):
+            label = articulation_to_arkit({k: v[frames] for k, v in curves.items()})
+            basis = _mouth_basis(anim.convention)  # [M, dim]
+            neutral = _render_arkit(anim.convention, np.zeros((1, label.shape[1]), np.float32))
+            lab = _render_arkit(anim.convention, label).astype(np.float64) - neutral
+            pred = data[frames].astype(np.float64) - np.asarray(templates[head], np.float64)
+            # mouth-channel weights of both, least squares over the head's coordinates
+            a = np.linalg.lstsq(basis.T, (lab - pred).T, rcond=None)[0].T  # [F, M]
+            data[frames] += (weight[frames, None] * (a @ basis)).astype(np.float32)
+        meta = dict(anim.meta, transcript={"bilabials": len(intervals), "frames": len(frames)})
+        out[head] = replace(anim, data=data, meta=meta)
+    return out
+
+
+def templates_for(model: object, heads: Sequence[str]) -> dict[str, np.ndarray]:
+    """``{head: [dim]}``: the template each head's output of ``model`` is built on (what
+    :func:`close_bilabials` measures the mouth from).
+
+    Raises:
+        TranscriptError: a vertex head of a model that does not expose its templates (an
+            exported ONNX graph holds them as constants).
+    """
+    from unitalker import conventions
+
+    out = {}
+    for h in heads:
+        get = getattr(model, "template", None)
+        if get is not None:
+            out[h] = np.asarray(get(h).detach().float().cpu().numpy(), np.float64).reshape(-1)
+        elif conventions.get(h).kind != "vertices":
+            out[h] = np.zeros(conventions.get(h).dim)  # parameters: the template is zero
+        else:
+            raise TranscriptError(
+                f"head {h}: this model does not expose its template (an ONNX export); use "
+                "the torch backend for words with vertex heads"
+            )
+    return out
