@@ -476,3 +476,27 @@ def test_timeline_lag_finds_a_known_shift():
     assert timeline_lag_ms(x, sr, tl) == 0
     late = [(p, s + 0.04, e + 0.04) for p, s, e in tl]
     assert timeline_lag_ms(x, sr, late) == -40
+
+
+def test_speech_check_with_the_lips_closed_on_the_words(tmp_path):
+    """``close_lips``: the output scored is the one ``animate --text`` writes; inside each
+    aligned bilabial its mouth is the labels', so its closures are theirs, and the
+    added-pause check (no words) is the same as without."""
+    import soundfile as sf
+
+    from unitalker.evaluation.voices import speech_check
+    from unitalker.synth.tts import synthesize
+
+    res = synthesize("Bob made a map.", "en-us")
+    wav = tmp_path / "bob.wav"
+    sf.write(wav, res.audio, res.sr)
+    model = _tiny_arkit_model()
+    (plain,) = speech_check(model, [(wav, res.text)])
+    (fixed,) = speech_check(model, [(wav, res.text)], close_lips=True)
+    c = fixed.closures["synth_arkit52"]
+    assert len(c["model"]) == 5
+    # (the other channels of the output, cheeks and nose, move the lips a hair)
+    np.testing.assert_allclose(c["model"], c["labels"], atol=1e-3)
+    assert plain.closures["synth_arkit52"]["labels"] == c["labels"]
+    assert fixed.padded_pause == plain.padded_pause
+    assert fixed.scores["synth_arkit52"]["LVE"] != plain.scores["synth_arkit52"]["LVE"]

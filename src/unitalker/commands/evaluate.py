@@ -94,6 +94,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "the 10 transcribed recordings of pocketsphinx-testdata (read speech from LibriVox "
         "and spoken card names, /usr/share/pocketsphinx/test/data)",
     )
+    s.add_argument(
+        "--close-lips",
+        action="store_true",
+        help="score the output with its lips closed on the words' bilabials, as `animate "
+        "--text` writes it (clips with words only; the alignment is the labels', so the "
+        "closures are theirs by construction)",
+    )
     s.add_argument("--json", help="write per-clip and summary results as JSON")
     s.add_argument("--device", default=None, help="torch device (default: cuda if available)")
     s.set_defaults(func=_run_speech)
@@ -265,7 +272,12 @@ def _run_speech(args: argparse.Namespace) -> int:
     model = load_model(args.model, device=args.device)
     bar = tqdm(total=len(clips), unit="clip", desc="speech", file=sys.stderr)
     try:
-        results = speech_check(model, clips, progress=lambda d, n: bar.update(d - bar.n))
+        results = speech_check(
+            model,
+            clips,
+            progress=lambda d, n: bar.update(d - bar.n),
+            close_lips=args.close_lips,
+        )
     finally:
         bar.close()
     summary = speech_summary(results)

@@ -492,11 +492,18 @@ def speech_check(
     clips: Sequence[tuple[str | Path, str | None]] | None = None,
     *,
     progress: Callable[[int, int], None] | None = None,
+    close_lips: bool = False,
 ) -> list[SpeechResult]:
     """Score ``model`` on recorded clips ``[(wav, words or None), ...]`` (default: the
     ``alsa-utils`` clips). With words, the clip is force-aligned (PocketSphinx) and the
     articulation model's labels (default speaker style, mean identity) give LVE / MVE
-    against the static template; without, only the label-free checks run."""
+    against the static template; without, only the label-free checks run.
+
+    ``close_lips``: on clips with words, score the output with its lips closed on the
+    aligned bilabials, as ``unitalker animate --text`` writes it
+    (:func:`unitalker.inference.transcript.close_bilabials`; the same alignment as the
+    labels', so its closures are the labels' by construction). The added-pause check runs
+    without words either way."""
     from unitalker.audio import SAMPLE_RATE, load_audio
     from unitalker.evaluation.closures import bilabial_intervals, closure_minima
     from unitalker.evaluation.metrics import score_sequence
@@ -519,6 +526,16 @@ def speech_check(
         preds = predict_heads(model, audio)
         res.padded_pause = pause_check(model, audio)
         tl = align(audio, SAMPLE_RATE, words) if words else None
+        if close_lips and tl is not None:
+            from unitalker.animation import Animation
+            from unitalker.inference.transcript import close_bilabials
+
+            fixed = close_bilabials(
+                {c: Animation(c, conventions.get(c).fps, p) for c, p in preds.items()},
+                tl,
+                {c: _mean_template(c) for c in preds},
+            )
+            preds = {c: a.data for c, a in fixed.items()}
         for conv, pred in preds.items():
             fps = conventions.get(conv).fps
             pauses = None
