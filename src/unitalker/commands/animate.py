@@ -290,7 +290,6 @@ def run(args: argparse.Namespace) -> int:
     model.identity_index(args.identity)  # unknown identity: fail before any work
     text = getattr(args, "text", None)
     beside = getattr(args, "text_beside", False)
-    templates = None
     if text is not None or beside:
         if text is not None and len(items) + len(bad) != 1:
             raise CLIError(
@@ -299,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if text is not None and not text.strip():
             raise CLIError("--text is empty")
-        templates = _transcript_templates(model, heads or model.heads)
+        _check_heads_take_words(model, heads or model.heads)
 
     failures: list[tuple[str, str]] = list(bad)
     written = 0
@@ -324,7 +323,6 @@ def run(args: argparse.Namespace) -> int:
                 quiet=args.quiet,
                 profile=profile,
                 words=words,
-                templates=templates,
             )
             written += 1
             for p in paths:
@@ -351,8 +349,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _transcript_templates(model: TalkerModel, heads: list[str]) -> dict[str, Any]:
-    """The heads' templates for words (``--text``), after checking every head can take them."""
+def _check_heads_take_words(model: TalkerModel, heads: list[str]) -> None:
+    """Refuse ``--text`` before any work when a head cannot take words."""
     from unitalker.cli import CLIError
     from unitalker.inference.transcript import TranscriptError, supported, templates_for
 
@@ -363,7 +361,7 @@ def _transcript_templates(model: TalkerModel, heads: list[str]) -> dict[str, Any
             "words: choose the others with --heads"
         )
     try:
-        return templates_for(model, heads)
+        templates_for(model, heads)
     except TranscriptError as e:
         raise CLIError(str(e)) from e
 
@@ -390,11 +388,9 @@ def animate_file(
     quiet: bool = False,
     profile: Profile | None = None,
     words: str | None = None,
-    templates: dict[str, Any] | None = None,
 ) -> list[Path]:
     """Decode, animate and write one file (all outputs or none). With ``words``, the lips
-    close on their bilabials (:mod:`unitalker.inference.transcript`; ``templates`` from
-    :func:`_transcript_templates`)."""
+    close on their bilabials (:func:`unitalker.inference.transcript.with_words`)."""
     from unitalker.audio import load_audio
     from unitalker.export import write_outputs
     from unitalker.inference.animate import animate
@@ -435,10 +431,10 @@ def animate_file(
         if bar is not None:
             bar.close()
     if words is not None:
-        from unitalker.inference.transcript import close_bilabials, timeline
+        from unitalker.inference.transcript import with_words
 
         with stage("align words"):
-            results = close_bilabials(results, timeline(wav, words), templates or {})
+            results = with_words(model, results, wav, words)
 
     def on_stage(name: str, wall: float, cpu: float) -> None:
         if profile is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -58,6 +59,10 @@ MOUTH_CHANNELS: tuple[str, ...] = (
     "mouthUpperUpLeft",
     "mouthUpperUpRight",
 )
+
+
+#: the most the jaw stays open where the lips close (jawOpen units)
+JAW_AT_CLOSURE = 0.25
 
 
 class TranscriptError(ValueError):
@@ -168,7 +173,16 @@ def close_bilabials(
         frames = np.flatnonzero(weight > 1e-3)
         data = np.array(anim.data, dtype=np.float32)  # a copy, also of a memory-mapped result
         if len(frames):
-            label = articulation_to_arkit({k: v[frames] for k, v in curves.items()})
+            sub = {k: v[frames] for k, v in curves.items()}
+            # lips shut with the jaw nearly shut: the articulation model keeps the jaw of
+            # the neighbouring vowels at a bilabial's edges (up to 0.7 open), a pose whose
+            # lips close against an open jaw (mouthClose), which the preview's jaw-borne
+            # teeth poke through
+            close = np.clip(sub["lip_close"], 0.0, 1.0)
+            sub["jaw_open"] = sub["jaw_open"] + close * (
+                np.minimum(sub["jaw_open"], JAW_AT_CLOSURE) - sub["jaw_open"]
+            )
+            label = articulation_to_arkit(sub)
             basis = _mouth_basis(anim.convention)  # [M, dim]
             neutral = _render_arkit(anim.convention, np.zeros((1, label.shape[1]), np.float32))
             lab = _render_arkit(anim.convention, label).astype(np.float64) - neutral
@@ -204,3 +218,37 @@ def templates_for(model: object, heads: Sequence[str]) -> dict[str, np.ndarray]:
                 "the torch backend for words with vertex heads"
             )
     return out
+
+
+def with_words(
+    model: object,
+    results: Mapping[str, Animation],
+    audio: str | Path | np.ndarray,
+    text: str,
+    *,
+    sr: int | None = None,
+    strength: float = 1.0,
+) -> dict[str, Animation]:
+    """``model.animate``'s ``results`` for ``audio`` with the lips closed on the bilabials
+    of ``text`` (what ``unitalker animate --text`` writes): align, then
+    :func:`close_bilabials` from the model's templates.
+
+    Args:
+        model: the model that made ``results`` (its head templates are read).
+        results: ``{head: Animation}``.
+        audio: the same audio: a file, or samples at ``sr`` (default 16 kHz).
+        text: the words said (English).
+        sr: sample rate of in-memory samples.
+        strength: see :func:`close_bilabials`.
+
+    Raises:
+        TranscriptError: words that do not align, or a head that cannot take them.
+    """
+    from unitalker.audio import SAMPLE_RATE, load_audio, prepare_waveform
+
+    if isinstance(audio, (str, Path)):
+        wav = load_audio(audio)
+    else:
+        wav = prepare_waveform(np.asarray(audio), sr or SAMPLE_RATE)
+    phones = timeline(wav, text)
+    return close_bilabials(results, phones, templates_for(model, list(results)), strength=strength)
