@@ -104,6 +104,8 @@ def test_animate_files(client, clip, fmt, media, name):
         (None, "speech.wav", {"identity": "nobody"}, 422, "unknown_identity"),
         (None, "speech.wav", {"format": "docx"}, 422, "unknown_format"),
         (None, "speech.wav", {"format": "csv", "heads": VERT}, 422, "unsupported_format"),
+        (None, "speech.wav", {"text": "bob made a map"}, 422, "bad_text"),  # no synth head
+        (None, "speech.wav", {"text": "ab " * 7000}, 422, "bad_text"),  # too long
     ],
 )
 def test_animate_errors_are_json(client, clip, content, name, data, status, code):
@@ -265,3 +267,38 @@ def test_malformed_bodies_are_json_errors(client):
     r = client.get("/v1/animate")
     assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_animate_with_words_on_the_default_model(tmp_path):
+    """``text``: the lips close on the words' bilabials, as ``with_words`` offline does;
+    words that do not align are a ``422 bad_text`` naming the words."""
+    import soundfile as sf
+
+    from unitalker.inference.transcript import with_words
+    from unitalker.models.checkpoint import load_model
+    from unitalker.serve import ServeSettings, create_app
+    from unitalker.synth.tts import synthesize
+
+    res = synthesize("Bob made a map.", "en-us")
+    wav = tmp_path / "bob.wav"
+    sf.write(wav, res.audio, res.sr)
+    model = load_model("default", device="cpu")
+    app = create_app(model, ServeSettings(max_seconds=10.0, model_name="default"))
+    with run_server(app) as r, httpx.Client(base_url=r.url, timeout=60) as c:
+        heads = "synth_arkit52,synth_head_vertices"
+        got = post(c, "/v1/animate", content=wav.read_bytes(), data={"heads": heads})
+        words = post(
+            c, "/v1/animate", content=wav.read_bytes(), data={"heads": heads, "text": res.text}
+        )
+        bad = post(
+            c, "/v1/animate", content=wav.read_bytes(), data={"heads": heads, "text": "zzyzx"}
+        )
+    assert got.status_code == words.status_code == 200, words.text
+    audio = load_audio(wav)
+    offline = with_words(model, model.animate(audio, heads=heads.split(",")), audio, res.text)
+    for h, a in offline.items():
+        served = np.asarray(words.json()["heads"][h]["frames"])
+        np.testing.assert_allclose(served, a.data, atol=2e-6)
+        assert not np.allclose(served, np.asarray(got.json()["heads"][h]["frames"]))
+    assert bad.status_code == 422 and bad.json()["error"] == "bad_text"
+    assert "zzyzx" in bad.json()["detail"]

@@ -3,9 +3,10 @@
 Endpoints (the OpenAPI schema is at ``/openapi.json``, a browsable one at ``/docs``):
 
 * ``POST /v1/animate`` multipart ``audio`` + form ``heads`` (comma separated), ``identity``,
-  ``format`` (``json`` | ``bin`` | ``npz`` | ``csv`` | ``glb`` | ``mp4``): JSON frames, the
-  binary array container (see :mod:`unitalker.serve.protocol`) or an export file (a zip
-  when a per-head format yields several files).
+  ``format`` (``json`` | ``bin`` | ``npz`` | ``csv`` | ``glb`` | ``mp4``), ``text`` (the
+  words said: the lips close on their bilabials, :mod:`unitalker.inference.transcript`):
+  JSON frames, the binary array container (see :mod:`unitalker.serve.protocol`) or an
+  export file (a zip when a per-head format yields several files).
 * ``WS /v1/stream``: PCM16 in, frames out as soon as the look-ahead allows (protocol in
   :mod:`unitalker.serve.protocol`).
 * ``GET /v1/models``, ``GET /v1/conventions``, ``GET /v1/mesh/{convention}``, ``GET /health``.

@@ -56,10 +56,45 @@ def _render_pool() -> ThreadPoolExecutor:
     return _RENDER_POOL
 
 
+#: the longest ``text`` (the words of the clip) a request may carry, in characters
+MAX_TEXT_CHARS = 20_000
+
+
+def _check_text(st: ServeState, text: str | None, heads: list[str]) -> str | None:
+    """The request's words (None: none), refused with ``422 bad_text`` before any work when
+    they are too long or a requested head cannot take them."""
+    if text is None or not text.strip():
+        return None
+    if len(text) > MAX_TEXT_CHARS:
+        raise ApiError(422, "bad_text", f"text: at most {MAX_TEXT_CHARS} characters")
+    from unitalker.inference.transcript import TranscriptError, supported, templates_for
+
+    bad = [h for h in heads if not supported(h)]
+    if bad:
+        raise ApiError(
+            422,
+            "bad_text",
+            f"words close the lips of A2F-Synth heads only; {', '.join(bad)} cannot take "
+            "them: leave them out with 'heads'",
+        )
+    try:
+        templates_for(st.model, heads)
+    except TranscriptError as e:
+        raise ApiError(422, "bad_text", str(e)) from None
+    return text
+
+
 def _job(
-    st: ServeState, upload: Any, filename: str, heads: list[str], identity: str | None, fmt: str
+    st: ServeState,
+    upload: Any,
+    filename: str,
+    heads: list[str],
+    identity: str | None,
+    fmt: str,
+    text: str | None = None,
 ) -> tuple[np.ndarray, dict[str, Any], float, tuple[str, bytes, str] | None]:
-    """Decode, animate and (for a file format) export one upload, in a worker thread."""
+    """Decode, animate (with ``text``: the lips closed on its bilabials) and, for a file
+    format, export one upload, in a worker thread."""
     settings = st.settings
     # The upload reaches the decoder as a file object (FastAPI's spooled temporary
     # file), never as a path: FFmpeg cannot be made to open anything else.
@@ -79,6 +114,13 @@ def _job(
     with tempfile.TemporaryDirectory(prefix="unitalker-serve-") as tmp:
         t0 = time.perf_counter()
         results = st.model.animate(wav, sr=SAMPLE_RATE, heads=heads, identity=identity)
+        if text is not None:
+            from unitalker.inference.transcript import TranscriptError, with_words
+
+            try:
+                results = with_words(st.model, results, wav, text, sr=SAMPLE_RATE)
+            except TranscriptError as e:
+                raise ApiError(422, "bad_text", str(e)) from None
         infer_s = time.perf_counter() - t0
         if fmt in ("json", "bin"):
             return wav, results, infer_s, None
@@ -127,7 +169,7 @@ def _job(
         },
         400: {"description": "undecodable or empty audio"},
         413: {"description": "upload over the size or duration limit"},
-        422: {"description": "unknown head / identity / format"},
+        422: {"description": "unknown head / identity / format, or words that cannot be used"},
         501: {"description": "mp4 asked where offscreen rendering (EGL) is unavailable"},
         503: {"description": "server busy: queue full"},
     },
@@ -138,12 +180,18 @@ async def animate(
     heads: str | None = Form(None, description="comma-separated head names (default: all)"),
     identity: str | None = Form(None, description="identity name or index (default: pivot)"),
     format: str = Form("json", description=f"one of {', '.join(FORMATS)}"),
+    text: str | None = Form(
+        None,
+        description="the words said (English): the clip is force-aligned to them and the "
+        "lips close on every /p/ /b/ /m/ (A2F-Synth heads only)",
+    ),
 ) -> Response:
     st = state_of(request)
     fmt = (format or "json").lower()
     if fmt not in FORMATS:
         raise ApiError(422, "unknown_format", f"format must be one of {FORMATS}, got {format!r}")
     names, ident = st.check_request(heads, identity)
+    words = _check_text(st, text, names)
     if not audio.size:
         raise ApiError(400, "bad_audio", f"{audio.filename or 'upload'}: empty file")
     wav, results, infer_s, file = await st.gate.run(
@@ -154,6 +202,7 @@ async def animate(
         names,
         ident,
         fmt,
+        words,
         admission=request.scope.get(ADMISSION_KEY),
     )
     if file is not None:
