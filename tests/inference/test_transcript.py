@@ -241,3 +241,18 @@ def test_with_words_on_the_example_and_its_words_beside_it():
         assert not np.array_equal(anim.data, result[head].data)
     with pytest.raises(T.TranscriptError):
         T.with_words(model, result, str(wav), "zzyzx")
+
+
+def test_a_memory_mapped_result_stays_memory_mapped(tmp_path):
+    """Long audio's results are memory-mapped (memory stays flat); so is their corrected
+    copy, with the same values as an in-memory one, and the mapped input is untouched."""
+    anim, neutral = _open_mouth("synth_head_vertices")
+    path = tmp_path / "motion.npy"
+    np.save(path, anim.data)
+    mapped = Animation(anim.convention, anim.fps, np.load(path, mmap_mode="r"))
+    templates = {anim.convention: neutral}
+    got = T.close_bilabials({anim.convention: mapped}, PHONES, templates)[anim.convention]
+    want = T.close_bilabials({anim.convention: anim}, PHONES, templates)[anim.convention]
+    assert isinstance(got.data, np.memmap)
+    np.testing.assert_array_equal(got.data, want.data)
+    np.testing.assert_array_equal(np.load(path), anim.data)

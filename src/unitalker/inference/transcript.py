@@ -3,13 +3,14 @@
 On speech it has not heard, the model's lips often stay apart on bilabials (on read human
 speech the bundled model closes 18-24 % of them, where the articulation labels of the
 same alignment close 91-100 %; docs/a2f-synth.md). A user who has the words (dialogue
-lines, subtitles, a script) can give them: :func:`close_bilabials` force-aligns the audio
-to the words with PocketSphinx (English), renders the project's articulation model on
-that timeline and moves each head's *mouth* toward it, in proportion to the articulation
-model's own lip-closure curve (``lip_close``: 1 inside a bilabial, easing in and out with
-its coarticulation, 0 elsewhere). Everything else the model produced is kept: away from
-bilabials the output is unchanged to the last bit, and at them only the jaw and mouth
-move.
+lines, subtitles, a script) can give them: :func:`with_words` force-aligns the audio to the
+words with PocketSphinx (English, :func:`timeline`) and :func:`close_bilabials` renders the
+project's articulation model on that timeline and moves each head's *mouth* toward it, in
+proportion to the articulation model's own lip-closure curve (``lip_close``: 1 inside a
+bilabial, easing in and out with its coarticulation, 0 elsewhere), with the jaw held at
+most :data:`JAW_AT_CLOSURE` open where the lips shut. Everything else the model produced
+is kept: away from bilabials the output is unchanged to the last bit, and at them only the
+jaw and mouth move.
 
 "The mouth" is the same in every A2F-Synth convention, which are all linear in ARKit-52
 weights (:func:`unitalker.synth.conventions.render`): the correction is the least-squares
@@ -171,7 +172,7 @@ def close_bilabials(
             weight[(t >= s0) & (t <= e0)] = 1.0
         weight *= float(strength)
         frames = np.flatnonzero(weight > 1e-3)
-        data = np.array(anim.data, dtype=np.float32)  # a copy, also of a memory-mapped result
+        data = _writable_copy(anim.data)
         if len(frames):
             sub = {k: v[frames] for k, v in curves.items()}
             # lips shut with the jaw nearly shut: the articulation model keeps the jaw of
@@ -187,11 +188,26 @@ def close_bilabials(
             neutral = _render_arkit(anim.convention, np.zeros((1, label.shape[1]), np.float32))
             lab = _render_arkit(anim.convention, label).astype(np.float64) - neutral
             pred = data[frames].astype(np.float64) - np.asarray(templates[head], np.float64)
-            # mouth-channel weights of both, least squares over the head's coordinates
+            # the mouth-channel weights that take the frame's mouth to the label's (least
+            # squares over the head's coordinates)
             a = np.linalg.lstsq(basis.T, (lab - pred).T, rcond=None)[0].T  # [F, M]
             data[frames] += (weight[frames, None] * (a @ basis)).astype(np.float32)
         meta = dict(anim.meta, transcript={"bilabials": len(intervals), "frames": len(frames)})
         out[head] = replace(anim, data=data, meta=meta)
+    return out
+
+
+def _writable_copy(data: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``data`` to change; a memory-mapped result (long audio) is copied
+    into an anonymous temporary file, so that memory stays flat as in :func:`animate`."""
+    if not isinstance(data, np.memmap):
+        return np.array(data, dtype=np.float32)
+    import tempfile
+
+    with tempfile.TemporaryFile(prefix="unitalker-words-") as f:  # gone when unmapped
+        out = np.memmap(f, dtype=np.float32, mode="w+", shape=data.shape)
+    for i in range(0, len(data), 4096):
+        out[i : i + 4096] = data[i : i + 4096]
     return out
 
 
