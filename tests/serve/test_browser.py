@@ -112,3 +112,22 @@ def test_live_microphone_stream(page):
     page.wait_for_function("document.body.dataset.state === 'ready'", timeout=20000)
     assert "live ended" in page.text_content("#status")
     assert not page.errors, page.errors
+
+
+def test_words_go_with_the_upload(page, tmp_path):
+    """The words field is sent as the request's ``text``: this test model's heads cannot
+    take words, so the server's refusal is what the page shows; emptied, the clip animates."""
+    clip = tmp_path / "talk.wav"
+    write_clip(clip, 1.0)
+    page.set_input_files("#file", str(clip))
+    page.fill("#words", "bob made a map")
+    page.click("#animate")
+    page.wait_for_function("document.body.dataset.state === 'error'", timeout=30000)
+    assert "422 bad_text" in page.text_content("#status")
+    assert "A2F-Synth heads only" in page.text_content("#status")
+    assert page.errors and all("422" in e or "Unprocessable" in e for e in page.errors)
+    page.errors.clear()
+    page.fill("#words", "")
+    page.click("#animate")
+    page.wait_for_function("document.body.dataset.state === 'ready'", timeout=30000)
+    assert not page.errors, page.errors

@@ -128,6 +128,8 @@ function form(format) {
   fd.append("heads", selectedHeads().join(","));
   fd.append("identity", $("#identity").value);
   fd.append("format", format);
+  const words = $("#words").value.trim();
+  if (words) fd.append("text", words);  // the lips close on the words' bilabials
   return fd;
 }
 
