@@ -111,6 +111,16 @@ def test_heads_without_an_articulation_rig_are_refused():
     with pytest.raises(T.TranscriptError, match="3DETF_blendshape_weight"):
         T.close_bilabials({"3DETF_blendshape_weight": anim}, PHONES, {})
 
+    class Model:
+        def template(self, head):
+            return np.zeros(conventions.get(head).dim)
+
+    T.check_heads(Model(), ["synth_arkit52", "synth_head_vertices"])
+    with pytest.raises(T.TranscriptError, match="A2F-Synth heads only.*BIWI_23370_vertices"):
+        T.check_heads(Model(), ["synth_arkit52", "BIWI_23370_vertices"])
+    with pytest.raises(T.TranscriptError, match="ONNX"):
+        T.check_heads(object(), ["synth_head_vertices"])
+
 
 def test_templates_for_a_model_and_for_one_that_hides_them():
     import torch

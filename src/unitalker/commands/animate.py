@@ -352,18 +352,12 @@ def run(args: argparse.Namespace) -> int:
 def _check_heads_take_words(model: TalkerModel, heads: list[str]) -> None:
     """Refuse ``--text`` before any work when a head cannot take words."""
     from unitalker.cli import CLIError
-    from unitalker.inference.transcript import TranscriptError, supported, templates_for
+    from unitalker.inference.transcript import TranscriptError, check_heads
 
-    bad = [h for h in heads if not supported(h)]
-    if bad:
-        raise CLIError(
-            f"--text closes the lips of A2F-Synth heads only; {', '.join(bad)} cannot take "
-            "words: choose the others with --heads"
-        )
     try:
-        templates_for(model, heads)
+        check_heads(model, heads)
     except TranscriptError as e:
-        raise CLIError(str(e)) from e
+        raise CLIError(f"--text: {e}; choose the heads with --heads") from e
 
 
 def _words_beside(path: Path) -> str:

@@ -154,12 +154,7 @@ def close_bilabials(
     from unitalker.synth.articulation import timeline_to_articulation
     from unitalker.synth.conventions import articulation_to_arkit
 
-    bad = [h for h, a in results.items() if not supported(a.convention)]
-    if bad:
-        raise TranscriptError(
-            f"head(s) {', '.join(bad)} have no articulation rig (only the A2F-Synth "
-            "conventions do); leave them out with --heads"
-        )
+    _refuse_unsupported([a.convention for a in results.values()])
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     intervals = bilabial_intervals(phones)
@@ -211,6 +206,26 @@ def _writable_copy(data: np.ndarray) -> np.ndarray:
     return out
 
 
+def _refuse_unsupported(conventions_: Sequence[str]) -> None:
+    bad = [c for c in conventions_ if not supported(c)]
+    if bad:
+        raise TranscriptError(
+            f"words close the lips of A2F-Synth heads only; {', '.join(bad)} cannot take them "
+            "(no articulation rig)"
+        )
+
+
+def check_heads(model: object, heads: Sequence[str]) -> None:
+    """Refuse, before any work, heads of ``model`` that cannot take words.
+
+    Raises:
+        TranscriptError: a head without an articulation rig, or a vertex head whose
+            template the model hides (:func:`templates_for`).
+    """
+    _refuse_unsupported(heads)
+    templates_for(model, heads)
+
+
 def templates_for(model: object, heads: Sequence[str]) -> dict[str, np.ndarray]:
     """``{head: [dim]}``: the template each head's output of ``model`` is built on (what
     :func:`close_bilabials` measures the mouth from).
@@ -225,7 +240,10 @@ def templates_for(model: object, heads: Sequence[str]) -> dict[str, np.ndarray]:
     for h in heads:
         get = getattr(model, "template", None)
         if get is not None:
-            out[h] = np.asarray(get(h).detach().float().cpu().numpy(), np.float64).reshape(-1)
+            tpl = get(h)
+            if hasattr(tpl, "detach"):  # a torch tensor
+                tpl = tpl.detach().float().cpu().numpy()
+            out[h] = np.asarray(tpl, np.float64).reshape(-1)
         elif conventions.get(h).kind != "vertices":
             out[h] = np.zeros(conventions.get(h).dim)  # parameters: the template is zero
         else:

@@ -67,20 +67,12 @@ def _check_text(st: ServeState, text: str | None, heads: list[str]) -> str | Non
         return None
     if len(text) > MAX_TEXT_CHARS:
         raise ApiError(422, "bad_text", f"text: at most {MAX_TEXT_CHARS} characters")
-    from unitalker.inference.transcript import TranscriptError, supported, templates_for
+    from unitalker.inference.transcript import TranscriptError, check_heads
 
-    bad = [h for h in heads if not supported(h)]
-    if bad:
-        raise ApiError(
-            422,
-            "bad_text",
-            f"words close the lips of A2F-Synth heads only; {', '.join(bad)} cannot take "
-            "them: leave them out with 'heads'",
-        )
     try:
-        templates_for(st.model, heads)
+        check_heads(st.model, heads)
     except TranscriptError as e:
-        raise ApiError(422, "bad_text", str(e)) from None
+        raise ApiError(422, "bad_text", f"{e}; choose the heads with 'heads'") from None
     return text
 
 
