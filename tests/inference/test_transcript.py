@@ -161,6 +161,44 @@ def test_timeline_of_spoken_words_and_words_it_cannot_align(tmp_path):
         T.timeline(audio, " ... ")
 
 
+def test_a_sentence_aligned_only_without_pauses_keeps_its_bilabials_in_place():
+    """PocketSphinx finds no path with pauses for this eSpeak NG sentence (it aligns "Bob
+    made a map" and "map of the moon" but not the whole); without them it does, and the
+    six bilabials land on eSpeak NG's own timing."""
+    from unitalker.audio import prepare_waveform
+    from unitalker.evaluation.closures import bilabial_intervals
+    from unitalker.synth.tts import synthesize
+
+    res = synthesize("Bob made a map of the moon.", "en-us")
+    got = bilabial_intervals(T.timeline(prepare_waveform(res.audio, res.sr), res.text))
+    want = bilabial_intervals(res.phonemes)
+    assert len(got) == len(want) == 6
+    for (s, e), (s0, e0) in zip(got, want, strict=True):
+        assert abs(s - s0) < 0.07 and abs(e - e0) < 0.07, (got, want)
+
+
+def test_long_bilabials_of_a_pauseless_alignment_are_cut_or_refused():
+    """A bilabial that absorbed a pause keeps HELD_BILABIAL_S next to its speech; one with
+    speech on both sides is not trusted."""
+    lead = [("p", 0.0, 0.6), ("a", 0.6, 0.8), ("_", 0.8, 1.0)]
+    assert T._cut_long_bilabials(lead, "pa") == [
+        ("_", 0.0, pytest.approx(0.5)),
+        ("p", pytest.approx(0.5), 0.6),
+        ("a", 0.6, 0.8),
+        ("_", 0.8, 1.0),
+    ]
+    trail = [("a", 0.0, 0.2), ("m", 0.2, 1.0)]
+    assert T._cut_long_bilabials(trail, "am") == [
+        ("a", 0.0, 0.2),
+        ("m", 0.2, pytest.approx(0.3)),
+        ("_", pytest.approx(0.3), 1.0),
+    ]
+    short = [("a", 0.0, 0.2), ("m", 0.2, 0.3), ("a", 0.3, 0.5)]
+    assert T._cut_long_bilabials(short, "ama") == short
+    with pytest.raises(T.TranscriptError, match="not to be trusted"):
+        T._cut_long_bilabials([("a", 0.0, 0.2), ("b", 0.2, 0.9), ("a", 0.9, 1.0)], "aba")
+
+
 def _run(*args):
     from unitalker.cli import main
 

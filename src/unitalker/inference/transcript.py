@@ -64,6 +64,10 @@ MOUTH_CHANNELS: tuple[str, ...] = (
 
 #: the most the jaw stays open where the lips close (jawOpen units)
 JAW_AT_CLOSURE = 0.25
+#: a bilabial longer than this (s) in an alignment without pauses has absorbed one ...
+MAX_BILABIAL_S = 0.25
+#: ... and is cut to this much (s) next to its speech
+HELD_BILABIAL_S = 0.1
 
 
 class TranscriptError(ValueError):
@@ -113,16 +117,64 @@ def _render_arkit(convention: str, weights: np.ndarray) -> np.ndarray:
 def timeline(audio16: np.ndarray, text: str) -> list[tuple[str, float, float]]:
     """``[(phone, start_s, end_s), ...]`` of the words ``text`` in 16 kHz ``audio16``.
 
+    Where PocketSphinx finds no alignment with pauses between the words, one without them
+    is tried (:func:`unitalker.synth.align.align`, ``without_fillers``); its pauses are
+    absorbed by the phones beside them, so a bilabial longer than
+    :data:`MAX_BILABIAL_S` is cut to the :data:`HELD_BILABIAL_S` next to the speech it
+    releases into (after a pause) or follows (before one), and one with speech on both
+    sides means the alignment is not to be trusted.
+
     Raises:
         TranscriptError: no words, a word PocketSphinx does not know, or no alignment.
     """
     from unitalker.audio import SAMPLE_RATE
     from unitalker.synth.align import AlignmentError, align
 
+    audio = np.asarray(audio16, np.float32)
     try:
-        return align(np.asarray(audio16, np.float32), SAMPLE_RATE, text)
+        return align(audio, SAMPLE_RATE, text)
     except AlignmentError as e:
-        raise TranscriptError(f"cannot align the words to the audio: {e}") from e
+        first = e
+    try:
+        phones = align(audio, SAMPLE_RATE, text, without_fillers=True)
+    except AlignmentError:
+        raise TranscriptError(f"cannot align the words to the audio: {first}") from first
+    return _cut_long_bilabials(phones, text)
+
+
+def _cut_long_bilabials(
+    phones: list[tuple[str, float, float]], text: str
+) -> list[tuple[str, float, float]]:
+    from unitalker.synth.articulation import phoneme_to_viseme
+
+    out = list(phones)
+    for k in reversed(range(len(phones))):  # from the end: a split keeps earlier indices
+        p, s, e = phones[k]
+        if e - s <= MAX_BILABIAL_S or phoneme_to_viseme(str(p)) != "PP":
+            continue
+        before = k > 0 and phones[k - 1][0] != "_" and s > 1e-3
+        after = k + 1 < len(phones) and phones[k + 1][0] != "_"
+        if before and after:
+            raise TranscriptError(
+                f"cannot align the words to the audio: PocketSphinx finds no alignment "
+                f"for {text!r} with pauses, and without them a /{p}/ of {e - s:.2f} s "
+                f"at {s:.2f} s (not to be trusted)"
+            )
+        if after:  # a pause, then the closure that releases into the next phone
+            out[k : k + 1] = [("_", s, e - HELD_BILABIAL_S), (p, e - HELD_BILABIAL_S, e)]
+        else:  # the closure, then a pause (or the end)
+            out[k : k + 1] = [(p, s, s + HELD_BILABIAL_S), ("_", s + HELD_BILABIAL_S, e)]
+    return _merged(out) if len(out) != len(phones) else out
+
+
+def _merged(phones: list[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    out: list[tuple[str, float, float]] = []
+    for p, s, e in phones:
+        if out and p == "_" and out[-1][0] == "_":
+            out[-1] = ("_", out[-1][1], e)
+        else:
+            out.append((p, s, e))
+    return out
 
 
 def close_bilabials(

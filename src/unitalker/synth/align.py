@@ -71,7 +71,7 @@ ARPABET_IPA: dict[str, str] = {
 _FRAME_S = 0.01
 _SR = 16000
 _LOCK = threading.Lock()
-_DECODERS: dict[bool, object] = {}
+_DECODERS: dict[tuple[bool, bool], object] = {}
 
 
 class AlignmentError(ValueError):
@@ -83,15 +83,17 @@ def words_of(text: str) -> list[str]:
     return re.findall(r"[a-z']+", text.lower().replace("-", " "))
 
 
-def _decoder(wide: bool):
-    if wide not in _DECODERS:
+def _decoder(wide: bool, fillers: bool = True):
+    if (wide, fillers) not in _DECODERS:
         from pocketsphinx import Decoder
 
         # wide beams (the retry): synthetic voices can be far from the acoustic model's
         # training speech; about 3x slower than the defaults
         beams = {"beam": 1e-100, "wbeam": 1e-80, "pbeam": 1e-80} if wide else {}
-        _DECODERS[wide] = Decoder(samprate=_SR, bestpath=False, loglevel="FATAL", **beams)
-    return _DECODERS[wide]
+        if not fillers:  # no optional silences / noises between words
+            beams["fsgusefiller"] = False
+        _DECODERS[wide, fillers] = Decoder(samprate=_SR, bestpath=False, loglevel="FATAL", **beams)
+    return _DECODERS[wide, fillers]
 
 
 def _run(d, words: list[str], pcm: bytes):  # noqa: ANN001, ANN202 - pocketsphinx objects
@@ -108,7 +110,9 @@ def _run(d, words: list[str], pcm: bytes):  # noqa: ANN001, ANN202 - pocketsphin
     return d.get_alignment()
 
 
-def align(audio: np.ndarray, sr: int, text: str, *, pad_s: float = 0.3) -> Timeline:
+def align(
+    audio: np.ndarray, sr: int, text: str, *, pad_s: float = 0.3, without_fillers: bool = False
+) -> Timeline:
     """Force-align ``audio`` (mono float) to the words of ``text``.
 
     Args:
@@ -117,6 +121,11 @@ def align(audio: np.ndarray, sr: int, text: str, *, pad_s: float = 0.3) -> Timel
         text: the words spoken (English; punctuation is ignored).
         pad_s: silence added on both sides before aligning (PocketSphinx places the
             first word at frame 0 otherwise); removed from the result.
+        without_fillers: when both tries fail, a third without the optional silences
+            and noises between words (PocketSphinx then finds a path for some clips it
+            otherwise cannot align; pauses are absorbed by the phones beside them, whose
+            inner boundaries stay where the sound puts them). Off by default, so that the
+            timelines the datasets were made with do not change.
 
     Returns:
         ``[(ipa_phone, start_s, end_s), ...]``, contiguous, covering ``len(audio) / sr``.
@@ -142,11 +151,12 @@ def align(audio: np.ndarray, sr: int, text: str, *, pad_s: float = 0.3) -> Timel
                 f"words not in the PocketSphinx dictionary: {sorted(set(missing))}"
             )
         al = None
-        for wide in (False, True):
+        tries = [(False, True), (True, True)] + ([(True, False)] if without_fillers else [])
+        for wide, fillers in tries:
             try:
-                al = _run(_decoder(wide), words, pcm)
+                al = _run(_decoder(wide, fillers), words, pcm)
             except (RuntimeError, ValueError) as e:
-                log.debug("alignment failed (wide beams: %s): %s", wide, e)
+                log.debug("alignment failed (wide beams: %s, fillers: %s): %s", wide, fillers, e)
                 al = None
             if al is not None:
                 break
