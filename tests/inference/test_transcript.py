@@ -304,3 +304,27 @@ def test_a_memory_mapped_result_stays_memory_mapped(tmp_path):
     assert isinstance(got.data, np.memmap)
     np.testing.assert_array_equal(got.data, want.data)
     np.testing.assert_array_equal(np.load(path), anim.data)
+
+
+def test_labels_rendered_near_the_bilabials_match_the_whole_clip():
+    """The labels are rendered in windows around the bilabials (the articulation model
+    costs frames x phones); where they close the lips they match a render of the whole
+    clip, and the windows find the same frames to change."""
+    from unitalker.evaluation.closures import bilabial_intervals
+    from unitalker.synth.articulation import timeline_to_articulation
+
+    phones, t = [], 0.0
+    for k in range(12):  # "a m a" / "i b o p" with pauses of 0.3-3 s
+        for p, d in [("a", 0.12), ("m", 0.07), ("a", 0.15), ("i", 0.1), ("b", 0.06), ("o", 0.2)]:
+            phones.append((p, t, t + d))
+            t += d
+        pause = 0.3 if k % 3 else 3.0
+        phones.append(("_", t, t + pause))
+        t += pause
+    fps, n = 30.0, int(t * 30)
+    full = timeline_to_articulation(phones, fps, seed=0, n_frames=n)
+    near = T._curves_near(phones, bilabial_intervals(phones), fps, n)
+    changed = full["lip_close"] > 1e-3
+    np.testing.assert_array_equal(changed, near["lip_close"] > 1e-3)
+    for name in ("lip_close", "jaw_open", "lip_round", "lip_funnel"):
+        np.testing.assert_allclose(near[name][changed], full[name][changed], atol=0.02)

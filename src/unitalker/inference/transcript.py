@@ -64,6 +64,9 @@ MOUTH_CHANNELS: tuple[str, ...] = (
 
 #: the most the jaw stays open where the lips close (jawOpen units)
 JAW_AT_CLOSURE = 0.25
+#: seconds of speech either side of a bilabial that shape its closure (the labels are
+#: rendered from these phones only)
+CONTEXT_S = 1.0
 #: a bilabial longer than this (s) in an alignment without pauses has absorbed one ...
 MAX_BILABIAL_S = 0.25
 #: ... and is cut to this much (s) next to its speech
@@ -203,7 +206,6 @@ def close_bilabials(
         TranscriptError: a head of a convention without an articulation rig.
     """
     from unitalker.evaluation.closures import bilabial_intervals
-    from unitalker.synth.articulation import timeline_to_articulation
     from unitalker.synth.conventions import articulation_to_arkit
 
     _refuse_unsupported([a.convention for a in results.values()])
@@ -211,8 +213,12 @@ def close_bilabials(
         raise ValueError(f"strength must be in [0, 1], got {strength}")
     intervals = bilabial_intervals(phones)
     out = {}
+    cache: dict[tuple[float, int], dict[str, np.ndarray]] = {}
     for head, anim in results.items():
-        curves = timeline_to_articulation(phones, anim.fps, seed=0, n_frames=anim.n_frames)
+        key = (anim.fps, anim.n_frames)
+        if key not in cache:  # the heads at one frame rate share the labels
+            cache[key] = _curves_near(phones, intervals, anim.fps, anim.n_frames)
+        curves = cache[key]
         weight = np.clip(curves["lip_close"], 0.0, 1.0)
         t = np.arange(anim.n_frames) / anim.fps
         for s0, e0 in intervals:
@@ -241,6 +247,41 @@ def close_bilabials(
             data[frames] += (weight[frames, None] * (a @ basis)).astype(np.float32)
         meta = dict(anim.meta, transcript={"bilabials": len(intervals), "frames": len(frames)})
         out[head] = replace(anim, data=data, meta=meta)
+    return out
+
+
+def _curves_near(
+    phones: Sequence[tuple[str, float, float]],
+    intervals: Sequence[tuple[float, float]],
+    fps: float,
+    n_frames: int,
+) -> dict[str, np.ndarray]:
+    """The articulation curves ``{name: [n_frames]}`` of ``phones`` within
+    :data:`CONTEXT_S` of a bilabial, zero (rest, lips apart) elsewhere.
+
+    The articulation model blends every phone into every frame (its cost and memory grow
+    with frames x phones: minutes of speech would take gigabytes), but a phone's pull
+    fades within a few hundred milliseconds; so each run of bilabials is rendered from the
+    phones around it only, in its own window of frames."""
+    from unitalker.synth.articulation import CURVES, timeline_to_articulation
+
+    out = {name: np.zeros(n_frames, np.float32) for name in CURVES}
+    runs: list[list[float]] = []
+    for s0, e0 in intervals:
+        if runs and s0 - runs[-1][1] < 2 * CONTEXT_S:
+            runs[-1][1] = max(runs[-1][1], e0)
+        else:
+            runs.append([s0, e0])
+    for s0, e0 in runs:
+        i0 = max(0, int(np.floor((s0 - CONTEXT_S) * fps)))
+        i1 = min(n_frames, int(np.ceil((e0 + CONTEXT_S) * fps)) + 1)
+        if i1 <= i0:
+            continue
+        t0, t1 = i0 / fps, i1 / fps
+        sub = [(p, max(a, t0) - t0, min(b, t1) - t0) for p, a, b in phones if b > t0 and a < t1]
+        curves = timeline_to_articulation(sub, fps, seed=0, n_frames=i1 - i0)
+        for name in CURVES:
+            out[name][i0:i1] = curves[name]
     return out
 
 
