@@ -29,36 +29,12 @@ from pathlib import Path
 import numpy as np
 
 from unitalker.animation import Animation
+from unitalker.conventions import ARKIT52_EMOTALK
 
-#: ARKit-52 channels that make up the mouth: the correction is a combination of these.
-MOUTH_CHANNELS: tuple[str, ...] = (
-    "jawForward",
-    "jawLeft",
-    "jawOpen",
-    "jawRight",
-    "mouthClose",
-    "mouthDimpleLeft",
-    "mouthDimpleRight",
-    "mouthFrownLeft",
-    "mouthFrownRight",
-    "mouthFunnel",
-    "mouthLeft",
-    "mouthLowerDownLeft",
-    "mouthLowerDownRight",
-    "mouthPressLeft",
-    "mouthPressRight",
-    "mouthPucker",
-    "mouthRight",
-    "mouthRollLower",
-    "mouthRollUpper",
-    "mouthShrugLower",
-    "mouthShrugUpper",
-    "mouthSmileLeft",
-    "mouthSmileRight",
-    "mouthStretchLeft",
-    "mouthStretchRight",
-    "mouthUpperUpLeft",
-    "mouthUpperUpRight",
+#: ARKit-52 channels that make up the mouth (the registry's jaw* and mouth* channels):
+#: the correction is a combination of these.
+MOUTH_CHANNELS: tuple[str, ...] = tuple(
+    n for n in ARKIT52_EMOTALK if n.startswith(("jaw", "mouth"))
 )
 
 
@@ -88,8 +64,6 @@ def supported(convention: str) -> bool:
 def _mouth_basis(convention: str) -> np.ndarray:
     """``[M, dim]``: each mouth channel's shape in ``convention`` (a unit weight rendered,
     minus the neutral render)."""
-    from unitalker.synth.conventions import ARKIT52_EMOTALK
-
     eye = np.zeros((len(MOUTH_CHANNELS) + 1, len(ARKIT52_EMOTALK)), np.float32)
     for k, name in enumerate(MOUTH_CHANNELS):
         eye[k, ARKIT52_EMOTALK.index(name)] = 1.0  # the last row stays neutral
