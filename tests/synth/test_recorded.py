@@ -253,7 +253,20 @@ def test_a_recorded_training_clip_is_written_labelled_and_relabelled(
         tl = rec["phonemes"]
         assert tl[0][0] == "_" and tl[-1][0] == "_"  # the lead and tail pauses
         assert tl[-1][2] == pytest.approx(len(audio) / voices.SR_OUT, abs=1e-3)
-        assert abs(timeline_lag_ms(audio, voices.SR_OUT, tl)) <= 30
+        # the joined timeline sits on the joined sound as the pieces' own timelines sit on
+        # theirs (PocketSphinx's placement of a lone word varies with the fixture's Vorbis
+        # encoding, which is not the same bit for bit from one process to the next)
+        own_lags = [
+            timeline_lag_ms(
+                load_audio(tmp_path / voices.RECORDED_POOL / c["wav"], voices.SR_OUT),
+                voices.SR_OUT,
+                c["phonemes"],
+            )
+            for c in pool.clips
+            if c["speaker"] == row["voice"] and c["text"] in rec["pieces"]
+        ]
+        lag = timeline_lag_ms(audio, voices.SR_OUT, tl)
+        assert min(abs(lag - o) for o in own_lags) <= 30, (lag, own_lags)
         assert voices._run_voice_job(job) == row  # done: kept
     before = [
         np.load(tmp_path / voices.voice_dataset(j.key).folder / r["annot"])
